@@ -1,0 +1,216 @@
+"""The workflow registry: deployed plans, one row per (name, version) (SPEC §4, §6).
+
+Deploying a plan whose hash equals the latest version's changes nothing; a new hash creates the
+next version. Functions named ``*_txn`` run inside the caller's transaction; the others open
+their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.pq import TransactionStatus
+from psycopg.rows import TupleRow
+from psycopg.types.json import Jsonb
+
+from dfc.diagnostics import DfcError
+from dfc.plan.model import Plan, PlanFormatError, canonical
+from dfc.store.codes import UNKNOWN_VERSION, UNKNOWN_WORKFLOW, UNREADABLE_PLAN
+
+Conn = psycopg.Connection[TupleRow]
+
+# Deploys of one workflow name are serialised by pg_advisory_xact_lock(_LOCK_SPACE,
+# hashtext(name)); the first key keeps these locks apart from an application's own.
+_LOCK_SPACE = int.from_bytes(b"dfcw", "big")  # fits an int4
+
+
+@dataclass(frozen=True, slots=True)
+class DeployResult:
+    """The outcome of a deploy: ``created`` is False when the latest version had this hash."""
+
+    name: str
+    version: int
+    hash: str
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """One deployed version of a workflow (without its plan)."""
+
+    name: str
+    version: int
+    hash: str
+    dev: bool
+    deployed_at: datetime
+    deployed_by: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "hash": self.hash,
+            "dev": self.dev,
+            "deployed_at": self.deployed_at.isoformat(),
+            "deployed_by": self.deployed_by,
+        }
+
+
+# -- deploy ---------------------------------------------------------------------------------
+
+_LOCK_NAME = "SELECT pg_advisory_xact_lock(%s::int4, hashtext(%s))"
+_LATEST = """
+SELECT version, hash, dev FROM dfc.workflows WHERE name = %s ORDER BY version DESC LIMIT 1
+"""
+_PROMOTE = "UPDATE dfc.workflows SET dev = false WHERE name = %s AND version = %s"
+_INSERT = """
+INSERT INTO dfc.workflows (name, version, hash, plan, source, dev)
+VALUES (%s, %s, %s, %s, %s, %s)
+"""
+
+
+def deploy_txn(conn: Conn, plan: Plan, *, dev: bool = False) -> DeployResult:
+    """Store ``plan`` as the next version of its workflow unless the latest has its hash.
+
+    Runs in the caller's transaction, which must be at READ COMMITTED (PostgreSQL's default)
+    for the per-name lock to order concurrent deploys. A non-dev deploy of a plan equal to a
+    latest version made by ``dfc run`` keeps that version and clears its ``dev`` mark.
+    """
+    digest = plan.hash
+    conn.execute(_LOCK_NAME, (_LOCK_SPACE, plan.name))
+    row = conn.execute(_LATEST, (plan.name,)).fetchone()
+    if row is not None and row[1] == digest:
+        version, _, was_dev = row
+        if was_dev and not dev:
+            conn.execute(_PROMOTE, (plan.name, version))
+        return DeployResult(plan.name, version, digest, created=False)
+    version = 1 if row is None else row[0] + 1
+    conn.execute(_INSERT, (plan.name, version, digest, _stored_json(plan), plan.source, dev))
+    return DeployResult(plan.name, version, digest, created=True)
+
+
+def deploy(conn: Conn, plan: Plan, *, dev: bool = False) -> DeployResult:
+    """`deploy_txn` in a transaction of its own (a savepoint inside the caller's)."""
+    outermost = conn.info.transaction_status == TransactionStatus.IDLE
+    with conn.transaction():
+        if outermost:
+            # The per-name lock orders deploys only if each reads after acquiring it.
+            conn.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        return deploy_txn(conn, plan, dev=dev)
+
+
+def _stored_json(plan: Plan) -> Jsonb:
+    # The source text lives in its own column; storing it in the jsonb as well would double
+    # the size of every row for nothing.
+    d = plan.to_json()
+    d.pop("source", None)
+    return Jsonb(d, dumps=canonical)
+
+
+# -- reading --------------------------------------------------------------------------------
+
+_VERSIONS = """
+SELECT name, version, hash, dev, deployed_at, deployed_by
+FROM dfc.workflows WHERE name = %s ORDER BY version
+"""
+
+
+def versions_txn(conn: Conn, name: str) -> list[VersionInfo]:
+    """Every version of workflow ``name``, oldest first; empty when it was never deployed."""
+    return [VersionInfo(*r) for r in conn.execute(_VERSIONS, (name,)).fetchall()]
+
+
+def versions(conn: Conn, name: str) -> list[VersionInfo]:
+    """`versions_txn` in a transaction of its own."""
+    with conn.transaction():
+        return versions_txn(conn, name)
+
+
+_WORKFLOWS = """
+SELECT DISTINCT ON (name) name, version, hash, dev, deployed_at, deployed_by
+FROM dfc.workflows ORDER BY name, version DESC
+"""
+
+
+def workflows_txn(conn: Conn) -> list[VersionInfo]:
+    """The latest version of every deployed workflow, by name."""
+    return [VersionInfo(*r) for r in conn.execute(_WORKFLOWS).fetchall()]
+
+
+def workflows(conn: Conn) -> list[VersionInfo]:
+    """`workflows_txn` in a transaction of its own."""
+    with conn.transaction():
+        return workflows_txn(conn)
+
+
+_LOAD_LATEST = """
+SELECT version, plan, source FROM dfc.workflows WHERE name = %s ORDER BY version DESC LIMIT 1
+"""
+_LOAD_VERSION = "SELECT version, plan, source FROM dfc.workflows WHERE name = %s AND version = %s"
+
+
+def load_plan_txn(conn: Conn, name: str, version: int | None = None) -> tuple[int, Plan]:
+    """The plan of ``name`` at ``version`` (default: the latest) and that version's number.
+
+    Raises `DfcError` for an unknown workflow or version (saying which exist) and for a plan
+    this dfc cannot read (an unknown plan format).
+    """
+    if version is None:
+        row = conn.execute(_LOAD_LATEST, (name,)).fetchone()
+    else:
+        row = conn.execute(_LOAD_VERSION, (name, version)).fetchone()
+    if row is None:
+        raise _not_found(conn, name, version)
+    found, data, source = row
+    return found, _plan_from_row(name, found, data, source)
+
+
+def load_plan(conn: Conn, name: str, version: int | None = None) -> tuple[int, Plan]:
+    """`load_plan_txn` in a transaction of its own."""
+    with conn.transaction():
+        return load_plan_txn(conn, name, version)
+
+
+def _plan_from_row(name: str, version: int, data: dict[str, Any], source: str | None) -> Plan:
+    data = dict(data)
+    data["source"] = source or ""
+    try:
+        return Plan.from_json(data)
+    except PlanFormatError as e:
+        raise DfcError(
+            f"workflow {name!r} version {version} cannot be read by this dfc: {e}",
+            hint="upgrade dfc, or deploy the workflow again to store it in the current format",
+            code=UNREADABLE_PLAN,
+        ) from e
+
+
+_NAMES_LIKE = """
+SELECT DISTINCT name FROM dfc.workflows ORDER BY name LIMIT 10
+"""
+
+
+def _not_found(conn: Conn, name: str, version: int | None) -> DfcError:
+    existing = [v.version for v in versions_txn(conn, name)]
+    if not existing:
+        names = [r[0] for r in conn.execute(_NAMES_LIKE).fetchall()]
+        hint = "deploy it with `dfc deploy FILE`"
+        if names:
+            hint += "; deployed workflows: " + ", ".join(names) + ("…" if len(names) == 10 else "")
+        return DfcError(f"no workflow named {name!r} is deployed", hint=hint, code=UNKNOWN_WORKFLOW)
+    return DfcError(
+        f"workflow {name!r} has no version {version}",
+        hint=f"it has {_describe_versions(existing)}",
+        code=UNKNOWN_VERSION,
+    )
+
+
+def _describe_versions(nums: list[int]) -> str:
+    """'version 1', 'versions 1–4', or 'versions 1, 2, 5'."""
+    if len(nums) == 1:
+        return f"version {nums[0]}"
+    if nums == list(range(nums[0], nums[-1] + 1)):
+        return f"versions {nums[0]}–{nums[-1]}"
+    return "versions " + ", ".join(map(str, nums))

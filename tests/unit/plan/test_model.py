@@ -1,0 +1,68 @@
+"""The plan's JSON form, its hash, and format refusal."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from dfc.plan.explain import NodeMark, dot, explain_lines, mermaid
+from dfc.plan.model import FORMAT, Plan, PlanFormatError, PlanNode, SourceSpan
+
+
+def _plan(query: str = "SELECT 1", source: str = "'SELECT 1' ~> df.sleep(1)") -> Plan:
+    nodes = {
+        "n1": PlanNode(id="n1", type="THEN", children=("n2", "n3")),
+        "n2": PlanNode(id="n2", type="SQL", result_name="one", config={"query": query, "autocommit": False}),
+        "n3": PlanNode(id="n3", type="SLEEP", config={"seconds": 1}),
+    }
+    span = SourceSpan(file="x.df", line=1, column=1, end_line=1, end_column=10, start=0, end=9)
+    return Plan(name="x", root="n1", nodes=nodes, source=source, source_map={"n2": span})
+
+
+def test_json_round_trip_keeps_everything() -> None:
+    plan = _plan()
+    again = Plan.loads(plan.dumps())
+    assert again == plan
+    assert again.hash == plan.hash
+
+
+def test_hash_ignores_source_and_layout_but_not_behaviour() -> None:
+    plan = _plan()
+    assert _plan(source="-- other comments\n'SELECT 1' ~>  df.sleep(1)").hash == plan.hash
+    assert dataclasses.replace(plan, source_map={}).hash == plan.hash
+    assert _plan(query="SELECT 2").hash != plan.hash
+
+
+def test_unknown_format_is_refused_with_a_clear_message() -> None:
+    data = json.loads(_plan().dumps())
+    data["format"] = FORMAT + 1
+    with pytest.raises(PlanFormatError, match="upgrade dfc or redeploy"):
+        Plan.from_json(data)
+
+
+def test_unknown_node_type_is_refused() -> None:
+    data = json.loads(_plan().dumps())
+    data["nodes"]["n3"]["type"] = "TELEPORT"
+    with pytest.raises(PlanFormatError, match="TELEPORT"):
+        Plan.from_json(data)
+
+
+def test_explain_tree_with_and_without_marks() -> None:
+    plan = _plan()
+    assert explain_lines(plan) == ["THEN", "├── SQL SELECT 1 |=> one", "└── SLEEP 1s"]
+    marks = {"n1": NodeMark("running"), "n2": NodeMark("completed", duration_ms=1.25)}
+    assert explain_lines(plan, marks) == [
+        "⏳ THEN",
+        "├── ✓ SQL SELECT 1 |=> one  (1.2 ms)",
+        "└── · SLEEP 1s",
+    ]
+
+
+def test_graphs_name_every_node_and_edge() -> None:
+    plan = _plan()
+    m = mermaid(plan)
+    assert 'n2["SQL SELECT 1 |=#gt; one"]' in m and "n1 -->|1| n2" in m and "n1 -->|2| n3" in m
+    d = dot(plan)
+    assert d.startswith('digraph "x" {') and 'n1 -> n3 [label="2"];' in d
