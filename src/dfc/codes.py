@@ -95,4 +95,8 @@ def markdown() -> str:
 
 
 if __name__ == "__main__":
-    print(markdown(), end="")
+    # Run as a script this file is `__main__`, a second copy of the module: stage modules register
+    # into the real `dfc.codes`, so read that one.
+    from dfc import codes as _registry
+
+    print(_registry.markdown(), end="")

@@ -1,1 +1,106 @@
-"""dfc.syntax"""
+"""The language front end: source text → `dfc.ast`, and back (SPEC §1–§2).
+
+This is the only package that imports lark. Stages, one module each:
+
+- `lexer` — hand-written tokenizer (PostgreSQL's lexical rules, exact string decoding);
+- `parser` — lark LALR parser fed token by token, with error recovery (grammar in
+  ``grammar/durable.lark``; ``grammar="pg"`` selects pg_durable's flat precedence);
+- `errors` — expected-token sets translated into friendly messages;
+- `builder` — parse tree → AST, with arity and argument-kind checks;
+- `printer` — the canonical pretty-printer (``dfc fmt``);
+- `dump` — ``to_json`` and the readable tree ``dump`` used by golden tests.
+
+Diagnostics have codes DFC1xx (`dfc.syntax.codes`). ``cond ?> then`` without ``!>`` is *not*
+reported here: it becomes ``If(orelse=None)`` and the checker reports it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from dfc import ast
+from dfc.diagnostics import Diagnostic, Diagnostics, Severity
+from dfc.source import SourceFile, Span
+from dfc.syntax import codes
+from dfc.syntax.dump import dump, to_json
+from dfc.syntax.printer import format_expression, format_module
+
+__all__ = [
+    "dump",
+    "format_expression",
+    "format_module",
+    "parse",
+    "parse_expression",
+    "parse_text",
+    "to_json",
+]
+
+
+def parse(
+    source: SourceFile,
+    *,
+    grammar: Literal["dfc", "pg"] = "dfc",
+    diagnostics: Diagnostics,
+) -> ast.Module | None:
+    """Parse a whole file into a module, adding every problem found to ``diagnostics``.
+
+    Returns None only when nothing usable was parsed (no declaration and no workflow that
+    could be built). Never raises on any input.
+    """
+    # Imported here so that `import dfc.syntax` stays cheap for tools that only print ASTs.
+    from dfc.syntax.builder import Builder
+    from dfc.syntax.lexer import lex
+    from dfc.syntax.parser import internal_error, parse_tokens
+
+    diags: list[Diagnostic] = []
+    try:
+        lexed = lex(source)
+        diags.extend(lexed.diagnostics)
+        tree, parse_diags = parse_tokens(lexed, grammar)
+        diags.extend(parse_diags)
+        module = None if tree is None else Builder(lexed, diags, grammar).build(tree)
+    except RecursionError as exc:  # pathological nesting beyond what the parser guards
+        diags.append(internal_error(Span(source, 0, 0), exc))
+        module = None
+    except Exception as exc:  # a bug: report it as a diagnostic rather than a traceback
+        diags.append(internal_error(Span(source, 0, 0), exc))
+        module = None
+    diagnostics.extend(diags)
+    return module
+
+
+def parse_text(
+    text: str, name: str = "<input>", *, grammar: Literal["dfc", "pg"] = "dfc"
+) -> tuple[ast.Module | None, list[Diagnostic]]:
+    """Parse source text; return the module and its diagnostics in display order."""
+    sink = Diagnostics()
+    module = parse(SourceFile(name, text), grammar=grammar, diagnostics=sink)
+    return module, sink.sorted()
+
+
+def parse_expression(
+    text: str, name: str = "<expression>", *, grammar: Literal["dfc", "pg"] = "dfc"
+) -> tuple[ast.Expr | None, list[Diagnostic]]:
+    """Parse one workflow expression (no declarations, no label), e.g. for the SQL surface.
+
+    ``df.start(expr)`` without a label or options is accepted and gives ``expr``.
+    """
+    source = SourceFile(name, text)
+    sink = Diagnostics()
+    module = parse(source, grammar=grammar, diagnostics=sink)
+    if module is None:
+        return None, sink.sorted()
+    extra = [d.span for d in module.decls]
+    wf = module.workflow
+    if wf is not None and (wf.label is not None or wf.options):
+        extra.append(wf.span)
+    for span in extra:
+        sink.add(
+            Diagnostic(
+                code=codes.SYNTAX,
+                severity=Severity.ERROR,
+                message="expected a workflow expression only (no declarations, label or options)",
+                span=span,
+            )
+        )
+    return (None if wf is None else wf.body), sink.sorted()

@@ -11,6 +11,11 @@
 -- instance, makes it runnable again if a signal arrived meanwhile (no lost wake-ups).
 ALTER TABLE dfc.queue ADD COLUMN pokes bigint NOT NULL DEFAULT 0;
 
+-- Step results keep their column order (SPEC §5.2): json stores the text as written, jsonb would
+-- reorder object keys. (json is also cheaper to write and to read back.)
+ALTER TABLE dfc.node_state ALTER COLUMN result TYPE json USING result::json;
+ALTER TABLE dfc.instances ALTER COLUMN result TYPE json USING result::json;
+
 -- The heartbeat extends the leases of one worker: UPDATE ... WHERE lease_owner = $1.
 CREATE INDEX queue_lease_owner ON dfc.queue (lease_owner) WHERE lease_owner IS NOT NULL;
 
@@ -22,7 +27,7 @@ CREATE INDEX queue_lease_owner ON dfc.queue (lease_owner) WHERE lease_owner IS N
 -- a SQL step's own statements: that is the exactly-once fence.
 CREATE OR REPLACE FUNCTION dfc.checkpoint(
     p_instance text, p_owner text, p_key text, p_node text, p_status text,
-    p_result jsonb, p_error jsonb, p_attempt integer, p_wake_at timestamptz, p_detail jsonb,
+    p_result json, p_error jsonb, p_attempt integer, p_wake_at timestamptz, p_detail jsonb,
     p_history jsonb,
     OUT seq bigint, OUT pokes bigint)
 LANGUAGE plpgsql AS $$
@@ -56,7 +61,7 @@ END $$;
 
 -- End an instance held by p_owner: store the outcome, drop its queue row, tell waiters.
 CREATE OR REPLACE FUNCTION dfc.finish_instance(
-    p_instance text, p_owner text, p_status text, p_result jsonb, p_error jsonb,
+    p_instance text, p_owner text, p_status text, p_result json, p_error jsonb,
     p_compensated boolean)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN

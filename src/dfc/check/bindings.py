@@ -1,0 +1,470 @@
+"""Bindings: which ``$name`` references are certainly bound when their step runs (SPEC §3).
+
+A forward dataflow analysis over the expanded tree, in execution order. The state at each point
+(`Flow`) holds, per name, the bindings that may reach it (``reach``) and the names bound on
+every path (``must``). Sequences thread one state through their steps; branches fork it and
+join it again: after a join all branches ran (union), after an if, a race or a loop only one of
+several paths did (intersection of ``must``, union of ``reach``). A ``df.break`` ends its path
+and hands its state to the loop's exit; a loop body starts from the state before the loop
+(every iteration is fresh), its condition sees the body's bindings.
+
+The same pass checks columns: each binding's result shape (`Shape`) is known for SQL steps whose
+output columns sqlglot could derive and for the fixed envelopes of HTTP, signal and sleep steps.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal, assert_never
+
+from dfc import ast
+from dfc.check import codes
+from dfc.check.refs import RESULT_NAME, Ref, scan
+from dfc.check.report import Reporter
+from dfc.check.result import SqlFacts
+from dfc.check.sql import sql_refs
+from dfc.check.walk import preorder, seq_items, texts
+from dfc.diagnostics import Label
+from dfc.source import Span
+
+HTTP_FIELDS = ("status", "body", "encoding", "headers", "ok", "duration_ms")
+SIGNAL_FIELDS = ("signal_name", "timed_out", "data")
+SLEEP_FIELDS = ("slept", "seconds")
+SCHEDULE_FIELDS = ("scheduled",)
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What is known about a bound result: SQL rows, a fixed record, or nothing."""
+
+    kind: Literal["rows", "record", "unknown"]
+    fields: tuple[str, ...] | None = None  # columns of rows (None: unknown), fields of a record
+    returns_rows: bool | None = None
+    what: str = ""  # "an HTTP response", ... for messages
+
+
+UNKNOWN = Shape("unknown")
+
+
+def shape(e: ast.Expr, facts: Callable[[ast.Sql], SqlFacts | None]) -> Shape:
+    """The shape of the result of ``e`` (a sequence's is its last step's)."""
+    while True:
+        match e:
+            case ast.Seq():
+                e = seq_items(e)[-1]
+            case (
+                ast.Bind(node=x) | ast.Retry(node=x) | ast.Timeout(node=x) | ast.Compensate(node=x)
+            ):
+                e = x
+            case ast.Sql():
+                f = facts(e)
+                if f is None:
+                    return UNKNOWN
+                return Shape("rows", f.columns, f.returns_rows, "the statement")
+            case ast.Http() | ast.HttpMultipart():
+                return Shape("record", HTTP_FIELDS, None, "an HTTP response")
+            case ast.WaitSignal():
+                return Shape("record", SIGNAL_FIELDS, None, "a signal wait")
+            case ast.Sleep():
+                return Shape("record", SLEEP_FIELDS, None, "a sleep")
+            case ast.WaitSchedule():
+                return Shape("record", SCHEDULE_FIELDS, None, "a schedule wait")
+            case ast.If(then=t, orelse=o) if o is not None:
+                return _same([shape(t, facts), shape(o, facts)])
+            case ast.IfRows(then=t, orelse=o):
+                return _same([shape(t, facts), shape(o, facts)])
+            case ast.Race(branches=bs):
+                return _same([shape(b, facts) for b in bs])
+            case _:
+                return UNKNOWN
+
+
+def _bound(b: ast.Bind) -> str:
+    """The name a binding binds (after expansion always a string literal)."""
+    return _lit_name(b.name)
+
+
+def _lit_name(n: ast.Str | ast.Name) -> str:
+    return n.value if isinstance(n, ast.Str) else n.name
+
+
+def _same(shapes: list[Shape]) -> Shape:
+    return shapes[0] if all(s == shapes[0] for s in shapes) else UNKNOWN
+
+
+@lru_cache(maxsize=8192)
+def _refs(text: str) -> tuple[Ref, ...]:
+    return tuple(r for r in scan(text) if r.kind == "result")
+
+
+class Flow:
+    """The binding state at one point: may-reaching bindings per name, and names bound for sure.
+
+    ``dead`` marks a point no path reaches (after a break): anything goes there.
+    """
+
+    __slots__ = ("dead", "must", "reach")
+
+    def __init__(
+        self,
+        reach: dict[str, frozenset[int]] | None = None,
+        must: set[str] | None = None,
+        dead: bool = False,
+    ) -> None:
+        self.reach: dict[str, frozenset[int]] = reach if reach is not None else {}
+        self.must: set[str] = must if must is not None else set()
+        self.dead = dead
+
+    def copy(self) -> Flow:
+        return Flow(dict(self.reach), set(self.must), self.dead)
+
+    @staticmethod
+    def merge(flows: list[Flow], *, all_ran: bool) -> Flow:
+        """The state after branches: ``all_ran`` for a join, else one of them ran."""
+        live = [f for f in flows if not f.dead]
+        if not live or (all_ran and len(live) < len(flows)):
+            return Flow(dead=True)
+        reach: dict[str, frozenset[int]] = {}
+        for f in live:
+            for name, ids in f.reach.items():
+                reach[name] = reach.get(name, frozenset()) | ids
+        if all_ran:
+            must = set().union(*(f.must for f in live))
+        else:
+            must = set(live[0].must).intersection(*(f.must for f in live[1:]))
+        return Flow(reach, must)
+
+
+Path = tuple[tuple[int, int], ...]  # (id(container), child index) from the root
+
+
+def check_bindings(body: ast.Expr, rep: Reporter, facts: Mapping[int, SqlFacts]) -> None:
+    """Report every binding problem of an expanded workflow body."""
+    _Bindings(body, rep, facts).run()
+
+
+class _Bindings:
+    def __init__(self, body: ast.Expr, rep: Reporter, facts: Mapping[int, SqlFacts]) -> None:
+        self.body = body
+        self.rep = rep
+        self.facts = facts
+        self.binds: dict[str, list[ast.Bind]] = {}
+        self.paths: dict[int, Path] = {}
+        self.nodes: dict[int, ast.Expr] = {}
+        self.used: set[int] = set()
+        self.loops: list[list[Flow]] = []
+        self.path: list[tuple[int, int]] = []
+        self.shapes: dict[int, Shape] = {}
+
+    def _facts(self, n: ast.Sql) -> SqlFacts | None:
+        return self.facts.get(id(n))
+
+    def run(self) -> None:
+        self._index()
+        self.visit(self.body, Flow())
+        for name, bs in self.binds.items():
+            if not RESULT_NAME.match(name):
+                continue  # reported as an invalid name
+            for b in bs:
+                if id(b) not in self.used:
+                    self.rep.hint(
+                        codes.UNUSED_BINDING,
+                        f"`${_bound(b)}` is bound here but never used",
+                        b.name.span,
+                        node=b,
+                        help="remove `|=> '" + _bound(b) + "'` if the result is not needed",
+                    )
+
+    def _index(self) -> None:
+        """Record every binding and the path to every node (to explain failed references)."""
+        stack: list[tuple[ast.Expr, Path]] = [(self.body, ())]
+        while stack:
+            n, p = stack.pop()
+            self.nodes[id(n)] = n
+            if isinstance(n, ast.Bind):
+                self.binds.setdefault(_bound(n), []).append(n)
+                self.paths[id(n)] = p
+            kids = seq_items(n) if isinstance(n, ast.Seq) else ast.children(n)
+            for i, k in enumerate(kids):
+                stack.append((k, (*p, (id(n), i))))
+        for bs in self.binds.values():
+            bs.sort(key=lambda b: b.span.start)
+
+    # ----------------------------------------------------------------------------------------
+
+    def visit(self, e: ast.Expr, f: Flow) -> Flow:
+        """Analyse ``e`` starting from ``f`` (which it may update); returns the state after it."""
+        match e:
+            case ast.Seq():
+                for i, item in enumerate(seq_items(e)):
+                    f = self._child(e, i, item, f)
+                return f
+            case ast.Bind(node=x, name=name):
+                f = self._child(e, 0, x, f)
+                self._bind(e, _bound(e), f)
+                return f
+            case ast.Join(branches=bs) | ast.Race(branches=bs):
+                outs = [self._child(e, i, b, f.copy()) for i, b in enumerate(bs)]
+                self._duplicates(e, bs)
+                return Flow.merge(outs, all_ran=isinstance(e, ast.Join))
+            case ast.If(cond=c, then=t, orelse=o):
+                f = self._child(e, 0, c, f)
+                ft = self._child(e, 1, t, f.copy())
+                fe = self._child(e, 2, o, f.copy()) if o is not None else f
+                return Flow.merge([ft, fe], all_ran=False)
+            case ast.IfRows(name=name, then=t, orelse=o):
+                self._use(_lit_name(name), None, name.span, e, f)
+                ft = self._child(e, 0, t, f.copy())
+                fe = self._child(e, 1, o, f.copy())
+                return Flow.merge([ft, fe], all_ran=False)
+            case ast.Loop(body=b, cond=c):
+                self.loops.append([])
+                fb = self._child(e, 0, b, f.copy())
+                if c is not None:
+                    self.loops[-1].append(self._child(e, 1, c, fb))
+                exits = self.loops.pop()
+                return Flow.merge(exits, all_ran=False)
+            case ast.Break():
+                self._texts(e, f)
+                if self.loops:
+                    self.loops[-1].append(f.copy())
+                return Flow(dead=True)
+            case ast.Compensate(node=x, undo=u):
+                f = self._child(e, 0, x, f)
+                saved, self.loops = self.loops, []
+                self._child(e, 1, u, f.copy())
+                self.loops = saved
+                return f
+            case ast.Retry(node=x) | ast.Timeout(node=x):
+                return self._child(e, 0, x, f)
+            case ast.Sql() | ast.Http() | ast.HttpMultipart():
+                self._texts(e, f)
+                return f
+            case (
+                ast.Sleep()
+                | ast.WaitSchedule()
+                | ast.WaitSignal()
+                | ast.TemplateCall()
+                | ast.Name()
+                | ast.Invalid()
+            ):
+                return f
+        assert_never(e)
+
+    def _child(self, parent: ast.Expr, i: int, child: ast.Expr, f: Flow) -> Flow:
+        self.path.append((id(parent), i))
+        try:
+            return self.visit(child, f)
+        finally:
+            self.path.pop()
+
+    def _bind(self, b: ast.Bind, name: str, f: Flow) -> None:
+        prev = [self.nodes[i] for i in sorted(f.reach.get(name, ())) if i in self.nodes]
+        # Names bound inside templates are the templates' own: `drain(a) ~> drain(b)` rebinds
+        # `batch` on purpose. Only a rebinding the user wrote is suspicious.
+        from_templates = id(b) in self.rep.trails and all(id(p) in self.rep.trails for p in prev)
+        if not f.dead and prev and not from_templates:
+            self.rep.warning(
+                codes.REBINDING,
+                f"`${name}` is bound again while an earlier binding is still visible",
+                b.name.span,
+                node=b,
+                labels=tuple(
+                    Label(p.name.span, "bound earlier here")
+                    for p in prev
+                    if isinstance(p, ast.Bind)
+                ),
+                help="use a new name if both results are meant",
+            )
+        f.reach[name] = frozenset({id(b)})
+        f.must.add(name)
+
+    def _duplicates(self, e: ast.Join | ast.Race, branches: tuple[ast.Expr, ...]) -> None:
+        first: dict[str, ast.Bind] = {}
+        kind = "join" if isinstance(e, ast.Join) else "race"
+        for b in branches:
+            here: dict[str, ast.Bind] = {}
+            for n in preorder(b):
+                if isinstance(n, ast.Bind):
+                    here.setdefault(_bound(n), n)
+            for name, n in here.items():
+                if name in first:
+                    self.rep.error(
+                        codes.BRANCH_BINDING,
+                        f"`${name}` is bound in two branches of the same {kind}",
+                        n.name.span,
+                        node=n,
+                        labels=(Label(first[name].name.span, "also bound in this branch"),),
+                        help="the branches run concurrently; give each result its own name",
+                    )
+                else:
+                    first[name] = n
+
+    def _texts(self, e: ast.Expr, f: Flow) -> None:
+        for role, s in texts(e):
+            refs = sql_refs(s.value) if role == "sql" else _refs(s.value)
+            for r in refs:
+                if r.kind != "result":
+                    continue
+                span = s.text_map.span(s.span.file, r.start, r.end)
+                self._use(r.name, r, span, e, f)
+
+    # ----------------------------------------------------------------------------------------
+
+    def _use(self, name: str, ref: Ref | None, span: Span, node: ast.Expr, f: Flow) -> None:
+        """Check one reference (``ref`` None for ``df.if_rows('name', ...)``)."""
+        shown = ref.text if ref is not None else f"${name}"
+        binds = self.binds.get(name)
+        if not binds:
+            close = difflib.get_close_matches(name, list(self.binds), n=1)
+            self.rep.error(
+                codes.UNBOUND,
+                f"`{shown}` refers to a result that is never bound",
+                span,
+                node=node,
+                help=f"did you mean `${close[0]}`?"
+                if close
+                else f"bind a step's result with `|=> '{name}'` before this step",
+            )
+            return
+        if f.dead:
+            return
+        if name in f.must:
+            self.used |= f.reach.get(name, frozenset())
+            self._columns(name, ref, span, node, f)
+            return
+        if name in f.reach:
+            self.used |= f.reach[name]
+            if ref is not None and ref.null_safe:
+                self._columns(name, ref, span, node, f)
+                return
+            reaching = [self.nodes[i] for i in sorted(f.reach[name])]
+            self.rep.error(
+                codes.NOT_BOUND_HERE,
+                f"`{shown}` may not be bound here: only some paths to this step bind it",
+                span,
+                node=node,
+                labels=tuple(
+                    Label(b.name.span, "bound only on some paths")
+                    for b in reaching
+                    if isinstance(b, ast.Bind)
+                ),
+                help=f"bind it on every path, or write `{shown}?` to get NULL when it is not bound"
+                if ref is not None
+                else "bind it on every path before this step",
+            )
+            return
+        reason, b = self._reason(binds)
+        self.rep.error(
+            codes.NOT_BOUND_HERE,
+            f"`{shown}` is not bound when this step runs: {reason}",
+            span,
+            node=node,
+            labels=(Label(b.name.span, "bound here"),),
+            notes=self._loop_note(b),
+        )
+
+    def _reason(self, binds: list[ast.Bind]) -> tuple[str, ast.Bind]:
+        """Why the bindings of a name do not reach the current point (for the message)."""
+        use = tuple(self.path)
+        best: tuple[int, str, ast.Bind] | None = None
+        for b in binds:
+            bp = self.paths[id(b)]
+            rank, why = self._relation(bp, use, b)
+            if best is None or rank < best[0]:
+                best = (rank, why, b)
+        assert best is not None
+        return best[1], best[2]
+
+    def _relation(self, bp: Path, up: Path, b: ast.Bind) -> tuple[int, str]:
+        k = 0
+        while k < len(bp) and k < len(up) and bp[k] == up[k]:
+            k += 1
+        if k == len(bp) and len(up) > k and up[k][0] == id(b):
+            return 0, "it is used inside the step whose result it binds"
+        if k >= len(bp) or k >= len(up) or bp[k][0] != up[k][0]:
+            return 9, "no path to this step binds it"
+        container = self.nodes[bp[k][0]]
+        ib, iu = bp[k][1], up[k][1]
+        match container:
+            case ast.Join():
+                return (
+                    1,
+                    "it is bound in a parallel branch of the same join, which may not have finished",
+                )
+            case ast.Race():
+                return 1, "it is bound in another branch of the same race, which runs concurrently"
+            case ast.If() if {ib, iu} == {1, 2}:
+                return 1, "it is bound only in the other arm of the if"
+            case ast.IfRows() if {ib, iu} == {0, 1}:
+                return 1, "it is bound only in the other arm of the if"
+            case ast.If() if iu == 0:
+                return 2, "it is bound in an arm of the if, which runs after the condition"
+            case ast.Seq() if ib > iu:
+                return 2, "it is used before it is bound"
+            case ast.Loop() if ib == 1 and iu == 0:
+                return 2, "it is bound in the loop condition, which runs after the body"
+            case ast.Compensate() if ib == 1:
+                return 2, "it is bound in a compensation step, which runs only after a failure"
+            case ast.Compensate() if iu == 1:
+                return 3, "an undo step sees only the bindings made before its step completed"
+            case _:
+                return 8, "no path to this step binds it"
+
+    def _loop_note(self, b: ast.Bind) -> tuple[str, ...]:
+        """A note when the reference is in a loop: earlier iterations' bindings are not visible."""
+        for pid, _ in self.path:
+            if isinstance(self.nodes.get(pid), ast.Loop):
+                return (
+                    "each loop iteration starts afresh: bindings of the previous iteration "
+                    "are not visible before they are made again",
+                )
+        return ()
+
+    # ----------------------------------------------------------------------------------------
+
+    def _shape(self, b: ast.Bind) -> Shape:
+        s = self.shapes.get(id(b))
+        if s is None:
+            s = self.shapes[id(b)] = shape(b.node, self._facts)
+        return s
+
+    def _columns(self, name: str, ref: Ref | None, span: Span, node: ast.Expr, f: Flow) -> None:
+        binds = [self.nodes[i] for i in sorted(f.reach.get(name, ()))]
+        shapes = [self._shape(b) for b in binds if isinstance(b, ast.Bind)]
+        if not shapes or any(s.kind == "unknown" for s in shapes):
+            return
+        labels = tuple(Label(b.name.span, "bound here") for b in binds if isinstance(b, ast.Bind))
+        shown = ref.text if ref is not None else f"df.if_rows('{name}', ...)"
+        if all(s.kind == "rows" and s.returns_rows is False for s in shapes):
+            self.rep.error(
+                codes.NO_ROWS,
+                f"`{shown}` reads a result with no rows: the bound statement returns none",
+                span,
+                node=node,
+                labels=labels,
+                help="add a RETURNING clause to the statement, or bind a query",
+            )
+            return
+        if ref is None or ref.column is None:
+            return
+        if any(s.fields is None for s in shapes):
+            return
+        available = sorted({c for s in shapes for c in (s.fields or ())}, key=str)
+        if ref.column in available:
+            return
+        what = shapes[0].what
+        kind = "column" if shapes[0].kind == "rows" else "field"
+        close = difflib.get_close_matches(ref.column, available, n=1)
+        listing = ", ".join(available) if available else "none"
+        self.rep.error(
+            codes.UNKNOWN_COLUMN,
+            f"`{shown}`: the result of {what} has no {kind} `{ref.column}` (it has: {listing})",
+            span,
+            node=node,
+            labels=labels,
+            help=f"did you mean `${name}.{close[0]}`?" if close else None,
+        )

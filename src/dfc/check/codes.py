@@ -1,0 +1,574 @@
+"""The checker's diagnostic codes (SPEC §3), each with an explanation and examples.
+
+2xx bindings, variables (24x) and templates/imports (25x); 3xx SQL; 4xx structure and literals.
+``docs/checks.md`` is generated from these entries (``python -m dfc.codes``).
+"""
+
+from __future__ import annotations
+
+from dfc.codes import code
+from dfc.diagnostics import Severity
+
+ERR, WARN, INFO, HINT = Severity.ERROR, Severity.WARNING, Severity.INFO, Severity.HINT
+
+# --------------------------------------------------------------------------------------------
+# Bindings
+
+UNBOUND = code(
+    "DFC201",
+    "reference to a result that is never bound",
+    ERR,
+    """
+    `$name` refers to the result of a step bound with `|=> 'name'` (or `df.as`). No step in the
+    workflow binds this name, so the reference can never be substituted. Usually a typo, or the
+    `|=> 'name'` was forgotten.
+    """,
+    bad="'SELECT id FROM users' |=> 'user' ~> 'DELETE FROM sessions WHERE user_id = $usr'",
+    good="'SELECT id FROM users' |=> 'user' ~> 'DELETE FROM sessions WHERE user_id = $user'",
+)
+
+NOT_BOUND_HERE = code(
+    "DFC202",
+    "result may not be bound when the reference runs",
+    ERR,
+    """
+    The name is bound somewhere, but not certainly before this step runs on every path: it is
+    used before the binding in a sequence, in a parallel branch of the same join or race (which
+    may not have finished), in the other arm of an if, in a loop body before the binding of the
+    same iteration, or after an if/race where only some arms bind it. Move the binding earlier,
+    or, after an if or race, use the null-safe form `$name?` to get NULL when it is missing.
+    (In SQL, references inside comments are not substituted, and not checked.)
+    """,
+    bad="('SELECT 1' |=> 'a') & 'SELECT $a'",
+    good="('SELECT 1' |=> 'a') ~> 'SELECT $a'",
+)
+
+BRANCH_BINDING = code(
+    "DFC203",
+    "two parallel branches bind the same name",
+    ERR,
+    """
+    Branches of a join or race run concurrently. When two of them bind the same name, which value
+    is visible afterwards depends on timing: a race condition. Give each branch its own name.
+    """,
+    bad="('SELECT 1' |=> 'n') & ('SELECT 2' |=> 'n')",
+    good="('SELECT 1' |=> 'n1') & ('SELECT 2' |=> 'n2')",
+)
+
+REBINDING = code(
+    "DFC204",
+    "name bound again while still visible",
+    WARN,
+    """
+    The name is already bound on this path; binding it again replaces the earlier result for
+    every later reference. This is allowed, but it is often a copy-paste slip: use a new name
+    when both results are meant. Names bound inside templates are the templates' own: using a
+    template twice (`drain(a) ~> drain(b)`) rebinds them without a warning.
+    """,
+    bad="'SELECT 1' |=> 'x' ~> 'SELECT $x + 1' |=> 'x' ~> 'SELECT $x'",
+    good="'SELECT 1' |=> 'x' ~> 'SELECT $x + 1' |=> 'y' ~> 'SELECT $y'",
+)
+
+UNUSED_BINDING = code(
+    "DFC205",
+    "bound result is never used",
+    HINT,
+    """
+    No reference (`$name`, `$name.col`, `$name.*`) and no `df.if_rows('name', ...)` reads the
+    result bound here. The binding can be removed (binding a result costs nothing at run time,
+    so this is only a hint).
+    """,
+    bad="'SELECT 1' |=> 'unused' ~> 'SELECT 2'",
+    good="'SELECT 1' ~> 'SELECT 2'",
+)
+
+UNKNOWN_COLUMN = code(
+    "DFC206",
+    "bound result has no such column",
+    ERR,
+    """
+    `$name.col` reads column `col` of the first row of the result bound to `name`. The bound
+    statement's output columns are known statically (its select list or RETURNING list) and
+    `col` is not among them. For HTTP results the fields are status, body, encoding, headers, ok
+    and duration_ms; for signals signal_name, timed_out and data; for sleeps slept and seconds.
+    """,
+    bad="'SELECT id, email FROM users LIMIT 1' |=> 'u' ~> 'SELECT $u.mail'",
+    good="'SELECT id, email FROM users LIMIT 1' |=> 'u' ~> 'SELECT $u.email'",
+)
+
+NO_ROWS = code(
+    "DFC207",
+    "result of a statement that returns no rows",
+    ERR,
+    """
+    The bound statement returns no rows (an UPDATE, INSERT or DELETE without RETURNING, or DDL),
+    so `$name` has no first row and always fails (`$name?` is always NULL, `df.if_rows` always
+    takes the else arm). Add a RETURNING clause, or bind a query instead.
+    """,
+    bad="'UPDATE jobs SET done = true' |=> 'u' ~> 'SELECT $u'",
+    good="'UPDATE jobs SET done = true RETURNING id' |=> 'u' ~> 'SELECT $u'",
+)
+
+BAD_RESULT_NAME = code(
+    "DFC208",
+    "invalid result name",
+    ERR,
+    """
+    Result names must match `[A-Za-z_][A-Za-z0-9_]*` so that `$name` can be found in step text.
+    """,
+    bad="'SELECT 1' |=> 'my-result'",
+    good="'SELECT 1' |=> 'my_result'",
+)
+
+# --------------------------------------------------------------------------------------------
+# Variables
+
+UNDECLARED_VAR = code(
+    "DFC240",
+    "variable not declared",
+    WARN,
+    """
+    `{name}` is substituted with the value of the variable `name`. Undeclared variables are
+    allowed for pg_durable compatibility (set with `df.setvar`), but once a file declares any
+    `param`, every variable it uses should be declared, so that values are validated at start
+    time and a missing value is reported before the instance runs.
+    """,
+    bad="param days int = 30;\n'DELETE FROM logs WHERE age > {dys}'",
+    good="param days int = 30;\n'DELETE FROM logs WHERE age > {days}'",
+)
+
+PARAM_DEFAULT = code(
+    "DFC241",
+    "parameter default does not match its type",
+    ERR,
+    """
+    The default of a `param` must be a valid value of the declared type: an integer for `int`, a
+    number for `numeric`, TRUE/FALSE for `bool`, JSON text for `json`, and an (optionally
+    schema-qualified) SQL identifier for `ident`.
+    """,
+    bad="param batch int = 'many';",
+    good="param batch int = 500;",
+)
+
+DUPLICATE_PARAM = code(
+    "DFC242",
+    "parameter declared twice",
+    ERR,
+    """
+    Each `param` name may be declared once per file.
+    """,
+    bad="param n int = 1;\nparam n int = 2;",
+    good="param n int = 1;\nparam m int = 2;",
+)
+
+# --------------------------------------------------------------------------------------------
+# Templates and imports
+
+UNKNOWN_TEMPLATE = code(
+    "DFC250",
+    "unknown template",
+    ERR,
+    """
+    `NAME(args)` calls a template defined with `def` in this file or in an imported module. No
+    template of that name is visible here. Templates of an imported module are visible only in
+    the file that imports it.
+    """,
+    bad="with_retry('SELECT 1')",
+    good="def with_retry(step) = df.retry(step, attempts => 3);\nwith_retry('SELECT 1')",
+)
+
+TEMPLATE_ARGS = code(
+    "DFC251",
+    "wrong arguments for a template",
+    ERR,
+    """
+    A template call must give every parameter without a default exactly once, by position or by
+    name, and no more arguments than the template has parameters.
+    """,
+    bad="def pair(a, b) = a ~> b;\npair('SELECT 1')",
+    good="def pair(a, b) = a ~> b;\npair('SELECT 1', 'SELECT 2')",
+)
+
+UNKNOWN_MODULE = code(
+    "DFC252",
+    "imported module not found",
+    ERR,
+    """
+    `import 'std/NAME'` loads `NAME.df` from dfc's standard library; any other path is a file
+    relative to the importing file. The module does not exist.
+    """,
+    bad="import 'std/no_such_module';",
+    good="import 'std/batch';",
+)
+
+IMPORT_CYCLE = code(
+    "DFC253",
+    "import cycle",
+    ERR,
+    """
+    A module imports itself, directly or through other modules. Move the shared templates into a
+    module that both import.
+    """,
+    bad="-- a.df\nimport './a.df';",
+    good="-- a.df\nimport './common.df';",
+)
+
+RECURSIVE_TEMPLATE = code(
+    "DFC254",
+    "recursive template",
+    ERR,
+    """
+    Templates expand at compile time into a finite plan, so a template cannot call itself,
+    directly or through other templates. Use `df.loop` to repeat work at run time.
+    """,
+    bad="def again(x) = x ~> again(x);",
+    good="def again(x) = df.loop(x ~> df.sleep(60));",
+)
+
+NAME_COLLISION = code(
+    "DFC255",
+    "template name defined twice",
+    ERR,
+    """
+    A template name must be unique among the file's own `def`s and the templates of every module
+    it imports.
+    """,
+    bad="def step() = 'SELECT 1';\ndef step() = 'SELECT 2';",
+    good="def step1() = 'SELECT 1';\ndef step2() = 'SELECT 2';",
+)
+
+ARGUMENT_KIND = code(
+    "DFC256",
+    "template argument of the wrong kind",
+    ERR,
+    """
+    A template parameter used where a literal is required (seconds, cron, URL, result name, ...)
+    needs a literal argument, and one used as a step needs a step (a string is a SQL step).
+    """,
+    bad="def nap(s) = df.sleep(s);\nnap(df.sleep(1))",
+    good="def nap(s) = df.sleep(s);\nnap(5)",
+)
+
+UNKNOWN_NAME = code(
+    "DFC257",
+    "unknown name",
+    ERR,
+    """
+    A bare identifier stands for a template parameter, and only inside that template's body.
+    Built-in functions are written with their `df.` prefix; SQL steps are strings.
+    """,
+    bad="def run(step) = stpe;",
+    good="def run(step) = step;",
+)
+
+EXPANSION_TOO_LARGE = code(
+    "DFC258",
+    "template expansion too large",
+    ERR,
+    """
+    Expanding the templates produced more than 100,000 nodes, almost certainly by templates that
+    use their parameters several times inside each other.
+    """,
+    bad="def twice(x) = x ~> x;\ntwice(twice(twice(... 'SELECT 1' ...)))",
+    good="df.loop('SELECT 1' |=> 'r' ~> df.if_rows('r', df.break(), 'SELECT 2'))",
+)
+
+# --------------------------------------------------------------------------------------------
+# SQL
+
+SQL_INVALID = code(
+    "DFC301",
+    "invalid SQL",
+    ERR,
+    """
+    The SQL step is certainly not valid PostgreSQL: an unterminated string, quoted identifier or
+    comment, unbalanced parentheses, or a statement that stops in the middle of a clause. The
+    caret points at the character in the `.df` file.
+    """,
+    bad="'SELECT count(* FROM jobs'",
+    good="'SELECT count(*) FROM jobs'",
+)
+
+SQL_UNPARSED = code(
+    "DFC302",
+    "SQL not understood by the static checker",
+    WARN,
+    """
+    The statement could not be parsed by dfc's SQL parser (sqlglot, PostgreSQL dialect). It may
+    still be valid PostgreSQL: sqlglot does not cover every PostgreSQL feature. Run
+    `dfc check --db URL` to validate the statement against a real server.
+    """,
+    bad="'SELECT 1 UPDATE t SET x = 1'",
+    good="'SELECT 1' ~> 'UPDATE t SET x = 1'",
+)
+
+NOT_A_STATEMENT = code(
+    "DFC303",
+    "step is not a SQL statement",
+    ERR,
+    """
+    A plain string in node position is a SQL step, so its text must be a SQL statement.
+    A word such as `'completed'` or `'OK'` is not one: to make a value the result of a loop,
+    use `df.break('completed')`; to produce a value, `SELECT 'completed'`.
+    """,
+    bad="@> ('SELECT 1' ~> 'completed')",
+    good="@> ('SELECT 1' ~> df.break('completed'))",
+)
+
+AUTOCOMMIT = code(
+    "DFC304",
+    "statement runs outside a transaction",
+    INFO,
+    """
+    The statement cannot run inside a transaction block (VACUUM, CREATE INDEX CONCURRENTLY,
+    CREATE DATABASE, ALTER SYSTEM, ...). dfc runs the step in autocommit mode and checkpoints its
+    result afterwards, so the step is at-least-once instead of exactly-once: after a crash at the
+    wrong moment it runs again. Make such statements safe to repeat (`IF NOT EXISTS`).
+    """,
+    bad="'VACUUM ANALYZE jobs'",
+    good="'VACUUM ANALYZE jobs'  -- reported for information; nothing to fix",
+)
+
+REF_IN_STRING = code(
+    "DFC305",
+    "reference inside a SQL string literal",
+    WARN,
+    """
+    In SQL, `$name` stands for a value. Inside a string literal dfc inserts the value's text into
+    the string (escaped), but pg_durable replaces the reference with a quoted literal, which ends
+    the string early (`'hello 'Bob''`): a syntax error, or worse. The same text means different
+    things in the two systems: write the reference outside the quotes and concatenate,
+    `'hello ' || $name`.
+    """,
+    bad="'SELECT ''hello $user'''",
+    good="'SELECT ''hello '' || $user'",
+)
+
+CONCATENATED_STATEMENTS = code(
+    "DFC306",
+    "string literals concatenated into one statement",
+    WARN,
+    """
+    Adjacent string literals separated by a newline are concatenated (the SQL rule). Here each
+    piece is a complete statement, so a `~>` between the steps was probably forgotten: the
+    concatenation glues them into one invalid statement.
+    """,
+    bad="'UPDATE a SET x = 1'\n'UPDATE b SET y = 2'",
+    good="'UPDATE a SET x = 1'\n~> 'UPDATE b SET y = 2'",
+)
+
+EMPTY_SQL = code(
+    "DFC307",
+    "empty SQL step",
+    ERR,
+    """
+    The SQL step contains no statement (only whitespace, comments or semicolons).
+    """,
+    bad="'SELECT 1' ~> ''",
+    good="'SELECT 1'",
+)
+
+AUTOCOMMIT_MULTI = code(
+    "DFC308",
+    "autocommit statement among other statements",
+    WARN,
+    """
+    PostgreSQL runs the statements of one multi-statement step in a single implicit transaction,
+    and statements such as VACUUM fail there ("cannot run inside a transaction block"). Put the
+    statement in a step of its own.
+    """,
+    bad="'DELETE FROM logs WHERE old; VACUUM logs'",
+    good="'DELETE FROM logs WHERE old' ~> 'VACUUM logs'",
+)
+
+LIVE_REJECTED = code(
+    "DFC310",
+    "the database rejects the statement",
+    ERR,
+    """
+    Reported by `dfc check --db URL`, which prepares every SQL step against a real server inside
+    a transaction that is rolled back (DDL steps earlier in the workflow are executed first, so
+    tables they create are known). The server reported an unknown table, column, function,
+    type or schema, or a syntax error. The message is the server's.
+    """,
+    bad="'SELECT emial FROM users'",
+    good="'SELECT email FROM users'",
+)
+
+# --------------------------------------------------------------------------------------------
+# Structure
+
+BREAK_OUTSIDE_LOOP = code(
+    "DFC401",
+    "df.break outside a loop",
+    ERR,
+    """
+    `df.break` ends the nearest enclosing loop; there is none here. (A compensation step is not
+    inside the loop of the step it undoes: it runs after the instance failed.)
+    """,
+    bad="'SELECT 1' ~> df.break()",
+    good="@> ('SELECT 1' ~> df.break())",
+)
+
+UNREACHABLE = code(
+    "DFC402",
+    "unreachable step",
+    WARN,
+    """
+    The step comes after one that never finishes normally in the same sequence: an
+    unconditional `df.break` (it leaves the loop), or a loop without condition and without
+    break (it runs forever). The step never runs.
+    """,
+    bad="@> ('SELECT 1' ~> df.break() ~> 'SELECT 2')",
+    good="@> ('SELECT 1' ~> 'SELECT 2' ~> df.break())",
+)
+
+HOT_LOOP = code(
+    "DFC403",
+    "loop that never waits and never ends",
+    WARN,
+    """
+    The loop has no condition, its body has no `df.break`, and nothing in it waits (sleep,
+    schedule or signal). It repeats its steps as fast as the database allows, forever. Add a
+    `df.sleep`, a `df.wait_for_schedule`, or a way out.
+    """,
+    bad="@> 'DELETE FROM queue WHERE done'",
+    good="@> ('DELETE FROM queue WHERE done' ~> df.sleep(60))",
+)
+
+IF_WITHOUT_ELSE = code(
+    "DFC404",
+    "`?>` without `!>`",
+    ERR,
+    """
+    A conditional needs both arms: `cond ?> then !> else`. To do nothing in the else case, use a
+    no-op step such as `'SELECT 1'`.
+    """,
+    bad="'SELECT x > 0 FROM t' ?> 'UPDATE t SET y = 1'",
+    good="'SELECT x > 0 FROM t' ?> 'UPDATE t SET y = 1' !> 'SELECT 1'",
+)
+
+TOO_DEEP = code(
+    "DFC405",
+    "nesting too deep",
+    ERR,
+    """
+    Constructs are nested more than 256 levels deep. Long chains of the same operator (`~>`,
+    `&`, `|`) count as one level; nested constructs of different kinds each add one. Split the
+    workflow into templates or flatten it.
+    """,
+    bad="df.retry(df.retry(df.retry(... 257 times ...)))",
+    good="df.retry('SELECT 1', attempts => 5)",
+)
+
+BAD_CRON = code(
+    "DFC406",
+    "invalid cron expression",
+    ERR,
+    """
+    `df.wait_for_schedule` takes a 5-field cron expression: minute (0-59), hour (0-23),
+    day of month (1-31), month (1-12 or JAN-DEC), day of week (0-7 or SUN-SAT), each a `*`, a
+    value, a range `a-b`, a step `*/n` or `a-b/n`, or a comma-separated list of these.
+    """,
+    bad="df.wait_for_schedule('0 25 * * *')",
+    good="df.wait_for_schedule('0 23 * * *')",
+)
+
+BAD_SECONDS = code(
+    "DFC407",
+    "invalid number of seconds",
+    ERR,
+    """
+    Durations (`df.sleep`, the timeout of `df.wait_for_signal`, `df.http` and `df.timeout`) are
+    whole, non-negative numbers of seconds.
+    """,
+    bad="df.sleep(-5)",
+    good="df.sleep(5)",
+)
+
+BAD_METHOD = code(
+    "DFC408",
+    "invalid HTTP method",
+    ERR,
+    """
+    `df.http` supports the methods GET, POST, PUT, PATCH, DELETE and HEAD.
+    """,
+    bad="df.http('https://example.com', 'FETCH')",
+    good="df.http('https://example.com', 'GET')",
+)
+
+BAD_URL = code(
+    "DFC409",
+    "invalid HTTP URL",
+    ERR,
+    """
+    The URL of an HTTP step must start with `http://` or `https://`, or with a `{var}` that
+    holds the base URL.
+    """,
+    bad="df.http('example.com/hook')",
+    good="df.http('https://example.com/hook')",
+)
+
+BAD_HEADERS = code(
+    "DFC410",
+    "HTTP headers are not a JSON object",
+    ERR,
+    """
+    The headers argument of `df.http` is a JSON object of header names to string values,
+    e.g. `'{"Authorization": "Bearer {token}"}'`.
+    """,
+    bad="df.http('https://example.com', 'GET', NULL, 'Authorization: Bearer x')",
+    good="""df.http('https://example.com', 'GET', NULL, '{"Authorization": "Bearer x"}')""",
+)
+
+BAD_PARTS = code(
+    "DFC411",
+    "invalid multipart parts",
+    ERR,
+    """
+    The parts of `df.http_multipart` are a JSON array of objects, each with a `name` and a
+    `data_b64` (base64 data, or a whole-value `$reference`), and optionally `filename` and
+    `content_type`.
+    """,
+    bad="""df.http_multipart('https://example.com/up', 'POST', '{"name": "f"}')""",
+    good="""df.http_multipart('https://example.com/up', 'POST', '[{"name": "f", "data_b64": "aGk="}]')""",
+)
+
+BAD_RETRY = code(
+    "DFC412",
+    "invalid retry option",
+    ERR,
+    """
+    `df.retry` options: `attempts` an integer ≥ 1 (tries in total), `backoff` and `max_backoff`
+    numbers of seconds ≥ 0, `factor` a number ≥ 1, `jitter` TRUE or FALSE.
+    """,
+    bad="df.retry('SELECT 1', attempts => 0)",
+    good="df.retry('SELECT 1', attempts => 3)",
+)
+
+BAD_LITERAL = code(
+    "DFC413",
+    "literal argument of the wrong kind",
+    ERR,
+    """
+    The argument must be a literal of another kind: signal names, cron expressions, URLs and
+    result names are strings; durations are numbers.
+    """,
+    bad="df.wait_for_signal(42)",
+    good="df.wait_for_signal('approved')",
+)
+
+PRECEDENCE = code(
+    "DFC420",
+    "pg_durable reads this expression differently",
+    WARN,
+    """
+    Inside PostgreSQL, pg_durable's operators all have one precedence and group left to right
+    (`@>` takes only the operand right after it). dfc uses the precedence table of the language
+    (`<->`, `|=>`, `&`, `|`, `~>`, `?> !>`, `@>`, tightest first), so this text behaves
+    differently when pasted into `SELECT df.start(...)`. Add the parentheses shown in the help:
+    they make both readings agree.
+    """,
+    bad="'SELECT 1' ~> 'SELECT 2' & 'SELECT 3'",
+    good="'SELECT 1' ~> ('SELECT 2' & 'SELECT 3')",
+)

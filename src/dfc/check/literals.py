@@ -1,0 +1,423 @@
+"""Literal arguments (cron, seconds, HTTP, retry, result names), parameters and variables.
+
+The parser already rejects literals of the wrong kind where it sees them; these rules also see
+literals that reach built-ins through template parameters, and check their values.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from cronsim import CronSim, CronSimError
+
+from dfc import ast
+from dfc.check import codes
+from dfc.check.refs import RESULT_NAME, SYSTEM_VARS, Ref, json_neutralize, scan
+from dfc.check.report import Reporter
+from dfc.check.walk import preorder, texts
+from dfc.diagnostics import Label
+from dfc.source import Span
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+
+_CRON_FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
+_CRON_RANGES = ("0-59", "0-23", "1-31", "1-12 or JAN-DEC", "0-7 or SUN-SAT")
+_INT = re.compile(r"\s*[+-]?\d+\s*\Z")
+_IDENT_PART = r'(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")'
+_IDENT = re.compile(rf"{_IDENT_PART}(?:\.{_IDENT_PART})?\Z")
+_BOOL_TEXT = frozenset({"true", "false", "t", "f", "yes", "no", "on", "off", "1", "0"})
+
+
+def _str_span(s: ast.Str, start: int, end: int) -> Span:
+    return s.text_map.span(s.span.file, start, end)
+
+
+def check_literals(body: ast.Expr, rep: Reporter) -> None:
+    """Check the literal arguments of every built-in node in ``body``."""
+    for n in preorder(body):
+        match n:
+            case ast.Bind(name=name) | ast.IfRows(name=name):
+                _result_name(name, n, rep)
+            case ast.Sleep(seconds=s):
+                _seconds(s, n, rep, "df.sleep", allow_null=False)
+            case ast.WaitSchedule(cron=c):
+                _cron(c, n, rep)
+            case ast.WaitSignal(name=name, timeout=t):
+                _text_arg(name, n, rep, "the signal name", allow_null=False)
+                _seconds(t, n, rep, "the signal timeout", allow_null=True)
+            case ast.Http(url=u, method=m, headers=h, timeout=t):
+                _url(u, n, rep)
+                _method(m, n, rep)
+                _headers(h, n, rep)
+                _seconds(t, n, rep, "the HTTP timeout", allow_null=True)
+            case ast.HttpMultipart(url=u, method=m, parts=p, headers=h, timeout=t):
+                _url(u, n, rep)
+                _method(m, n, rep)
+                _parts(p, n, rep)
+                _headers(h, n, rep)
+                _seconds(t, n, rep, "the HTTP timeout", allow_null=True)
+            case ast.Retry():
+                _retry(n, rep)
+            case ast.Timeout(seconds=s):
+                _seconds(s, n, rep, "df.timeout", allow_null=False)
+            case _:
+                pass
+
+
+def _result_name(name: ast.Str | ast.Name, node: ast.Expr, rep: Reporter) -> None:
+    if isinstance(name, ast.Str) and not RESULT_NAME.match(name.value):
+        fixed = re.sub(r"\W", "_", name.value) or "result"
+        if fixed[0].isdigit():
+            fixed = "_" + fixed
+        rep.error(
+            codes.BAD_RESULT_NAME,
+            f"'{name.value}' is not a valid result name",
+            name.span,
+            node=node,
+            help=f"result names are letters, digits and _, not starting with a digit: '{fixed}'",
+        )
+
+
+def _number(v: ast.LitArg) -> Decimal | None:
+    """The numeric value of a number literal or of a string holding a number."""
+    text = v.text if isinstance(v, ast.Num) else v.value.strip() if isinstance(v, ast.Str) else None
+    if text is None:
+        return None
+    try:
+        d = Decimal(text)
+    except InvalidOperation:
+        return None
+    return d if d.is_finite() else None
+
+
+def _seconds(
+    v: ast.LitArg | None, node: ast.Expr, rep: Reporter, what: str, *, allow_null: bool
+) -> None:
+    if v is None or isinstance(v, ast.Name) or (allow_null and isinstance(v, ast.Null)):
+        return
+    d = _number(v)
+    if d is None:
+        rep.error(
+            codes.BAD_SECONDS,
+            f"{what} needs a whole number of seconds, not {v.span.text}",
+            v.span,
+            node=node,
+            help="write a number such as 30",
+        )
+    elif d < 0:
+        rep.error(
+            codes.BAD_SECONDS, f"{what} cannot be negative ({v.span.text})", v.span, node=node
+        )
+    elif d != d.to_integral_value():
+        rep.error(
+            codes.BAD_SECONDS,
+            f"{what} must be a whole number of seconds ({v.span.text})",
+            v.span,
+            node=node,
+            help=f"round it, e.g. {int(d.to_integral_value())}",
+        )
+
+
+def _text_arg(
+    v: ast.LitArg | None, node: ast.Expr, rep: Reporter, what: str, *, allow_null: bool
+) -> bool:
+    """True when ``v`` is a string literal; reports other literals."""
+    if isinstance(v, ast.Str):
+        if not v.value.strip():
+            rep.error(codes.BAD_LITERAL, f"{what} is empty", v.span, node=node)
+            return False
+        return True
+    if v is None or isinstance(v, ast.Name) or (allow_null and isinstance(v, ast.Null)):
+        return False
+    rep.error(codes.BAD_LITERAL, f"{what} must be a string, not {v.span.text}", v.span, node=node)
+    return False
+
+
+def _cron(c: ast.LitArg, node: ast.Expr, rep: Reporter) -> None:
+    if not _text_arg(c, node, rep, "the cron expression", allow_null=False):
+        return
+    assert isinstance(c, ast.Str)
+    fields = list(re.finditer(r"\S+", c.value))
+    if len(fields) != 5:
+        rep.error(
+            codes.BAD_CRON,
+            f"a cron expression has 5 fields (minute hour day-of-month month day-of-week), "
+            f"this one has {len(fields)}",
+            c.span,
+            node=node,
+            help="for example '0 3 * * *' is every day at 03:00",
+        )
+        return
+    try:
+        CronSim(c.value, datetime(2000, 1, 1))
+    except CronSimError as e:
+        msg = str(e)
+        idx = next((i for i, f in enumerate(_CRON_FIELDS) if msg.lower().endswith(f)), None)
+        if idx is None:
+            rep.error(codes.BAD_CRON, f"invalid cron expression: {msg}", c.span, node=node)
+            return
+        m = fields[idx]
+        rep.error(
+            codes.BAD_CRON,
+            f"invalid {_CRON_FIELDS[idx]} field `{m.group()}` in cron expression",
+            _str_span(c, m.start(), m.end()),
+            node=node,
+            help=f"the {_CRON_FIELDS[idx]} field takes values {_CRON_RANGES[idx]}, "
+            "as a value, range a-b, step */n, or a list",
+        )
+
+
+def _url(u: ast.LitArg, node: ast.Expr, rep: Reporter) -> None:
+    if not _text_arg(u, node, rep, "the URL", allow_null=False):
+        return
+    assert isinstance(u, ast.Str)
+    v = u.value.lstrip()
+    if v.lower().startswith(("http://", "https://")):
+        return
+    if any(r.kind == "var" and r.start == len(u.value) - len(v) for r in scan(u.value)[:1]):
+        return
+    rep.error(
+        codes.BAD_URL,
+        f"the URL '{u.value[:60]}' does not start with http:// or https:// or a {{variable}}",
+        u.span,
+        node=node,
+        help="write the scheme: 'https://" + v.split("://")[-1][:40] + "'",
+    )
+
+
+def _method(m: ast.LitArg | None, node: ast.Expr, rep: Reporter) -> None:
+    if m is None or isinstance(m, ast.Name | ast.Null):
+        return
+    if isinstance(m, ast.Str) and m.value.strip().upper() in METHODS:
+        return
+    rep.error(
+        codes.BAD_METHOD,
+        f"{m.span.text} is not an HTTP method dfc supports",
+        m.span,
+        node=node,
+        help="use one of " + ", ".join(METHODS),
+    )
+
+
+def _json_arg(v: ast.Str) -> tuple[object, str | None, list[Ref]]:
+    """Parse a JSON argument with references neutralised: (value, error message, refs)."""
+    refs = scan(v.value)
+    try:
+        return json.loads(json_neutralize(v.value, refs)), None, refs
+    except json.JSONDecodeError as e:
+        return None, f"{e.msg} at character {e.pos + 1}", refs
+
+
+def _whole_ref(v: ast.Str, refs: list[Ref]) -> bool:
+    s = v.value.strip()
+    return len(refs) == 1 and len(s) == refs[0].end - refs[0].start
+
+
+def _headers(h: ast.LitArg | None, node: ast.Expr, rep: Reporter) -> None:
+    if h is None or isinstance(h, ast.Name | ast.Null):
+        return
+    if not isinstance(h, ast.Str):
+        rep.error(
+            codes.BAD_HEADERS, "HTTP headers must be a JSON object in a string", h.span, node=node
+        )
+        return
+    value, err, refs = _json_arg(h)
+    if _whole_ref(h, refs) or (err is not None and refs):
+        return  # the substituted text may well be an object
+    if err is not None:
+        rep.error(
+            codes.BAD_HEADERS,
+            f"HTTP headers are not valid JSON: {err}",
+            h.span,
+            node=node,
+            help='write them as a JSON object: \'{"Name": "value"}\'',
+        )
+    elif not isinstance(value, dict):
+        rep.error(
+            codes.BAD_HEADERS,
+            f"HTTP headers must be a JSON object, not {_json_kind(value)}",
+            h.span,
+            node=node,
+            help='write them as a JSON object: \'{"Name": "value"}\'',
+        )
+
+
+def _parts(p: ast.LitArg | None, node: ast.Expr, rep: Reporter) -> None:
+    if p is None or isinstance(p, ast.Name | ast.Null):
+        return
+    if not isinstance(p, ast.Str):
+        rep.error(
+            codes.BAD_PARTS, "multipart parts must be a JSON array in a string", p.span, node=node
+        )
+        return
+    value, err, refs = _json_arg(p)
+    if _whole_ref(p, refs) or (err is not None and refs):
+        return
+    help_ = 'each part is {"name": ..., "data_b64": ...}, in a JSON array'
+    if err is not None:
+        rep.error(
+            codes.BAD_PARTS,
+            f"multipart parts are not valid JSON: {err}",
+            p.span,
+            node=node,
+            help=help_,
+        )
+        return
+    if not isinstance(value, list):
+        rep.error(
+            codes.BAD_PARTS,
+            f"multipart parts must be a JSON array, not {_json_kind(value)}",
+            p.span,
+            node=node,
+            help=help_,
+        )
+        return
+    for i, part in enumerate(value):
+        missing = [k for k in ("name", "data_b64") if not isinstance(part, dict) or k not in part]
+        if missing:
+            rep.error(
+                codes.BAD_PARTS,
+                f"multipart part {i + 1} "
+                + (
+                    "is not an object"
+                    if not isinstance(part, dict)
+                    else "has no " + " and no ".join(f"`{k}`" for k in missing)
+                ),
+                p.span,
+                node=node,
+                help=help_,
+            )
+            return
+
+
+def _json_kind(v: object) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(v), "null" if v is None else "a number"
+    )
+
+
+def _retry(n: ast.Retry, rep: Reporter) -> None:
+    def bad(v: ast.LitArg, msg: str) -> None:
+        rep.error(codes.BAD_RETRY, msg, v.span, node=n)
+
+    for name, low, integer in (
+        ("attempts", 1, True),
+        ("backoff", 0, False),
+        ("factor", 1, False),
+        ("max_backoff", 0, False),
+    ):
+        v = getattr(n, name)
+        if v is None or isinstance(v, ast.Name | ast.Null):
+            continue
+        d = _number(v)
+        kind = "an integer" if integer else "a number"
+        if d is None:
+            bad(v, f"`{name}` must be {kind}, not {v.span.text}")
+        elif integer and d != d.to_integral_value():
+            bad(v, f"`{name}` must be an integer, not {v.span.text}")
+        elif d < low:
+            bad(v, f"`{name}` must be at least {low}, not {v.span.text}")
+    j = n.jitter
+    if (
+        j is not None
+        and not isinstance(j, ast.Name | ast.Null | ast.Bool)
+        and not (isinstance(j, ast.Str) and j.value.strip().lower() in _BOOL_TEXT)
+    ):
+        bad(j, f"`jitter` must be TRUE or FALSE, not {j.span.text}")
+
+
+# --------------------------------------------------------------------------------------------
+# Parameters, options and variables
+
+
+def check_params(params: Iterable[ast.Param], rep: Reporter) -> None:
+    """Duplicate parameters and defaults that do not match their type (one module's params)."""
+    seen: dict[str, ast.Param] = {}
+    for p in params:
+        if p.name in seen:
+            rep.error(
+                codes.DUPLICATE_PARAM,
+                f"parameter `{p.name}` is declared twice",
+                p.span,
+                labels=(Label(seen[p.name].span, "first declared here"),),
+            )
+            continue
+        seen[p.name] = p
+        problem = _default_problem(p)
+        if problem is not None and p.default is not None:
+            rep.error(
+                codes.PARAM_DEFAULT,
+                f"the default of `{p.name}` is not a valid {p.type}: {problem}",
+                p.default.span,
+                help=_TYPE_HELP[p.type],
+            )
+
+
+_TYPE_HELP = {
+    "text": "any text",
+    "int": "an integer such as 500",
+    "numeric": "a number such as 1.5",
+    "bool": "TRUE or FALSE",
+    "json": "JSON text such as '{\"a\": 1}'",
+    "ident": "a SQL identifier such as 'orders' or 'archive.orders'",
+}
+
+
+def _default_problem(p: ast.Param) -> str | None:
+    d = p.default
+    if d is None or isinstance(d, ast.Null):
+        return None
+    text = d.value if isinstance(d, ast.Str) else d.span.text
+    match p.type:
+        case "text":
+            return None
+        case "int":
+            ok = (isinstance(d, ast.Num) and d.is_integer) or (
+                isinstance(d, ast.Str) and bool(_INT.match(text))
+            )
+            return None if ok else f"{d.span.text} is not an integer"
+        case "numeric":
+            ok = isinstance(d, ast.Num) or (isinstance(d, ast.Str) and _number(d) is not None)
+            return None if ok else f"{d.span.text} is not a number"
+        case "bool":
+            ok = isinstance(d, ast.Bool) or (
+                isinstance(d, ast.Str) and text.strip().lower() in _BOOL_TEXT
+            )
+            return None if ok else f"{d.span.text} is not a boolean"
+        case "json":
+            if not isinstance(d, ast.Str):
+                return None
+            try:
+                json.loads(text)
+            except json.JSONDecodeError as e:
+                return f"invalid JSON ({e.msg})"
+            return None
+        case "ident":
+            ok = isinstance(d, ast.Str) and bool(_IDENT.match(text))
+            return None if ok else f"{d.span.text} is not a SQL identifier"
+    return None
+
+
+def check_variables(body: ast.Expr, declared: Mapping[str, object], rep: Reporter) -> None:
+    """Warn about undeclared ``{var}`` references when the file declares parameters."""
+    if not declared:
+        return
+    for n in preorder(body):
+        for _role, s in texts(n):
+            for r in scan(s.value):
+                if r.kind == "var" and r.name not in declared and r.name not in SYSTEM_VARS:
+                    close = difflib.get_close_matches(r.name, list(declared), n=1)
+                    rep.warning(
+                        codes.UNDECLARED_VAR,
+                        f"`{{{r.name}}}` is not a declared parameter",
+                        _str_span(s, r.start, r.end),
+                        node=n,
+                        help=f"did you mean `{{{close[0]}}}`?"
+                        if close
+                        else f"declare it: param {r.name} text;",
+                    )

@@ -1,0 +1,294 @@
+"""The pg_durable-divergence warning (SPEC §1.2).
+
+The same text is parsed with both grammars (`dfc.syntax` offers ``grammar="pg"``: one precedence,
+left to right, as PostgreSQL parses user-defined operators). The two trees are compared after
+normalising what does not change behaviour:
+
+- sequences are flattened (``~>`` is associative in effect);
+- a binding or compensation of a sequence applies to its last step: ``(a ~> b) |=> 'n'`` behaves
+  as ``a ~> (b |=> 'n')`` because a sequence's result is its last step's, and ``b`` completes
+  exactly when the sequence does.
+
+Where the normal forms differ, the smallest differing subtree (or run of sequence steps) is
+reported, with the fully parenthesised text that means the same under both grammars. A text
+that pg_durable cannot parse at all is not a divergence (``c ?> t ~> u !> e``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from dfc import ast
+from dfc.check import codes
+from dfc.check.report import Reporter
+from dfc.check.sqllex import tokenize
+from dfc.check.walk import NODE_FIELDS, is_function_form, preorder, seq_items
+
+_PREC: dict[type, int] = {
+    ast.Compensate: 1,
+    ast.Bind: 2,
+    ast.Join: 3,
+    ast.Race: 4,
+    ast.Seq: 5,
+    ast.If: 6,
+    ast.Loop: 7,
+}
+_MAX_SHOWN = 160
+
+
+def check_precedence(module: ast.Module, rep: Reporter) -> None:
+    """Warn where the workflow or a template body would behave differently in pg_durable."""
+    try:
+        from dfc.syntax import parse_text
+    except ImportError:  # the parser of this checkout cannot parse the pg grammar
+        return
+    targets = [d.body for d in module.decls if isinstance(d, ast.Def)]
+    if module.workflow is not None:
+        targets.append(module.workflow.body)
+    for body in targets:
+        if not _could_diverge(body):
+            continue
+        pg = _parse_expr(parse_text, body.span.text, "pg")
+        if pg is None:
+            continue
+        _Compare().report(body, pg, rep)
+
+
+def _could_diverge(body: ast.Expr) -> bool:
+    """Whether the flat reading could group anything differently (else no second parse).
+
+    A written operand groups the same under both grammars when it is a leaf or a call, when it
+    is parenthesised, or when it is the left operand of a looser (or equal, left-associative)
+    operator; a binding or compensation as the right operand of a sequence differs only in a way
+    that does not change behaviour.
+    """
+    for p in preorder(body):
+        prec = _PREC.get(type(p))
+        if prec is None or is_function_form(p):
+            continue
+        for i, c in enumerate(ast.children(p)):
+            cprec = _PREC.get(type(c))
+            if cprec is None:
+                continue
+            left = i == 0 and not isinstance(p, ast.Loop)
+            if left and (cprec < prec or (cprec == prec and not isinstance(p, ast.If))):
+                continue
+            if isinstance(p, ast.Seq) and not left and isinstance(c, ast.Bind | ast.Compensate):
+                continue
+            if is_function_form(c) or _parenthesised(c):  # the costly tests last
+                continue
+            return True
+    return False
+
+
+def _parenthesised(e: ast.Expr) -> bool:
+    """Whether the source text has parentheses right around ``e``."""
+    text, start, end = e.span.file.text, e.span.start, e.span.end
+    wrapped = end - start >= 2 and text[start] == "(" and text[end - 1] == ")"
+    if wrapped and _balanced(text[start + 1 : end - 1]):
+        return True
+    i = start - 1
+    while i >= 0 and text[i].isspace():
+        i -= 1
+    j = end
+    while j < len(text) and text[j].isspace():
+        j += 1
+    if i < 0 or j >= len(text) or text[i] != "(" or text[j] != ")":
+        return False
+    return _balanced(text[start:end])
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for t in tokenize(text):
+        if t.kind == "error":
+            return False
+        if t.kind == "punct" and t.text == "(":
+            depth += 1
+        elif t.kind == "punct" and t.text == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
+
+
+def _parse_expr(parse_text: object, text: str, grammar: str) -> ast.Expr | None:
+    try:
+        module, diags = parse_text(text, name="<precedence>", grammar=grammar)  # type: ignore[operator]
+    except Exception:  # a parser crash must not turn into a checker crash
+        return None
+    if module is None or module.workflow is None or any(d.is_error for d in diags):
+        return None
+    if any(isinstance(n, ast.Invalid) for n in preorder(module.workflow.body)):
+        return None
+    body: ast.Expr = module.workflow.body
+    return body
+
+
+@dataclass(slots=True)
+class _Region:
+    dfc: list[ast.Expr]
+    pg: list[ast.Expr]
+
+
+class _Compare:
+    def __init__(self) -> None:
+        self.memo: dict[int, tuple[ast.Expr, tuple[object, ...]]] = {}
+        self.flats: dict[int, tuple[ast.Expr, list[ast.Expr]]] = {}
+        self.pseudo: set[int] = set()
+
+    def report(self, body: ast.Expr, pg: ast.Expr, rep: Reporter) -> None:
+        for region in self.find(body, pg):
+            self._warn(body, region, rep)
+
+    def _warn(self, body: ast.Expr, region: _Region, rep: Reporter) -> None:
+        span = region.dfc[0].span.cover(region.dfc[-1].span)
+        whole = span.start <= body.span.start and span.end >= body.span.end
+        suggestion = self.render_items(region.dfc, whole=whole)
+        # `show` parenthesises every operand whose grouping could differ, so the suggestion
+        # means the same in both grammars by construction (a property test parses both).
+        help_ = None
+        if len(suggestion) <= _MAX_SHOWN:
+            help_ = f"write `{suggestion}` to mean the same in both"
+        pg_text = _shorten(self.render_items(region.pg, whole=whole))
+        rep.warning(
+            codes.PRECEDENCE,
+            "pg_durable groups these operators differently (one precedence, left to right), "
+            "so this behaves differently there",
+            span,
+            node=region.dfc[0],
+            notes=(f"pg_durable reads it as `{pg_text}`",),
+            help=help_,
+        )
+
+    # -- normal forms ------------------------------------------------------------------------
+
+    def flat(self, e: ast.Expr) -> list[ast.Expr]:
+        """The steps of ``e`` as a sequence, bindings and compensations pushed to the last step."""
+        hit = self.flats.get(id(e))
+        if hit is not None:
+            return hit[1]
+        match e:
+            case ast.Seq():
+                out = [x for item in seq_items(e) for x in self.flat(item)]
+            case ast.Bind(node=x) | ast.Compensate(node=x):
+                xs = self.flat(x)
+                if len(xs) == 1 and xs[0] is x:
+                    out = [e]
+                else:
+                    last = dataclasses.replace(e, node=xs[-1], span=xs[-1].span.cover(e.span))
+                    self.pseudo.add(id(last))
+                    self.flats[id(last)] = (last, [last])
+                    out = [*xs[:-1], last]
+            case _:
+                out = [e]
+        self.flats[id(e)] = (e, out)
+        return out
+
+    def sig(self, e: ast.Expr) -> tuple[object, ...]:
+        """A value equal for two trees exactly when they behave the same."""
+        hit = self.memo.get(id(e))
+        if hit is not None:
+            return hit[1]
+        items = self.flat(e)
+        if len(items) > 1:
+            s: tuple[object, ...] = ("seq", *(self.sig(i) for i in items))
+        else:
+            n = items[0]
+            s = (type(n).__name__, _literals(n), tuple(self.sig(k) for k in ast.children(n)))
+        self.memo[id(e)] = (e, s)
+        return s
+
+    def find(self, d: ast.Expr, p: ast.Expr) -> list[_Region]:
+        """The smallest parts of ``d`` that differ from ``p`` (none when they agree)."""
+        if self.sig(d) == self.sig(p):
+            return []
+        di, pi = self.flat(d), self.flat(p)
+        if len(di) == len(pi) and len(di) > 1:
+            # Same steps: each pair that differs is a divergence of its own.
+            return [r for x, y in zip(di, pi, strict=True) for r in self.find(x, y)]
+        if len(di) > 1 or len(pi) > 1:
+            i = 0
+            while i < min(len(di), len(pi)) and self.sig(di[i]) == self.sig(pi[i]):
+                i += 1
+            j = 0
+            while j < min(len(di), len(pi)) - i and self.sig(di[-1 - j]) == self.sig(pi[-1 - j]):
+                j += 1
+            rd, rp = di[i : len(di) - j], pi[i : len(pi) - j]
+            if len(rd) == 1 and len(rp) == 1:
+                return self._inner(rd[0], rp[0])
+            return [_Region(rd or di, rp or pi)]
+        return self._inner(di[0], pi[0])
+
+    def _inner(self, d: ast.Expr, p: ast.Expr) -> list[_Region]:
+        kd, kp = ast.children(d), ast.children(p)
+        if type(d) is not type(p) or _literals(d) != _literals(p) or len(kd) != len(kp):
+            return [_Region([d], [p])]
+        out = [r for cd, cp in zip(kd, kp, strict=True) for r in self.find(cd, cp)]
+        return out or [_Region([d], [p])]
+
+    # -- text that means the same in both grammars -------------------------------------------
+
+    def render_items(self, items: list[ast.Expr], *, whole: bool = False) -> str:
+        """Sequence steps as text; ``whole`` when nothing surrounds them (no outer parentheses)."""
+        if (
+            whole
+            and len(items) == 1
+            and id(items[0]) not in self.pseudo
+            and is_function_form(items[0])
+        ):
+            return items[0].span.text
+        if whole and len(items) == 1:
+            return self.render(items[0])
+        return " ~> ".join(
+            self.show(x, _PREC[ast.Seq], "left" if i == 0 else "right") for i, x in enumerate(items)
+        )
+
+    def show(self, e: ast.Expr, parent: int, side: str) -> str:
+        """``e`` as an operand; parenthesised unless both grammars would group it the same."""
+        prec = _PREC.get(type(e))
+        if prec is None or (id(e) not in self.pseudo and is_function_form(e)):
+            return e.span.text
+        text = self.render(e)
+        bare = side == "left" and (prec < parent or (prec == parent and parent != _PREC[ast.If]))
+        return text if bare else f"({text})"
+
+    def render(self, e: ast.Expr) -> str:
+        match e:
+            case ast.Seq(left=a, right=b):
+                return f"{self.show(a, 5, 'left')} ~> {self.show(b, 5, 'right')}"
+            case ast.Join(branches=(a, b)):
+                return f"{self.show(a, 3, 'left')} & {self.show(b, 3, 'right')}"
+            case ast.Race(branches=(a, b)):
+                return f"{self.show(a, 4, 'left')} | {self.show(b, 4, 'right')}"
+            case ast.Bind(node=x, name=n):
+                return f"{self.show(x, 2, 'left')} |=> {n.span.text}"
+            case ast.Compensate(node=x, undo=u):
+                return f"{self.show(x, 1, 'left')} <-> {self.show(u, 1, 'right')}"
+            case ast.If(cond=c, then=t, orelse=o):
+                out = f"{self.show(c, 6, 'left')} ?> {self.show(t, 6, 'right')}"
+                return out if o is None else f"{out} !> {self.show(o, 6, 'right')}"
+            case ast.Loop(body=b, cond=None):
+                return f"@> {self.show(b, 7, 'unary')}"
+            case _:
+                return e.span.text
+
+
+def _literals(n: ast.Expr) -> tuple[object, ...]:
+    """The non-node fields of a node (compared by value: spans are not part of equality)."""
+    node_fields = NODE_FIELDS.get(type(n), frozenset())
+    out: list[object] = []
+    for f in dataclasses.fields(n):
+        if f.name == "span" or f.name in node_fields:
+            continue
+        v = getattr(n, f.name)
+        if isinstance(v, tuple):  # template call arguments: the nodes among them are children
+            v = tuple(a.value for a in v if not isinstance(a.value, ast.Expr))
+        out.append(v.name if isinstance(v, ast.Name) else v)
+    return tuple(out)
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."

@@ -1,0 +1,159 @@
+"""Find ``$name`` and ``{var}`` references in step text (SPEC §1.4).
+
+This module is the one written definition of what a reference is. The checker uses it to find
+uses of bindings and variables; the runtime's substitution must find exactly the same spans
+(``tests/unit/check/test_refs.py`` pins the behaviour), so it is small, pure and documented here.
+
+Grammar, applied in **one left-to-right pass over the original text** (so text produced by a
+substitution is never scanned again, and ``{vars}`` being substituted "first" cannot create new
+references)::
+
+    var     = "{" IDENT "}"                       -- no spaces inside the braces
+    result  = "$" IDENT [ "." ( "*" | IDENT ) ] [ "?" ]
+    IDENT   = [A-Za-z_][A-Za-z0-9_]*
+
+- The name after ``$`` is taken greedily and must end at a word boundary: the next character
+  must not be ``[A-Za-z0-9_$]``. Matching against a set of known names "longest first, at a word
+  boundary" is therefore the same as taking the whole identifier and checking that it is a known
+  name: ``$a`` never matches inside ``$ab``. ``$`` counts as a word character because PostgreSQL
+  allows it inside identifiers, and because it makes the tags of dollar quotes (``$body$``)
+  never look like references.
+- ``$1`` (positional parameter) and ``$$`` (dollar quote) are not references: a digit or ``$``
+  cannot start a name.
+- ``.col`` after the name selects a column (``$resp.status``); ``.*`` selects the whole row set.
+  A ``.`` followed by anything else is not part of the reference (``$a.`` is ``$a`` then ``.``).
+  The column name is also taken greedily.
+- A ``?`` right after the name or column makes the reference null-safe. It is not part of a
+  ``$name.*`` reference (``$a.*?`` is ``$a.*`` then ``?``).
+- Nothing else is special: references inside SQL string literals or comments are still
+  references (the checker warns about the string case).
+- With ``results`` given, a ``$name`` whose name is not in it is not a reference (it is left
+  untouched at run time); likewise ``variables`` for ``{var}``. ``{sys_instance_id}`` and
+  ``{sys_label}`` are always variables.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Container
+from dataclasses import dataclass
+from typing import Literal
+
+SYSTEM_VARS = frozenset({"sys_instance_id", "sys_label"})
+"""Variables every instance has (SPEC §1.4)."""
+
+RESULT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+"""What a result name bound with ``|=> 'name'`` must look like."""
+
+# Possessive quantifiers (*+) keep the greedy identifier from backtracking to a shorter one when
+# the word-boundary lookahead fails: "$tag$" must not match as "$ta".
+_PATTERN = re.compile(
+    r"""
+      \{ (?P<var>[A-Za-z_][A-Za-z0-9_]*+) \}
+    | \$ (?P<name>[A-Za-z_][A-Za-z0-9_]*+) (?![A-Za-z0-9_$])
+         (?: \.(?P<star>\*) | \.(?P<col>[A-Za-z_][A-Za-z0-9_]*+) )?
+         (?P<q>\?)?
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """One reference found in a text; ``[start, end)`` are indices into that text.
+
+    For a result reference ``name`` is the binding, ``column`` the selected column (or None),
+    ``star`` is True for ``$name.*`` and ``null_safe`` for a trailing ``?``. For a variable only
+    ``name`` is set.
+    """
+
+    kind: Literal["result", "var"]
+    name: str
+    start: int
+    end: int
+    column: str | None = None
+    star: bool = False
+    null_safe: bool = False
+
+    @property
+    def text(self) -> str:
+        """The canonical spelling without ``?``: ``$name``, ``$name.col``, ``$name.*``, ``{var}``."""
+        if self.kind == "var":
+            return "{" + self.name + "}"
+        if self.star:
+            return f"${self.name}.*"
+        if self.column is not None:
+            return f"${self.name}.{self.column}"
+        return f"${self.name}"
+
+
+def scan(
+    text: str,
+    *,
+    results: Container[str] | None = None,
+    variables: Container[str] | None = None,
+) -> list[Ref]:
+    """All references in ``text``, in order.
+
+    ``results`` / ``variables``, when given, restrict matches to known names (the run-time
+    view); when None, every syntactically possible reference is returned (the checker's view).
+    """
+    out: list[Ref] = []
+    for m in _PATTERN.finditer(text):
+        var = m.group("var")
+        if var is not None:
+            if variables is None or var in variables or var in SYSTEM_VARS:
+                out.append(Ref("var", var, m.start(), m.end()))
+            continue
+        name = m.group("name")
+        if results is not None and name not in results:
+            continue
+        if m.group("star") is not None:
+            out.append(Ref("result", name, m.start(), m.end("star"), star=True))
+        else:
+            out.append(
+                Ref(
+                    "result",
+                    name,
+                    m.start(),
+                    m.end(),
+                    column=m.group("col"),
+                    null_safe=m.group("q") is not None,
+                )
+            )
+    return out
+
+
+def neutralize(text: str, refs: list[Ref], fill: str = "_") -> str:
+    """``text`` with every character of each reference that is not a word character replaced.
+
+    With the default ``fill`` each reference becomes an identifier of the same length
+    (``$a.b?`` → ``_a_b_``, ``{v}`` → ``_v_``), so positions in the result map 1:1 to positions
+    in ``text``.
+    """
+    if not refs:
+        return text
+    chars = list(text)
+    for r in refs:
+        for i in range(r.start, r.end):
+            if not (chars[i].isalnum() or chars[i] == "_"):
+                chars[i] = fill
+    return "".join(chars)
+
+
+def json_neutralize(text: str, refs: list[Ref]) -> str:
+    """``text`` with each reference replaced by a same-length number (``1`` then zeros).
+
+    A number is valid JSON both as a value and inside a JSON string, so a text that is JSON
+    once its references are substituted usually still parses after this.
+    """
+    if not refs:
+        return text
+    parts: list[str] = []
+    pos = 0
+    for r in refs:
+        parts.append(text[pos : r.start])
+        parts.append("1" + "0" * (r.end - r.start - 1))
+        pos = r.end
+    parts.append(text[pos:])
+    return "".join(parts)

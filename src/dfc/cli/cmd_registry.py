@@ -1,0 +1,106 @@
+"""Commands over the workflow registry: deploy, versions, diff."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+
+import click
+
+from dfc.cli.cmd_source import GRAMMAR, _report
+from dfc.compiler import Compilation, Grammar, compile_path
+from dfc.plan.explain import explain_lines
+from dfc.plan.model import Plan
+from dfc.store.db import open_database
+from dfc.store.registry import deploy, load_plan, versions
+
+DB = click.option("--db", "db", metavar="URL", help="Database URL (default: DFC_DATABASE_URL, else the embedded server).")
+JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+@click.command("deploy")
+@click.argument("files", nargs=-1, required=True)
+@DB
+@JSON
+@GRAMMAR
+def deploy_cmd(files: tuple[str, ...], db: str | None, as_json: bool, grammar: Grammar) -> None:
+    """Check, compile and store workflows as new versions (unchanged plans are not stored again)."""
+    comps: list[Compilation] = [compile_path(f, grammar=grammar) for f in files]
+    failed = [c for c in comps if c.plan is None]
+    if failed:
+        # Refuse the whole batch: deploying half of a set of related workflows is worse than none.
+        _report(failed, "json" if as_json else "text")
+        if not as_json:
+            click.echo("nothing deployed: fix the errors above and deploy again", err=True)
+        sys.exit(1)
+    results = []
+    with open_database(db) as conn:
+        for comp in comps:
+            assert comp.plan is not None
+            results.append(deploy(conn, comp.plan))
+    if as_json:
+        click.echo(json.dumps([
+            {"name": r.name, "version": r.version, "hash": r.hash, "created": r.created} for r in results
+        ], indent=2))
+        return
+    for r in results:
+        if r.created:
+            click.echo(f"deployed {r.name} version {r.version} (hash {r.hash[:12]})")
+        else:
+            click.echo(f"{r.name} unchanged, version {r.version} (hash {r.hash[:12]})")
+
+
+@click.command("versions")
+@click.argument("name")
+@DB
+@JSON
+def versions_cmd(name: str, db: str | None, as_json: bool) -> None:
+    """List the deployed versions of a workflow."""
+    with open_database(db) as conn:
+        rows = versions(conn, name)
+    if as_json:
+        click.echo(json.dumps([v.to_dict() for v in rows], indent=2))
+        return
+    if not rows:
+        click.echo(f"no workflow named {name} is deployed")
+        sys.exit(1)
+    for v in rows:
+        dev = " (dev)" if v.dev else ""
+        click.echo(f"{v.version:>4}  {v.hash[:12]}  {v.deployed_at:%Y-%m-%d %H:%M:%S%z}  {v.deployed_by}{dev}")
+
+
+@click.command("diff")
+@click.argument("name")
+@click.argument("v1", type=int)
+@click.argument("v2", type=int)
+@DB
+@JSON
+def diff_cmd(name: str, v1: int, v2: int, db: str | None, as_json: bool) -> None:
+    """Show what changed between two versions of a workflow, as a diff of their plan trees."""
+    with open_database(db) as conn:
+        _, p1 = load_plan(conn, name, v1)
+        _, p2 = load_plan(conn, name, v2)
+    a, b = _diffable(p1), _diffable(p2)
+    lines = list(difflib.unified_diff(a, b, fromfile=f"{name} v{v1}", tofile=f"{name} v{v2}", lineterm=""))
+    if as_json:
+        click.echo(json.dumps({
+            "name": name, "from": v1, "to": v2, "same": p1.hash == p2.hash,
+            "from_hash": p1.hash, "to_hash": p2.hash, "diff": lines,
+        }, indent=2))
+        return
+    if p1.hash == p2.hash:
+        click.echo(f"{name} v{v1} and v{v2} have the same plan (hash {p1.hash[:12]})")
+        return
+    for line in lines:
+        click.echo(line)
+
+
+def _diffable(plan: Plan) -> list[str]:
+    """Declared parameters and the explain tree with every step's text in full."""
+    lines = explain_lines(plan, width=None)
+    params = [f"param {p.name} {p.type}" + (f" = {p.default!r}" if p.has_default else "") for p in plan.params]
+    return params + lines
+
+
+COMMANDS = [deploy_cmd, versions_cmd, diff_cmd]

@@ -1,0 +1,536 @@
+"""Commands that run and manage instances: run, start, worker, status, result, ls, history,
+signal, cancel — and the live tree of ``dfc explain ID``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal as signals
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.text import Text
+
+from dfc.cli.settings import Settings
+from dfc.diagnostics import DfcError
+from dfc.plan.explain import explain_lines
+from dfc.plan.model import Plan
+
+DB = click.option(
+    "--db",
+    "db",
+    metavar="URL",
+    help="Database URL (default: DFC_DATABASE_URL, else the embedded server).",
+)
+JSON_OUT = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+VARS = click.option(
+    "--var",
+    "var_items",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A workflow parameter (repeatable).",
+)
+
+
+def _settings() -> Settings:
+    return click.get_current_context().find_object(Settings) or Settings()
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def _open(db: str | None) -> Any:
+    from dfc.store.db import open_database
+
+    return open_database(db)
+
+
+# -- dfc run -----------------------------------------------------------------------------------
+
+
+@click.command("run")
+@click.argument("file")
+@VARS
+@DB
+@click.option(
+    "--resume",
+    "resume_id",
+    metavar="ID",
+    help="Continue an interrupted instance instead of starting one.",
+)
+@click.option(
+    "--grammar",
+    type=click.Choice(["dfc", "pg"]),
+    default="dfc",
+    show_default=True,
+    help="Operator precedence: dfc's table, or pg_durable's flat parse.",
+)
+@click.option("--label", help="Label of the new instance.")
+@JSON_OUT
+def run_cmd(
+    file: str,
+    var_items: tuple[str, ...],
+    db: str | None,
+    resume_id: str | None,
+    grammar: str,
+    label: str | None,
+    as_json: bool,
+) -> None:
+    """Compile FILE, deploy it as a dev version, run an instance here and print its result.
+
+    Exit code 0 when it completes, 1 when it fails, 130 when interrupted (the instance stays
+    resumable by a worker or `dfc run --resume ID`).
+    """
+    from dfc.cli.render import print_diagnostics
+    from dfc.compiler import compile_path
+    from dfc.runtime import instances
+    from dfc.store.db import resolve_url
+    from dfc.store.registry import deploy
+
+    settings = _settings()
+    err_console = settings.console(stderr=True)
+    comp = compile_path(file, grammar=grammar)  # type: ignore[arg-type]
+    print_diagnostics(err_console, comp.sorted_diagnostics)
+    if not comp.ok or comp.plan is None:
+        if comp.ok:
+            raise DfcError(
+                f"{file} has no workflow to run", hint="a file with only declarations is a module"
+            )
+        sys.exit(1)
+    values = instances.parse_var_options(var_items)
+    url = resolve_url(db)
+    with _open(url) as conn:
+        deployed = deploy(conn, comp.plan, dev=True)
+        if resume_id is not None:
+            info = instances.status(conn, resume_id)
+            if info.workflow != comp.plan.name:
+                raise DfcError(
+                    f"instance {resume_id} runs workflow {info.workflow}, not {comp.plan.name}",
+                    hint="pass the file the instance was started from",
+                )
+            instance_id = resume_id
+        else:
+            with conn.transaction():
+                instance_id = instances.start(conn, comp.plan.name, deployed.version, values, label)
+    if not as_json:
+        err_console.print(f"[dim]instance {instance_id} of {comp.plan.name} v{deployed.version}[/]")
+    code = _execute(url, instance_id, live=sys.stdout.isatty() and not as_json)
+    with _open(url) as conn:
+        snap = instances.snapshot(conn, instance_id)
+    if code == 130:
+        err_console.print(
+            f"interrupted; instance {instance_id} is resumable: `dfc run {file} --resume {instance_id}` "
+            "or any `dfc worker`"
+        )
+        sys.exit(130)
+    if as_json:
+        _echo_json(snap.info.to_dict())
+    else:
+        console = settings.console()
+        for line in _tree(snap):
+            console.print(Text(line))
+        _print_outcome(console, err_console, snap.info, snap.plan)
+    sys.exit(0 if snap.info.status == "completed" else 1)
+
+
+def _execute(url: str, instance_id: str, *, live: bool) -> int:
+    """Run the instance in-process until it finishes; 130 when interrupted."""
+    from dfc.runtime.engine import InstanceRun
+    from dfc.runtime.live import marks
+    from dfc.runtime.logs import StepLog
+    from dfc.runtime.state import Evaluation
+    from dfc.runtime.worker import Worker, WorkerOptions
+
+    options = WorkerOptions(
+        concurrency=1,
+        only=frozenset({instance_id}),
+        stop_when_done=True,
+        retention_every=0,
+        poll_seconds=0.5,
+    )
+    interrupted = False
+    display: Any = None
+    plan_holder: dict[str, Plan] = {}
+
+    def on_evaluate(run: InstanceRun, ev: Evaluation) -> None:
+        if display is None:
+            return
+        plan_holder["plan"] = run.claimed.plan
+        m = marks(ev.statuses, run.records, durations_ms=run.durations)
+        display.update(Text("\n".join(explain_lines(run.claimed.plan, m))))
+
+    async def main() -> None:
+        nonlocal interrupted
+        worker = Worker(url, options, log=StepLog(errors_only=True), on_evaluate=on_evaluate)
+
+        def stop() -> None:
+            nonlocal interrupted
+            interrupted = True
+            worker.request_stop()
+
+        loop = asyncio.get_running_loop()
+        for sig in (signals.SIGINT, signals.SIGTERM):
+            loop.add_signal_handler(sig, stop)
+        await worker.run()
+
+    if live:
+        from rich.live import Live
+
+        with Live(
+            Text(""), console=_settings().console(), transient=True, refresh_per_second=10
+        ) as lv:
+            display = lv
+            asyncio.run(main())
+    else:
+        asyncio.run(main())
+    return 130 if interrupted else 0
+
+
+def _tree(snap: Any) -> list[str]:
+    from dfc.runtime import machine
+    from dfc.runtime.live import marks
+
+    ev = machine.evaluate(
+        snap.plan,
+        instance_id=snap.info.id,
+        label=snap.info.label,
+        vars=snap.info.vars,
+        records=snap.records,
+        signals=snap.signals,
+        now=_now(),
+    )
+    return explain_lines(snap.plan, marks(ev.statuses, snap.records, timings=snap.timings))
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def _print_outcome(console: Console, err: Console, info: Any, plan: Plan) -> None:
+    if info.status == "completed":
+        console.print(Text(json.dumps(info.result, indent=2, ensure_ascii=False)))
+        return
+    if info.status == "cancelled":
+        reason = f": {info.cancel_reason}" if info.cancel_reason else ""
+        err.print(Text(f"instance {info.id} was cancelled{reason}", style="bold red"))
+        return
+    for line in error_lines(info.error, plan):
+        err.print(line)
+
+
+def error_lines(error: Any, plan: Plan) -> list[Text]:
+    """A failed instance's error the way diagnostics look: message, location, source, caret."""
+    err = error if isinstance(error, Mapping) else {"message": str(error)}
+    msg = str(err.get("message", "failed"))
+    if err.get("sqlstate"):
+        msg += f" (SQLSTATE {err['sqlstate']})"
+    head = Text()
+    head.append("error", style="bold red")
+    head.append(f": {msg}", style="bold")
+    out = [head]
+    span = plan.where(str(err.get("node"))) if err.get("node") else None
+    if span is None:
+        if err.get("at"):
+            out.append(Text(f"  --> {err['at']}", style="bold blue"))
+        return out
+    out.append(Text.assemble(("  --> ", "bold blue"), f"{span.file}:{span.line}:{span.column}"))
+    lines = plan.source.splitlines()
+    if 1 <= span.line <= len(lines):
+        text = lines[span.line - 1].expandtabs(1)
+        gutter = len(str(span.line))
+        width = (
+            (span.end_column - span.column)
+            if span.end_line == span.line
+            else len(text) - span.column + 1
+        )
+        out.append(Text(f"{' ' * gutter} |", style="bold blue"))
+        out.append(Text.assemble((f"{span.line} | ", "bold blue"), text))
+        out.append(
+            Text.assemble(
+                (f"{' ' * gutter} | ", "bold blue"),
+                " " * (span.column - 1),
+                ("^" * max(1, width), "bold red"),
+            )
+        )
+    for name in ("detail", "hint"):
+        if err.get(name):
+            out.append(Text.assemble((f"  = {name}: ", "bold"), str(err[name])))
+    for step in span.trail:
+        out.append(Text(f"  = note: expanded from {step}"))
+    return out
+
+
+# -- start / worker ----------------------------------------------------------------------------
+
+
+@click.command("start")
+@click.argument("name")
+@click.option("--version", "version", type=int, help="Version to start (default: the latest).")
+@VARS
+@click.option("--label", help="Label of the instance.")
+@DB
+@JSON_OUT
+def start_cmd(
+    name: str,
+    version: int | None,
+    var_items: tuple[str, ...],
+    label: str | None,
+    db: str | None,
+    as_json: bool,
+) -> None:
+    """Start an instance of deployed workflow NAME; prints its id (a worker runs it)."""
+    from dfc.runtime import instances
+
+    values = instances.parse_var_options(var_items)
+    with _open(db) as conn, conn.transaction():
+        iid = instances.start(conn, name, version, values, label)
+    if as_json:
+        _echo_json({"id": iid, "workflow": name})
+    else:
+        click.echo(iid)
+
+
+@click.command("worker")
+@DB
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 10_000),
+    default=16,
+    show_default=True,
+    help="Instances run at once.",
+)
+@click.option(
+    "--lease-seconds",
+    type=click.FloatRange(1, 3600),
+    default=15.0,
+    show_default=True,
+    help="Lease length; a dead worker's instances resume after it.",
+)
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option("--quiet", is_flag=True, help="Log only errors and worker events, not every step.")
+def worker_cmd(
+    db: str | None, concurrency: int, lease_seconds: float, log_format: str, quiet: bool
+) -> None:
+    """Execute instances until SIGTERM or Ctrl-C (then finish or release in-flight steps)."""
+    from dfc.runtime.engine import EngineSettings
+    from dfc.runtime.logs import StepLog
+    from dfc.runtime.worker import WorkerOptions, run_worker
+    from dfc.store.db import resolve_url
+
+    url = resolve_url(db)
+    with _open(url):
+        pass  # connect once and migrate, so errors are one sentence before the loop starts
+    options = WorkerOptions(
+        concurrency=concurrency, lease_seconds=lease_seconds, engine=EngineSettings()
+    )
+    run_worker(url, options, log=StepLog(fmt=log_format, quiet=quiet))
+
+
+# -- inspection --------------------------------------------------------------------------------
+
+
+@click.command("status")
+@click.argument("instance_id", metavar="ID")
+@DB
+@JSON_OUT
+def status_cmd(instance_id: str, db: str | None, as_json: bool) -> None:
+    """Show an instance's status, timing, error and what it waits for."""
+    from dfc.runtime import instances
+
+    with _open(db) as conn:
+        info = instances.status(conn, instance_id)
+        plan = instances.snapshot(conn, instance_id).plan if info.status == "failed" else None
+    if as_json:
+        _echo_json(info.to_dict())
+        return
+    console = _settings().console()
+    console.print(
+        Text.assemble(
+            ("instance ", ""),
+            (info.id, "bold"),
+            f"  {info.workflow} v{info.version}",
+            f"  label {info.label}" if info.label else "",
+        )
+    )
+    console.print(Text.assemble("status   ", (info.status, _STATUS_STYLE.get(info.status, ""))))
+    console.print(f"created  {info.created_at:%Y-%m-%d %H:%M:%S}")
+    if info.duration_s is not None:
+        console.print(f"duration {info.duration_s:.3f} s")
+    if info.waiting_for:
+        console.print(Text(f"waiting  {info.waiting_for}"))
+    if info.cancel_reason:
+        console.print(Text(f"reason   {info.cancel_reason}"))
+    if plan is not None:
+        for line in error_lines(info.error, plan):
+            console.print(line)
+
+
+_STATUS_STYLE = {
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "yellow",
+    "running": "cyan",
+    "pending": "dim",
+}
+
+
+@click.command("result")
+@click.argument("instance_id", metavar="ID")
+@DB
+def result_cmd(instance_id: str, db: str | None) -> None:
+    """Print a completed instance's result as JSON."""
+    from dfc.runtime import instances
+
+    with _open(db) as conn:
+        _echo_json(instances.result(conn, instance_id))
+
+
+@click.command("ls")
+@click.option(
+    "--status", type=click.Choice(["pending", "running", "completed", "failed", "cancelled"])
+)
+@click.option("--workflow", metavar="NAME")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=20, show_default=True)
+@DB
+@JSON_OUT
+def ls_cmd(
+    status: str | None, workflow: str | None, limit: int, db: str | None, as_json: bool
+) -> None:
+    """List recent instances, newest first."""
+    from dfc.runtime import instances
+
+    with _open(db) as conn:
+        rows = instances.list_instances(conn, status=status, workflow=workflow, limit=limit)
+    if as_json:
+        _echo_json([r.to_dict() for r in rows])
+        return
+    console = _settings().console()
+    if not rows:
+        console.print("no instances")
+        return
+    for r in rows:
+        dur = "" if r.duration_s is None else f"{r.duration_s:.2f}s"
+        line = Text.assemble(
+            (r.id, "bold"),
+            "  ",
+            (f"{r.status:<9}", _STATUS_STYLE.get(r.status, "")),
+            f"  {r.workflow} v{r.version}",
+            f"  [{r.label}]" if r.label else "",
+            f"  {r.created_at:%Y-%m-%d %H:%M:%S}",
+            f"  {dur}" if dur else "",
+            f"  {r.waiting_for}" if r.waiting_for and not r.finished else "",
+        )
+        console.print(line)
+
+
+@click.command("history")
+@click.argument("instance_id", metavar="ID")
+@DB
+@JSON_OUT
+def history_cmd(instance_id: str, db: str | None, as_json: bool) -> None:
+    """Print an instance's event log with timestamps."""
+    from dfc.runtime import instances
+
+    with _open(db) as conn:
+        events = instances.history(conn, instance_id)
+    if as_json:
+        _echo_json([e.to_dict() for e in events])
+        return
+    console = _settings().console()
+    for e in events:
+        where = f" {e.key}" if e.key else ""
+        detail = ""
+        if isinstance(e.detail, Mapping) and e.detail:
+            detail = "  " + " ".join(f"{k}={v}" for k, v in e.detail.items() if v is not None)
+        console.print(Text(f"{e.at:%Y-%m-%d %H:%M:%S.%f}"[:-3] + f"  {e.event}{where}{detail}"))
+
+
+@click.command("signal")
+@click.argument("instance_id", metavar="ID")
+@click.argument("name")
+@click.argument("data", required=False)
+@DB
+@JSON_OUT
+def signal_cmd(
+    instance_id: str, name: str, data: str | None, db: str | None, as_json: bool
+) -> None:
+    """Send signal NAME with optional DATA (JSON or text) to an instance."""
+    from dfc.runtime import instances
+
+    with _open(db) as conn, conn.transaction():
+        instances.signal(conn, instance_id, name, data)
+    if as_json:
+        _echo_json({"id": instance_id, "signal": name, "sent": True})
+    else:
+        click.echo(f"signal {name} sent to {instance_id}")
+
+
+@click.command("cancel")
+@click.argument("instance_id", metavar="ID")
+@click.option("--reason", help="Why (stored with the instance).")
+@DB
+@JSON_OUT
+def cancel_cmd(instance_id: str, reason: str | None, db: str | None, as_json: bool) -> None:
+    """Cancel an instance: stop its running steps, discard its waits, run nothing more."""
+    from dfc.runtime import instances
+
+    with _open(db) as conn, conn.transaction():
+        message = instances.cancel(conn, instance_id, reason)
+    if as_json:
+        _echo_json({"id": instance_id, "message": message})
+    else:
+        click.echo(message)
+
+
+def explain_instance(instance_id: str, db: str | None, as_json: bool) -> None:
+    """``dfc explain ID``: the plan tree of a live instance with a status mark per node."""
+    from dfc.runtime import instances, machine
+
+    with _open(db) as conn:
+        snap = instances.snapshot(conn, instance_id)
+    ev = machine.evaluate(
+        snap.plan,
+        instance_id=snap.info.id,
+        label=snap.info.label,
+        vars=snap.info.vars,
+        records=snap.records,
+        signals=snap.signals,
+        now=_now(),
+    )
+    if as_json:
+        _echo_json({"instance": snap.info.to_dict(), "nodes": dict(ev.statuses)})
+        return
+    from dfc.runtime.live import marks
+
+    console = _settings().console()
+    info = snap.info
+    console.print(
+        Text.assemble(
+            (f"instance {info.id}", "bold"),
+            f"  {info.workflow} v{info.version}  ",
+            (info.status, _STATUS_STYLE.get(info.status, "")),
+        )
+    )
+    for line in explain_lines(snap.plan, marks(ev.statuses, snap.records, timings=snap.timings)):
+        console.print(Text(line))
+
+
+COMMANDS = [
+    run_cmd,
+    start_cmd,
+    worker_cmd,
+    status_cmd,
+    result_cmd,
+    ls_cmd,
+    history_cmd,
+    signal_cmd,
+    cancel_cmd,
+]

@@ -1,0 +1,215 @@
+"""Commands that work on files alone: parse, check, fmt, explain, graph, compile."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from dfc import codes
+from dfc.cli.render import print_diagnostics, summary, to_json
+from dfc.cli.settings import Settings
+from dfc.compiler import (
+    Compilation,
+    Grammar,
+    check_source,
+    compile_source,
+    parse_source,
+    read_source,
+)
+from dfc.diagnostics import DfcError, Diagnostic
+from dfc.plan.explain import dot, explain_lines, mermaid
+
+GRAMMAR = click.option(
+    "--grammar",
+    type=click.Choice(["dfc", "pg"]),
+    default="dfc",
+    show_default=True,
+    help="Operator precedence: dfc's table, or pg_durable's flat left-to-right parse.",
+)
+
+
+def _settings() -> Settings:
+    return click.get_current_context().find_object(Settings) or Settings()
+
+
+def _report(comps: list[Compilation], fmt: str) -> int:
+    """Print diagnostics of compilations; return the exit code (1 when any error)."""
+    diags: list[Diagnostic] = [d for c in comps for d in c.sorted_diagnostics]
+    if fmt == "json":
+        click.echo(to_json(diags))
+    else:
+        console = _settings().console()
+        print_diagnostics(console, diags)
+        if len(comps) > 1 or diags:
+            console.print(summary(diags, len(comps)))
+    return 1 if any(d.is_error for d in diags) else 0
+
+
+def _need(comp: Compilation, what: str) -> None:
+    """Print diagnostics and exit 1 when a stage could not finish."""
+    if comp.diagnostics.has_errors or getattr(comp, what) is None:
+        code = _report([comp], "text")
+        if code == 0:
+            raise DfcError(
+                f"{comp.source.name} has no workflow to {'compile' if what == 'plan' else 'show'}",
+                hint="a file with only declarations is a module for import",
+            )
+        sys.exit(1)
+
+
+@click.command("check")
+@click.argument("files", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@GRAMMAR
+@click.option("--db", "db", metavar="URL", help="Also validate every SQL step against this database ('embedded' for the local one).")
+@click.option("--explain", "explain_code", metavar="CODE", help="Print the explanation of a diagnostic code and exit.")
+def check_cmd(files: tuple[str, ...], fmt: str, grammar: Grammar, db: str | None, explain_code: str | None) -> None:
+    """Check workflow files (- reads standard input); exit 1 when any has errors."""
+    if explain_code:
+        text = codes.explain(explain_code)
+        if text is None:
+            raise click.UsageError(f"unknown diagnostic code {explain_code}; codes look like DFC201")
+        click.echo(text, nl=False)
+        return
+    if not files:
+        raise click.UsageError("give at least one FILE (or - for standard input)")
+    started = time.perf_counter()
+    comps = [check_source(read_source(f), grammar=grammar) for f in files]
+    if db is not None:
+        _check_live(comps, db)
+    code = _report(comps, fmt)
+    if fmt == "text" and _settings().debug:
+        click.echo(f"checked in {(time.perf_counter() - started) * 1000:.1f} ms", err=True)
+    sys.exit(code)
+
+
+def _check_live(comps: list[Compilation], db: str) -> None:
+    from dfc.check import check_live
+    from dfc.store.db import resolve_url
+
+    url = resolve_url(db)
+    for comp in comps:
+        if comp.checked is not None and not comp.diagnostics.has_errors:
+            check_live(comp.checked, url, comp.diagnostics)
+
+
+@click.command("parse")
+@click.argument("file")
+@click.option("--json", "as_json", is_flag=True, help="Print the AST as JSON.")
+@GRAMMAR
+def parse_cmd(file: str, as_json: bool, grammar: Grammar) -> None:
+    """Print the syntax tree of a file."""
+    from dfc.syntax import dump
+    from dfc.syntax import to_json as ast_json
+
+    comp = parse_source(read_source(file), grammar=grammar)
+    if comp.module is None or comp.diagnostics.has_errors:
+        sys.exit(_report([comp], "text"))
+    if as_json:
+        click.echo(json.dumps(ast_json(comp.module), indent=2, ensure_ascii=False))
+    else:
+        click.echo(dump(comp.module))
+
+
+@click.command("fmt")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file is not formatted.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print a diff instead of rewriting files.")
+def fmt_cmd(files: tuple[str, ...], check_only: bool, show_diff: bool) -> None:
+    """Rewrite files in canonical form (- prints the formatted standard input)."""
+    from dfc.syntax import format_module
+
+    unformatted = 0
+    for file in files:
+        source = read_source(file)
+        comp = parse_source(source)
+        if comp.module is None or comp.diagnostics.has_errors:
+            _report([comp], "text")
+            sys.exit(1)
+        out = format_module(comp.module)
+        if file == "-":
+            click.echo(out, nl=False)
+            continue
+        if out == source.text:
+            continue
+        unformatted += 1
+        if show_diff or check_only:
+            if show_diff:
+                diff = difflib.unified_diff(
+                    source.text.splitlines(keepends=True),
+                    out.splitlines(keepends=True),
+                    fromfile=file,
+                    tofile=f"{file} (formatted)",
+                )
+                click.echo("".join(diff), nl=False)
+            else:
+                click.echo(f"would reformat {file}")
+        else:
+            Path(file).write_text(out, encoding="utf-8")
+            click.echo(f"reformatted {file}")
+    if (check_only or show_diff) and unformatted:
+        sys.exit(1)
+
+
+@click.command("explain")
+@click.argument("target")
+@GRAMMAR
+@click.option("--db", "db", metavar="URL", help="Database of the instance (when TARGET is an instance id).")
+@click.option("--json", "as_json", is_flag=True, help="Node statuses as JSON (instances only).")
+def explain_cmd(target: str, grammar: Grammar, db: str | None, as_json: bool) -> None:
+    """Show the plan tree of a FILE, or the live tree of an instance ID."""
+    if not Path(target).exists() and target != "-" and _looks_like_instance(target):
+        from dfc.cli.cmd_run import explain_instance
+
+        explain_instance(target, db, as_json)
+        return
+    comp = compile_source(read_source(target), grammar=grammar)
+    _need(comp, "plan")
+    assert comp.plan is not None
+    print_diagnostics(_settings().console(), [d for d in comp.sorted_diagnostics if not d.is_error])
+    for line in explain_lines(comp.plan):
+        click.echo(line)
+
+
+def _looks_like_instance(target: str) -> bool:
+    return len(target) == 8 and all(c in "0123456789abcdef" for c in target)
+
+
+@click.command("graph")
+@click.argument("file")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@GRAMMAR
+def graph_cmd(file: str, fmt: str, grammar: Grammar) -> None:
+    """Print the step graph as Mermaid or Graphviz DOT."""
+    comp = compile_source(read_source(file), grammar=grammar)
+    _need(comp, "plan")
+    assert comp.plan is not None
+    click.echo(mermaid(comp.plan) if fmt == "mermaid" else dot(comp.plan), nl=False)
+
+
+@click.command("compile")
+@click.argument("file")
+@click.option("--json", "as_json", is_flag=True, help="Print the full plan as JSON.")
+@GRAMMAR
+def compile_cmd(file: str, as_json: bool, grammar: Grammar) -> None:
+    """Compile a file to its plan (the JSON that `dfc deploy` stores)."""
+    comp = compile_source(read_source(file), grammar=grammar)
+    _need(comp, "plan")
+    plan = comp.plan
+    assert plan is not None
+    if as_json:
+        click.echo(plan.dumps(pretty=True))
+        return
+    print_diagnostics(_settings().console(), [d for d in comp.sorted_diagnostics if not d.is_error])
+    click.echo(f"workflow {plan.name}: {len(plan.nodes)} nodes, format {plan.format}")
+    click.echo(f"hash {plan.hash}")
+    for line in explain_lines(plan):
+        click.echo(line)
+
+
+COMMANDS = [check_cmd, parse_cmd, fmt_cmd, explain_cmd, graph_cmd, compile_cmd]

@@ -1,0 +1,96 @@
+"""The ``dfc`` command: a click group with rich output and one error policy.
+
+Every failure a user can cause ends as one sentence plus a hint and exit code 1 (2 for usage
+errors); a traceback is printed only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from dfc import __version__
+from dfc.cli.settings import Settings
+from dfc.diagnostics import DfcError
+
+
+class DfcGroup(click.Group):
+    """A group that turns user-facing errors into one clear sentence."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DfcError as e:
+            _fail(ctx, e.message, e.hint)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as e:
+            if _debug(ctx):
+                raise
+            _fail(
+                ctx,
+                f"internal error: {type(e).__name__}: {e}",
+                "this is a bug in dfc; run again with --debug for the traceback and report it",
+            )
+
+
+def _debug(ctx: click.Context) -> bool:
+    obj = ctx.find_object(Settings)
+    return bool(obj and obj.debug) or "--debug" in sys.argv
+
+
+def _fail(ctx: click.Context, message: str, hint: str | None) -> None:
+    settings = ctx.find_object(Settings) or Settings()
+    console = settings.console(stderr=True)
+    console.print(f"[bold red]error:[/] {_escape(message)}")
+    if hint:
+        console.print(f"[bold]hint:[/] {_escape(hint)}")
+    sys.exit(1)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+@click.group(cls=DfcGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for internal errors.")
+@click.option("--color/--no-color", default=None, help="Force or disable colour (default: on a terminal).")
+@click.version_option(__version__, prog_name="dfc")
+@click.pass_context
+def main(ctx: click.Context, debug: bool, color: bool | None) -> None:
+    """dfc: durable SQL workflows on PostgreSQL.
+
+    Write workflows in pg_durable's DSL, check them, deploy them as versioned plans and run
+    them durably: every step is checkpointed in PostgreSQL and resumes after a crash.
+    """
+    ctx.obj = Settings(debug=debug, color=color)
+
+
+def _register() -> None:
+    from dfc.cli import cmd_source
+
+    for cmd in cmd_source.COMMANDS:
+        main.add_command(cmd)
+    for modname in ("dfc.cli.cmd_registry", "dfc.cli.cmd_db", "dfc.cli.cmd_run"):
+        try:
+            mod = __import__(modname, fromlist=["COMMANDS"])
+        except ModuleNotFoundError as e:
+            if e.name != modname:
+                raise
+            continue
+        for cmd in getattr(mod, "COMMANDS", ()):
+            main.add_command(cmd)
+
+
+_register()
+
+
+if __name__ == "__main__":
+    main()

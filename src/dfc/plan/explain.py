@@ -1,0 +1,208 @@
+"""Explain trees and graphs of a plan, like pg_durable's ``df.explain``.
+
+One line per node: its type, its essentials (abbreviated SQL, seconds, cron, URL), its binding,
+and, when statuses are given (a live instance), a mark and a timing. Chains of ``~>`` are shown
+as one THEN with all their steps, since that is how people read them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from dfc.plan.model import Plan, PlanNode
+
+MARKS = {
+    "completed": "✓",
+    "failed": "✗",
+    "running": "⏳",
+    "waiting": "⏳",
+    "cancelled": "⊘",
+    "skipped": "⊘",
+    "pending": "·",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeMark:
+    """The live state of a node for display: status, duration, loop iteration."""
+
+    status: str
+    duration_ms: float | None = None
+    iteration: int | None = None
+    note: str | None = None
+
+
+def abbreviate(text: str, width: int | None = 60) -> str:
+    """Collapse whitespace and cut to ``width`` characters with an ellipsis (None: no cut)."""
+    flat = " ".join(text.split())
+    return flat if width is None or len(flat) <= width else flat[: width - 1] + "…"
+
+
+def describe(node: PlanNode, width: int | None = 60) -> str:
+    """The one-line description of a node, without children."""
+    c = node.config
+    match node.type:
+        case "SQL":
+            text = f"SQL {abbreviate(str(c.get('query', '')), width)}"
+            if c.get("autocommit"):
+                text += "  [autocommit: at-least-once]"
+        case "THEN":
+            text = "THEN"
+        case "JOIN":
+            text = f"JOIN ({len(node.children)} branches)"
+        case "RACE":
+            text = f"RACE ({len(node.children)} branches)"
+        case "IF":
+            text = f"IF_ROWS ${c.get('result_name')}" if c.get("test") == "rows" else "IF"
+        case "LOOP":
+            text = "LOOP while" if len(node.children) > 1 else "LOOP forever"
+        case "BREAK":
+            v = c.get("value")
+            text = "BREAK" if v is None else f"BREAK {abbreviate(str(v), width)}"
+        case "SLEEP":
+            text = f"SLEEP {c.get('seconds')}s"
+        case "WAIT_SCHEDULE":
+            text = f"WAIT_SCHEDULE '{c.get('cron')}' ({c.get('timezone', 'UTC')})"
+        case "SIGNAL":
+            t = c.get("timeout")
+            text = f"SIGNAL '{c.get('name')}'" + (f" timeout {t}s" if t is not None else "")
+        case "HTTP" | "HTTP_MULTIPART":
+            text = f"{node.type} {c.get('method')} {abbreviate(str(c.get('url')), width)}"
+            text += "  [at-least-once]"
+        case "RETRY":
+            text = (
+                f"RETRY attempts={c.get('attempts')} backoff={c.get('backoff')}s "
+                f"factor={c.get('factor')} max={c.get('max_backoff')}s"
+                + (" jitter" if c.get("jitter") else "")
+            )
+        case "TIMEOUT":
+            text = f"TIMEOUT {c.get('seconds')}s"
+        case _:
+            text = node.type
+    if node.result_name:
+        text += f" |=> {node.result_name}"
+    return text
+
+
+def _display_children(plan: Plan, node: PlanNode) -> list[tuple[str, str]]:
+    """(label, child id) pairs as shown; THEN chains are flattened."""
+    if node.type == "THEN":
+        out: list[tuple[str, str]] = []
+        for cid in node.children:
+            child = plan.node(cid)
+            if child.type == "THEN" and child.result_name is None and child.undo is None:
+                out.extend(_display_children(plan, child))
+            else:
+                out.append(("", cid))
+        return out
+    if node.type == "IF" and node.config.get("test") == "truthy":
+        return list(zip(("cond: ", "then: ", "else: "), node.children, strict=False))
+    if node.type == "IF":
+        return list(zip(("then: ", "else: "), node.children, strict=False))
+    if node.type == "LOOP" and len(node.children) == 2:
+        return [("body: ", node.children[0]), ("while: ", node.children[1])]
+    return [("", c) for c in node.children]
+
+
+def explain_lines(
+    plan: Plan, marks: Mapping[str, NodeMark] | None = None, *, width: int | None = 60
+) -> list[str]:
+    """The explain tree as lines of text (no colour)."""
+    lines: list[str] = []
+
+    def mark_text(nid: str) -> str:
+        if marks is None:
+            return ""
+        m = marks.get(nid)
+        if m is None:
+            return MARKS["pending"] + " "
+        return MARKS.get(m.status, "?") + " "
+
+    def suffix(nid: str) -> str:
+        if marks is None or nid not in marks:
+            return ""
+        m = marks[nid]
+        bits = []
+        if m.iteration is not None:
+            bits.append(f"iteration {m.iteration}")
+        if m.duration_ms is not None:
+            bits.append(_duration(m.duration_ms))
+        if m.note:
+            bits.append(m.note)
+        return f"  ({', '.join(bits)})" if bits else ""
+
+    def visit(nid: str, prefix: str, label: str, last: bool, top: bool) -> None:
+        node = plan.node(nid)
+        branch = "" if top else ("└── " if last else "├── ")
+        lines.append(f"{prefix}{branch}{mark_text(nid)}{label}{describe(node, width)}{suffix(nid)}")
+        kids = _display_children(plan, node)
+        if node.undo is not None:
+            kids.append(("undo: ", node.undo))
+        child_prefix = prefix if top else prefix + ("    " if last else "│   ")
+        for i, (lab, cid) in enumerate(kids):
+            visit(cid, child_prefix, lab, i == len(kids) - 1, False)
+
+    visit(plan.root, "", "", True, True)
+    return lines
+
+
+def _duration(ms: float) -> str:
+    if ms < 1000:
+        return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f} ms"
+    s = ms / 1000
+    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+# -- graphs -------------------------------------------------------------------------------------
+
+
+def _visible(plan: Plan) -> list[tuple[PlanNode, list[tuple[str, str]]]]:
+    """Nodes as the explain tree shows them (THEN chains flattened), each with labelled edges."""
+    out: list[tuple[PlanNode, list[tuple[str, str]]]] = []
+    stack = [plan.root]
+    while stack:
+        node = plan.node(stack.pop())
+        kids = _display_children(plan, node)
+        if node.type == "THEN":
+            edges = [(str(i + 1), cid) for i, (_, cid) in enumerate(kids)]
+        else:
+            edges = [(lab.rstrip(": "), cid) for lab, cid in kids]
+        if node.undo is not None:
+            edges.append(("undo", node.undo))
+        out.append((node, edges))
+        stack.extend(cid for _, cid in reversed(edges))
+    return out
+
+
+def mermaid(plan: Plan) -> str:
+    """The plan as a Mermaid flowchart (tree edges, labelled by role)."""
+    visible = _visible(plan)
+    out = ["flowchart TD"]
+    out += [f'    {node.id}["{_escape_mermaid(describe(node, 40))}"]' for node, _ in visible]
+    for node, edges in visible:
+        for lab, cid in edges:
+            arrow = "-.->|undo|" if lab == "undo" else f"-->|{lab}|" if lab else "-->"
+            out.append(f"    {node.id} {arrow} {cid}")
+    return "\n".join(out) + "\n"
+
+
+def dot(plan: Plan) -> str:
+    """The plan as a Graphviz DOT digraph."""
+    visible = _visible(plan)
+    q = lambda text: json.dumps(text, ensure_ascii=False)  # noqa: E731 - DOT strings are JSON strings
+    out = [f"digraph {q(plan.name)} {{", "    node [shape=box, fontname=monospace];"]
+    out += [f"    {node.id} [label={q(describe(node, 40))}];" for node, _ in visible]
+    for node, edges in visible:
+        for lab, cid in edges:
+            attrs = ""
+            if lab:
+                attrs = f" [label={q(lab)}" + (", style=dashed]" if lab == "undo" else "]")
+            out.append(f"    {node.id} -> {cid}{attrs};")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _escape_mermaid(text: str) -> str:
+    return text.replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")

@@ -1,0 +1,185 @@
+"""The Python client: deploy, start, signal, cancel and wait for workflows from application code.
+
+    import dfc
+
+    with dfc.connect() as client:           # --db URL > DFC_DATABASE_URL > embedded server
+        client.deploy("orders.df")
+        iid = client.start("orders", vars={"batch_size": 100})
+        print(client.wait(iid, timeout=60))  # the result, once a worker has run it
+
+The client only records intentions in the database; `dfc worker` processes (or `dfc run`) do the
+work. Every method is one short transaction on the client's connection.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import psycopg
+
+from dfc.diagnostics import DfcError
+from dfc.plan.model import Plan
+from dfc.runtime import instances
+from dfc.runtime.instances import HistoryEvent, InstanceInfo
+from dfc.store.db import open_database
+from dfc.store.registry import DeployResult, VersionInfo
+
+
+class WaitTimeout(DfcError):
+    """`Client.wait` gave up before the instance finished."""
+
+
+class InstanceFailed(DfcError):
+    """`Client.wait` saw the instance fail or be cancelled; ``info`` has the details."""
+
+    def __init__(self, message: str, info: InstanceInfo) -> None:
+        super().__init__(message, hint=f"`dfc status {info.id}` shows where")
+        self.info = info
+
+
+class Client:
+    """A connection to a dfc database."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    # -- context management -------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- registry -----------------------------------------------------------------------------
+
+    def deploy(self, source: str | Path | Plan) -> DeployResult:
+        """Store a workflow as the next version (a no-op when the latest has the same hash).
+
+        ``source`` is a compiled `Plan` or the path of a ``.df`` file, which is compiled first;
+        raises `DfcError` with the first error diagnostic when the file does not compile.
+        """
+        from dfc.store.registry import deploy
+
+        plan = source if isinstance(source, Plan) else _compile(str(source))
+        return deploy(self.conn, plan)
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        """The deployed versions of workflow ``name``, oldest first."""
+        from dfc.store.registry import versions
+
+        return versions(self.conn, name)
+
+    # -- instances ----------------------------------------------------------------------------
+
+    def start(
+        self,
+        name: str,
+        version: int | None = None,
+        vars: Mapping[str, Any] | None = None,
+        label: str | None = None,
+    ) -> str:
+        """Start an instance of ``name`` (latest version unless given); returns its id."""
+        with self.conn.transaction():
+            return instances.start(self.conn, name, version, vars, label)
+
+    def signal(self, instance_id: str, name: str, data: Any = None) -> None:
+        """Send a signal; ``data`` that is not a string is sent as JSON."""
+        payload = data if data is None or isinstance(data, str) else json.dumps(data)
+        with self.conn.transaction():
+            instances.signal(self.conn, instance_id, name, payload)
+
+    def cancel(self, instance_id: str, reason: str | None = None) -> str:
+        """Cancel an instance; returns what happened (cancelling a finished one is a no-op)."""
+        with self.conn.transaction():
+            return instances.cancel(self.conn, instance_id, reason)
+
+    def status(self, instance_id: str) -> InstanceInfo:
+        """The instance's current state."""
+        return instances.status(self.conn, instance_id)
+
+    def result(self, instance_id: str) -> Any:
+        """The result of a completed instance (`DfcError` otherwise)."""
+        return instances.result(self.conn, instance_id)
+
+    def history(self, instance_id: str) -> list[HistoryEvent]:
+        """The instance's event log."""
+        return instances.history(self.conn, instance_id)
+
+    def list(
+        self, *, status: str | None = None, workflow: str | None = None, limit: int = 50
+    ) -> list[InstanceInfo]:
+        """Recent instances, newest first."""
+        return instances.list_instances(self.conn, status=status, workflow=workflow, limit=limit)
+
+    def wait(self, instance_id: str, timeout: float | None = None, *, poll: float = 1.0) -> Any:
+        """Block until the instance finishes; return its result.
+
+        Raises `InstanceFailed` when it failed or was cancelled, `WaitTimeout` after ``timeout``
+        seconds. Listens on ``dfc_done`` and looks again every ``poll`` seconds as a safety net.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.conn.execute("LISTEN dfc_done")
+        try:
+            while True:
+                info = instances.status(self.conn, instance_id)
+                if info.finished:
+                    return _outcome(info)
+                left = poll if deadline is None else min(poll, deadline - time.monotonic())
+                if left <= 0:
+                    raise WaitTimeout(
+                        f"instance {instance_id} is still {info.status} after {timeout:g} s",
+                        hint="a worker must be running (`dfc worker`) for instances to progress",
+                    )
+                for note in self.conn.notifies(timeout=left, stop_after=1):
+                    if note.payload == instance_id:
+                        break
+        finally:
+            self.conn.execute("UNLISTEN dfc_done")
+
+
+def _compile(path: str) -> Plan:
+    # The runtime never imports the front end statically (import contracts in pyproject.toml):
+    # a worker must not load lark and sqlglot. Only a client that deploys files needs it, so it
+    # is loaded here, on first use.
+    compiler = importlib.import_module("dfc.compiler")
+    comp = compiler.compile_path(path)
+    if comp.plan is None or not comp.ok:
+        errors = [d for d in comp.sorted_diagnostics if d.is_error]
+        first = errors[0] if errors else None
+        where = f" at {first.span}" if first is not None and first.span is not None else ""
+        raise DfcError(
+            f"{path} does not compile: {first.message if first else 'no workflow'}{where}",
+            hint=f"run `dfc check {path}` for all diagnostics",
+        )
+    plan: Plan = comp.plan
+    return plan
+
+
+def _outcome(info: InstanceInfo) -> Any:
+    if info.status == "completed":
+        return info.result
+    if info.status == "failed":
+        err = info.error if isinstance(info.error, Mapping) else {}
+        where = f" at {err['at']}" if err.get("at") else ""
+        raise InstanceFailed(
+            f"instance {info.id} failed{where}: {err.get('message', info.error)}", info
+        )
+    raise InstanceFailed(f"instance {info.id} was cancelled", info)
+
+
+def connect(url: str | None = None) -> Client:
+    """Open a client on ``url`` (else ``DFC_DATABASE_URL``, else the embedded server),
+    bringing the ``dfc`` schema up to date."""
+    return Client(open_database(url))

@@ -1,0 +1,570 @@
+"""Running one claimed instance: evaluate, perform the actions, remember the records, repeat.
+
+An `InstanceRun` exists while its worker holds the instance's lease. Its records and unconsumed
+signals are loaded once, when the instance is claimed (the recovery path); from then on they
+live in memory and every step's outcome is added to them, so advancing the graph costs no
+database look-ups. Steps run as asyncio tasks (branches of a JOIN or RACE concurrently, each on
+a pooled connection); the run waits for the first to finish, for a poke (a signal arrived, the
+instance was cancelled) or for its next timer.
+
+When nothing can run (every branch waits for a timer or a signal) the instance is released with
+``run_at`` = its next timer, or NULL when only a signal can wake it. A busy instance is released
+after a slice of steps when other instances are queued, so one hot loop cannot starve the rest.
+
+Failures are sorted into three kinds. The user's (a SQL error, a 5xx) are node records and the
+machine decides what they mean. The fence's (`LeaseLost`: cancelled or taken over; `Conflict`:
+someone else wrote a final record) stop the run or make it reload its state from the database.
+Anything else (a lost connection, an injected fault) abandons the run; the instance is released
+to run again shortly, and its uncommitted step simply runs again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+import psycopg
+
+from dfc.plan.model import Plan
+from dfc.runtime import faults, machine, steps
+from dfc.runtime.keys import node_id
+from dfc.runtime.state import (
+    Cancel,
+    Evaluation,
+    NodeRecord,
+    Prune,
+    RunHttp,
+    RunSql,
+    Signal,
+    Store,
+)
+from dfc.runtime.steps import Conflict, Lease, LeaseLost, Outcome
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
+
+    from dfc.runtime.logs import StepLog
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """Tuning of instance runs; the defaults suit most deployments."""
+
+    hold_seconds: float = (
+        0.5  # keep an instance whose next timer is this close instead of releasing it
+    )
+    slice_steps: int = 200  # yield a busy instance after this many steps when others wait
+    slice_ms: float = 500.0  # ... or after this long
+    history_limit: int = 10  # loop iterations whose node records are kept
+    retry_delay: float = (
+        2.0  # seconds before an instance abandoned after an infrastructure error runs again
+    )
+
+
+class Host(Protocol):
+    """What an instance run needs from its worker."""
+
+    owner: str
+    pool: AsyncConnectionPool[Any]
+    settings: EngineSettings
+    log: StepLog
+
+    def backlog(self) -> bool: ...
+
+    async def http(self, request: Any) -> Any: ...
+
+
+@dataclass(slots=True)
+class Claimed:
+    """An instance as claimed: its row, and the state loaded for it."""
+
+    instance_id: str
+    workflow: str
+    version: int
+    label: str | None
+    vars: Mapping[str, Any]
+    pokes: int
+    plan: Plan
+    records: dict[str, NodeRecord] = field(default_factory=dict)
+    signals: list[Signal] = field(default_factory=list)
+
+
+# -- loading state ----------------------------------------------------------------------------
+
+# wake_at as epoch seconds: worker connections load timestamps as JSON-ready text (for step
+# results), and a number reads the same whichever loaders a connection has.
+LOAD_RECORDS = """
+SELECT instance_id, key, node_id, status, result, error, extract(epoch FROM wake_at)::float8,
+       attempt, detail, seq
+  FROM dfc.node_state WHERE instance_id = ANY(%s)
+"""
+LOAD_SIGNALS = """
+SELECT instance_id, seq, name, payload FROM dfc.signals
+ WHERE instance_id = ANY(%s) AND consumed_by IS NULL ORDER BY instance_id, seq
+"""
+REFRESH = "SELECT pokes, lease_owner FROM dfc.queue WHERE instance_id = %s"
+RELEASE = """
+UPDATE dfc.queue
+   SET lease_owner = NULL, lease_expires = NULL, claimed_at = NULL,
+       run_at = CASE WHEN pokes <> %(seen)s THEN now() ELSE %(run_at)s END
+ WHERE instance_id = %(id)s AND lease_owner = %(owner)s
+RETURNING run_at
+"""
+FINISH = "SELECT dfc.finish_instance({}, {}, {}, {}, {}, {})"
+NOTIFY = "SELECT pg_notify('dfc_work', %s)"
+
+
+def record_from_row(row: Sequence[Any]) -> NodeRecord:
+    """A `NodeRecord` from a `LOAD_RECORDS` row (without its instance id)."""
+    key, node_id, status, result, error, wake_epoch, attempt, detail, seq = row
+    wake_at = None if wake_epoch is None else datetime.fromtimestamp(round(wake_epoch, 6), UTC)
+    return NodeRecord(
+        key=key,
+        node_id=node_id,
+        status=status,
+        result=result,
+        error=error,
+        wake_at=wake_at,
+        attempt=attempt or 1,
+        detail=detail or {},
+        seq=seq,
+    )
+
+
+async def load_state(conn: steps.AConn, claimed: Sequence[Claimed]) -> None:
+    """Fill in records and unconsumed signals of freshly claimed instances (one round trip)."""
+    if not claimed:
+        return
+    by_id = {c.instance_id: c for c in claimed}
+    ids = list(by_id)
+    async with conn.pipeline():
+        rc = await conn.execute(LOAD_RECORDS, (ids,), prepare=True)
+        sc = await conn.execute(LOAD_SIGNALS, (ids,), prepare=True)
+    for row in await rc.fetchall():
+        rec = record_from_row(row[1:])
+        by_id[row[0]].records[rec.key] = rec
+    for iid, seq, name, payload in await sc.fetchall():
+        by_id[iid].signals.append(Signal(seq=seq, name=name, payload=payload))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- one instance ----------------------------------------------------------------------------
+
+
+class InstanceRun:
+    """The in-memory execution of one instance while its lease is held."""
+
+    def __init__(
+        self,
+        host: Host,
+        claimed: Claimed,
+        *,
+        on_evaluate: Callable[[InstanceRun, Evaluation], None] | None = None,
+    ) -> None:
+        self.host = host
+        self.claimed = claimed
+        self.lease = Lease(claimed.instance_id, host.owner, claimed.plan)
+        self.records: dict[str, NodeRecord] = claimed.records
+        self.signals: list[Signal] = claimed.signals
+        self.pokes_seen = claimed.pokes
+        self.inflight: dict[str, asyncio.Task[Outcome | None]] = {}
+        self.cancelled_keys: set[str] = set()
+        self.durations: dict[str, float] = {}  # key -> ms, for live trees
+        self.on_evaluate = on_evaluate
+        self.last: Evaluation | None = None
+        self.outcome: str | None = None  # completed | failed | released | lost | abandoned
+        self._wake = asyncio.Event()
+        self._poked = False
+        self._lost = False
+        self._stopping = False
+        self._steps = 0
+        self._internal_error: dict[str, Any] | None = None
+        # A pooled connection kept for the whole run: sequential steps (the common case) reuse
+        # it instead of going through the pool each time; concurrent branches take others.
+        self._lane: steps.AConn | None = None
+        self._lane_busy = False
+
+    @property
+    def instance_id(self) -> str:
+        return self.claimed.instance_id
+
+    # -- signals from the worker --------------------------------------------------------------
+
+    def poke(self) -> None:
+        """Something changed in the database for this instance (signal, cancel): look again."""
+        self._poked = True
+        self._wake.set()
+
+    def lose(self) -> None:
+        """The lease is gone (heartbeat found it missing): stop at once."""
+        self._lost = True
+        for task in self.inflight.values():
+            task.cancel()
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Graceful shutdown: start no new step, release when the running ones are done."""
+        self._stopping = True
+        self._wake.set()
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[steps.AConn]:
+        if self._lane is not None and not self._lane_busy and not self._lane.closed:
+            self._lane_busy = True
+            try:
+                yield self._lane
+            finally:
+                self._lane_busy = False
+        else:
+            async with self.host.pool.connection() as conn:
+                yield conn
+
+    async def run(self) -> str:
+        """Drive the instance until it finishes, waits, yields or is lost; returns how it ended."""
+        log = self.host.log
+        try:
+            self._lane = await self.host.pool.getconn()
+        except Exception as e:
+            log.error(self.instance_id, f"no database connection: {e}")
+            return "abandoned"
+        try:
+            return await self._run()
+        finally:
+            lane, self._lane = self._lane, None
+            await self.host.pool.putconn(lane)
+
+    async def _run(self) -> str:
+        log = self.host.log
+        try:
+            self.outcome = await self._loop()
+        except LeaseLost:
+            self.outcome = "lost"
+            log.event(self.instance_id, "lease_lost", "instance was cancelled or taken over")
+        except asyncio.CancelledError:
+            self.outcome = "abandoned"
+            raise
+        except Exception as e:  # infrastructure: the step's transaction rolled back
+            self.outcome = "abandoned"
+            log.error(self.instance_id, f"{type(e).__name__}: {e}".strip())
+            await self._cancel_all()
+            with contextlib.suppress(Exception):
+                await self._release(utcnow() + timedelta(seconds=self.host.settings.retry_delay))
+        finally:
+            await self._cancel_all()
+        return self.outcome or "abandoned"
+
+    async def _loop(self) -> str:
+        settings = self.host.settings
+        slice_start = time.monotonic()
+        yielding = False
+        conflicts = 0
+        while True:
+            if self._lost:
+                raise LeaseLost(self.instance_id)
+            if self._poked:
+                await self._refresh()
+            ev = self._evaluate()
+            if ev is None:
+                await self._cancel_all()
+                await self._write_finish("failed", None, self._internal_error, False)
+                return "failed"
+            stores, cancels, runs, prune = _split(ev.actions)
+            if ev.status != "running":
+                # The deciding evaluation may still carry records (a timer that fired just now).
+                await self._cancel_all()
+                stores = [s for s in stores if not _same(self.records.get(s.record.key), s.record)]
+                if stores or prune:
+                    await self._store(stores, prune)
+                await self._finish(ev)
+                return ev.status
+            for c in cancels:
+                await self._cancel(c.keys)
+            # Work the machine no longer asks for (a race lost, a timeout expired) is cancelled
+            # even without an explicit Cancel: the state-machine contract allows it.
+            wanted = {a.key for a in runs}
+            stale = [k for k in self.inflight if k not in wanted]
+            if stale:
+                await self._cancel(stale)
+            stores = [s for s in stores if not _same(self.records.get(s.record.key), s.record)]
+            if stores or prune:
+                try:
+                    await self._store(stores, prune)
+                    conflicts = 0
+                except Conflict:
+                    conflicts += 1
+                    if conflicts > 3:  # the same write refused again and again: not a race
+                        raise
+                    await self._resync()
+                    continue
+            if not (self._stopping or yielding):
+                for action in runs:
+                    if action.key not in self.inflight and action.key not in self.records:
+                        self._spawn(action)
+            if stores or prune:
+                continue  # new records may enable more
+            now = utcnow()
+            if not self.inflight:
+                if self._stopping or yielding:
+                    await self._release(now, notify=yielding)
+                    return "released"
+                wake = ev.next_wake
+                if wake is not None and (wake - now).total_seconds() <= settings.hold_seconds:
+                    await self._wait((wake - now).total_seconds())
+                    continue
+                await self._release(wake)
+                return "released"
+            timeout = (
+                None if ev.next_wake is None else max(0.0, (ev.next_wake - now).total_seconds())
+            )
+            await self._wait(timeout)
+            await self._harvest()
+            if (
+                not yielding
+                and self.host.backlog()
+                and (
+                    self._steps >= settings.slice_steps
+                    or (time.monotonic() - slice_start) * 1000 >= settings.slice_ms
+                )
+            ):
+                yielding = True
+
+    def _evaluate(self) -> Evaluation | None:
+        c = self.claimed
+        try:
+            ev = machine.evaluate(
+                c.plan,
+                instance_id=c.instance_id,
+                label=c.label,
+                vars=c.vars,
+                records=self.records,
+                signals=self.signals,
+                now=utcnow(),
+                history_limit=self.host.settings.history_limit,
+            )
+        except Exception as e:
+            # A bug in the state machine or a plan it cannot execute: retrying would fail the
+            # same way forever, so the instance fails with the reason.
+            self.host.log.error(self.instance_id, f"evaluation failed: {type(e).__name__}: {e}")
+            self._internal_error = {
+                "message": f"internal error while evaluating the workflow: {type(e).__name__}: {e}"
+            }
+            return None
+        self.last = ev
+        if self.on_evaluate is not None:
+            self.on_evaluate(self, ev)
+        return ev
+
+    # -- performing actions -------------------------------------------------------------------
+
+    async def _store(self, stores: list[Store], prune: list[str]) -> None:
+        async with self._connection() as conn:
+            written, pokes = await steps.store_records(conn, self.lease, stores, prune)
+        for key in prune:
+            self.records.pop(key, None)
+        consumed = {s.consume_signal for s in stores if s.consume_signal is not None}
+        if consumed:
+            self.signals = [s for s in self.signals if s.seq not in consumed]
+        for rec in written:
+            self.records[rec.key] = rec
+            self.host.log.record(self.instance_id, rec, self._kind(rec.key))
+        self._note_pokes(pokes)
+
+    def _spawn(self, action: RunSql | RunHttp) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._perform(action), name=f"{self.instance_id}/{action.key}"
+        )
+        self.inflight[action.key] = task
+
+    async def _perform(self, action: RunSql | RunHttp) -> Outcome | None:
+        if isinstance(action, RunSql):
+            async with self._connection() as conn:
+                return await steps.run_sql(conn, self.lease, action)
+        started = time.perf_counter()
+        envelope: Any = None
+        error: dict[str, Any] | None = None
+        try:
+            envelope = await self.host.http(action.request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            error = http_error(e)
+        ms = (time.perf_counter() - started) * 1000
+        async with self._connection() as conn:
+            return await steps.checkpoint_http(conn, self.lease, action, envelope, error, ms)
+
+    async def _cancel(self, keys: Sequence[str]) -> None:
+        tasks = []
+        for key in keys:
+            self.cancelled_keys.add(key)
+            task = self.inflight.get(key)
+            if task is not None and not task.done():
+                task.cancel()
+                tasks.append(task)
+        if tasks:
+            await asyncio.wait(tasks)
+            await self._harvest()
+
+    async def _cancel_all(self) -> None:
+        tasks = [t for t in self.inflight.values() if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        self.inflight.clear()
+
+    async def _wait(self, timeout: float | None) -> None:
+        """Until a step finishes, a poke arrives, or ``timeout`` seconds pass."""
+        if self._wake.is_set():
+            self._wake.clear()
+            return
+        waiter = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait(
+                [waiter, *self.inflight.values()],
+                timeout=timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            waiter.cancel()
+        self._wake.clear()
+
+    async def _harvest(self) -> None:
+        """Take the outcomes of finished steps into memory."""
+        for key, task in list(self.inflight.items()):
+            if not task.done():
+                continue
+            del self.inflight[key]
+            if task.cancelled():
+                continue
+            exc = task.exception()
+            if exc is not None:
+                if isinstance(exc, Conflict):
+                    if key in self.cancelled_keys:
+                        continue  # a cancelled race loser lost to its own cancellation record
+                    await self._resync()
+                    continue
+                raise exc
+            outcome = task.result()
+            if outcome is None:
+                continue
+            self._steps += 1
+            self.records[key] = outcome.record
+            self.durations[key] = outcome.duration_ms
+            self._note_pokes(outcome.pokes)
+            self.host.log.step(
+                self.instance_id, outcome.record, outcome.duration_ms, self._kind(key)
+            )
+
+    def _kind(self, key: str) -> str:
+        node = self.claimed.plan.nodes.get(node_id(key))
+        return node.type if node is not None else "node"
+
+    def _note_pokes(self, pokes: int) -> None:
+        # A signal counter that moved since we last looked means a signal arrived.
+        if pokes != self.pokes_seen:
+            self._poked = True
+
+    async def _refresh(self) -> None:
+        """Reread the queue row (still ours? signals?) and the unconsumed signals."""
+        self._poked = False
+        async with self._connection() as conn:
+            async with conn.pipeline():
+                qc = await conn.execute(REFRESH, (self.instance_id,), prepare=True)
+                sc = await conn.execute(LOAD_SIGNALS, ([self.instance_id],), prepare=True)
+            row = await qc.fetchone()
+            sigs = await sc.fetchall()
+        if row is None or row[1] != self.host.owner:
+            raise LeaseLost(self.instance_id)
+        self.pokes_seen = int(row[0])
+        self.signals = [Signal(seq=s, name=n, payload=p) for _, s, n, p in sigs]
+
+    async def _resync(self) -> None:
+        """Reload records and signals from the database after a conflicting write."""
+        async with self._connection() as conn:
+            rows = await (await conn.execute(LOAD_RECORDS, ([self.instance_id],))).fetchall()
+        self.records = {r[1]: record_from_row(r[1:]) for r in rows}
+        await self._refresh()
+
+    # -- leaving ------------------------------------------------------------------------------
+
+    async def _release(self, run_at: datetime | None, *, notify: bool = False) -> None:
+        faults.fault("before_release")
+        params = {
+            "seen": self.pokes_seen,
+            "run_at": run_at,
+            "id": self.instance_id,
+            "owner": self.host.owner,
+        }
+        async with self._connection() as conn, conn.pipeline():
+            await conn.execute(RELEASE, params, prepare=True)
+            if notify:
+                await conn.execute(NOTIFY, (self.instance_id,))
+        self.host.log.released(self.instance_id, run_at, self.last)
+
+    async def _finish(self, ev: Evaluation) -> None:
+        error = ev.error
+        compensated = bool(isinstance(error, Mapping) and error.get("compensated"))
+        await self._write_finish(ev.status, ev.result, error, compensated)
+
+    async def _write_finish(self, status: str, result: Any, error: Any, compensated: bool) -> None:
+        lit = steps.literal
+        statement = FINISH.format(
+            lit(self.instance_id),
+            lit(self.host.owner),
+            lit(status),
+            "'null'::json" if result is None and status == "completed" else lit(result, as_json="json"),
+            lit(error, as_json="jsonb"),
+            lit(compensated),
+        )
+        async with self._connection() as conn:
+            try:
+                await conn.execute(statement)
+            except psycopg.Error as e:
+                raise steps.classify(e) or e from e
+        self.host.log.finished(self.instance_id, status, error)
+
+
+def http_error(e: BaseException) -> dict[str, Any]:
+    """The stored error of a failed HTTP request (5xx, timeout, connection error)."""
+    to_error = getattr(e, "to_error", None)
+    if callable(to_error):
+        out = to_error()
+        if isinstance(out, dict):
+            return out
+    return {"message": str(e) or type(e).__name__, "kind": "http"}
+
+
+def _split(
+    actions: Sequence[Any],
+) -> tuple[list[Store], list[Cancel], list[RunSql | RunHttp], list[str]]:
+    stores: list[Store] = []
+    cancels: list[Cancel] = []
+    runs: list[RunSql | RunHttp] = []
+    prune: list[str] = []
+    for a in actions:
+        if isinstance(a, Store):
+            stores.append(a)
+        elif isinstance(a, Cancel):
+            cancels.append(a)
+        elif isinstance(a, RunSql | RunHttp):
+            runs.append(a)
+        elif isinstance(a, Prune):
+            prune.extend(a.keys)
+    return stores, cancels, runs, prune
+
+
+def _same(old: NodeRecord | None, new: NodeRecord) -> bool:
+    """Whether storing ``new`` would change nothing (the machine may repeat a decision)."""
+    if old is None:
+        return False
+    return replace(new, seq=old.seq) == old

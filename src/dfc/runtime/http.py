@@ -1,0 +1,426 @@
+"""Performing HTTP steps (SPEC §5.2 HTTP): the request, the egress policy, the result envelope.
+
+`perform` / `perform_async` send one `HttpRequest` and return the envelope
+``{"status", "body", "encoding", "headers", "ok", "duration_ms"}`` for 2xx, 3xx and 4xx
+responses (redirects are never followed: a 3xx completes with its status). A 5xx response, a
+timeout, a connection error, a response over the size limit or a destination the egress policy
+denies raise `HttpError`, whose ``to_error()`` is the error object to store on the failed node.
+
+Egress: `EgressPolicy` is an allow-list of ``host``, ``host:port``, ``*.domain``, IP or CIDR
+patterns (``DFC_HTTP_ALLOW``, comma-separated, plus any given in code). With an empty list any
+public host may be called; with a list, only matching hosts. Private, loopback, link-local and
+other non-global addresses are denied unless allowed explicitly (by a pattern naming the host or
+its domain, or a CIDR containing the address; ``*`` alone does not). The host is resolved and
+every address checked before the request is sent. (The HTTP client resolves the name again to
+connect; a DNS server that answers differently the second time is not defended against.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ipaddress
+import json
+import os
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from dfc.runtime import codes
+from dfc.runtime.state import HttpRequest
+
+JSON = Any
+ENV_ALLOW = "DFC_HTTP_ALLOW"
+MAX_BODY = 10 * 1024 * 1024
+"""Largest response body accepted (bytes); larger ones fail the step rather than the worker."""
+
+_TEXT_SUBTYPES = frozenset({"json", "xml", "yaml", "x-yaml", "x-www-form-urlencoded"})
+_IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class HttpError(Exception):
+    """An HTTP step that fails its node; ``to_error()`` is what the engine stores."""
+
+    def __init__(
+        self, message: str, *, code: str, status: int | None = None, response: JSON = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+        self.response = response
+
+    def to_error(self) -> dict[str, JSON]:
+        error: dict[str, JSON] = {"message": self.message, "code": self.code, "kind": "http"}
+        if self.status is not None:
+            error["status"] = self.status
+        if self.response is not None:
+            error["response"] = self.response
+        return error
+
+
+# -- egress -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Pattern:
+    host: str | None  # exact host, or ".domain" for "*.domain", or "*" for any
+    port: int | None
+    network: _IpNetwork | None
+
+    def names(self, host: str, port: int) -> bool:
+        if self.host is None or (self.port is not None and self.port != port):
+            return False
+        if self.host == "*":
+            return True
+        if self.host.startswith("."):
+            return host.endswith(self.host)
+        return host == self.host
+
+    def contains(self, address: _IpAddress) -> bool:
+        return self.network is not None and address in self.network
+
+
+def _parse_pattern(text: str) -> _Pattern:
+    """``host``, ``host:port``, ``*.domain[:port]``, ``*``, an IP (``[v6]:port`` too) or a CIDR."""
+    text = text.strip().lower()
+    try:
+        return _Pattern(None, None, ipaddress.ip_network(text.strip("[]"), strict=False))
+    except ValueError:
+        pass
+    host, port = text, None
+    if text.startswith("["):
+        close = text.index("]")
+        host, rest = text[1:close], text[close + 1 :]
+        port = int(rest[1:]) if rest.startswith(":") else None
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+        port = int(port_text)
+    if not host:
+        raise ValueError(text)
+    if host.startswith("*."):
+        host = host[1:]  # ".domain": any subdomain
+    literal = _literal(host)
+    return _Pattern(str(literal) if literal is not None else host, port, None)
+
+
+@dataclass(frozen=True, slots=True)
+class EgressPolicy:
+    """Which destinations HTTP steps may reach (see the module docstring)."""
+
+    allow: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, extra: Iterable[str] = ()) -> EgressPolicy:
+        """The policy of ``DFC_HTTP_ALLOW`` plus `extra` patterns."""
+        env = [p for p in os.environ.get(ENV_ALLOW, "").split(",") if p.strip()]
+        return cls(allow=(*env, *extra))
+
+    def _patterns(self) -> list[_Pattern]:
+        out = []
+        for text in self.allow:
+            try:
+                out.append(_parse_pattern(text))
+            except ValueError:
+                raise HttpError(
+                    f"invalid egress pattern {text!r} in {ENV_ALLOW} (expected host[:port], "
+                    "*.domain, an IP address or a CIDR range)",
+                    code=codes.HTTP_EGRESS_DENIED,
+                ) from None
+        return out
+
+    def check(self, host: str, port: int, addresses: Iterable[_IpAddress]) -> None:
+        """Raise `HttpError` unless `host:port`, resolving to `addresses`, may be called."""
+        host = host.lower().rstrip(".")
+        literal = _literal(host)
+        if literal is not None:
+            host = str(literal)
+        patterns = self._patterns()
+        named = [p for p in patterns if p.names(host, port)]
+        explicit = any(p.host != "*" for p in named)
+        addresses = list(addresses)
+        if (
+            patterns
+            and not named
+            and not all(any(p.contains(a) for p in patterns) for a in addresses)
+        ):
+            raise HttpError(
+                f"HTTP requests to {host}:{port} are not allowed; add the host to {ENV_ALLOW}",
+                code=codes.HTTP_EGRESS_DENIED,
+            )
+        for a in addresses:
+            if _public(a) or explicit or any(p.contains(a) for p in patterns):
+                continue
+            raise HttpError(
+                f"HTTP requests to {host} are not allowed: it resolves to the non-public address "
+                f"{a}; allow it explicitly in {ENV_ALLOW} (host or CIDR) if this is intended",
+                code=codes.HTTP_EGRESS_DENIED,
+            )
+
+
+def _public(address: _IpAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def _destination(url: str) -> tuple[str, int]:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        raise HttpError(f"invalid URL {url!r}: {e}", code=codes.BAD_REQUEST) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HttpError(
+            f"invalid URL {url!r}: only http:// and https:// URLs with a host can be called",
+            code=codes.BAD_REQUEST,
+        )
+    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+def _literal(host: str) -> _IpAddress | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def _addresses(infos: Iterable[tuple[Any, ...]]) -> list[_IpAddress]:
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+
+
+def _unresolvable(host: str, e: OSError) -> HttpError:
+    return HttpError(f"cannot resolve host {host}: {e}", code=codes.HTTP_TRANSPORT_ERROR)
+
+
+def check_egress(url: str, policy: EgressPolicy) -> None:
+    """Resolve the URL's host and apply `policy` (blocking)."""
+    host, port = _destination(url)
+    literal = _literal(host)
+    if literal is not None:
+        policy.check(host, port, [literal])
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise _unresolvable(host, e) from None
+    policy.check(host, port, _addresses(infos))
+
+
+async def check_egress_async(url: str, policy: EgressPolicy) -> None:
+    """`check_egress` without blocking the event loop."""
+    host, port = _destination(url)
+    literal = _literal(host)
+    if literal is not None:
+        policy.check(host, port, [literal])
+        return
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise _unresolvable(host, e) from None
+    policy.check(host, port, _addresses(infos))
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+def sync_client(**kwargs: Any) -> httpx.Client:
+    """A client for HTTP steps: no redirects, no proxies or netrc from the environment."""
+    return httpx.Client(follow_redirects=False, trust_env=False, **kwargs)
+
+
+def async_client(**kwargs: Any) -> httpx.AsyncClient:
+    """An async client for HTTP steps (share one per worker)."""
+    return httpx.AsyncClient(follow_redirects=False, trust_env=False, **kwargs)
+
+
+def _build(http: httpx.Client | httpx.AsyncClient, request: HttpRequest) -> httpx.Request:
+    headers = dict(request.headers)
+    lower = {k.lower() for k in headers}
+    if "idempotency-key" not in lower:  # a key the user set deliberately wins
+        headers["Idempotency-Key"] = request.idempotency_key
+    timeout = httpx.Timeout(max(0.001, request.timeout_s))
+    if request.multipart is not None:
+        # The boundary goes into Content-Type: a user-set one would break the body.
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        files = [
+            (
+                str(part["name"]),
+                (
+                    part.get("filename"),
+                    base64.b64decode("".join(str(part.get("data_b64", "")).split())),
+                    part.get("content_type"),
+                ),
+            )
+            for part in request.multipart
+        ]
+        return http.build_request(
+            request.method, request.url, headers=headers, files=files, timeout=timeout
+        )
+    content = None
+    if request.body is not None:
+        content = request.body.encode()
+        if "content-type" not in lower:
+            headers["Content-Type"] = _guess_type(request.body)
+    return http.build_request(
+        request.method, request.url, headers=headers, content=content, timeout=timeout
+    )
+
+
+def _guess_type(body: str) -> str:
+    try:
+        json.loads(body)
+    except ValueError:
+        return "text/plain; charset=utf-8"
+    return "application/json"
+
+
+def is_textual(content_type: str | None) -> bool:
+    """Whether a response body of this content type is stored as text (else base64)."""
+    if not content_type or not content_type.strip():
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    if kind == "text":
+        return True
+    return subtype in _TEXT_SUBTYPES or subtype.rsplit("+", 1)[-1] in ("json", "xml", "yaml")
+
+
+def _envelope(response: httpx.Response, body: bytes, started: float) -> dict[str, JSON]:
+    content_type = response.headers.get("content-type")
+    if is_textual(content_type):
+        charset = response.charset_encoding or "utf-8"
+        try:
+            text = body.decode(charset, errors="replace")
+        except LookupError:
+            text = body.decode("utf-8", errors="replace")
+        encoding = "text"
+    else:
+        text = base64.b64encode(body).decode("ascii")
+        encoding = "base64"
+    headers: dict[str, str] = {}
+    for name, value in response.headers.multi_items():
+        name = name.lower()
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    status = response.status_code
+    return {
+        "status": status,
+        "body": text,
+        "encoding": encoding,
+        "headers": headers,
+        "ok": 200 <= status < 300,
+        "duration_ms": round((time.perf_counter() - started) * 1000),
+    }
+
+
+def _finish(
+    request: HttpRequest, response: httpx.Response, body: bytes, started: float
+) -> dict[str, JSON]:
+    envelope = _envelope(response, body, started)
+    if response.status_code >= 500:
+        raise HttpError(
+            f"HTTP {response.status_code} from {request.method} {_redacted(request.url)}",
+            code=codes.HTTP_SERVER_ERROR,
+            status=response.status_code,
+            response=envelope,
+        )
+    return envelope
+
+
+def _redacted(url: str) -> str:
+    """The URL without query string or user info (they may hold secrets) for messages."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<invalid URL>"
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def _transport_error(request: HttpRequest, e: httpx.HTTPError) -> HttpError:
+    where = f"{request.method} {_redacted(request.url)}"
+    if isinstance(e, httpx.TimeoutException):
+        return HttpError(
+            f"{where} timed out after {request.timeout_s:g} s", code=codes.HTTP_TRANSPORT_ERROR
+        )
+    if isinstance(e, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return HttpError(f"{where}: {e}", code=codes.BAD_REQUEST)
+    return HttpError(f"{where} failed: {type(e).__name__}: {e}", code=codes.HTTP_TRANSPORT_ERROR)
+
+
+def _too_large(request: HttpRequest, limit: int) -> HttpError:
+    return HttpError(
+        f"the response to {request.method} {_redacted(request.url)} is larger than {limit:,} bytes",
+        code=codes.HTTP_TRANSPORT_ERROR,
+    )
+
+
+def perform(
+    request: HttpRequest,
+    *,
+    client: httpx.Client | None = None,
+    policy: EgressPolicy | None = None,
+    max_body: int = MAX_BODY,
+) -> dict[str, JSON]:
+    """Send `request` (blocking) and return its envelope; raises `HttpError`."""
+    policy = policy if policy is not None else EgressPolicy.from_env()
+    check_egress(request.url, policy)
+    own = client is None
+    http = client if client is not None else sync_client()
+    try:
+        started = time.perf_counter()
+        try:
+            response = http.send(_build(http, request), stream=True)
+            try:
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > max_body:
+                        raise _too_large(request, max_body)
+            finally:
+                response.close()
+        except httpx.HTTPError as e:
+            raise _transport_error(request, e) from None
+        return _finish(request, response, bytes(body), started)
+    finally:
+        if own:
+            http.close()
+
+
+async def perform_async(
+    request: HttpRequest,
+    *,
+    client: httpx.AsyncClient | None = None,
+    policy: EgressPolicy | None = None,
+    max_body: int = MAX_BODY,
+) -> dict[str, JSON]:
+    """Send `request` and return its envelope; raises `HttpError`."""
+    policy = policy if policy is not None else EgressPolicy.from_env()
+    await check_egress_async(request.url, policy)
+    own = client is None
+    http = client if client is not None else async_client()
+    try:
+        started = time.perf_counter()
+        try:
+            response = await http.send(_build(http, request), stream=True)
+            try:
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > max_body:
+                        raise _too_large(request, max_body)
+            finally:
+                await response.aclose()
+        except httpx.HTTPError as e:
+            raise _transport_error(request, e) from None
+        return _finish(request, response, bytes(body), started)
+    finally:
+        if own:
+            await http.aclose()

@@ -1,0 +1,50 @@
+"""When durable timers fire: the next minute of a cron expression (df.wait_for_schedule, SPEC
+§1.3) and the backoff before a retry (df.retry, SPEC §5.7)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from cronsim import CronSim, CronSimError
+
+__all__ = ["CronSimError", "backoff", "next_fire"]
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def next_fire(expr: str, after: datetime, timezone: str = "UTC") -> datetime:
+    """The first minute strictly after `after` that matches `expr`, in `timezone`, as UTC.
+
+    Raises `CronSimError` (a ValueError) for an invalid expression; the checker rejects those
+    before a plan is made, so at run time it means a plan that bypassed the checker.
+    """
+    zone = UTC if timezone.upper() == "UTC" else _zone(timezone)
+    start = after.astimezone(zone).replace(second=0, microsecond=0)
+    fire = next(iter(CronSim(expr, start)))
+    return fire.astimezone(UTC)
+
+
+def backoff(config: Mapping[str, Any], attempt: int, seed: str) -> float:
+    """Seconds to wait after failed attempt `attempt` (from 1): ``min(max_backoff, backoff *
+    factor^(attempt-1))``, with full jitter drawn deterministically from `seed` (instance and
+    retry key), so that every replay computes — and the record stores — the same delay."""
+    backoff = float(config.get("backoff", 1))
+    factor = float(config.get("factor", 2))
+    cap = float(config.get("max_backoff", 300))
+    try:
+        delay = min(cap, backoff * factor ** (attempt - 1))
+    except OverflowError:
+        delay = cap
+    delay = max(0.0, delay)
+    if config.get("jitter"):
+        digest = hashlib.sha256(f"{seed}:{attempt}".encode()).digest()
+        delay *= int.from_bytes(digest[:8], "big") / 2**64
+    return round(delay, 3)

@@ -1,0 +1,446 @@
+"""The worker: claims instances from ``dfc.queue`` and runs them, many at once (SPEC §5.3, §8).
+
+One asyncio process with a connection pool. Four loops cooperate:
+
+- **claim**: while fewer than ``concurrency`` instances are held, claim due queue rows
+  (``run_at <= now()``, ``FOR UPDATE SKIP LOCKED``, oldest first, a batch at a time), load their
+  state in one round trip and start an `InstanceRun` for each. Then sleep until a notification,
+  a freed slot, or the poll interval (the safety net for lost notifications).
+- **listen**: ``LISTEN dfc_work`` on a connection of its own. A notification names an instance:
+  one this worker holds is poked (a signal or a cancel for it), any other means there is work.
+- **heartbeat**: every third of the lease, extend the leases of everything held, in one UPDATE;
+  an instance missing from the result was cancelled or taken over, and its run stops.
+- **housekeeping**: now and then, delete finished instances older than the retention setting.
+
+While an instance is held its queue row's ``run_at`` equals ``lease_expires``: a worker that dies
+simply stops extending them, and the rows become due again when the leases expire.
+
+Shutdown (`Worker.request_stop`, wired to SIGTERM and SIGINT by `run_worker`): stop claiming, let
+running steps finish for up to ``shutdown_grace`` seconds, cancel the rest (their transactions
+roll back), release every lease with ``run_at = now()`` so that another worker continues at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from dfc.plan.model import Plan, PlanFormatError
+from dfc.runtime import faults
+from dfc.runtime.engine import Claimed, EngineSettings, InstanceRun, load_state
+from dfc.runtime.logs import StepLog
+from dfc.runtime.state import Evaluation
+from dfc.runtime.values import configure_loaders
+from dfc.store.db import connect_kwargs
+
+CLAIM = """
+WITH c AS (
+    SELECT instance_id, lease_owner AS previous FROM dfc.queue
+     WHERE run_at <= now() {only}
+     ORDER BY run_at
+     LIMIT %(n)s
+       FOR UPDATE SKIP LOCKED
+), q AS (
+    UPDATE dfc.queue AS q
+       SET lease_owner = %(owner)s, claimed_at = now(),
+           lease_expires = now() + make_interval(secs => %(lease)s),
+           run_at = now() + make_interval(secs => %(lease)s)
+      FROM c
+     WHERE q.instance_id = c.instance_id
+ RETURNING q.instance_id, q.pokes
+), s AS (
+    UPDATE dfc.instances AS i
+       SET status = 'running', started_at = coalesce(i.started_at, now()), updated_at = now()
+      FROM q
+     WHERE i.id = q.instance_id AND i.status = 'pending'
+), h AS (
+    INSERT INTO dfc.history (instance_id, event, detail)
+    SELECT instance_id, 'resumed', jsonb_build_object('worker', %(owner)s, 'previous', previous)
+      FROM c WHERE previous IS NOT NULL
+)
+SELECT q.instance_id, q.pokes, i.workflow, i.version, i.label, i.vars
+  FROM q JOIN dfc.instances AS i ON i.id = q.instance_id
+"""
+CLAIM_ANY = CLAIM.format(only="")
+CLAIM_ONLY = CLAIM.format(only="AND instance_id = ANY(%(only)s)")
+
+HEARTBEAT = """
+UPDATE dfc.queue
+   SET lease_expires = now() + make_interval(secs => %(lease)s),
+       run_at = now() + make_interval(secs => %(lease)s)
+ WHERE lease_owner = %(owner)s
+RETURNING instance_id
+"""
+WORKER_BEAT = "UPDATE dfc.workers SET heartbeat_at = now() WHERE id = %s"
+REGISTER = """
+INSERT INTO dfc.workers (id, host, pid, started_at, heartbeat_at, concurrency)
+VALUES (%s, %s, %s, now(), now(), %s)
+"""
+UNREGISTER = "DELETE FROM dfc.workers WHERE id = %s"
+RELEASE_ALL = """
+UPDATE dfc.queue SET lease_owner = NULL, lease_expires = NULL, claimed_at = NULL, run_at = now()
+ WHERE lease_owner = %s
+"""
+BACKLOG = "SELECT EXISTS (SELECT 1 FROM dfc.queue WHERE run_at <= now())"
+LOAD_PLANS = """
+SELECT name, version, plan, source FROM dfc.workflows
+ WHERE (name, version) IN (SELECT * FROM unnest(%s::text[], %s::int[]))
+"""
+UNFINISHED = (
+    "SELECT count(*) FROM dfc.instances WHERE id = ANY(%s) AND status IN ('pending', 'running')"
+)
+PURGE_WORKERS = "DELETE FROM dfc.workers WHERE heartbeat_at < now() - interval '1 day'"
+FAIL_UNREADABLE = "SELECT dfc.finish_instance(%s, %s, 'failed', NULL, %s, false)"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """How a worker behaves; `dfc worker` exposes the common ones."""
+
+    concurrency: int = 16  # instances held at once
+    lease_seconds: float = 15.0
+    poll_seconds: float = 1.0
+    claim_batch: int = 64
+    shutdown_grace: float = 10.0
+    retention_every: float = 600.0  # seconds between retention passes (0: never)
+    only: frozenset[str] | None = None  # run these instances and nothing else (`dfc run`)
+    stop_when_done: bool = False  # with ``only``: return once they have all finished
+    engine: EngineSettings = field(default_factory=EngineSettings)
+
+
+def new_worker_id() -> str:
+    """``host:pid:random``: unique, and says where the worker runs."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Worker:
+    """A running worker; `run` until `request_stop` (or, with ``only``, until done)."""
+
+    def __init__(
+        self,
+        url: str,
+        options: WorkerOptions | None = None,
+        *,
+        log: StepLog | None = None,
+        on_evaluate: Callable[[InstanceRun, Evaluation], None] | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.url = url
+        self.options = options or WorkerOptions()
+        self.settings = self.options.engine
+        self.log = log or StepLog()
+        self.owner = worker_id or new_worker_id()
+        self.on_evaluate = on_evaluate
+        self.runs: dict[str, InstanceRun] = {}
+        self.finished: dict[str, str] = {}  # instance id -> how its last run ended
+        self._tasks: dict[str, asyncio.Task[str]] = {}
+        self._claimed_at: dict[str, float] = {}
+        self._plans: dict[tuple[str, int], Plan | PlanFormatError] = {}
+        self._work = asyncio.Event()
+        self._stopping = False
+        self._stop_now = False
+        self._backlog = False
+        self._http_client: Any = None
+        kwargs = connect_kwargs(url)
+        kwargs.update(autocommit=True, options="-c standard_conforming_strings=on")
+        self._conn_kwargs = kwargs
+        size = self.options.concurrency + 4
+        self.pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            url,
+            kwargs=kwargs,
+            min_size=min(4, size),
+            max_size=size,
+            open=False,
+            configure=_configure,
+            name=f"dfc-{self.owner}",
+        )
+
+    # -- public -----------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Graceful stop: a second request cancels running steps at once."""
+        if self._stopping:
+            self._stop_now = True
+        self._stopping = True
+        for run in self.runs.values():
+            run.stop()
+        self._work.set()
+
+    def backlog(self) -> bool:
+        """Whether other instances may be waiting for a turn (fairness slices consult this)."""
+        return self._backlog and len(self.runs) >= self.options.concurrency
+
+    async def http(self, request: Any) -> Any:
+        """Perform an HTTP step's request with the worker's shared client."""
+        from dfc.runtime import http
+
+        if self._http_client is None:
+            self._http_client = http.async_client()
+        return await http.perform_async(request, client=self._http_client)
+
+    async def run(self) -> None:
+        """Serve until stopped; leaves no lease behind."""
+        faults.load_env()
+        await self.pool.open(wait=True, timeout=30)
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                REGISTER, (self.owner, socket.gethostname(), os.getpid(), self.options.concurrency)
+            )
+        self.log.info("started", worker=self.owner, concurrency=self.options.concurrency)
+        helpers = [
+            asyncio.create_task(self._listen(), name="dfc-listen"),
+            asyncio.create_task(self._heartbeat(), name="dfc-heartbeat"),
+        ]
+        if self.options.retention_every > 0 and self.options.only is None:
+            helpers.append(asyncio.create_task(self._housekeeping(), name="dfc-housekeeping"))
+        try:
+            await self._claim_loop()
+            await self._drain()
+        finally:
+            for h in helpers:
+                h.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            await self._shutdown()
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        opts = self.options
+        while not self._stopping:
+            free = opts.concurrency - len(self.runs)
+            full_batch = False
+            if free > 0:
+                want = min(free, opts.claim_batch)
+                try:
+                    claimed = await self._claim(want)
+                except (psycopg.OperationalError, OSError) as e:
+                    self.log.error(None, f"cannot claim work: {e}")
+                    claimed = []
+                    await asyncio.sleep(opts.poll_seconds)
+                for c in claimed:
+                    self._start(c)
+                full_batch = len(claimed) == want
+                self._backlog = full_batch
+            elif not self._backlog:
+                with contextlib.suppress(psycopg.Error, OSError):
+                    async with self.pool.connection() as conn:
+                        row = await (await conn.execute(BACKLOG, prepare=True)).fetchone()
+                        self._backlog = bool(row and row[0])
+            if opts.stop_when_done and opts.only is not None and await self._all_done():
+                return
+            if full_batch:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._work.wait(), opts.poll_seconds)
+            self._work.clear()
+
+    async def _all_done(self) -> bool:
+        assert self.options.only is not None
+        if self.runs:
+            return False
+        try:
+            async with self.pool.connection() as conn:
+                row = await (await conn.execute(UNFINISHED, (list(self.options.only),))).fetchone()
+        except psycopg.Error:
+            return False
+        return row is not None and row[0] == 0
+
+    async def _claim(self, n: int) -> list[Claimed]:
+        params: dict[str, Any] = {"n": n, "owner": self.owner, "lease": self.options.lease_seconds}
+        query = CLAIM_ANY
+        if self.options.only is not None:
+            query = CLAIM_ONLY
+            params["only"] = list(self.options.only)
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(query, params, prepare=True)).fetchall()
+            if not rows:
+                return []
+            now = time.monotonic()
+            for r in rows:
+                self._claimed_at[r[0]] = now
+            faults.fault("after_claim")
+            await self._load_plans(conn, {(r[2], r[3]) for r in rows})
+            claimed: list[Claimed] = []
+            for iid, pokes, workflow, version, label, vars_ in rows:
+                plan = self._plans[(workflow, version)]
+                if isinstance(plan, PlanFormatError):
+                    await self._fail_unreadable(conn, iid, workflow, version, plan)
+                    continue
+                claimed.append(
+                    Claimed(iid, workflow, version, label, vars_ or {}, int(pokes), plan)
+                )
+            await load_state(conn, claimed)
+        return claimed
+
+    async def _load_plans(self, conn: Any, keys: Collection[tuple[str, int]]) -> None:
+        missing = [k for k in keys if k not in self._plans]
+        if not missing:
+            return
+        cur = await conn.execute(LOAD_PLANS, ([k[0] for k in missing], [k[1] for k in missing]))
+        for name, version, data, source in await cur.fetchall():
+            try:
+                self._plans[(name, version)] = Plan.from_json({**data, "source": source or ""})
+            except PlanFormatError as e:
+                self._plans[(name, version)] = e
+
+    async def _fail_unreadable(
+        self, conn: Any, iid: str, workflow: str, version: int, e: Exception
+    ) -> None:
+        from psycopg.types.json import Jsonb
+
+        error = {"message": f"workflow {workflow} version {version} cannot be executed: {e}"}
+        await conn.execute(FAIL_UNREADABLE, (iid, self.owner, Jsonb(error)))
+        self.log.finished(iid, "failed", error)
+
+    def _start(self, claimed: Claimed) -> None:
+        run = InstanceRun(self, claimed, on_evaluate=self.on_evaluate)
+        if self._stopping:
+            run.stop()
+        self.runs[claimed.instance_id] = run
+        task = asyncio.create_task(run.run(), name=f"dfc-instance-{claimed.instance_id}")
+        self._tasks[claimed.instance_id] = task
+        task.add_done_callback(lambda t, iid=claimed.instance_id: self._done(iid, t))
+
+    def _done(self, iid: str, task: asyncio.Task[str]) -> None:
+        self.runs.pop(iid, None)
+        self._tasks.pop(iid, None)
+        self._claimed_at.pop(iid, None)
+        if not task.cancelled() and task.exception() is None:
+            self.finished[iid] = task.result()
+        self._work.set()  # a free slot
+
+    # -- listening --------------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        while not self._stopping:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self.url, **self._conn_kwargs)
+                async with conn:
+                    await conn.execute("LISTEN dfc_work")
+                    self._work.set()  # anything sent while we were not listening
+                    async for note in conn.notifies():
+                        run = self.runs.get(note.payload)
+                        if run is not None:
+                            run.poke()
+                        else:
+                            self._backlog = True
+                            self._work.set()
+            except asyncio.CancelledError:
+                raise
+            except (psycopg.Error, OSError) as e:
+                self.log.error(None, f"notification connection lost: {e}")
+                await asyncio.sleep(self.options.poll_seconds)
+
+    # -- leases -----------------------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        interval = max(0.2, self.options.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            started = time.monotonic()
+            try:
+                async with self.pool.connection() as conn:
+                    async with conn.pipeline():
+                        cur = await conn.execute(
+                            HEARTBEAT,
+                            {"lease": self.options.lease_seconds, "owner": self.owner},
+                            prepare=True,
+                        )
+                        await conn.execute(WORKER_BEAT, (self.owner,), prepare=True)
+                    held = {r[0] for r in await cur.fetchall()}
+            except (psycopg.Error, OSError) as e:
+                self.log.error(None, f"heartbeat failed: {e}")
+                continue
+            for iid, run in list(self.runs.items()):
+                if iid not in held and self._claimed_at.get(iid, started) < started:
+                    run.lose()
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        await asyncio.sleep(min(5.0, self.options.retention_every))
+        while True:
+            try:
+                await self.purge()
+            except (psycopg.Error, OSError) as e:
+                self.log.error(None, f"retention pass failed: {e}")
+            await asyncio.sleep(self.options.retention_every)
+
+    async def purge(self) -> int:
+        """Apply the ``retention_days`` setting (`dfc.store.retention`); returns how many
+        finished instances were deleted."""
+        from dfc.store.db import connect
+        from dfc.store.retention import purge_finished
+
+        def purge_sync() -> int:
+            with connect(self.url) as conn:
+                conn.execute(PURGE_WORKERS)
+                return purge_finished(conn)
+
+        total = await asyncio.to_thread(purge_sync)
+        if total:
+            self.log.info("retention", deleted=total)
+        return total
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        """Let held instances reach a point where they can be released."""
+        for run in self.runs.values():
+            run.stop()
+        tasks = list(self._tasks.values())
+        if not tasks:
+            return
+        grace = 0.0 if self._stop_now else self.options.shutdown_grace
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for t in pending:
+            t.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+    async def _shutdown(self) -> None:
+        with contextlib.suppress(psycopg.Error, OSError):
+            async with self.pool.connection() as conn:
+                await conn.execute(RELEASE_ALL, (self.owner,))
+                await conn.execute("SELECT pg_notify('dfc_work', '')")
+                await conn.execute(UNREGISTER, (self.owner,))
+        if self._http_client is not None:
+            with contextlib.suppress(Exception):
+                await self._http_client.aclose()
+        await self.pool.close()
+        self.log.info("stopped", worker=self.owner)
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    configure_loaders(conn)
+
+
+def run_worker(
+    url: str,
+    options: WorkerOptions | None = None,
+    *,
+    log: StepLog | None = None,
+    install_signals: bool = True,
+) -> None:
+    """Run a worker in this process until SIGTERM/SIGINT (then stop gracefully)."""
+
+    async def main() -> None:
+        worker = Worker(url, options, log=log)
+        if install_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, worker.request_stop)
+        await worker.run()
+
+    asyncio.run(main())

@@ -1,0 +1,131 @@
+"""Signatures of the ``df.*`` functions (SPEC §1.3), with pg_durable's parameter names.
+
+The names matter: PostgreSQL lets any argument be passed by name (``df.http(url => ...,
+method => 'GET')``), and the printer uses them to skip an omitted optional argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# node: any expression (a string is a SQL step); the others take a literal of that kind.
+Kind = Literal["node", "text", "int", "numeric", "bool", "any"]
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSpec:
+    """One parameter of a built-in: its name, what it accepts, whether it may be omitted."""
+
+    name: str
+    kind: Kind
+    required: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """A built-in's parameters; ``variadic`` repeats the last parameter (df.join)."""
+
+    name: str
+    params: tuple[ParamSpec, ...]
+    variadic: bool = False
+
+    @property
+    def min_args(self) -> int:
+        return sum(p.required for p in self.params)
+
+    def describe(self) -> str:
+        """``df.http(url [, method, body, headers, timeout])``-style usage text."""
+        req = [p.name for p in self.params if p.required]
+        opt = [p.name for p in self.params if not p.required]
+        inner = ", ".join(req)
+        if self.variadic:
+            inner += ", ..."
+        if opt:
+            inner += f" [, {', '.join(opt)}]" if inner else f"[{', '.join(opt)}]"
+        return f"df.{self.name}({inner})"
+
+
+def _sig(name: str, *params: ParamSpec, variadic: bool = False) -> Signature:
+    return Signature(name, params, variadic)
+
+
+SIGNATURES: dict[str, Signature] = {
+    s.name: s
+    for s in (
+        _sig("sql", ParamSpec("query", "text")),
+        _sig("seq", ParamSpec("a", "node"), ParamSpec("b", "node")),
+        _sig("as", ParamSpec("fut", "node"), ParamSpec("name", "text")),
+        _sig("join", ParamSpec("a", "node"), ParamSpec("b", "node"), variadic=True),
+        _sig("join3", ParamSpec("a", "node"), ParamSpec("b", "node"), ParamSpec("c", "node")),
+        _sig("race", ParamSpec("a", "node"), ParamSpec("b", "node")),
+        _sig("if", ParamSpec("condition", "node"), ParamSpec("then", "node"), ParamSpec("else", "node")),
+        _sig("if_rows", ParamSpec("result_name", "text"), ParamSpec("then", "node"), ParamSpec("else", "node")),
+        _sig("loop", ParamSpec("body", "node"), ParamSpec("condition", "node", required=False)),
+        _sig("break", ParamSpec("value", "any", required=False)),
+        _sig("sleep", ParamSpec("seconds", "int")),
+        _sig("wait_for_schedule", ParamSpec("cron_expr", "text")),
+        _sig("wait_for_signal", ParamSpec("name", "text"), ParamSpec("timeout", "int", required=False)),
+        _sig(
+            "http",
+            ParamSpec("url", "text"),
+            ParamSpec("method", "text", required=False),
+            ParamSpec("body", "text", required=False),
+            ParamSpec("headers", "text", required=False),
+            ParamSpec("timeout", "int", required=False),
+        ),
+        _sig(
+            "http_multipart",
+            ParamSpec("url", "text"),
+            ParamSpec("method", "text", required=False),
+            ParamSpec("parts", "text", required=False),
+            ParamSpec("headers", "text", required=False),
+            ParamSpec("timeout", "int", required=False),
+        ),
+        _sig(
+            "retry",
+            ParamSpec("node", "node"),
+            ParamSpec("attempts", "int", required=False),
+            ParamSpec("backoff", "numeric", required=False),
+            ParamSpec("factor", "numeric", required=False),
+            ParamSpec("max_backoff", "numeric", required=False),
+            ParamSpec("jitter", "bool", required=False),
+        ),
+        _sig("timeout", ParamSpec("node", "node"), ParamSpec("seconds", "int")),
+        _sig("with_undo", ParamSpec("node", "node"), ParamSpec("undo", "node")),
+    )
+}
+
+# df.start wraps the whole file; its first parameter is the workflow, the rest are options.
+START = _sig(
+    "start",
+    ParamSpec("fut", "node"),
+    ParamSpec("label", "text", required=False),
+    ParamSpec("database", "text", required=False),
+    ParamSpec("transaction_mode", "text", required=False),
+)
+
+# pg_durable's SQL API: real functions, but not workflow steps.
+SQL_API = frozenset(
+    {
+        "signal", "cancel", "status", "result", "await_instance", "setvar", "getvar", "unsetvar",
+        "clearvars", "list_instances", "instance_info", "instance_nodes", "explain", "metrics",
+        "grant_usage", "revoke_usage",
+    }
+)
+
+# pg_durable features dfc does not implement (yet); named so the message can say so.
+UNSUPPORTED = {
+    "with_http_options": "dfc does not support df.with_http_options yet",
+}
+UNSUPPORTED_PARAMS = {
+    ("loop", "continue_on_failure"): "dfc does not support continue_on_failure yet; wrap the body in df.retry(...) instead",
+}
+
+# Cast type names by the literal kind they produce (for kind checks of `'5'::int` and the like).
+CAST_KINDS: dict[str, Kind] = {
+    **dict.fromkeys(("int", "integer", "int2", "int4", "int8", "smallint", "bigint"), "int"),
+    **dict.fromkeys(("numeric", "decimal", "real", "float4", "float8", "double precision"), "numeric"),
+    **dict.fromkeys(("bool", "boolean"), "bool"),
+    **dict.fromkeys(("text", "varchar", "character varying", "char", "character", "json", "jsonb", "name"), "text"),
+}

@@ -1,0 +1,164 @@
+"""Attach a file's comments to AST nodes so that ``dfc fmt`` keeps them.
+
+The AST has no comment fields; the printer re-lexes the module's source file and attaches each
+comment to an *anchor*, a place the printer can always put on a line of its own: a declaration,
+the workflow, an element of a ``~>``/``&``/``|`` chain, a branch of ``?> !>``, a loop body, an
+argument of a call.
+
+- A comment with code before it on its line, right after an anchor (only blanks and ``, ; )``
+  between), is a *trailing* comment of that anchor: printed at the end of the anchor's line.
+- Any other comment *leads* the first anchor that starts after it (the outermost one when
+  several start there): printed on the lines just before it.
+- Comments after the last anchor are printed at the end of the file.
+
+A group (chain, call, conditional) holding a commented anchor is never printed on one line.
+Attachment only depends on what comes before/after a comment, which the printer preserves, so
+formatting is idempotent with comments too.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from dfc import ast
+from dfc.syntax.lexer import Comment, lex
+
+
+@dataclass(slots=True)
+class CommentNotes:
+    """Comments by anchor (``id`` of the node or literal), and the groups they force to break."""
+
+    leading: dict[int, list[Comment]] = field(default_factory=dict)
+    trailing: dict[int, list[Comment]] = field(default_factory=dict)
+    must_break: set[int] = field(default_factory=set)
+    file_trailing: list[Comment] = field(default_factory=list)
+    text: str = ""
+
+    def blank_line_before(self, start: int, prev_end: int | None) -> bool:
+        """Whether the source had an empty line between ``prev_end`` and ``start``."""
+        if prev_end is None or not self.text or prev_end > start:
+            return False
+        return self.text.count("\n", prev_end, start) >= 2
+
+
+@dataclass(frozen=True, slots=True)
+class _Anchor:
+    key: int
+    start: int
+    end: int
+    depth: int
+    enclosing: tuple[int, ...]
+
+
+def anchor_children(node: Any) -> Iterator[tuple[Any, bool]]:
+    """The children the printer lays out under ``node``: (child, is_anchor) pairs.
+
+    Mirrors `dfc.syntax.printer`: chains are flattened; a ``|=>`` chain is printed hugging its
+    operands, so they are not anchors.
+    """
+    from dfc.syntax.printer import call_parts, chain_elements
+
+    chain = chain_elements(node)
+    if chain is not None:
+        hug = isinstance(node, ast.Bind)
+        for el in chain:
+            yield el, not hug
+        return
+    match node:
+        case ast.If(cond=c, then=t, orelse=e):
+            yield c, True
+            yield t, True
+            if e is not None:
+                yield e, True
+            return
+        case ast.Loop(body=b, cond=None):
+            yield b, True
+            return
+        case ast.Sql(query=ast.Str()) | ast.Name() | ast.Invalid():
+            return
+    parts = call_parts(node)
+    if parts is not None:
+        for _label, value in parts[1]:
+            yield value, True
+
+
+def attach(module: ast.Module) -> CommentNotes:
+    """Find the comments of ``module``'s source file and attach them to anchors."""
+    file = module.span.file
+    notes = CommentNotes(text=file.text)
+    if not file.text:
+        return notes
+    comments = lex(file).comments
+    if not comments:
+        return notes
+    anchors = _collect(module)
+    by_start = sorted(anchors, key=lambda a: (a.start, a.depth))
+    starts = [a.start for a in by_start]
+    by_end = sorted(anchors, key=lambda a: (a.end, -a.depth))
+    ends = [a.end for a in by_end]
+    text = file.text
+    for c in comments:
+        line_start = text.rfind("\n", 0, c.start) + 1
+        if text[line_start : c.start].strip():
+            k = bisect.bisect_right(ends, c.start) - 1
+            if k >= 0:
+                # The anchor ending last before the comment; among several ending there, the
+                # outermost (sorted last by -depth).
+                best = by_end[k]
+                gap = text[best.end : c.start]
+                if "\n" not in gap and not gap.strip(" \t,;)"):
+                    notes.trailing.setdefault(best.key, []).append(c)
+                    notes.must_break.update(best.enclosing)
+                    continue
+        k = bisect.bisect_left(starts, c.end)
+        if k < len(by_start):
+            a = by_start[k]
+            notes.leading.setdefault(a.key, []).append(c)
+            notes.must_break.update(a.enclosing)
+        else:
+            notes.file_trailing.append(c)
+    return notes
+
+
+def _collect(module: ast.Module) -> list[_Anchor]:
+    from dfc.syntax.printer import call_parts
+
+    out: list[_Anchor] = []
+    stack: list[tuple[Any, int, tuple[int, ...]]] = []
+
+    def anchor(obj: Any, depth: int, enclosing: tuple[int, ...]) -> None:
+        sp = getattr(obj, "span", None)
+        if sp is not None:
+            out.append(_Anchor(id(obj), sp.start, sp.end, depth, enclosing))
+
+    for d in module.decls:
+        anchor(d, 0, ())
+        if isinstance(d, ast.Def):
+            anchor(d.body, 1, (id(d),))
+            stack.append((d.body, 1, (id(d),)))
+            for p in d.params:
+                if p.default is not None:
+                    stack.append((p.default, 1, (id(d),)))
+    wf = module.workflow
+    if wf is not None:
+        anchor(wf, 0, ())
+        parts = call_parts(wf)
+        if parts is not None:
+            for _label, value in parts[1]:
+                anchor(value, 1, (id(wf),))
+                stack.append((value, 1, (id(wf),)))
+        else:
+            stack.append((wf.body, 0, (id(wf),)))
+    while stack:
+        node, depth, enclosing = stack.pop()
+        if isinstance(node, ast.Str | ast.Num | ast.Null | ast.Bool):
+            continue
+        inner = (*enclosing, id(node))
+        for child, is_anchor in anchor_children(node):
+            if is_anchor:
+                anchor(child, depth + 1, inner)
+            stack.append((child, depth + 1, inner))
+    return out

@@ -1,0 +1,97 @@
+"""The command line as a user meets it: exit codes, output formats, errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dfc.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLES = sorted(str(p) for p in (ROOT / "examples").glob("*.df"))
+BAD = "'SELECT id FROM users' |=> 'u'\n  ~> 'UPDATE users SET seen = true WHERE id = $usr'\n"
+
+
+def run(*args: str, input: str | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["--no-color", *args], input=input)
+    return result.exit_code, result.output
+
+
+def test_every_example_checks_clean() -> None:
+    code, out = run("check", *EXAMPLES)
+    assert code == 0, out
+    assert "error" not in out
+
+
+def test_errors_exit_1_with_file_line_and_column(tmp_path: Path, snapshot: object) -> None:
+    bad = tmp_path / "bad.df"
+    bad.write_text(BAD)
+    code, out = run("check", str(bad))
+    assert code == 1
+    assert out.replace(str(tmp_path), "TMP") == snapshot
+
+
+def test_json_format_has_the_stable_fields(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.df"
+    bad.write_text(BAD)
+    code, out = run("check", "--format", "json", str(bad))
+    assert code == 1
+    diags = json.loads(out)
+    err = next(d for d in diags if d["severity"] == "error")
+    assert {k: err[k] for k in ("code", "line", "column", "end_line", "end_column")} == {
+        "code": "DFC201", "line": 2, "column": 47, "end_line": 2, "end_column": 51,
+    }
+    assert set(err) >= {"code", "severity", "message", "file", "line", "column", "end_line", "end_column"}
+
+
+def test_stdin_is_read_for_dash() -> None:
+    code, out = run("check", "--format", "json", "-", input=BAD)
+    assert code == 1
+    assert json.loads(out)[-1]["file"] == "<stdin>"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("check",), ("check", "--bogus", "x.df"), ("check", "--format", "yaml", "x.df"), ("nosuchcommand",)],
+)
+def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
+    code, _ = run(*args)
+    assert code == 2
+
+
+def test_missing_file_is_one_sentence_not_a_traceback() -> None:
+    code, out = run("check", "no/such/file.df")
+    assert code == 1
+    assert "file no/such/file.df does not exist" in out
+    assert "Traceback" not in out
+
+
+def test_explain_code() -> None:
+    code, out = run("check", "--explain", "DFC201")
+    assert code == 0 and out.startswith("## DFC201")
+    assert run("check", "--explain", "DFC999")[0] == 2
+
+
+def test_fmt_check_passes_on_examples_and_flags_unformatted(tmp_path: Path) -> None:
+    code, out = run("fmt", "--check", *EXAMPLES)
+    assert code == 0, out
+    ugly = tmp_path / "ugly.df"
+    ugly.write_text("df.seq(  'SELECT 1',df.sleep( 1 ) )")
+    assert run("fmt", "--check", str(ugly))[0] == 1
+    assert run("fmt", str(ugly))[0] == 0
+    assert run("fmt", "--check", str(ugly))[0] == 0
+
+
+def test_explain_graph_compile_parse_on_an_example(snapshot: object) -> None:
+    example = str(ROOT / "examples" / "order_approval.df")
+    for args in (("explain",), ("graph", "--format", "mermaid"), ("graph", "--format", "dot")):
+        code, out = run(*args, example)
+        assert code == 0
+        assert out == snapshot(name=args[0] + (args[-1] if len(args) > 1 else ""))
+    code, out = run("compile", "--json", example)
+    assert code == 0 and json.loads(out)["format"] == 1
+    code, out = run("parse", "--json", example)
+    assert code == 0 and json.loads(out)

@@ -1,0 +1,144 @@
+"""Properties of substitution: it only ever fails with `SubstitutionError`, a value can never
+change the lexical structure of a SQL statement, and references are found exactly where the
+checker's one definition (`dfc.check.refs`) finds them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dfc.check import refs as checker_refs
+from dfc.check.sqllex import tokenize
+from dfc.runtime.substitute import SubstitutionError, substitute_raw, substitute_sql
+
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# Text made mostly of the characters that matter to references and to SQL's lexer.
+special = st.sampled_from(list("$${}.?*'\"\\-/\n E&U_ab1éx;()"))
+texts = st.lists(
+    st.one_of(
+        special, st.sampled_from(["$a", "$ab", "$a.x", "$a.*", "{v}", "$$", "--", "/*", "*/"])
+    ),
+    max_size=40,
+).map("".join)
+
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+row_sets = st.lists(
+    st.dictionaries(st.sampled_from(["x", "y", "v"]), json_values, max_size=3), max_size=3
+).map(lambda rows: {"rows": rows, "row_count": len(rows)})
+results = st.one_of(row_sets, json_values)
+bindings = st.dictionaries(st.sampled_from(["a", "ab", "b"]), results, max_size=3)
+variables = st.dictionaries(st.sampled_from(["v", "w"]), st.text(max_size=10), max_size=2)
+
+
+@FAST
+@given(texts, bindings, variables)
+def test_only_substitution_errors(text: str, b: dict[str, Any], v: dict[str, str]) -> None:
+    for substitute in (substitute_sql, substitute_raw):
+        try:
+            out = substitute(text, b, v)
+        except SubstitutionError:
+            continue
+        assert isinstance(out, str)
+
+
+def _shape(sql: str) -> list[tuple[str, str]]:
+    """The lexical structure of a statement: token kinds, and the text of everything that is
+    not a literal (so a value may change what a literal holds, never anything else)."""
+    return [(t.kind, "" if t.kind in ("string", "qident") else t.text) for t in tokenize(sql)]
+
+
+TEMPLATES = [
+    "SELECT $h",
+    "SELECT 1-$h, E$h, foo$h",
+    "SELECT 'a $h b', E'a\\' $h', U&'$h', \"$h\"",
+    "SELECT 1 -- $h\n, 2 /* $h /* $h */ */, $h",
+    "DO $$BEGIN PERFORM $h, '$h'; END$$",
+    "SELECT $q$ x $h $q$, $h",
+    "INSERT INTO t SELECT * FROM $r.*",
+]
+
+
+@FAST
+@given(st.sampled_from(TEMPLATES), st.text(max_size=30), st.text(max_size=10))
+def test_a_value_never_changes_the_statement(template: str, value: str, other: str) -> None:
+    hostile = {
+        "h": {"rows": [{"v": value}], "row_count": 1},
+        "r": {"rows": [{"c": value, "d": other}], "row_count": 1},
+    }
+    benign = {
+        "h": {"rows": [{"v": "x"}], "row_count": 1},
+        "r": {"rows": [{"c": "x", "d": "y"}], "row_count": 1},
+    }
+    try:
+        out = substitute_sql(template, hostile, {})
+    except SubstitutionError:
+        return  # refused (NUL, or it would end a dollar quote): nothing runs
+    assert _shape(out) == _shape(substitute_sql(template, benign, {}))
+
+
+@FAST
+@given(st.text(max_size=40))
+def test_hostile_string_in_code_is_exactly_one_literal(value: str) -> None:
+    b = {"h": {"rows": [{"v": value}], "row_count": 1}}
+    try:
+        out = substitute_sql("SELECT $h", b, {})
+    except SubstitutionError:
+        assert "\x00" in value
+        return
+    literal = out.removeprefix("SELECT ")
+    assert literal == "'" + value.replace("'", "''") + "'"
+    tokens = tokenize(out)
+    assert [t.kind for t in tokens] == ["word", "string"]
+    assert tokens[1].text == literal
+
+
+class _AnyRow(dict[str, Any]):
+    """A row that has every column: column ``c`` holds ``<c>``."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: str) -> Any:
+        return f"<{key}>"
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return f"<{key}>"
+
+
+ref_texts = st.lists(
+    st.sampled_from([*list("$a{}.?*_1b$ x"), "$a", "{v}", "$ab", "$a.*?", "$b.c?"]), max_size=25
+).map("".join)
+
+
+@FAST
+@given(ref_texts)
+def test_references_are_where_the_checker_finds_them(text: str) -> None:
+    row = _AnyRow({"first": "<first>"})
+    b = {name: {"rows": [row], "row_count": 1} for name in ("a", "b")}
+    v = {"v": "[v]"}
+    expected: list[str] = []
+    pos = 0
+    for r in checker_refs.scan(text, results=b, variables=v):
+        expected.append(text[pos : r.start])
+        if r.kind == "var":
+            expected.append(v[r.name])
+        elif r.star:
+            expected.append(json.dumps([{"first": "<first>"}], separators=(",", ":")))
+        else:
+            expected.append(f"<{r.column}>" if r.column else "<first>")
+        pos = r.end
+    expected.append(text[pos:])
+    assert substitute_raw(text, b, v) == "".join(expected)
