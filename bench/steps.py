@@ -31,7 +31,6 @@ import psycopg
 
 from dfc.plan.model import Plan, PlanNode
 from dfc.runtime import instances
-from dfc.runtime.engine import EngineSettings
 from dfc.runtime.logs import StepLog
 from dfc.runtime.worker import Worker, WorkerOptions
 from dfc.store.db import connect, resolve_url
@@ -42,7 +41,10 @@ ROWS = 100_000
 
 
 def chain(name: str, queries: list[str]) -> Plan:
-    nodes = {f"s{i}": PlanNode(id=f"s{i}", type="SQL", config={"query": q}) for i, q in enumerate(queries, 1)}
+    nodes = {
+        f"s{i}": PlanNode(id=f"s{i}", type="SQL", config={"query": q})
+        for i, q in enumerate(queries, 1)
+    }
     root = "s1"
     for i in range(2, len(queries) + 1):
         nodes[f"t{i}"] = PlanNode(id=f"t{i}", type="THEN", children=(root, f"s{i}"))
@@ -57,10 +59,16 @@ def bench_database(db: str | None) -> str:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = 'dfc_bench'").fetchone()
         if not exists:
             conn.execute("CREATE DATABASE dfc_bench")
-    url = re.sub(r"/([^/?]*)(\?|$)", r"/dfc_bench\2", base, count=1) if "://" in base else base + " dbname=dfc_bench"
+    url = (
+        re.sub(r"/([^/?]*)(\?|$)", r"/dfc_bench\2", base, count=1)
+        if "://" in base
+        else base + " dbname=dfc_bench"
+    )
     with connect(url) as conn:
         ensure_schema(conn)
-        conn.execute("CREATE TABLE IF NOT EXISTS bench_acc (id int PRIMARY KEY, v bigint NOT NULL DEFAULT 0)")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_acc (id int PRIMARY KEY, v bigint NOT NULL DEFAULT 0)"
+        )
         if conn.execute("SELECT count(*) FROM bench_acc").fetchone() != (ROWS,):
             conn.execute("TRUNCATE bench_acc")
             conn.execute(f"INSERT INTO bench_acc SELECT g, 0 FROM generate_series(1, {ROWS}) g")
@@ -100,7 +108,13 @@ def per_step(url: str, steps: int) -> tuple[float, float]:
     """(ms per step through dfc, ms per plain psycopg UPDATE)."""
     plan = chain("bench_seq", ["UPDATE bench_acc SET v = v + 1 WHERE id = 1"] * steps)
     (iid,) = start_many(url, plan, 1)
-    opts = WorkerOptions(concurrency=1, only=frozenset({iid}), stop_when_done=True, poll_seconds=0.05, retention_every=0)
+    opts = WorkerOptions(
+        concurrency=1,
+        only=frozenset({iid}),
+        stop_when_done=True,
+        poll_seconds=0.05,
+        retention_every=0,
+    )
 
     async def go() -> float:
         worker = Worker(url, opts, log=StepLog(quiet=True))
@@ -145,7 +159,9 @@ def throughput(url: str, n_instances: int, steps: int, processes: int, concurren
     ] * steps
     ids = start_many(url, chain("bench_tp", queries), n_instances)
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WORKER, url, str(concurrency)], stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, url, str(concurrency)], stderr=subprocess.DEVNULL
+        )
         for _ in range(processes)
     ]
     try:
@@ -163,7 +179,8 @@ def throughput(url: str, n_instances: int, steps: int, processes: int, concurren
                     break
                 time.sleep(0.05)
             failed = conn.execute(
-                "SELECT count(*) FROM dfc.instances WHERE id = ANY(%s) AND status <> 'completed'", (ids,)
+                "SELECT count(*) FROM dfc.instances WHERE id = ANY(%s) AND status <> 'completed'",
+                (ids,),
             ).fetchone()
             assert failed == (0,), failed
     finally:
@@ -195,9 +212,29 @@ def pgbench(url: str, clients: int, seconds: int) -> float | None:
         script = f.name
     try:
         out = subprocess.run(
-            [binary, "-n", "-f", script, "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds),
-             "-h", host, "-p", port, "-U", user, "dfc_bench"],
-            capture_output=True, text=True, env=env, check=True,
+            [
+                binary,
+                "-n",
+                "-f",
+                script,
+                "-c",
+                str(clients),
+                "-j",
+                str(min(clients, 2)),
+                "-T",
+                str(seconds),
+                "-h",
+                host,
+                "-p",
+                port,
+                "-U",
+                user,
+                "dfc_bench",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
         ).stdout
     finally:
         os.unlink(script)
@@ -218,7 +255,9 @@ def _pgbench_binary() -> str | None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--db", help="server URL (default: DFC_DATABASE_URL, else the embedded server)")
     ap.add_argument("--seq-steps", type=int, default=1000)
     ap.add_argument("--instances", type=int, default=400)
@@ -249,7 +288,9 @@ def main() -> None:
         if tps is None:
             print("(c) pgbench not found")
             break
-        print(f"(c) pgbench one-row UPDATE, {clients} client(s), {args.pgbench_seconds} s: {tps:,.0f} tps")
+        print(
+            f"(c) pgbench one-row UPDATE, {clients} client(s), {args.pgbench_seconds} s: {tps:,.0f} tps"
+        )
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from runtime_support import run_until_done
 
 from dfc.cli.main import main
-from runtime_support import run_until_done
 
 pytestmark = [pytest.mark.db, pytest.mark.timeout(60)]
 
@@ -28,7 +28,9 @@ def files(tmp_path: Path) -> Path:
         "~> $$SELECT $x + 1 AS answer, 'hi' AS greeting$$\n"
     )
     (tmp_path / "bad.df").write_text("'SELECT 1 AS a'\n~> 'SELECT 1/0'\n")
-    (tmp_path / "waits.df").write_text("df.wait_for_signal('go') |=> 's' ~> 'SELECT $s.data AS d'\n")
+    (tmp_path / "waits.df").write_text(
+        "df.wait_for_signal('go') |=> 's' ~> 'SELECT $s.data AS d'\n"
+    )
     (tmp_path / "broken.df").write_text("'SELECT 1' ~>\n")
     return tmp_path
 

@@ -17,6 +17,9 @@ from runtime_support import B, info, run, run_until_done, start
 from dfc.diagnostics import DfcError
 from dfc.plan.model import PlanParam
 from dfc.runtime import faults, instances
+from dfc.runtime.engine import EngineSettings
+from dfc.runtime.logs import StepLog
+from dfc.runtime.worker import Worker, WorkerOptions
 
 pytestmark = [pytest.mark.db, pytest.mark.timeout(60)]
 
@@ -278,3 +281,49 @@ def test_http_failure_fails_the_node(db_url: str, http_server: str) -> None:
     assert out.status == "failed"
     assert out.error["node"] == "n1"
     assert out.error["at"] == "http2.df:1:3"
+
+
+# -- scheduling ---------------------------------------------------------------------------------
+
+
+def test_a_hot_loop_does_not_starve_other_instances(db_url: str, conn: psycopg.Connection) -> None:
+    b = B("hot")
+    (hot,) = start(db_url, b.plan(b.loop(b.sql("SELECT 1"))))
+    quick_plan = B("quick")
+    quick_plan_root = quick_plan.plan(quick_plan.sql("SELECT 'done' AS d"))
+    opts = WorkerOptions(
+        concurrency=1,
+        poll_seconds=0.2,
+        retention_every=0,
+        engine=EngineSettings(slice_steps=50, slice_ms=200),
+    )
+
+    async def scenario() -> float:
+        worker = Worker(db_url, opts, log=StepLog(quiet=True))
+        task = asyncio.create_task(worker.run())
+        await asyncio.sleep(0.8)  # the endless loop holds the only slot
+        (quick,) = start(db_url, quick_plan_root)
+        t0 = time.monotonic()
+        while info(db_url, quick).status != "completed" and time.monotonic() - t0 < 10:
+            await asyncio.sleep(0.05)
+        waited = time.monotonic() - t0
+        instances.cancel(conn, hot)
+        worker.request_stop()
+        await task
+        return waited
+
+    assert asyncio.run(scenario()) < 3
+    assert info(db_url, hot).status == "cancelled"
+
+
+def test_retention_deletes_old_finished_instances(db_url: str, conn: psycopg.Connection) -> None:
+    b = B("old")
+    done = run(db_url, b.plan(b.sql("SELECT 1")))
+    conn.execute("UPDATE dfc.settings SET value = '0' WHERE key = 'retention_days'")
+    try:
+        worker = Worker(db_url, WorkerOptions(retention_every=0), log=StepLog(quiet=True))
+        assert asyncio.run(worker.purge()) >= 1
+    finally:
+        conn.execute("UPDATE dfc.settings SET value = '30' WHERE key = 'retention_days'")
+    assert conn.execute("SELECT count(*) FROM dfc.instances WHERE id = %s", (done.id,)).fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM dfc.node_state WHERE instance_id = %s", (done.id,)).fetchone() == (0,)

@@ -6,6 +6,7 @@ errors); a traceback is printed only with ``--debug``.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
@@ -15,9 +16,43 @@ from dfc import __version__
 from dfc.cli.settings import Settings
 from dfc.diagnostics import DfcError
 
+# Command name -> module. Commands load on first use, so `dfc check` does not pay for importing
+# the database driver and the runtime (start-up time counts when editors run it on every save).
+LAZY_COMMANDS = {
+    "check": "dfc.cli.cmd_source",
+    "parse": "dfc.cli.cmd_source",
+    "fmt": "dfc.cli.cmd_source",
+    "explain": "dfc.cli.cmd_source",
+    "graph": "dfc.cli.cmd_source",
+    "compile": "dfc.cli.cmd_source",
+    "deploy": "dfc.cli.cmd_registry",
+    "versions": "dfc.cli.cmd_registry",
+    "diff": "dfc.cli.cmd_registry",
+    "db": "dfc.cli.cmd_db",
+    "run": "dfc.cli.cmd_run",
+    "start": "dfc.cli.cmd_run",
+    "worker": "dfc.cli.cmd_run",
+    "status": "dfc.cli.cmd_run",
+    "result": "dfc.cli.cmd_run",
+    "ls": "dfc.cli.cmd_run",
+    "history": "dfc.cli.cmd_run",
+    "signal": "dfc.cli.cmd_run",
+    "cancel": "dfc.cli.cmd_run",
+}
+
 
 class DfcGroup(click.Group):
-    """A group that turns user-facing errors into one clear sentence."""
+    """A group that loads commands lazily and turns user-facing errors into one clear sentence."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(LAZY_COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            module = importlib.import_module(LAZY_COMMANDS[cmd_name])
+            for cmd in module.COMMANDS:
+                self.add_command(cmd)
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -71,25 +106,6 @@ def main(ctx: click.Context, debug: bool, color: bool | None) -> None:
     them durably: every step is checkpointed in PostgreSQL and resumes after a crash.
     """
     ctx.obj = Settings(debug=debug, color=color)
-
-
-def _register() -> None:
-    from dfc.cli import cmd_source
-
-    for cmd in cmd_source.COMMANDS:
-        main.add_command(cmd)
-    for modname in ("dfc.cli.cmd_registry", "dfc.cli.cmd_db", "dfc.cli.cmd_run"):
-        try:
-            mod = __import__(modname, fromlist=["COMMANDS"])
-        except ModuleNotFoundError as e:
-            if e.name != modname:
-                raise
-            continue
-        for cmd in getattr(mod, "COMMANDS", ()):
-            main.add_command(cmd)
-
-
-_register()
 
 
 if __name__ == "__main__":

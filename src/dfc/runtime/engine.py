@@ -522,7 +522,9 @@ class InstanceRun:
             lit(self.instance_id),
             lit(self.host.owner),
             lit(status),
-            "'null'::json" if result is None and status == "completed" else lit(result, as_json="json"),
+            "'null'::json"
+            if result is None and status == "completed"
+            else lit(result, as_json="json"),
             lit(error, as_json="jsonb"),
             lit(compensated),
         )

@@ -129,10 +129,9 @@ def _convert(p: PlanParam, value: Any, *, given: bool) -> str:
                     raise bad("valid JSON") from None
             return canonical(value)
         case "ident":
-            text = str(value).strip() if isinstance(value, str) else None
-            if text is None or not _IDENT.fullmatch(text):
+            if not isinstance(value, str) or not _IDENT.fullmatch(value.strip()):
                 raise bad("a SQL identifier (optionally schema-qualified)")
-            return text
+            return value.strip()
         case _:
             return _text(value)
 

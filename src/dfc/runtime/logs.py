@@ -35,7 +35,9 @@ class StepLog:
         self.errors_only = errors_only
         self._lock = threading.Lock()
 
-    def _emit(self, fields: dict[str, Any], *, important: bool = False, error: bool = False) -> None:
+    def _emit(
+        self, fields: dict[str, Any], *, important: bool = False, error: bool = False
+    ) -> None:
         if (self.quiet and not important) or (self.errors_only and not error):
             return
         ts = datetime.now(UTC)
@@ -103,7 +105,9 @@ class StepLog:
         self._emit({"instance": instance, "event": event, "message": message})
 
     def error(self, instance: str | None, message: str) -> None:
-        self._emit({"instance": instance, "event": "error", "message": message}, important=True, error=True)
+        self._emit(
+            {"instance": instance, "event": "error", "message": message}, important=True, error=True
+        )
 
     def info(self, message: str, **fields: Any) -> None:
         self._emit({"event": "worker", "message": message, **fields}, important=True)

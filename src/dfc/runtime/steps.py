@@ -38,9 +38,7 @@ FINAL = frozenset({"completed", "failed", "cancelled", "skipped", "decided"})
 # cheapest way to talk to PostgreSQL from Python: psycopg's parameter and pipeline machinery
 # costs more CPU per step than the server spends parsing these short statements.
 CHECKPOINT = "SELECT seq, pokes FROM dfc.checkpoint({})"
-CONSUME_SIGNAL = (
-    "UPDATE dfc.signals SET consumed_by = {}, consumed_at = now() WHERE instance_id = {} AND seq = {}"
-)
+CONSUME_SIGNAL = "UPDATE dfc.signals SET consumed_by = {}, consumed_at = now() WHERE instance_id = {} AND seq = {}"
 PRUNE_STATE = "DELETE FROM dfc.node_state WHERE instance_id = {} AND key = ANY({}::text[])"
 PRUNE_HISTORY = "DELETE FROM dfc.history WHERE instance_id = {} AND key = ANY({}::text[])"
 
@@ -65,7 +63,11 @@ def literal(value: Any, *, as_json: str | None = None) -> str:
     if isinstance(value, datetime):
         return quote(value.isoformat()) + "::timestamptz"
     if isinstance(value, list | tuple):
-        return quote("{" + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in value) + "}")
+        return quote(
+            "{"
+            + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in value)
+            + "}"
+        )
     return quote(str(value))
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import secrets
 import signal
@@ -64,6 +65,10 @@ WITH c AS (
        SET status = 'running', started_at = coalesce(i.started_at, now()), updated_at = now()
       FROM q
      WHERE i.id = q.instance_id AND i.status = 'pending'
+ RETURNING i.id
+), r AS (
+    INSERT INTO dfc.history (instance_id, event, detail)
+    SELECT id, 'running', jsonb_build_object('worker', %(owner)s) FROM s
 ), h AS (
     INSERT INTO dfc.history (instance_id, event, detail)
     SELECT instance_id, 'resumed', jsonb_build_object('worker', %(owner)s, 'previous', previous)
@@ -79,7 +84,7 @@ HEARTBEAT = """
 UPDATE dfc.queue
    SET lease_expires = now() + make_interval(secs => %(lease)s),
        run_at = now() + make_interval(secs => %(lease)s)
- WHERE lease_owner = %(owner)s
+ WHERE lease_owner = %(owner)s AND instance_id = ANY(%(ids)s::text[])
 RETURNING instance_id
 """
 WORKER_BEAT = "UPDATE dfc.workers SET heartbeat_at = now() WHERE id = %s"
@@ -91,6 +96,11 @@ UNREGISTER = "DELETE FROM dfc.workers WHERE id = %s"
 RELEASE_ALL = """
 UPDATE dfc.queue SET lease_owner = NULL, lease_expires = NULL, claimed_at = NULL, run_at = now()
  WHERE lease_owner = %s
+"""
+UNCLAIM = """
+UPDATE dfc.queue SET lease_owner = NULL, lease_expires = NULL, claimed_at = NULL,
+       run_at = now() + interval '1 second'
+ WHERE instance_id = ANY(%s) AND lease_owner = %s
 """
 BACKLOG = "SELECT EXISTS (SELECT 1 FROM dfc.queue WHERE run_at <= now())"
 LOAD_PLANS = """
@@ -144,7 +154,7 @@ class Worker:
         self.on_evaluate = on_evaluate
         self.runs: dict[str, InstanceRun] = {}
         self.finished: dict[str, str] = {}  # instance id -> how its last run ended
-        self._tasks: dict[str, asyncio.Task[str]] = {}
+        self._tasks: set[asyncio.Task[str]] = set()  # every live instance run
         self._claimed_at: dict[str, float] = {}
         self._plans: dict[tuple[str, int], Plan | PlanFormatError] = {}
         self._work = asyncio.Event()
@@ -155,7 +165,8 @@ class Worker:
         kwargs = connect_kwargs(url)
         kwargs.update(autocommit=True, options="-c standard_conforming_strings=on")
         self._conn_kwargs = kwargs
-        size = self.options.concurrency + 4
+        # One connection per held instance (its lane), plus room for concurrent branches.
+        size = max(2 * self.options.concurrency, self.options.concurrency + 8)
         self.pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             url,
             kwargs=kwargs,
@@ -179,7 +190,7 @@ class Worker:
 
     def backlog(self) -> bool:
         """Whether other instances may be waiting for a turn (fairness slices consult this)."""
-        return self._backlog and len(self.runs) >= self.options.concurrency
+        return self._backlog and len(self._tasks) >= self.options.concurrency
 
     async def http(self, request: Any) -> Any:
         """Perform an HTTP step's request with the worker's shared client."""
@@ -218,14 +229,14 @@ class Worker:
     async def _claim_loop(self) -> None:
         opts = self.options
         while not self._stopping:
-            free = opts.concurrency - len(self.runs)
+            free = opts.concurrency - len(self._tasks)
             full_batch = False
             if free > 0:
                 want = min(free, opts.claim_batch)
                 try:
                     claimed = await self._claim(want)
-                except (psycopg.OperationalError, OSError) as e:
-                    self.log.error(None, f"cannot claim work: {e}")
+                except Exception as e:  # the database went away, a fault: try again later
+                    self.log.error(None, f"cannot claim work: {type(e).__name__}: {e}")
                     claimed = []
                     await asyncio.sleep(opts.poll_seconds)
                 for c in claimed:
@@ -247,7 +258,7 @@ class Worker:
 
     async def _all_done(self) -> bool:
         assert self.options.only is not None
-        if self.runs:
+        if self._tasks:
             return False
         try:
             async with self.pool.connection() as conn:
@@ -269,18 +280,26 @@ class Worker:
             now = time.monotonic()
             for r in rows:
                 self._claimed_at[r[0]] = now
-            faults.fault("after_claim")
-            await self._load_plans(conn, {(r[2], r[3]) for r in rows})
-            claimed: list[Claimed] = []
-            for iid, pokes, workflow, version, label, vars_ in rows:
-                plan = self._plans[(workflow, version)]
-                if isinstance(plan, PlanFormatError):
-                    await self._fail_unreadable(conn, iid, workflow, version, plan)
-                    continue
-                claimed.append(
-                    Claimed(iid, workflow, version, label, vars_ or {}, int(pokes), plan)
-                )
-            await load_state(conn, claimed)
+            try:
+                faults.fault("after_claim")
+                await self._load_plans(conn, {(r[2], r[3]) for r in rows})
+                claimed: list[Claimed] = []
+                for iid, pokes, workflow, version, label, vars_ in rows:
+                    plan = self._plans[(workflow, version)]
+                    if isinstance(plan, PlanFormatError):
+                        await self._fail_unreadable(conn, iid, workflow, version, plan)
+                        continue
+                    claimed.append(
+                        Claimed(iid, workflow, version, label, vars_ or {}, int(pokes), plan)
+                    )
+                await load_state(conn, claimed)
+            except BaseException:
+                ids = [r[0] for r in rows]
+                for iid in ids:
+                    self._claimed_at.pop(iid, None)
+                with contextlib.suppress(Exception):
+                    await conn.execute(UNCLAIM, (ids, self.owner))
+                raise
         return claimed
 
     async def _load_plans(self, conn: Any, keys: Collection[tuple[str, int]]) -> None:
@@ -307,15 +326,19 @@ class Worker:
         run = InstanceRun(self, claimed, on_evaluate=self.on_evaluate)
         if self._stopping:
             run.stop()
+        # A run that just released this instance may still be finishing when it is claimed
+        # again: ``runs`` maps to the newest run, ``_tasks`` counts every live one.
         self.runs[claimed.instance_id] = run
         task = asyncio.create_task(run.run(), name=f"dfc-instance-{claimed.instance_id}")
-        self._tasks[claimed.instance_id] = task
-        task.add_done_callback(lambda t, iid=claimed.instance_id: self._done(iid, t))
+        self._tasks.add(task)
+        task.add_done_callback(functools.partial(self._done, run))
 
-    def _done(self, iid: str, task: asyncio.Task[str]) -> None:
-        self.runs.pop(iid, None)
-        self._tasks.pop(iid, None)
-        self._claimed_at.pop(iid, None)
+    def _done(self, run: InstanceRun, task: asyncio.Task[str]) -> None:
+        self._tasks.discard(task)
+        iid = run.instance_id
+        if self.runs.get(iid) is run:
+            del self.runs[iid]
+            self._claimed_at.pop(iid, None)
         if not task.cancelled() and task.exception() is None:
             self.finished[iid] = task.result()
         self._work.set()  # a free slot
@@ -345,26 +368,41 @@ class Worker:
     # -- leases -----------------------------------------------------------------------------
 
     async def _heartbeat(self) -> None:
+        """Extend the leases of the instances this worker runs, on a connection of its own: a
+        pool exhausted by wide joins must never let leases lapse under a live worker. Leases of
+        rows claimed but not being run (a failure right after claiming) are not extended and
+        expire by themselves."""
         interval = max(0.2, self.options.lease_seconds / 3)
-        while True:
-            await asyncio.sleep(interval)
-            started = time.monotonic()
-            try:
-                async with self.pool.connection() as conn:
+        conn: psycopg.AsyncConnection[Any] | None = None
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                started = time.monotonic()
+                ids = list(self.runs)
+                try:
+                    if conn is None or conn.closed:
+                        conn = await psycopg.AsyncConnection.connect(self.url, **self._conn_kwargs)
                     async with conn.pipeline():
                         cur = await conn.execute(
                             HEARTBEAT,
-                            {"lease": self.options.lease_seconds, "owner": self.owner},
+                            {"lease": self.options.lease_seconds, "owner": self.owner, "ids": ids},
                             prepare=True,
                         )
                         await conn.execute(WORKER_BEAT, (self.owner,), prepare=True)
                     held = {r[0] for r in await cur.fetchall()}
-            except (psycopg.Error, OSError) as e:
-                self.log.error(None, f"heartbeat failed: {e}")
-                continue
-            for iid, run in list(self.runs.items()):
-                if iid not in held and self._claimed_at.get(iid, started) < started:
-                    run.lose()
+                except (psycopg.Error, OSError) as e:
+                    self.log.error(None, f"heartbeat failed: {e}")
+                    if conn is not None:
+                        await conn.close()
+                    conn = None
+                    continue
+                for iid in ids:
+                    run = self.runs.get(iid)
+                    if run is not None and iid not in held and self._claimed_at.get(iid, started) < started:
+                        run.lose()
+        finally:
+            if conn is not None:
+                await conn.close()
 
     # -- housekeeping -----------------------------------------------------------------------
 
@@ -399,13 +437,16 @@ class Worker:
         """Let held instances reach a point where they can be released."""
         for run in self.runs.values():
             run.stop()
-        tasks = list(self._tasks.values())
+        tasks = list(self._tasks)
         if not tasks:
             return
-        grace = 0.0 if self._stop_now else self.options.shutdown_grace
-        _, pending = await asyncio.wait(tasks, timeout=grace)
+        deadline = time.monotonic() + self.options.shutdown_grace
+        pending = {t for t in tasks if not t.done()}
+        while pending and not self._stop_now and time.monotonic() < deadline:
+            left = deadline - time.monotonic()
+            _, pending = await asyncio.wait(pending, timeout=min(left, 0.2))
         for t in pending:
-            t.cancel()
+            t.cancel()  # running steps get a query cancel; their transactions roll back
         if pending:
             await asyncio.wait(pending)
 

@@ -6,9 +6,15 @@ This is the only package that imports lark. Stages, one module each:
 - `parser` — lark LALR parser fed token by token, with error recovery (grammar in
   ``grammar/durable.lark``; ``grammar="pg"`` selects pg_durable's flat precedence);
 - `errors` — expected-token sets translated into friendly messages;
-- `builder` — parse tree → AST, with arity and argument-kind checks;
-- `printer` — the canonical pretty-printer (``dfc fmt``);
-- `dump` — ``to_json`` and the readable tree ``dump`` used by golden tests.
+- `builder` — parse tree → AST, with arity and argument-kind checks (`builtins` holds the
+  signatures of the ``df.*`` functions, `values` the builder's intermediate values and the
+  rules for literal arguments);
+- `printer` — the canonical pretty-printer (``dfc fmt``), keeping comments (`comments`);
+- `dump` — ``to_json`` and the readable tree ``dump`` used by golden tests;
+- `codes` — the DFC1xx diagnostic codes.
+
+Identifiers (template, parameter and ``param`` names) keep their case and are matched exactly;
+keywords, ``df.*`` names and named-argument names of built-ins are case-insensitive.
 
 Diagnostics have codes DFC1xx (`dfc.syntax.codes`). ``cond ?> then`` without ``!>`` is *not*
 reported here: it becomes ``If(orelse=None)`` and the checker reports it.
@@ -22,7 +28,10 @@ from dfc import ast
 from dfc.diagnostics import Diagnostic, Diagnostics, Severity
 from dfc.source import SourceFile, Span
 from dfc.syntax import codes
+from dfc.syntax.builder import Builder
 from dfc.syntax.dump import dump, to_json
+from dfc.syntax.lexer import lex
+from dfc.syntax.parser import internal_error, parse_tokens
 from dfc.syntax.printer import format_expression, format_module
 
 __all__ = [
@@ -47,11 +56,6 @@ def parse(
     Returns None only when nothing usable was parsed (no declaration and no workflow that
     could be built). Never raises on any input.
     """
-    # Imported here so that `import dfc.syntax` stays cheap for tools that only print ASTs.
-    from dfc.syntax.builder import Builder
-    from dfc.syntax.lexer import lex
-    from dfc.syntax.parser import internal_error, parse_tokens
-
     diags: list[Diagnostic] = []
     try:
         lexed = lex(source)
@@ -59,9 +63,6 @@ def parse(
         tree, parse_diags = parse_tokens(lexed, grammar)
         diags.extend(parse_diags)
         module = None if tree is None else Builder(lexed, diags, grammar).build(tree)
-    except RecursionError as exc:  # pathological nesting beyond what the parser guards
-        diags.append(internal_error(Span(source, 0, 0), exc))
-        module = None
     except Exception as exc:  # a bug: report it as a diagnostic rather than a traceback
         diags.append(internal_error(Span(source, 0, 0), exc))
         module = None

@@ -5,8 +5,9 @@ comment to an *anchor*, a place the printer can always put on a line of its own:
 the workflow, an element of a ``~>``/``&``/``|`` chain, a branch of ``?> !>``, a loop body, an
 argument of a call.
 
-- A comment with code before it on its line, right after an anchor (only blanks and ``, ; )``
-  between), is a *trailing* comment of that anchor: printed at the end of the anchor's line.
+- A comment with code before it on its line, right after an anchor (only blanks, line breaks
+  and ``, ; )`` between), is a *trailing* comment of that anchor: printed at the end of the
+  anchor's last line (after the ``)`` of a parenthesised block it ends).
 - Any other comment *leads* the first anchor that starts after it (the outermost one when
   several start there): printed on the lines just before it.
 - Comments after the last anchor are printed at the end of the file.
@@ -100,19 +101,29 @@ def attach(module: ast.Module) -> CommentNotes:
     by_end = sorted(anchors, key=lambda a: (a.end, -a.depth))
     ends = [a.end for a in by_end]
     text = file.text
+    last: tuple[_Anchor, Comment] | None = None  # the previous trailing comment and its anchor
     for c in comments:
         line_start = text.rfind("\n", 0, c.start) + 1
         if text[line_start : c.start].strip():
-            k = bisect.bisect_right(ends, c.start) - 1
-            if k >= 0:
-                # The anchor ending last before the comment; among several ending there, the
-                # outermost (sorted last by -depth).
-                best = by_end[k]
-                gap = text[best.end : c.start]
-                if "\n" not in gap and not gap.strip(" \t,;)"):
-                    notes.trailing.setdefault(best.key, []).append(c)
-                    notes.must_break.update(best.enclosing)
-                    continue
+            best = None
+            if last is not None and last[1].block and not text[last[1].end : c.start].strip(" \t,;)"):
+                best = last[0]  # `x /* a */ /* b */`: both trail x
+            else:
+                k = bisect.bisect_right(ends, c.start) - 1
+                if k >= 0:
+                    # The anchor ending last before the comment; among several ending there,
+                    # the outermost (sorted last by -depth). Only closing punctuation may stand
+                    # between: `x  -- c`, `x,  -- c`, or after the `)` of a block ending with x.
+                    cand = by_end[k]
+                    if not text[cand.end : c.start].strip(" \t\r\n,;)"):
+                        best = cand
+            # A `--` comment ends its line: an anchor gets at most one, after its block comments.
+            if best is not None and not any(not t.block for t in notes.trailing.get(best.key, ())):
+                notes.trailing.setdefault(best.key, []).append(c)
+                notes.must_break.update(best.enclosing)
+                last = (best, c)
+                continue
+        last = None
         k = bisect.bisect_left(starts, c.end)
         if k < len(by_start):
             a = by_start[k]

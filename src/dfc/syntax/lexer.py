@@ -137,7 +137,7 @@ class LarkLexer(Lexer):
 
     def lex(self, data: object) -> Iterator[Token]:  # type: ignore[override]
         lexed = data if isinstance(data, Lexed) else lex(SourceFile("<input>", str(data)))
-        return iter(lexed.tokens)
+        return (t for t in lexed.tokens if t.type != "$END")  # lark adds its own end token
 
 
 class _ValueBuilder:

@@ -270,91 +270,111 @@ class _Printer:
 
     # -- several lines ----------------------------------------------------------------------
 
-    def render(self, e: Any, ind: int, col: int, closed: bool, block: bool, tail: int = 0) -> str:
-        """``e`` starting at column ``col`` of a line indented ``ind``; ``block``: at line start."""
+    def render(
+        self, e: Any, ind: int, col: int, closed: bool, block: bool, suffix: str = "", trail: str = ""
+    ) -> str:
+        """``e`` starting at column ``col`` of a line indented ``ind``; ``block``: at line start.
+
+        ``suffix`` (a ``,`` or ``;`` of the caller) ends the last line; ``trail`` (a trailing
+        comment of ``e``) follows it, or goes inside when ``e`` is printed as a ``( ... )`` block,
+        so that it stays next to ``e`` when the output is read again.
+        """
         f = self.flat(e, closed)
-        if f is not None and (("\n" not in f and col + len(f) + tail <= WIDTH) or isinstance(e, _LITS)):
-            return f
+        if f is not None and (("\n" not in f and col + len(f) + len(suffix) <= WIDTH) or isinstance(e, _LITS)):
+            return f + suffix + trail
         if isinstance(e, ast.Sql) and isinstance(e.query, ast.Str):
-            return lit_text(e.query)
+            return lit_text(e.query) + suffix + trail
         chain = chain_elements(e)
         if chain is not None:
             if isinstance(e, ast.Bind):
-                return self.hug(e, chain, ind, col, closed, tail)
-            return self.chain_block(e, chain, ind, closed) if block else self.paren_block(e, ind)
+                return self.hug(chain, ind, col) + suffix + trail
+            if block:
+                return self.chain_block(e, chain, ind, closed, suffix + trail)
+            return self.paren_block(e, ind, trail=trail) + suffix
         if isinstance(e, ast.If):
             if not block:
-                return self.paren_block(e, ind)
-            return ("\n" + " " * ind).join(self.if_lines(e, ind, closed, ""))
+                return self.paren_block(e, ind, trail=trail) + suffix
+            return ("\n" + " " * ind).join(self.if_lines(e, ind, closed, "", suffix + trail))
         if isinstance(e, ast.Loop) and e.cond is None:
             if self.lead(e.body) or self.trail(e.body):
-                return "@> " + self.paren_block(e.body, ind, own=True)
-            return "@> " + self.render_child(e.body, ind, col + 3, 0 if _paren_body(e.body) else 7, closed, True, tail)
+                return "@> " + self.paren_block(e.body, ind, own=True) + suffix + trail
+            body_prec = 0 if _paren_body(e.body) else 7
+            return "@> " + self.render_child(e.body, ind, col + 3, body_prec, closed, True, suffix, trail)
         parts = call_parts(e)
         if parts is None:
-            return f or ""
-        return self.call_block(parts, ind)
+            return (f or "") + suffix + trail
+        return self.call_block(parts, ind) + suffix + trail
 
-    def render_child(self, c: Any, ind: int, col: int, max_prec: int, closed: bool, loop_ok: bool, tail: int = 0) -> str:
+    def render_child(
+        self, c: Any, ind: int, col: int, max_prec: int, closed: bool, loop_ok: bool, suffix: str = "", trail: str = ""
+    ) -> str:
+        """A child in an operand position, parenthesised when the grammar needs it."""
         if needs_parens(c, max_prec, closed, loop_ok):
             f = self.flat(c, False)
-            if f is not None and "\n" not in f and col + len(f) + 2 + tail <= WIDTH:
-                return f"({f})"
-            return self.paren_block(c, ind)
-        return self.render(c, ind, col, closed, False, tail)
+            if f is not None and "\n" not in f and col + len(f) + 2 + len(suffix) <= WIDTH:
+                return f"({f}){suffix}{trail}"
+            return self.paren_block(c, ind, trail=trail) + suffix
+        return self.render(c, ind, col, closed, False, suffix, trail)
 
-    def paren_block(self, e: Any, ind: int, own: bool = False) -> str:
-        """``(`` newline, ``e`` indented four more, newline, ``)``; ``own``: print e's comments."""
+    def paren_block(self, e: Any, ind: int, own: bool = False, trail: str = "") -> str:
+        """``(`` newline, ``e`` indented four more, newline, ``)``.
+
+        ``own``: print e's comments inside; ``trail``: a trailing comment to end e's last line.
+        """
         inner = ind + 4
         pad = "\n" + " " * inner
-        body = self.render(e, inner, inner, False, True)
+        if own:
+            trail = self.trail(e) + trail
+        body = self.render(e, inner, inner, False, True, "", trail)
         lead = "".join(c + pad for c in self.lead(e)) if own else ""
-        trail = self.trail(e) if own else ""
-        return f"({pad}{lead}{body}{trail}\n{' ' * ind})"
+        return f"({pad}{lead}{body}\n{' ' * ind})"
 
-    def chain_block(self, e: Any, chain: list[Any], ind: int, closed: bool) -> str:
+    def chain_block(self, e: Any, chain: list[Any], ind: int, closed: bool, suffix: str) -> str:
+        """One operand per line, the operator leading: ``a`` / ``~> b`` / ``~> c``."""
         p, op = _PREC[type(e)], _OPS[type(e)]
         lines: list[str] = []
         for i, el in enumerate(chain):
+            end = suffix if i == len(chain) - 1 else ""
             if i == 0:
-                s = self.render_child(el, ind, ind, p, True, False)
+                s = self.render_child(el, ind, ind, p, True, False, end, self.trail(el))
             else:
                 last = i == len(chain) - 1
-                s = f"{op} " + self.render_child(el, ind, ind + len(op) + 1, p - 1, closed if last else True, True)
+                col = ind + len(op) + 1
+                s = f"{op} " + self.render_child(el, ind, col, p - 1, closed if last else True, True, end, self.trail(el))
             lines.extend(self.lead(el))
-            lines.append(s + self.trail(el))
+            lines.append(s)
         return ("\n" + " " * ind).join(lines)
 
-    def hug(self, e: Any, chain: list[Any], ind: int, col: int, closed: bool, tail: int) -> str:
+    def hug(self, chain: list[Any], ind: int, col: int) -> str:
         """``x |=> 'a' |=> 'b'``: the names stay on the line where ``x`` ends."""
         s = self.render_child(chain[0], ind, col, _PREC[ast.Bind], True, False)
         return s + "".join(f" |=> {lit_text(el)}" for el in chain[1:])
 
-    def if_lines(self, e: ast.If, ind: int, closed: bool, prefix: str) -> list[str]:
+    def if_lines(self, e: ast.If, ind: int, closed: bool, prefix: str, suffix: str) -> list[str]:
+        """``cond`` / ``?> then`` / ``!> else`` lines; an else that is a conditional continues the ladder."""
         lines: list[str] = []
         c = e.cond
         lines.extend(self.lead(c))
-        lines.append(prefix + self.render_child(c, ind, ind + len(prefix), 5, True, False) + self.trail(c))
+        lines.append(prefix + self.render_child(c, ind, ind + len(prefix), 5, True, False, "", self.trail(c)))
         t = e.then
         if e.orelse is None:
-            ts = self.render_child(t, ind, ind + 3, 7, closed, True)
+            ts = self.render_child(t, ind, ind + 3, 7, closed, True, suffix, self.trail(t))
         else:
-            ts = self.render_child(t, ind, ind + 3, 6, True, False)
+            ts = self.render_child(t, ind, ind + 3, 6, True, False, "", self.trail(t))
         lines.extend(self.lead(t))
-        lines.append("?> " + ts + self.trail(t))
+        lines.append("?> " + ts)
         el = e.orelse
         if el is None:
             return lines
         lines.extend(self.lead(el))
-        if isinstance(el, ast.If) and not needs_parens(el, 6, closed, True):
-            sub = self.if_lines(el, ind, closed, "!> ")
-            sub[-1] += self.trail(el)
-            lines.extend(sub)
+        if isinstance(el, ast.If) and not needs_parens(el, 6, closed, True) and not self.trail(el):
+            lines.extend(self.if_lines(el, ind, closed, "!> ", suffix))
         else:
-            lines.append("!> " + self.render_child(el, ind, ind + 3, 6, closed, True) + self.trail(el))
+            lines.append("!> " + self.render_child(el, ind, ind + 3, 6, closed, True, suffix, self.trail(el)))
         return lines
 
     def call_block(self, parts: CallParts, ind: int) -> str:
+        """``name(`` / one argument per line, indented four more / ``)``."""
         callee, args, tcall = parts
         if not args:
             return f"{callee}()"
@@ -365,16 +385,18 @@ class _Printer:
             head = f"{label} => " if label else ""
             sep = "," if i < len(args) - 1 else ""
             out.extend(pad + c for c in self.lead(v))
-            out.append(pad + head + self.render_arg(v, inner, inner + len(head), not label, tcall) + sep + self.trail(v))
+            out.append(pad + head + self.render_arg(v, inner, inner + len(head), not label, tcall, sep, self.trail(v)))
         out.append(" " * ind + ")")
         return "\n".join(out)
 
-    def render_arg(self, v: Any, ind: int, col: int, block: bool, tcall: bool) -> str:
+    def render_arg(
+        self, v: Any, ind: int, col: int, block: bool, tcall: bool, suffix: str = "", trail: str = ""
+    ) -> str:
         if isinstance(v, _LITS):
-            return lit_text(v)
+            return lit_text(v) + suffix + trail
         if tcall and isinstance(v, ast.Sql) and isinstance(v.query, ast.Str):
-            return f"df.sql({lit_text(v.query)})"
-        return self.render(v, ind, col, False, block, tail=1)
+            return f"df.sql({lit_text(v.query)}){suffix}{trail}"
+        return self.render(v, ind, col, False, block, suffix, trail)
 
     # -- files ------------------------------------------------------------------------------
 
@@ -391,7 +413,7 @@ class _Printer:
                 if f is not None and "\n" not in f and len(head) + 1 + len(f) + 1 <= WIDTH:
                     return f"{head} {f};"
                 lead = "".join("    " + c + "\n" for c in self.lead(body))
-                return f"{head}\n{lead}    {self.render(body, 4, 4, False, True, 1)};{self.trail(body)}"
+                return f"{head}\n{lead}    {self.render(body, 4, 4, False, True, ';', self.trail(body))}"
         raise ValueError(f"not a declaration: {d!r}")
 
     def param_default(self, v: Any) -> str:
@@ -401,7 +423,7 @@ class _Printer:
     def workflow(self, wf: ast.Workflow) -> str:
         parts = call_parts(wf)
         if parts is None:
-            return self.render(wf.body, 0, 0, False, True, 1) + ";"
+            return self.render(wf.body, 0, 0, False, True, ";")
         f = None if id(wf) in self.notes.must_break else self._flat(wf, False)
         if f is not None and "\n" not in f and len(f) + 1 <= WIDTH:
             return f + ";"

@@ -182,3 +182,14 @@ def test_bad_examples_trigger_their_code_and_good_ones_are_clean(code: str) -> N
     assert entry.code in [d.code for d in bad], (entry.bad, [(d.code, d.message) for d in bad])
     _, good = parse_text(entry.good)
     assert good == [], (entry.good, [(d.code, d.message) for d in good])
+
+
+def test_grammar_is_usable_with_lark_directly() -> None:
+    # The custom lexer class lets lark's own parse() take the hand-written lexer's output.
+    from dfc.syntax.lexer import lex
+    from dfc.syntax.parser import lark_parser
+
+    tree = lark_parser().parse(lex(SourceFile("t.df", "'a' ~> 'b' & 'c'")), start="start")  # type: ignore[arg-type]
+    assert [t.data for t in tree.iter_subtrees_topdown()][:3] == ["start", "workflow", "seq"]
+    tree = lark_parser().parse(lex(SourceFile("t.df", "'a' ~> 'b' & 'c'")), start="pg_start")  # type: ignore[arg-type]
+    assert [t.data for t in tree.iter_subtrees_topdown()][:3] == ["pg_start", "workflow", "join"]

@@ -194,3 +194,31 @@ def test_mutated_examples_give_diagnostics_not_exceptions(text: str, grammar: st
         # Whatever parsed cleanly also formats and round-trips.
         back, diags2 = parse_text(format_module(m))
         assert not diags2 and back == m
+
+
+@st.composite
+def commented_examples(draw: st.DrawFn) -> str:
+    """An example with comments inserted between random tokens (own-line, trailing, block)."""
+    from dfc.syntax.lexer import end_of, lex, start_of
+
+    text = draw(st.sampled_from(EXAMPLES)).read_text()
+    tokens = lex(SourceFile("x.df", text)).tokens
+    cuts = sorted({start_of(t) for t in tokens} | {end_of(t) for t in tokens})
+    for k, at in enumerate(sorted(draw(st.lists(st.sampled_from(cuts), min_size=1, max_size=6, unique=True)), reverse=True)):
+        comment = draw(st.sampled_from([f"-- c{k}\n", f"/* b{k} */ ", f"\n-- own {k}\n", f"/* m{k}\n  */"]))
+        text = text[:at] + comment + text[at:]
+    return text
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(commented_examples())
+def test_comments_survive_formatting(text: str) -> None:
+    from dfc.syntax.lexer import lex
+
+    m, diags = parse_text(text)
+    assert not diags and m is not None
+    out = format_module(m)
+    back, diags2 = parse_text(out)
+    assert not diags2 and back == m, out
+    assert format_module(back) == out, out
+    assert sorted(c.text for c in lex(SourceFile("a", text)).comments) == sorted(c.text for c in lex(SourceFile("b", out)).comments)
