@@ -34,28 +34,13 @@ references)::
 
 from __future__ import annotations
 
-import re
 from collections.abc import Container
 from dataclasses import dataclass
 from typing import Literal
 
-SYSTEM_VARS = frozenset({"sys_instance_id", "sys_label"})
-"""Variables every instance has (SPEC §1.4)."""
-
-RESULT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-"""What a result name bound with ``|=> 'name'`` must look like."""
-
-# Possessive quantifiers (*+) keep the greedy identifier from backtracking to a shorter one when
-# the word-boundary lookahead fails: "$tag$" must not match as "$ta".
-_PATTERN = re.compile(
-    r"""
-      \{ (?P<var>[A-Za-z_][A-Za-z0-9_]*+) \}
-    | \$ (?P<name>[A-Za-z_][A-Za-z0-9_]*+) (?![A-Za-z0-9_$])
-         (?: \.(?P<star>\*) | \.(?P<col>[A-Za-z_][A-Za-z0-9_]*+) )?
-         (?P<q>\?)?
-    """,
-    re.VERBOSE,
-)
+from dfc.references import REFERENCE as _PATTERN
+from dfc.references import RESULT_NAME as RESULT_NAME  # re-exported for the checker's passes
+from dfc.references import SYSTEM_VARS as SYSTEM_VARS
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,8 +128,8 @@ class _Emitter:
             case ast.Sleep(seconds=s):
                 return self._put(nid, "SLEEP", seconds=literal_value(s))
             case ast.WaitSchedule(cron=c):
-                tz = self.checked_timezone()
-                return self._put(nid, "WAIT_SCHEDULE", cron=literal_value(c), timezone=tz)
+                # Cron times are UTC (SPEC §5.2); the field leaves room for a per-workflow zone.
+                return self._put(nid, "WAIT_SCHEDULE", cron=literal_value(c), timezone="UTC")
             case ast.WaitSignal(name=name, timeout=t):
                 return self._put(nid, "SIGNAL", name=literal_value(name), timeout=literal_value(t))
             case ast.Http(url=u, method=m, body=b, headers=h, timeout=t):
@@ -166,12 +166,6 @@ class _Emitter:
             case ast.TemplateCall() | ast.Name() | ast.Invalid():
                 raise AssertionError(f"{type(n).__name__} left in a checked workflow")
         assert_never(n)
-
-    def checked_timezone(self) -> str:
-        for o in self.checked.options:
-            if o.name == "timezone" and isinstance(o.value, ast.Str):
-                return o.value.value
-        return "UTC"
 
 
 def _text(lit: ast.LitArg | None) -> str | None:

@@ -22,13 +22,13 @@ from psycopg.types.json import Jsonb
 
 from dfc.diagnostics import DfcError
 from dfc.plan.model import Plan, PlanParam, canonical
+from dfc.references import SYSTEM_VARS
 from dfc.runtime.engine import LOAD_RECORDS, record_from_row
 from dfc.runtime.state import NodeRecord, Signal
 from dfc.store.registry import load_plan_txn
 
 Conn = psycopg.Connection[Any]
 
-SYSTEM_VARS = ("sys_instance_id", "sys_label")
 _IDENT = re.compile(
     r'(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")(?:\.(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+"))?'
 )

@@ -33,6 +33,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal, assert_never
 
+from dfc.references import REFERENCE
 from dfc.runtime import codes
 from dfc.runtime.truth import is_row_set
 
@@ -57,20 +58,8 @@ class SubstitutionError(Exception):
 
 # -- scanning ---------------------------------------------------------------------------------
 
-# The grammar of references is `dfc.check.refs`'s, copied because the runtime never imports the
-# front end; tests/unit/runtime/test_substitute.py pins the two together. One left-to-right pass
-# over the original text finds `{var}` and `$name[.col|.*][?]`: the name is taken whole
-# (possessive) and must not be followed by `[A-Za-z0-9_$]`, so `$a` never matches inside `$ab`,
-# `$1` and `$$` never match, and `$tag$` is a dollar quote. A `?` after `.*` is plain text.
-_PATTERN = re.compile(
-    r"""
-      \{ (?P<var>[A-Za-z_][A-Za-z0-9_]*+) \}
-    | \$ (?P<name>[A-Za-z_][A-Za-z0-9_]*+) (?![A-Za-z0-9_$])
-         (?: \.(?P<star>\*) | \.(?P<col>[A-Za-z_][A-Za-z0-9_]*+) )?
-         (?P<q>\?)?
-    """,
-    re.VERBOSE,
-)
+# The grammar of references (SPEC §1.4), the same the checker uses.
+_PATTERN = REFERENCE
 
 # What changes the lexical state of SQL code (PostgreSQL's scan.l, with
 # standard_conforming_strings on).

@@ -171,7 +171,7 @@ def test_glued_references_cannot_make_prefixed_literals() -> None:
     assert substitute_sql("SELECT E$x", b, {}) == "SELECT E '\\''; DROP TABLE t; --'"
     assert substitute_sql("SELECT foo$x.v", b, {}) == "SELECT foo '\\''; DROP TABLE t; --'"
     assert substitute_raw("foo$x", b, {}) == "foo\\'; DROP TABLE t; --"
-    # The grammar is dfc.check.refs': only ASCII word characters and `$` continue a name.
+    # The grammar is dfc.references': only ASCII word characters and `$` continue a name.
     assert sql("SELECT $aé") == "SELECT 1é"
 
 
