@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from steps import bench_database, chain, conditions  # noqa: E402
+from steps import bench_database, chain, conditions
 
-from dfc.plan.model import Plan, PlanNode  # noqa: E402
-from dfc.runtime import instances  # noqa: E402
-from dfc.store.db import connect  # noqa: E402
-from dfc.store.registry import deploy  # noqa: E402
+from dfc.plan.model import Plan, PlanNode
+from dfc.runtime import instances
+from dfc.store.db import connect
+from dfc.store.registry import deploy
 
 _WORKER = """
 import sys
@@ -40,7 +40,8 @@ run_worker(sys.argv[1], WorkerOptions(concurrency=int(sys.argv[2]), lease_second
 
 def worker(url: str, concurrency: int, lease: float) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-c", _WORKER, url, str(concurrency), str(lease)], stderr=subprocess.DEVNULL
+        [sys.executable, "-c", _WORKER, url, str(concurrency), str(lease)],
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -72,9 +73,14 @@ def recovery(url: str, n: int, steps: int, concurrency: int, lease: float) -> No
     with connect(url) as conn:
         conn.execute("DROP TABLE IF EXISTS rec_t")
         conn.execute("CREATE TABLE rec_t (k text PRIMARY KEY)")
-    plan = chain("bench_recovery", [f"INSERT INTO rec_t VALUES ('{{sys_instance_id}}-{i}')" for i in range(steps)])
+    plan = chain(
+        "bench_recovery",
+        [f"INSERT INTO rec_t VALUES ('{{sys_instance_id}}-{i}')" for i in range(steps)],
+    )
     ids = start_many(url, plan, n)
-    unfinished = "SELECT count(*) FROM dfc.instances WHERE id = ANY(%s) AND status IN ('pending', 'running')"
+    unfinished = (
+        "SELECT count(*) FROM dfc.instances WHERE id = ANY(%s) AND status IN ('pending', 'running')"
+    )
     w = worker(url, concurrency, lease)
     t0 = time.monotonic()
     while count(url, unfinished, ids) > n * 0.6:
@@ -100,7 +106,9 @@ def recovery(url: str, n: int, steps: int, concurrency: int, lease: float) -> No
         w.terminate()
         w.wait(30)
     rows = count(url, "SELECT count(*) FROM rec_t")
-    completed = count(url, "SELECT count(*) FROM dfc.instances WHERE id = ANY(%s) AND status = 'completed'", ids)
+    completed = count(
+        url, "SELECT count(*) FROM dfc.instances WHERE id = ANY(%s) AND status = 'completed'", ids
+    )
     print(
         f"(1) recovery: {n} instances x {steps} steps, worker concurrency {concurrency}, lease {lease:g} s; "
         f"SIGKILL after {killed_at - t0:.1f} s with {held} instances leased and {rows_before} steps done; "
@@ -125,7 +133,9 @@ def memory(url: str, n: int, concurrency: int) -> None:
     ids = start_many(url, Plan(name="bench_wait", root="r", nodes=nodes), n)
     w = worker(url, concurrency, 15)
     try:
-        waiting = "SELECT count(*) FROM dfc.node_state WHERE instance_id = ANY(%s) AND node_id = 'b'"
+        waiting = (
+            "SELECT count(*) FROM dfc.node_state WHERE instance_id = ANY(%s) AND node_id = 'b'"
+        )
         while count(url, waiting, ids) < n:
             time.sleep(0.2)
         time.sleep(1)
@@ -142,7 +152,9 @@ def memory(url: str, n: int, concurrency: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--db")
     ap.add_argument("--instances", type=int, default=10_000)
     ap.add_argument("--steps", type=int, default=5)

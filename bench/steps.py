@@ -259,7 +259,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--db", help="server URL (default: DFC_DATABASE_URL, else the embedded server)")
-    ap.add_argument("--seq-steps", type=int, default=1000)
+    ap.add_argument("--seq-steps", default="20,200", help="lengths of the sequential workflows")
     ap.add_argument("--instances", type=int, default=400)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--processes", default="1,2")
@@ -270,11 +270,13 @@ def main() -> None:
     url = bench_database(args.db)
     print(f"conditions: {conditions(url)}")
     clean(url)
-    dfc_ms, plain_ms = per_step(url, args.seq_steps)
-    print(
-        f"(a) sequential workflow, {args.seq_steps} one-row UPDATE steps: {dfc_ms:.3f} ms/step through dfc; "
-        f"plain psycopg UPDATE (autocommit) {plain_ms:.3f} ms; dfc overhead {dfc_ms - plain_ms:.3f} ms/step"
-    )
+    for n in (int(x) for x in args.seq_steps.split(",")):
+        dfc_ms, plain_ms = per_step(url, n)
+        print(
+            f"(a) sequential workflow of {n} one-row UPDATE steps: {dfc_ms:.3f} ms/step through dfc; "
+            f"the same UPDATE by plain psycopg (autocommit) {plain_ms:.3f} ms; "
+            f"dfc overhead {dfc_ms - plain_ms:.3f} ms/step"
+        )
     for procs in (int(p) for p in args.processes.split(",")):
         clean(url)
         rate = throughput(url, args.instances, args.steps, procs, args.concurrency)

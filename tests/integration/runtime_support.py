@@ -100,6 +100,20 @@ class B:
             "HTTP", bind=name, url=url, method=method, body=body, headers=None, timeout=timeout
         )
 
+    def multipart(self, url: str, parts: str, name: str | None = None) -> str:
+        return self._add(
+            "HTTP_MULTIPART",
+            bind=name,
+            url=url,
+            method="POST",
+            parts=parts,
+            headers=None,
+            timeout=10,
+        )
+
+    def schedule(self, cron: str) -> str:
+        return self._add("WAIT_SCHEDULE", cron=cron, timezone="UTC")
+
     def retry(
         self,
         x: str,

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 import pytest
@@ -33,7 +33,7 @@ LONG_RUNNING = {"nightly_maintenance"}
 class Api(BaseHTTPRequestHandler):
     """The APIs the examples' headers document, just enough to make them complete."""
 
-    requests: list[tuple[str, str, Any]] = []
+    requests: ClassVar[list[tuple[str, str, Any]]] = []
     polls = 0
 
     def log_message(self, *args: object) -> None:  # keep the test output quiet

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from runtime_support import B, run_until_done, start
 
+from dfc.client import Client, InstanceFailed, WaitTimeout, connect
 from dfc.diagnostics import DfcError
-from dfc.runtime.client import Client, InstanceFailed, WaitTimeout, connect
 from dfc.runtime.logs import StepLog
 from dfc.runtime.worker import Worker, WorkerOptions
 

@@ -25,6 +25,13 @@ def test_sql_result_shape(db_url: str) -> None:
     }
 
 
+def test_text_that_needs_quoting_survives_the_checkpoint(db_url: str) -> None:
+    b = B()
+    root = b.sql("SELECT '50% it''s \\ \"q\" ü 😀' AS t, E'line\\nbreak' AS n")
+    out = run(db_url, b.plan(root))
+    assert out.result["rows"] == [{"t": "50% it's \\ \"q\" ü 😀", "n": "line\nbreak"}]
+
+
 def test_dml_without_rows_gives_row_count(db_url: str, conn: psycopg.Connection) -> None:
     conn.execute("CREATE TABLE dml_t (k int)")
     b = B()
@@ -151,6 +158,26 @@ def test_failure_records_sqlstate_and_location(db_url: str) -> None:
     assert out.error["message"] == "division by zero"
     assert out.error["node"] == "n2"
     assert out.error["at"] == "failing.df:2:3"
+
+
+def test_failing_step_after_a_chained_commit(db_url: str, conn: psycopg.Connection) -> None:
+    """The first step's commit and the second step travel in one query: the first is durable,
+    the second fails and rolls back alone."""
+    conn.execute("CREATE TABLE chain_t (k text)")
+    b = B("chained")
+    root = b.seq(
+        b.sql("INSERT INTO chain_t VALUES ('a')"),
+        b.sql("INSERT INTO chain_t VALUES ('b'); SELECT 1/0"),
+    )
+    out = run(db_url, b.plan(root))
+    assert out.status == "failed" and out.error["node"] == "n2"
+    assert [r[0] for r in conn.execute("SELECT k FROM chain_t")] == ["a"]
+    states = dict(
+        conn.execute(
+            "SELECT node_id, status FROM dfc.node_state WHERE instance_id = %s", (out.id,)
+        ).fetchall()
+    )
+    assert states == {"n1": "completed", "n2": "failed"}
 
 
 def test_retry_reruns_a_failed_step(db_url: str, conn: psycopg.Connection) -> None:

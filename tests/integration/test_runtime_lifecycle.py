@@ -248,6 +248,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        data = self.rfile.read(length)
+        body = json.dumps(
+            {
+                "type": self.headers.get("Content-Type", "").split(";")[0],
+                "size": len(data),
+                "has_part": b'name="doc"' in data and b"hello" in data,
+            }
+        ).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def log_message(self, *args: object) -> None:
         pass
 
@@ -325,5 +341,31 @@ def test_retention_deletes_old_finished_instances(db_url: str, conn: psycopg.Con
         assert asyncio.run(worker.purge()) >= 1
     finally:
         conn.execute("UPDATE dfc.settings SET value = '30' WHERE key = 'retention_days'")
-    assert conn.execute("SELECT count(*) FROM dfc.instances WHERE id = %s", (done.id,)).fetchone() == (0,)
-    assert conn.execute("SELECT count(*) FROM dfc.node_state WHERE instance_id = %s", (done.id,)).fetchone() == (0,)
+    assert conn.execute(
+        "SELECT count(*) FROM dfc.instances WHERE id = %s", (done.id,)
+    ).fetchone() == (0,)
+    assert conn.execute(
+        "SELECT count(*) FROM dfc.node_state WHERE instance_id = %s", (done.id,)
+    ).fetchone() == (0,)
+
+
+def test_http_multipart_step(db_url: str, http_server: str) -> None:
+    b = B("multipart")
+    parts = '[{"name": "doc", "data_b64": "aGVsbG8=", "filename": "a.txt", "content_type": "text/plain"}]'
+    out = run(db_url, b.plan(b.multipart(f"{http_server}/upload", parts)))
+    assert out.status == "completed", out.error
+    assert out.result["status"] == 201 and out.result["ok"] is True
+    body = json.loads(out.result["body"])
+    assert body["type"] == "multipart/form-data" and body["has_part"] is True
+
+
+def test_wait_for_schedule_releases_until_the_next_minute(
+    db_url: str, conn: psycopg.Connection
+) -> None:
+    b = B("cron")
+    (iid,) = start(db_url, b.plan(b.schedule("* * * * *")))
+    asyncio.run(_run_for(db_url, iid, 1.0))
+    row = conn.execute("SELECT run_at FROM dfc.queue WHERE instance_id = %s", (iid,)).fetchone()
+    assert row is not None and row[0] is not None
+    assert row[0].second == 0 and row[0].microsecond == 0  # the next minute boundary
+    instances.cancel(conn, iid)

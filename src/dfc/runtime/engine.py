@@ -191,6 +191,8 @@ class InstanceRun:
         # it instead of going through the pool each time; concurrent branches take others.
         self._lane: steps.AConn | None = None
         self._lane_busy = False
+        self._resync_needed = False
+        self._chain_budget = host.settings.slice_steps  # chained steps before the loop looks
 
     @property
     def instance_id(self) -> str:
@@ -271,7 +273,10 @@ class InstanceRun:
         while True:
             if self._lost:
                 raise LeaseLost(self.instance_id)
-            if self._poked:
+            if self._resync_needed:
+                self._resync_needed = False
+                await self._resync()
+            elif self._poked:
                 await self._refresh()
             ev = self._evaluate()
             if ev is None:
@@ -328,6 +333,7 @@ class InstanceRun:
             )
             await self._wait(timeout)
             await self._harvest()
+            self._chain_budget = self._steps + settings.slice_steps
             if (
                 not yielding
                 and self.host.backlog()
@@ -388,7 +394,7 @@ class InstanceRun:
     async def _perform(self, action: RunSql | RunHttp) -> Outcome | None:
         if isinstance(action, RunSql):
             async with self._connection() as conn:
-                return await steps.run_sql(conn, self.lease, action)
+                return await steps.run_sql(conn, self.lease, action, chain=self)
         started = time.perf_counter()
         envelope: Any = None
         error: dict[str, Any] | None = None
@@ -401,6 +407,66 @@ class InstanceRun:
         ms = (time.perf_counter() - started) * 1000
         async with self._connection() as conn:
             return await steps.checkpoint_http(conn, self.lease, action, envelope, error, ms)
+
+    # -- chaining (steps.Chain): a step's commit and the next step's start in one round trip --
+
+    def next_step(self, done: NodeRecord) -> RunSql | None:
+        """Evaluate as if ``done`` were committed; the next step if the instance simply goes on
+        with one transactional SQL step. Anything else (a poke, a stop, several branches, a
+        record to store, the end of a fairness slice) returns to the loop."""
+        if (
+            self._lost
+            or self._poked
+            or self._stopping
+            or self._resync_needed
+            or len(self.inflight) != 1
+            or self._steps >= self._chain_budget
+        ):
+            return None
+        records = dict(self.records)
+        records[done.key] = replace(done, seq=_PROVISIONAL_SEQ)
+        c = self.claimed
+        try:
+            ev = machine.evaluate(
+                c.plan,
+                instance_id=c.instance_id,
+                label=c.label,
+                vars=c.vars,
+                records=records,
+                signals=self.signals,
+                now=utcnow(),
+                history_limit=self.host.settings.history_limit,
+            )
+        except Exception:
+            return None  # the loop evaluates again and reports it
+        if ev.status != "running" or len(ev.actions) != 1:
+            return None
+        (action,) = ev.actions
+        if not isinstance(action, RunSql) or action.autocommit or action.key in records:
+            return None
+        self.last = ev
+        if self.on_evaluate is not None:
+            self.on_evaluate(self, ev)
+        return action
+
+    def committed(self, outcome: Outcome, next_key: str) -> None:
+        """A chained step committed and ``next_key`` runs in the same task."""
+        key = outcome.record.key
+        task = self.inflight.pop(key, None)
+        if task is not None:
+            self.inflight[next_key] = task
+        self._take(outcome)
+
+    def uncertain(self) -> None:
+        self._resync_needed = True
+
+    def _take(self, outcome: Outcome) -> None:
+        rec = outcome.record
+        self._steps += 1
+        self.records[rec.key] = rec
+        self.durations[rec.key] = outcome.duration_ms
+        self._note_pokes(outcome.pokes)
+        self.host.log.step(self.instance_id, rec, outcome.duration_ms, self._kind(rec.key))
 
     async def _cancel(self, keys: Sequence[str]) -> None:
         tasks = []
@@ -455,15 +521,8 @@ class InstanceRun:
                     continue
                 raise exc
             outcome = task.result()
-            if outcome is None:
-                continue
-            self._steps += 1
-            self.records[key] = outcome.record
-            self.durations[key] = outcome.duration_ms
-            self._note_pokes(outcome.pokes)
-            self.host.log.step(
-                self.instance_id, outcome.record, outcome.duration_ms, self._kind(key)
-            )
+            if outcome is not None:
+                self._take(outcome)
 
     def _kind(self, key: str) -> str:
         node = self.claimed.plan.nodes.get(node_id(key))
@@ -534,6 +593,10 @@ class InstanceRun:
             except psycopg.Error as e:
                 raise steps.classify(e) or e from e
         self.host.log.finished(self.instance_id, status, error)
+
+
+_PROVISIONAL_SEQ = 1 << 62
+"""The seq of a record about to commit, for a look-ahead evaluation: after every stored one."""
 
 
 def http_error(e: BaseException) -> dict[str, Any]:

@@ -7,19 +7,24 @@ transaction, so either error rolls the step's own effects back: that is the exac
 
 Round trips of a transactional SQL step: (1) ``BEGIN; [SET LOCAL statement_timeout]; <step>``
 as one simple-protocol query, which also allows several statements in one step; (2) the
-checkpoint and ``COMMIT`` as one more simple-protocol query. The result must reach the worker between the two,
-because the checkpoint stores it; nothing else is waited for while the step's row locks are held.
+checkpoint and ``COMMIT``. The result must reach the worker between the two, because the
+checkpoint stores it; nothing else is waited for while the step's row locks are held. When the
+state machine says the next thing to do is exactly one more SQL step (a sequence), (2) and the
+next step's (1) go together — ``checkpoint; COMMIT; BEGIN; <next step>`` — so a sequence costs
+one round trip and one commit per step. A refused checkpoint makes the server skip the rest of
+that query, so the next step never runs on top of an uncommitted one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import errors
@@ -37,7 +42,6 @@ FINAL = frozenset({"completed", "failed", "cancelled", "skipped", "decided"})
 # simple-protocol query per round trip, no server-side parameters. For the worker that is the
 # cheapest way to talk to PostgreSQL from Python: psycopg's parameter and pipeline machinery
 # costs more CPU per step than the server spends parsing these short statements.
-CHECKPOINT = "SELECT seq, pokes FROM dfc.checkpoint({})"
 CONSUME_SIGNAL = "UPDATE dfc.signals SET consumed_by = {}, consumed_at = now() WHERE instance_id = {} AND seq = {}"
 PRUNE_STATE = "DELETE FROM dfc.node_state WHERE instance_id = {} AND key = ANY({}::text[])"
 PRUNE_HISTORY = "DELETE FROM dfc.history WHERE instance_id = {} AND key = ANY({}::text[])"
@@ -103,21 +107,20 @@ def dumps(value: Any) -> str:
 
 
 def checkpoint_sql(lease: Lease, rec: NodeRecord, history: Mapping[str, Any] | None) -> str:
-    """The statement that writes one record through ``dfc.checkpoint`` (migration 0002)."""
-    args = (
-        literal(lease.instance_id),
-        literal(lease.owner),
-        literal(rec.key),
-        literal(rec.node_id),
-        literal(rec.status),
-        literal(rec.result, as_json="json"),  # json, not jsonb: keeps column order
-        literal(rec.error, as_json="jsonb"),
-        literal(rec.attempt),
-        literal(rec.wake_at),
-        literal(dict(rec.detail) if rec.detail else None, as_json="jsonb"),
-        literal(history, as_json="jsonb"),
+    """The statement that writes one record through ``dfc.checkpoint`` (migration 0002).
+
+    Written out by hand rather than through `literal`: it is built once per step.
+    """
+    result = "NULL" if rec.result is None else quote(dumps(rec.result)) + "::json"
+    error = "NULL" if rec.error is None else quote(dumps(rec.error)) + "::jsonb"
+    wake = "NULL" if rec.wake_at is None else quote(rec.wake_at.isoformat()) + "::timestamptz"
+    detail = quote(dumps(dict(rec.detail))) + "::jsonb" if rec.detail else "NULL"
+    hist = "NULL" if history is None else quote(dumps(history)) + "::jsonb"
+    return (
+        f"SELECT seq, pokes FROM dfc.checkpoint({quote(lease.instance_id)},{quote(lease.owner)},"
+        f"{quote(rec.key)},{quote(rec.node_id)},{quote(rec.status)},{result},{error},{int(rec.attempt)},"
+        f"{wake},{detail},{hist})"
     )
-    return CHECKPOINT.format(", ".join(args))
 
 
 def classify(error: psycopg.Error) -> Exception | None:
@@ -158,8 +161,31 @@ def sql_error(plan: Plan, action: RunSql, error: psycopg.Error) -> dict[str, Any
 # -- SQL steps ------------------------------------------------------------------------------
 
 
-async def run_sql(conn: AConn, lease: Lease, action: RunSql) -> Outcome:
-    """Run a SQL step and checkpoint its result (or its failure).
+class Chain(Protocol):
+    """How a SQL step learns what runs next, so that its commit and the next step's start share
+    one round trip (``checkpoint; COMMIT; BEGIN; <next step>``)."""
+
+    def next_step(self, done: NodeRecord) -> RunSql | None:
+        """The step that runs right after ``done`` commits, if it is exactly one transactional
+        SQL step and nothing else; None to stop chaining."""
+
+    def committed(self, outcome: Outcome, next_key: str) -> None:
+        """``outcome`` is durable and ``next_key`` has started (in the same task)."""
+
+    def uncertain(self) -> None:
+        """The task was interrupted after a commit may have happened: reload from the database."""
+
+
+def _begin(action: RunSql) -> str:
+    prefix = "BEGIN;"
+    if action.timeout_s is not None:
+        prefix += f"SET LOCAL statement_timeout = {max(1, int(action.timeout_s * 1000))};"
+    return prefix + action.sql
+
+
+async def run_sql(conn: AConn, lease: Lease, action: RunSql, chain: Chain | None = None) -> Outcome:
+    """Run a SQL step and checkpoint its result (or its failure); with a ``chain``, go on with
+    the steps that follow it, one round trip each, and return the last one's outcome.
 
     Raises `LeaseLost`/`Conflict` when the fence refuses the checkpoint (the step's effects are
     rolled back), and lets connection errors through (the transaction dies with the connection).
@@ -167,36 +193,83 @@ async def run_sql(conn: AConn, lease: Lease, action: RunSql) -> Outcome:
     if action.autocommit:
         return await _run_autocommit(conn, lease, action)
     started = time.perf_counter()
-    prefix = "BEGIN;"
-    if action.timeout_s is not None:
-        prefix += f"SET LOCAL statement_timeout = {max(1, int(action.timeout_s * 1000))};"
     try:
         try:
-            cur = await conn.execute(prefix + action.sql)
+            cur = await conn.execute(_begin(action))
             result = await sql_result_async(cur)  # the last statement's result
         except psycopg.Error as e:
             if not _is_step_error(conn, e):
                 raise
             return await _fail(conn, lease, action, e, started)
-        faults.fault("after_step_sql")
-        rec = NodeRecord(key=action.key, node_id=action.node_id, status="completed", result=result)
-        ms = (time.perf_counter() - started) * 1000
-        ck = checkpoint_sql(lease, rec, {"ms": round(ms, 2)})
-        try:
-            if faults.armed("before_commit"):
-                (row,) = await script(conn, [ck])
-                faults.fault("before_commit")
-                await conn.execute("COMMIT")
-            else:
-                (row,) = await script(conn, [ck, "COMMIT"])
-        except psycopg.Error as e:
-            raise classify(e) or e from e
-        seq, pokes = row
+        while True:
+            faults.fault("after_step_sql")
+            rec = NodeRecord(
+                key=action.key, node_id=action.node_id, status="completed", result=result
+            )
+            ms = (time.perf_counter() - started) * 1000
+            ck = checkpoint_sql(lease, rec, {"ms": round(ms, 2)})
+            nxt = chain.next_step(rec) if chain is not None else None
+            if nxt is None or nxt.autocommit:
+                try:
+                    if faults.armed("before_commit"):
+                        (row,) = await script(conn, [ck])
+                        faults.fault("before_commit")
+                        await conn.execute("COMMIT")
+                    else:
+                        (row,) = await script(conn, [ck, "COMMIT"])
+                except psycopg.Error as e:
+                    raise classify(e) or e from e
+                seq, pokes = row
+                break
+            assert chain is not None
+            # Commit this step and start the next in one round trip. If the checkpoint is
+            # refused, the server skips the rest of the query: the next step never runs.
+            next_started = time.perf_counter()
+            faults.fault("before_commit")  # nothing of this step is committed yet
+            try:
+                cur = await conn.execute(f"{ck};COMMIT;{_begin(nxt)}")
+                first = await cur.fetchone()  # the checkpoint's (seq, pokes)
+                assert first is not None
+                done = Outcome(_with_seq(rec, int(first[0])), int(first[1]), ms)
+                result = await sql_result_async(cur)
+            except psycopg.Error as e:
+                fence = classify(e)
+                if fence is not None:
+                    raise fence from e
+                await _rollback(conn)
+                maybe = await _committed(conn, lease, rec)
+                if maybe is None:  # the checkpoint failed (not the next step): not the user's
+                    raise
+                chain.committed(Outcome(maybe[0], maybe[1], ms), nxt.key)
+                if not _is_step_error(conn, e):
+                    raise
+                return await _fail(conn, lease, nxt, e, next_started)
+            except asyncio.CancelledError:
+                chain.uncertain()  # the first step may have committed before the cancel
+                raise
+            faults.fault("after_commit")
+            chain.committed(done, nxt.key)
+            action, started = nxt, next_started
     except BaseException:
         await _rollback(conn)
         raise
     faults.fault("after_commit")
     return Outcome(_with_seq(rec, seq), pokes, (time.perf_counter() - started) * 1000)
+
+
+_COMMITTED = """
+SELECT n.seq, coalesce(q.pokes, 0) FROM dfc.node_state n
+  LEFT JOIN dfc.queue q ON q.instance_id = n.instance_id
+ WHERE n.instance_id = {} AND n.key = {} AND n.status = 'completed'
+"""
+
+
+async def _committed(conn: AConn, lease: Lease, rec: NodeRecord) -> tuple[NodeRecord, int] | None:
+    """After an error in a chained round trip: whether the first step's checkpoint committed
+    (then the error is the next step's), with its record and the signal counter."""
+    cur = await conn.execute(_COMMITTED.format(literal(lease.instance_id), literal(rec.key)))
+    row = await cur.fetchone()
+    return None if row is None else (_with_seq(rec, int(row[0])), int(row[1]))
 
 
 def _is_step_error(conn: AConn, e: psycopg.Error) -> bool:

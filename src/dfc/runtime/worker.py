@@ -398,7 +398,11 @@ class Worker:
                     continue
                 for iid in ids:
                     run = self.runs.get(iid)
-                    if run is not None and iid not in held and self._claimed_at.get(iid, started) < started:
+                    if (
+                        run is not None
+                        and iid not in held
+                        and self._claimed_at.get(iid, started) < started
+                    ):
                         run.lose()
         finally:
             if conn is not None:

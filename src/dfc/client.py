@@ -13,7 +13,6 @@ work. Every method is one short transaction on the client's connection.
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from collections.abc import Mapping
@@ -150,11 +149,11 @@ class Client:
 
 
 def _compile(path: str) -> Plan:
-    # The runtime never imports the front end statically (import contracts in pyproject.toml):
-    # a worker must not load lark and sqlglot. Only a client that deploys files needs it, so it
-    # is loaded here, on first use.
-    compiler = importlib.import_module("dfc.compiler")
-    comp = compiler.compile_path(path)
+    # Imported on first use: a program that only starts and watches instances should not pay
+    # for loading the parser and the checker.
+    from dfc.compiler import compile_path
+
+    comp = compile_path(path)
     if comp.plan is None or not comp.ok:
         errors = [d for d in comp.sorted_diagnostics if d.is_error]
         first = errors[0] if errors else None
