@@ -29,33 +29,40 @@ def render_text(diag: Diagnostic) -> Text:
         _tail(out, diag, "")
         return out
     line, col = diag.span.start_line_col
-    gutter = len(str(max(line, *(lab.span.start_line_col[0] for lab in diag.labels)) if diag.labels else line))
+    same_file = [lab for lab in diag.labels if lab.span.file.name == diag.span.file.name]
+    other = [lab for lab in diag.labels if lab.span.file.name != diag.span.file.name]
+    marks = [(diag.span, "", style, "^")] + [(lab.span, lab.message, "bold blue", "-") for lab in same_file]
+    gutter = len(str(max(m[0].start_line_col[0] for m in marks)))
     pad = " " * gutter
     out.append(f"{pad}--> ", style="bold blue")
     out.append(f"{diag.span.file.name}:{line}:{col}\n")
     out.append(f"{pad} |\n", style="bold blue")
-    _snippet(out, diag.span, "", style, gutter, "^")
-    for lab in diag.labels:
-        if lab.span.file is diag.span.file or lab.span.file.name == diag.span.file.name:
-            _snippet(out, lab.span, lab.message, "bold blue", gutter, "-")
-        else:
-            out.append(f"{pad} = ", style="bold blue")
-            out.append(f"{lab.message}: {lab.span}\n")
+    # Each source line is shown once, in file order, with the marks of every span starting on it.
+    by_line: dict[int, list[tuple[Span, str, str, str]]] = {}
+    for m in marks:
+        by_line.setdefault(m[0].start_line_col[0], []).append(m)
+    for number in sorted(by_line):
+        _snippet(out, number, by_line[number], gutter)
+    for lab in other:
+        out.append(f"{pad} = ", style="bold blue")
+        out.append(f"{lab.message}: {lab.span}\n")
     _tail(out, diag, pad)
     return out
 
 
-def _snippet(out: Text, span: Span, message: str, style: str, gutter: int, mark: str) -> None:
-    line, col = span.start_line_col
-    end_line, end_col = span.end_line_col
-    text = span.file.line_text(line).expandtabs(1)
-    out.append(f"{line:>{gutter}} | ", style="bold blue")
+def _snippet(out: Text, number: int, marks: list[tuple[Span, str, str, str]], gutter: int) -> None:
+    file = marks[0][0].file
+    text = file.line_text(number).expandtabs(1)
+    out.append(f"{number:>{gutter}} | ", style="bold blue")
     out.append(text + "\n")
-    width = max(1, end_col - col) if end_line == line else max(1, len(text) - col + 1)
-    out.append(f"{' ' * gutter} | ", style="bold blue")
-    out.append(" " * (col - 1))
-    out.append(mark * width + (f" {message}" if message else ""), style=style)
-    out.append("\n")
+    for span, message, style, mark in marks:
+        _, col = span.start_line_col
+        end_line, end_col = span.end_line_col
+        width = max(1, end_col - col) if end_line == number else max(1, len(text) - col + 1)
+        out.append(f"{' ' * gutter} | ", style="bold blue")
+        out.append(" " * (col - 1))
+        out.append(mark * width + (f" {message}" if message else ""), style=style)
+        out.append("\n")
 
 
 def _tail(out: Text, diag: Diagnostic, pad: str) -> None:
