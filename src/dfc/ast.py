@@ -384,7 +384,7 @@ def children(node: Expr) -> tuple[Expr, ...]:
         case Compensate(node=a, undo=u):
             return (a, u)
         case TemplateCall(args=args):
-            return tuple(a.value for a in args if not isinstance(a.value, Str | Num | Null | Bool))  # type: ignore[misc]
+            return tuple(a.value for a in args if not isinstance(a.value, Str | Num | Null | Bool))
         case (
             Sql() | Break() | Sleep() | WaitSchedule() | WaitSignal() | Http() | HttpMultipart()
             | Name() | Invalid()

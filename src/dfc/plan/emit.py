@@ -115,14 +115,13 @@ class _Emitter:
                 return self._put(nid, "RACE", tuple(self.node(b) for b in bs))
             case ast.If(cond=c, then=t, orelse=e):
                 assert e is not None, "the checker rejects ?> without !>"
-                kids = (self.node(c), self.node(t), self.node(e))
-                return self._put(nid, "IF", kids, test="truthy")
-            case ast.IfRows(name=name, then=t, orelse=e):
+                return self._put(nid, "IF", (self.node(c), self.node(t), self.node(e)), test="truthy")
+            case ast.IfRows(name=rows_of, then=t, orelse=e):
                 kids = (self.node(t), self.node(e))
-                return self._put(nid, "IF", kids, test="rows", result_name=literal_value(name))
+                return self._put(nid, "IF", kids, test="rows", result_name=literal_value(rows_of))
             case ast.Loop(body=b, cond=c):
-                kids = (self.node(b),) if c is None else (self.node(b), self.node(c))
-                return self._put(nid, "LOOP", kids)
+                body = self.node(b)
+                return self._put(nid, "LOOP", (body,) if c is None else (body, self.node(c)))
             case ast.Break(value=v):
                 return self._put(nid, "BREAK", value=_text(v))
             case ast.Sleep(seconds=s):
@@ -130,8 +129,8 @@ class _Emitter:
             case ast.WaitSchedule(cron=c):
                 # Cron times are UTC (SPEC §5.2); the field leaves room for a per-workflow zone.
                 return self._put(nid, "WAIT_SCHEDULE", cron=literal_value(c), timezone="UTC")
-            case ast.WaitSignal(name=name, timeout=t):
-                return self._put(nid, "SIGNAL", name=literal_value(name), timeout=literal_value(t))
+            case ast.WaitSignal(name=signal, timeout=t):
+                return self._put(nid, "SIGNAL", name=literal_value(signal), timeout=literal_value(t))
             case ast.Http(url=u, method=m, body=b, headers=h, timeout=t):
                 return self._put(
                     nid,

@@ -191,17 +191,21 @@ def mermaid(plan: Plan) -> str:
 def dot(plan: Plan) -> str:
     """The plan as a Graphviz DOT digraph."""
     visible = _visible(plan)
-    q = lambda text: json.dumps(text, ensure_ascii=False)  # noqa: E731 - DOT strings are JSON strings
-    out = [f"digraph {q(plan.name)} {{", "    node [shape=box, fontname=monospace];"]
-    out += [f"    {node.id} [label={q(describe(node, 40))}];" for node, _ in visible]
+    out = [f"digraph {_dot_string(plan.name)} {{", "    node [shape=box, fontname=monospace];"]
+    out += [f"    {node.id} [label={_dot_string(describe(node, 40))}];" for node, _ in visible]
     for node, edges in visible:
         for lab, cid in edges:
             attrs = ""
             if lab:
-                attrs = f" [label={q(lab)}" + (", style=dashed]" if lab == "undo" else "]")
+                attrs = f" [label={_dot_string(lab)}" + (", style=dashed]" if lab == "undo" else "]")
             out.append(f"    {node.id} -> {cid}{attrs};")
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+def _dot_string(text: str) -> str:
+    """A DOT string literal (DOT's quoting rules are JSON's for our labels)."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _escape_mermaid(text: str) -> str:
