@@ -48,7 +48,7 @@ def best(fn, runs: int = 5) -> float:  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    steps = int(sys.argv[1]) if len(sys.argv) > 1 else 800
+    steps = int(sys.argv[1]) if len(sys.argv) > 1 else 650  # about 2,000 plan nodes
     text = generate(steps)
     source = SourceFile("perf.df", text)
     comp = compile_source(source)

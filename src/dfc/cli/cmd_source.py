@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 import sys
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import click
 
 from dfc import codes
+from dfc.cli import deepjson
 from dfc.cli.render import print_diagnostics, summary, to_json
 from dfc.cli.settings import Settings
 from dfc.compiler import (
@@ -21,7 +21,7 @@ from dfc.compiler import (
     parse_source,
     read_source,
 )
-from dfc.diagnostics import DfcError, Diagnostic
+from dfc.diagnostics import DfcError, Diagnostic, Severity
 from dfc.plan.explain import dot, explain_lines, mermaid
 
 GRAMMAR = click.option(
@@ -111,7 +111,7 @@ def parse_cmd(file: str, as_json: bool, grammar: Grammar) -> None:
     if comp.module is None or comp.diagnostics.has_errors:
         sys.exit(_report([comp], "text"))
     if as_json:
-        click.echo(json.dumps(ast_json(comp.module), indent=2, ensure_ascii=False))
+        click.echo(deepjson.dumps(ast_json(comp.module)))
     else:
         click.echo(dump(comp.module))
 
@@ -171,9 +171,15 @@ def explain_cmd(target: str, grammar: Grammar, db: str | None, as_json: bool) ->
     comp = compile_source(read_source(target), grammar=grammar)
     _need(comp, "plan")
     assert comp.plan is not None
-    print_diagnostics(_settings().console(), [d for d in comp.sorted_diagnostics if not d.is_error])
+    _warnings(comp)
     for line in explain_lines(comp.plan):
         click.echo(line)
+
+
+def _warnings(comp: Compilation) -> None:
+    """Warnings go to stderr beside a tree or plan on stdout (hints and infos: see `dfc check`)."""
+    warnings = [d for d in comp.sorted_diagnostics if d.severity is Severity.WARNING]
+    print_diagnostics(_settings().console(stderr=True), warnings)
 
 
 def _looks_like_instance(target: str) -> bool:
@@ -205,7 +211,7 @@ def compile_cmd(file: str, as_json: bool, grammar: Grammar) -> None:
     if as_json:
         click.echo(plan.dumps(pretty=True))
         return
-    print_diagnostics(_settings().console(), [d for d in comp.sorted_diagnostics if not d.is_error])
+    _warnings(comp)
     click.echo(f"workflow {plan.name}: {len(plan.nodes)} nodes, format {plan.format}")
     click.echo(f"hash {plan.hash}")
     for line in explain_lines(plan):

@@ -7,6 +7,7 @@ errors); a traceback is printed only with ``--debug``.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -61,6 +62,11 @@ class DfcGroup(click.Group):
             _fail(ctx, e.message, e.hint)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
+        except BrokenPipeError:
+            # The reader went away (`dfc explain big.df | head`): stop quietly, as cat would.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(141)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

@@ -37,7 +37,7 @@ def literal_value(lit: ast.LitArg | None) -> JSON:
 def emit(checked: CheckedWorkflow) -> Plan:
     """Compile a checked workflow to its plan."""
     e = _Emitter(checked)
-    root = e.node(checked.body)
+    root = e.emit(checked.body)
     options: dict[str, JSON] = {o.name: literal_value(o.value) for o in checked.options}
     if checked.label is not None:
         options["label"] = checked.label
@@ -61,43 +61,66 @@ def emit(checked: CheckedWorkflow) -> Plan:
     )
 
 
+_Wrapper = ast.Bind | ast.Compensate
+
+
 class _Emitter:
+    """Two passes without recursion (a 2,000-step ``~>`` chain is a tree 2,000 levels deep):
+    number the nodes in pre-order, then build each plan node from its children's numbers.
+
+    `Bind` and `Compensate` get no node of their own: they become the ``result_name`` and the
+    ``undo`` link of the node they wrap (the outermost wrapper wins when they nest).
+    """
+
     def __init__(self, checked: CheckedWorkflow) -> None:
         self.checked = checked
         self.nodes: dict[str, PlanNode] = {}
         self.source_map: dict[str, SourceSpan] = {}
-        self._next = 0
+        self._ids: dict[int, str] = {}  # id(ast node) -> plan id, for non-wrapper nodes
 
-    def _id(self, node: ast.Expr) -> str:
-        self._next += 1
-        nid = f"n{self._next}"
-        self.source_map[nid] = _source_span(node.span, self.checked.trail(node))
-        return nid
+    def emit(self, body: ast.Expr) -> str:
+        order: list[tuple[ast.Expr, str | None, ast.Expr | None]] = []
+        stack: list[tuple[ast.Expr, str | None, ast.Expr | None]] = [(body, None, None)]
+        while stack:
+            n, name, undo = stack.pop()
+            match n:
+                case ast.Bind(node=inner, name=bound):
+                    stack.append((inner, name if name is not None else literal_value(bound), undo))
+                case ast.Compensate(node=inner, undo=undo_tree):
+                    stack.append((undo_tree, None, None))  # numbered after inner's subtree
+                    stack.append((inner, name, undo if undo is not None else undo_tree))
+                case _:
+                    nid = f"n{len(self._ids) + 1}"
+                    self._ids[id(n)] = nid
+                    self.source_map[nid] = _source_span(n.span, self.checked.trail(n))
+                    order.append((n, name, undo))
+                    stack.extend((c, None, None) for c in reversed(ast.children(n)))
+        for n, name, undo in order:
+            node = self._build(n, self._ids[id(n)])
+            self.nodes[node.id] = dataclasses.replace(
+                node, result_name=name, undo=None if undo is None else self._id_of(undo)
+            )
+        return self._id_of(body)
 
-    def _put(self, nid: str, type_: str, children: tuple[str, ...] = (), **config: JSON) -> str:
-        self.nodes[nid] = PlanNode(id=nid, type=type_, children=children, config=config)  # type: ignore[arg-type]
-        return nid
+    def _id_of(self, n: ast.Expr) -> str:
+        """The plan id of ``n``: that of the node a chain of wrappers ends in."""
+        while isinstance(n, _Wrapper):
+            n = n.node
+        return self._ids[id(n)]
 
-    def node(self, n: ast.Expr) -> str:
-        """Emit ``n`` and its subtree; returns its id."""
-        match n:
-            case ast.Bind(node=inner, name=name):
-                nid = self.node(inner)
-                self.nodes[nid] = _replace(self.nodes[nid], result_name=literal_value(name))
-                return nid
-            case ast.Compensate(node=inner, undo=undo):
-                nid = self.node(inner)
-                undo_id = self.node(undo)
-                self.nodes[nid] = _replace(self.nodes[nid], undo=undo_id)
-                return nid
-            case _:
-                pass
-        nid = self._id(n)
+    def _kids(self, *kids: ast.Expr) -> tuple[str, ...]:
+        return tuple(self._id_of(k) for k in kids)
+
+    def _build(self, n: ast.Expr, nid: str) -> PlanNode:
+        """The plan node of ``n`` (a non-wrapper), its children already numbered."""
+
+        def put(type_: str, children: tuple[str, ...] = (), **config: JSON) -> PlanNode:
+            return PlanNode(id=nid, type=type_, children=children, config=config)  # type: ignore[arg-type]
+
         match n:
             case ast.Sql(query=q):
                 facts = self.checked.facts(n)
-                return self._put(
-                    nid,
+                return put(
                     "SQL",
                     query=literal_value(q),
                     autocommit=facts.autocommit if facts else False,
@@ -108,32 +131,29 @@ class _Emitter:
                     vars=list(facts.vars) if facts else [],
                 )
             case ast.Seq(left=a, right=b):
-                return self._put(nid, "THEN", (self.node(a), self.node(b)))
+                return put("THEN", self._kids(a, b))
             case ast.Join(branches=bs):
-                return self._put(nid, "JOIN", tuple(self.node(b) for b in bs))
+                return put("JOIN", self._kids(*bs))
             case ast.Race(branches=bs):
-                return self._put(nid, "RACE", tuple(self.node(b) for b in bs))
+                return put("RACE", self._kids(*bs))
             case ast.If(cond=c, then=t, orelse=e):
                 assert e is not None, "the checker rejects ?> without !>"
-                return self._put(nid, "IF", (self.node(c), self.node(t), self.node(e)), test="truthy")
+                return put("IF", self._kids(c, t, e), test="truthy")
             case ast.IfRows(name=rows_of, then=t, orelse=e):
-                kids = (self.node(t), self.node(e))
-                return self._put(nid, "IF", kids, test="rows", result_name=literal_value(rows_of))
+                return put("IF", self._kids(t, e), test="rows", result_name=literal_value(rows_of))
             case ast.Loop(body=b, cond=c):
-                body = self.node(b)
-                return self._put(nid, "LOOP", (body,) if c is None else (body, self.node(c)))
+                return put("LOOP", self._kids(b) if c is None else self._kids(b, c))
             case ast.Break(value=v):
-                return self._put(nid, "BREAK", value=_text(v))
-            case ast.Sleep(seconds=s):
-                return self._put(nid, "SLEEP", seconds=literal_value(s))
+                return put("BREAK", value=_text(v))
+            case ast.Sleep(seconds=secs):
+                return put("SLEEP", seconds=literal_value(secs))
             case ast.WaitSchedule(cron=c):
                 # Cron times are UTC (SPEC §5.2); the field leaves room for a per-workflow zone.
-                return self._put(nid, "WAIT_SCHEDULE", cron=literal_value(c), timezone="UTC")
+                return put("WAIT_SCHEDULE", cron=literal_value(c), timezone="UTC")
             case ast.WaitSignal(name=signal, timeout=t):
-                return self._put(nid, "SIGNAL", name=literal_value(signal), timeout=literal_value(t))
+                return put("SIGNAL", name=literal_value(signal), timeout=literal_value(t))
             case ast.Http(url=u, method=m, body=b, headers=h, timeout=t):
-                return self._put(
-                    nid,
+                return put(
                     "HTTP",
                     url=literal_value(u),
                     method=(literal_value(m) or "POST").upper(),
@@ -141,13 +161,12 @@ class _Emitter:
                     headers=_text(h),
                     timeout=_timeout(t),
                 )
-            case ast.HttpMultipart(url=u, method=m, parts=p, headers=h, timeout=t):
-                return self._put(
-                    nid,
+            case ast.HttpMultipart(url=u, method=m, parts=parts, headers=h, timeout=t):
+                return put(
                     "HTTP_MULTIPART",
                     url=literal_value(u),
                     method=(literal_value(m) or "POST").upper(),
-                    parts=_text(p) or "[]",
+                    parts=_text(parts) or "[]",
                     headers=_text(h),
                     timeout=_timeout(t),
                 )
@@ -157,11 +176,11 @@ class _Emitter:
                     v = getattr(n, key)
                     if v is not None and not isinstance(v, ast.Null):
                         opts[key] = literal_value(v)
-                return self._put(nid, "RETRY", (self.node(inner),), **opts)
-            case ast.Timeout(node=inner, seconds=s):
-                return self._put(nid, "TIMEOUT", (self.node(inner),), seconds=literal_value(s))
+                return put("RETRY", self._kids(inner), **opts)
+            case ast.Timeout(node=inner, seconds=secs):
+                return put("TIMEOUT", self._kids(inner), seconds=literal_value(secs))
             case ast.Bind() | ast.Compensate():
-                raise AssertionError("handled above")
+                raise AssertionError("wrappers have no plan node of their own")
             case ast.TemplateCall() | ast.Name() | ast.Invalid():
                 raise AssertionError(f"{type(n).__name__} left in a checked workflow")
         assert_never(n)
@@ -175,10 +194,6 @@ def _text(lit: ast.LitArg | None) -> str | None:
 def _timeout(lit: ast.LitArg | None) -> JSON:
     v = literal_value(lit)
     return DEFAULT_HTTP_TIMEOUT if v is None else v
-
-
-def _replace(node: PlanNode, **changes: JSON) -> PlanNode:
-    return dataclasses.replace(node, **changes)
 
 
 def _source_span(span: Span, trail: tuple[Span, ...]) -> SourceSpan:

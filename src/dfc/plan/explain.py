@@ -87,13 +87,16 @@ def describe(node: PlanNode, width: int | None = 60) -> str:
 
 
 def _display_children(plan: Plan, node: PlanNode) -> list[tuple[str, str]]:
-    """(label, child id) pairs as shown; THEN chains are flattened."""
+    """(label, child id) pairs as shown; THEN chains are flattened (iteratively: a long ``~>``
+    chain is a tree as deep as it is long)."""
     if node.type == "THEN":
         out: list[tuple[str, str]] = []
-        for cid in node.children:
+        stack = list(reversed(node.children))
+        while stack:
+            cid = stack.pop()
             child = plan.node(cid)
             if child.type == "THEN" and child.result_name is None and child.undo is None:
-                out.extend(_display_children(plan, child))
+                stack.extend(reversed(child.children))
             else:
                 out.append(("", cid))
         return out
@@ -133,7 +136,10 @@ def explain_lines(
             bits.append(m.note)
         return f"  ({', '.join(bits)})" if bits else ""
 
-    def visit(nid: str, prefix: str, label: str, last: bool, top: bool) -> None:
+    # (node id, prefix, label, last child?, top?) in display order, without recursion.
+    stack: list[tuple[str, str, str, bool, bool]] = [(plan.root, "", "", True, True)]
+    while stack:
+        nid, prefix, label, last, top = stack.pop()
         node = plan.node(nid)
         branch = "" if top else ("└── " if last else "├── ")
         lines.append(f"{prefix}{branch}{mark_text(nid)}{label}{describe(node, width)}{suffix(nid)}")
@@ -141,10 +147,9 @@ def explain_lines(
         if node.undo is not None:
             kids.append(("undo: ", node.undo))
         child_prefix = prefix if top else prefix + ("    " if last else "│   ")
-        for i, (lab, cid) in enumerate(kids):
-            visit(cid, child_prefix, lab, i == len(kids) - 1, False)
-
-    visit(plan.root, "", "", True, True)
+        for i in reversed(range(len(kids))):
+            lab, cid = kids[i]
+            stack.append((cid, child_prefix, lab, i == len(kids) - 1, False))
     return lines
 
 

@@ -95,3 +95,14 @@ def test_explain_graph_compile_parse_on_an_example(snapshot: object) -> None:
     assert code == 0 and json.loads(out)["format"] == 1
     code, out = run("parse", "--json", example)
     assert code == 0 and json.loads(out)
+
+
+def test_a_very_long_chain_goes_through_every_command(tmp_path: Path) -> None:
+    # A 1,500-step `~>` chain is a tree 1,500 levels deep: deeper than Python's recursion limit.
+    steps = [f"'SELECT {i} AS n' |=> 'r{i}'" for i in range(1500)] + ["'SELECT $r1499'"]
+    deep = tmp_path / "deep.df"
+    deep.write_text("\n~> ".join(steps) + "\n")
+    for args in (("check",), ("explain",), ("graph",), ("compile", "--json"), ("parse", "--json"), ("fmt",)):
+        code, out = run(*args, str(deep))
+        assert code == 0, (args, out[-500:])
+    assert run("fmt", "--check", str(deep))[0] == 0
