@@ -32,6 +32,7 @@ import psycopg
 
 from dfc.plan.model import Plan
 from dfc.runtime import faults, machine, steps
+from dfc.runtime.frontier import Memo
 from dfc.runtime.keys import node_id
 from dfc.runtime.state import (
     Cancel,
@@ -193,6 +194,7 @@ class InstanceRun:
         self._lane_busy = False
         self._resync_needed = False
         self._chain_budget = host.settings.slice_steps  # chained steps before the loop looks
+        self._memo = Memo()  # lets each evaluation skip the finished start of sequences
 
     @property
     def instance_id(self) -> str:
@@ -356,6 +358,7 @@ class InstanceRun:
                 signals=self.signals,
                 now=utcnow(),
                 history_limit=self.host.settings.history_limit,
+                memo=self._memo,
             )
         except Exception as e:
             # A bug in the state machine or a plan it cannot execute: retrying would fail the
@@ -424,7 +427,7 @@ class InstanceRun:
         ):
             return None
         records = dict(self.records)
-        records[done.key] = replace(done, seq=_PROVISIONAL_SEQ)
+        records[done.key] = steps.with_seq(done, _PROVISIONAL_SEQ)
         c = self.claimed
         try:
             ev = machine.evaluate(
@@ -436,6 +439,7 @@ class InstanceRun:
                 signals=self.signals,
                 now=utcnow(),
                 history_limit=self.host.settings.history_limit,
+                memo=self._memo,
             )
         except Exception:
             return None  # the loop evaluates again and reports it

@@ -63,6 +63,8 @@ class StepLog:
 
     def step(self, instance: str, rec: NodeRecord, ms: float, kind: str | None = None) -> None:
         """A SQL or HTTP step finished (completed or failed)."""
+        if self.quiet:  # once per step: skip building a line that would be dropped
+            return
         fields: dict[str, Any] = {
             "instance": instance,
             "event": (kind or "step").lower(),
@@ -78,6 +80,8 @@ class StepLog:
 
     def record(self, instance: str, rec: NodeRecord, kind: str | None = None) -> None:
         """The machine decided something (timer started or fired, signal consumed, ...)."""
+        if self.quiet:
+            return
         fields: dict[str, Any] = {
             "instance": instance,
             "event": (kind or "node").lower(),

@@ -44,14 +44,17 @@ keep completion order (``seq``), and the bindings a step saw are re-derivable by
 from __future__ import annotations
 
 import sys
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from itertools import repeat
 from typing import Any, assert_never
 
 from dfc.plan.model import Plan, PlanNode
 from dfc.runtime import codes
 from dfc.runtime.errors import brief, node_error, with_path
+from dfc.runtime.frontier import Memo
 from dfc.runtime.keys import attempt_prefix, iteration_prefix, loop_index
 from dfc.runtime.outcome import (
     BROKEN,
@@ -69,7 +72,7 @@ from dfc.runtime.outcome import (
     json_or_text,
     merge,
 )
-from dfc.runtime.prepared import Prepared, prepared
+from dfc.runtime.prepared import Chain, Prepared, prepared
 from dfc.runtime.request import BadRequest, build_request
 from dfc.runtime.scope import Scope
 from dfc.runtime.state import (
@@ -89,8 +92,6 @@ from dfc.runtime.truth import truthy
 
 JSON = Any
 
-_RECORDED_LEAVES = frozenset({"SQL", "HTTP", "HTTP_MULTIPART", "SLEEP", "WAIT_SCHEDULE", "SIGNAL"})
-
 
 # -- evaluation -----------------------------------------------------------------------------------
 
@@ -105,12 +106,15 @@ def evaluate(
     signals: Sequence[Signal],
     now: datetime,
     history_limit: int = 10,
+    memo: Memo | None = None,
 ) -> Evaluation:
     """Replay the instance and say what it must do next (pure; no I/O, no clock, no randomness).
 
     `records` maps node keys to their stored records, `signals` are the buffered, unconsumed
     signals, `now` is an aware datetime, `history_limit` (≥ 1) the number of loop iterations
-    whose records are kept.
+    whose records are kept. A caller that evaluates the same instance again and again passes
+    the same `memo` each time: later evaluations then skip the finished start of sequences
+    (the result is the same with or without it; see `dfc.runtime.frontier`).
     """
     prep = prepared(plan)
     needed = prep.depth * 4 + 200
@@ -125,6 +129,7 @@ def evaluate(
         signals=signals,
         now=now,
         history_limit=max(1, history_limit),
+        memo=memo if memo is not None else Memo(),
     )
     return run.evaluate()
 
@@ -143,8 +148,10 @@ class _Run:
         signals: Sequence[Signal],
         now: datetime,
         history_limit: int,
+        memo: Memo,
     ) -> None:
         self.plan = plan
+        self.memo = memo
         self.nodes = plan.nodes
         self.chains = prepared.chains
         self.has_loops = prepared.has_loops
@@ -492,18 +499,28 @@ class _Run:
         self, node: PlanNode, prefix: str, scope: Scope, deadline: datetime | None
     ) -> Outcome:
         chain = self.chains[node.id]
-        items = chain.items
+        items, plain = chain.items, chain.plain
+        front = self.memo.front(node.id, prefix, chain)
+        keys = front.keys
         nodes, records = self.nodes, self.records
         st_keys, st_vals = self.st_keys, self.st_vals
+        # The leading finished steps that still have the records of the last evaluation are
+        # settled as they were then (see `dfc.runtime.frontier`).
+        start = front.resume(records, scope)
+        recs, scopes, seqs = front.recs, front.scopes, front.seqs
         seq = 0.0
-        out: Outcome | None = None
         last: JSON = None
+        if start:
+            st_keys.extend(keys[:start])
+            st_vals.extend(repeat("completed", start))
+            scope, seq, last = scopes[start - 1], seqs[start - 1], recs[start - 1].result
+        growing = True  # every step so far was a finished plain leaf: the front grows
+        out: Outcome | None = None
         stopped = len(items)
-        for i, item in enumerate(items):
-            step = nodes[item]
-            if step.type in _RECORDED_LEAVES and step.undo is None:
+        for i in range(start, len(items)):
+            if plain[i]:
                 # The hot path of a long sequence: a finished leaf needs no walk at all.
-                key = prefix + item
+                key = keys[i]
                 rec = records.get(key)
                 if rec is not None and rec.status == "completed":
                     st_keys.append(key)
@@ -511,10 +528,16 @@ class _Run:
                     if rec.seq > seq:
                         seq = rec.seq
                     last = rec.result
-                    if step.result_name is not None:
-                        scope = scope.bind(step.result_name, last)
+                    name = nodes[items[i]].result_name
+                    if name is not None:
+                        scope = scope.bind(name, last)
+                    if growing:
+                        recs.append(rec)
+                        scopes.append(scope)
+                        seqs.append(seq)
                     continue
-            out = self.walk(item, prefix, scope, deadline)
+            growing = False
+            out = self.walk(items[i], prefix, scope, deadline)
             if out.seq > seq:
                 seq = out.seq
             if out.state != DONE:
@@ -525,18 +548,28 @@ class _Run:
             out = Outcome(DONE, scope, result=last)
         assert out is not None
         if stopped < len(items):
-            rest = items[stopped + 1 :]
-            st_keys.extend(prefix + item for item in rest)
-            st_vals.extend("pending" for _ in rest)
+            st_keys.extend(keys[stopped + 1 :])
+            st_vals.extend(repeat("pending", len(items) - stopped - 1))
         if chain.inner:
-            state = STATUS[out.state]
-            for tid, lo, hi in chain.inner:
-                st_keys.append(prefix + tid)
-                st_vals.append(
-                    "completed" if hi <= stopped else state if lo <= stopped else "pending"
-                )
+            self._inner_statuses(chain, front.inner_keys, stopped, STATUS[out.state])
         out.seq = seq
         return out
+
+    def _inner_statuses(
+        self, chain: Chain, inner_keys: tuple[str, ...], stopped: int, state: str
+    ) -> None:
+        """Statuses of the THEN nodes inside a chain that stopped at step `stopped`."""
+        self.st_keys.extend(inner_keys)
+        ends = chain.nested_ends
+        if ends is not None:  # a left-deep chain: a completed prefix, then the chain's state
+            done = bisect_right(ends, stopped)
+            self.st_vals.extend(repeat("completed", done))
+            self.st_vals.extend(repeat(state, len(ends) - done))
+            return
+        self.st_vals.extend(
+            "completed" if hi <= stopped else state if lo <= stopped else "pending"
+            for _, lo, hi in chain.inner
+        )
 
     def _join(
         self, node: PlanNode, key: str, prefix: str, scope: Scope, deadline: datetime | None

@@ -3,6 +3,9 @@
 A THEN chain ``a ~> b ~> c ~> ...`` parses as nested THEN nodes; walking it node by node would
 make a 2,000-step sequence 2,000 nested calls. `Chain` flattens it into its steps, remembering
 which step range each inner THEN node covers (for their statuses).
+
+A chain also records which of its steps are *plain leaves* (SQL, HTTP, timers, signals, without
+an undo): a finished plain leaf is settled by its record alone, so the machine skips walking it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from dataclasses import dataclass, field
 
 from dfc.plan.model import Plan, PlanNode
 
+_PLAIN_LEAVES = frozenset({"SQL", "HTTP", "HTTP_MULTIPART", "SLEEP", "WAIT_SCHEDULE", "SIGNAL"})
+
 
 @dataclass(frozen=True, slots=True)
 class Chain:
@@ -20,6 +25,11 @@ class Chain:
 
     items: tuple[str, ...]
     inner: tuple[tuple[str, int, int], ...]
+    plain: tuple[bool, ...]  # per step: a plain leaf (see the module docstring)
+    # Ends of the inner ranges when every range starts at step 0 and they come in increasing
+    # order (a left-deep ``a ~> b ~> c``, as the parser builds it); None otherwise. Then the
+    # statuses of the inner nodes are "completed" for a prefix and one other value after it.
+    nested_ends: tuple[int, ...] | None
 
 
 @dataclass(slots=True)
@@ -89,7 +99,15 @@ def _flatten(nodes: Mapping[str, PlanNode], root: str) -> Chain:
             stack.extend((True, c) for c in reversed(node.children))
         else:
             items.append(nid)
-    return Chain(items=tuple(items), inner=tuple(inner))
+    ends = [hi for _, _, hi in inner]
+    nested = all(lo == 0 for _, lo, _ in inner) and ends == sorted(ends)
+    plain = tuple(nodes[i].type in _PLAIN_LEAVES and nodes[i].undo is None for i in items)
+    return Chain(
+        items=tuple(items),
+        inner=tuple(inner),
+        plain=plain,
+        nested_ends=tuple(ends) if nested else None,
+    )
 
 
 def _depth(plan: Plan, p: Prepared) -> int:
