@@ -69,7 +69,7 @@ def _need(comp: Compilation, what: str) -> None:
 @click.option("--db", "db", metavar="URL", help="Also validate every SQL step against this database ('embedded' for the local one).")
 @click.option("--explain", "explain_code", metavar="CODE", help="Print the explanation of a diagnostic code and exit.")
 def check_cmd(files: tuple[str, ...], fmt: str, grammar: Grammar, db: str | None, explain_code: str | None) -> None:
-    """Check workflow files (- reads standard input); exit 1 when any has errors."""
+    """Check workflow files or folders of them (- reads standard input); exit 1 on errors."""
     if explain_code:
         text = codes.explain(explain_code)
         if text is None:
@@ -79,13 +79,28 @@ def check_cmd(files: tuple[str, ...], fmt: str, grammar: Grammar, db: str | None
     if not files:
         raise click.UsageError("give at least one FILE (or - for standard input)")
     started = time.perf_counter()
-    comps = [check_source(read_source(f), grammar=grammar) for f in files]
+    comps = [check_source(read_source(f), grammar=grammar) for f in _expand(files)]
     if db is not None:
         _check_live(comps, db)
     code = _report(comps, fmt)
     if fmt == "text" and _settings().debug:
         click.echo(f"checked in {(time.perf_counter() - started) * 1000:.1f} ms", err=True)
     sys.exit(code)
+
+
+def _expand(files: tuple[str, ...]) -> list[str]:
+    """Files as given, with a directory standing for the .df files under it."""
+    out: list[str] = []
+    for f in files:
+        p = Path(f)
+        if f != "-" and p.is_dir():
+            found = sorted(str(x) for x in p.rglob("*.df"))
+            if not found:
+                raise DfcError(f"{f} contains no .df files", hint="pass workflow files or a folder with some")
+            out.extend(found)
+        else:
+            out.append(f)
+    return out
 
 
 def _check_live(comps: list[Compilation], db: str) -> None:

@@ -26,6 +26,12 @@ def test_every_example_checks_clean() -> None:
     assert "error" not in out
 
 
+def test_a_folder_stands_for_its_df_files(tmp_path: Path) -> None:
+    code, out = run("check", str(ROOT / "examples"))
+    assert code == 0 and f"in {len(EXAMPLES)} files" in out
+    assert run("check", str(tmp_path))[0] == 1
+
+
 def test_errors_exit_1_with_file_line_and_column(tmp_path: Path, snapshot: object) -> None:
     bad = tmp_path / "bad.df"
     bad.write_text(BAD)
