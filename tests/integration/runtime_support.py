@@ -1,171 +1,35 @@
-"""Helpers for the runtime tests: a small plan builder and an in-process worker harness.
+"""Helpers for the runtime tests: a plan builder and an in-process worker harness.
 
-Plans are built directly (not compiled from text) so that engine tests exercise the engine, not
-the front end; every node gets a source line of its own in a synthetic source, so error
-locations can be checked.
+`B` is the shared `plan_builder.Build` (plans made node by node, not compiled from text, so that
+engine tests exercise the engine, not the front end); `start`, `run` and `run_until_done` deploy
+its plans and run them with in-process workers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
 
-from dfc.plan.model import Plan, PlanNode, PlanParam, SourceSpan
+from dfc.plan.model import Plan
 from dfc.runtime import instances
 from dfc.runtime.engine import EngineSettings
 from dfc.runtime.logs import StepLog
 from dfc.runtime.worker import Worker, WorkerOptions
 from dfc.store.db import connect
 from dfc.store.registry import deploy
+from plan_builder import Build
 
 
-class B:
-    """Builds a plan node by node; each method returns the new node's id."""
+class B(Build):
+    """The shared plan builder with this suite's defaults: plan ``wf``, each node's source line
+    indented two spaces (errors point at column 3)."""
 
     def __init__(self, name: str = "wf") -> None:
-        self.name = name
-        self.nodes: dict[str, PlanNode] = {}
-        self.lines: list[str] = []
-
-    def _add(
-        self, type_: str, children: Sequence[str] = (), *, bind: str | None = None, **config: Any
-    ) -> str:
-        nid = f"n{len(self.nodes) + 1}"
-        self.nodes[nid] = PlanNode(
-            id=nid,
-            type=type_,
-            children=tuple(children),
-            result_name=bind,
-            config=config,  # type: ignore[arg-type]
-        )
-        self.lines.append(f"  {type_.lower()} {config.get('query', '')}".rstrip())
-        return nid
-
-    def sql(self, query: str, name: str | None = None, *, autocommit: bool = False) -> str:
-        return self._add(
-            "SQL",
-            bind=name,
-            query=query,
-            autocommit=autocommit,
-            statements=["unknown"],
-            columns=None,
-            returns_rows=None,
-            refs=[],
-            vars=[],
-        )
-
-    def seq(self, *ids: str) -> str:
-        out = ids[0]
-        for nxt in ids[1:]:
-            out = self._add("THEN", (out, nxt))
-        return out
-
-    def join(self, *ids: str, name: str | None = None) -> str:
-        return self._add("JOIN", ids, bind=name)
-
-    def race(self, *ids: str, name: str | None = None) -> str:
-        return self._add("RACE", ids, bind=name)
-
-    def if_(self, cond: str, then: str, orelse: str, name: str | None = None) -> str:
-        return self._add("IF", (cond, then, orelse), bind=name, test="truthy")
-
-    def if_rows(self, result_name: str, then: str, orelse: str) -> str:
-        return self._add("IF", (then, orelse), test="rows", result_name=result_name)
-
-    def loop(self, body: str, cond: str | None = None, name: str | None = None) -> str:
-        return self._add("LOOP", (body,) if cond is None else (body, cond), bind=name)
-
-    def brk(self, value: str | None = None) -> str:
-        return self._add("BREAK", value=value)
-
-    def sleep(self, seconds: int, name: str | None = None) -> str:
-        return self._add("SLEEP", bind=name, seconds=seconds)
-
-    def signal(self, sig: str, timeout: int | None = None, name: str | None = None) -> str:
-        return self._add("SIGNAL", bind=name, **{"name": sig, "timeout": timeout})
-
-    def http(
-        self,
-        url: str,
-        method: str = "GET",
-        body: str | None = None,
-        name: str | None = None,
-        timeout: int = 30,
-    ) -> str:
-        return self._add(
-            "HTTP", bind=name, url=url, method=method, body=body, headers=None, timeout=timeout
-        )
-
-    def multipart(self, url: str, parts: str, name: str | None = None) -> str:
-        return self._add(
-            "HTTP_MULTIPART",
-            bind=name,
-            url=url,
-            method="POST",
-            parts=parts,
-            headers=None,
-            timeout=10,
-        )
-
-    def schedule(self, cron: str) -> str:
-        return self._add("WAIT_SCHEDULE", cron=cron, timezone="UTC")
-
-    def retry(
-        self,
-        x: str,
-        attempts: int = 3,
-        backoff: float = 0,
-        factor: float = 1,
-        name: str | None = None,
-    ) -> str:
-        return self._add(
-            "RETRY",
-            (x,),
-            bind=name,
-            attempts=attempts,
-            backoff=backoff,
-            factor=factor,
-            max_backoff=300,
-            jitter=False,
-        )
-
-    def timeout(self, x: str, seconds: int, name: str | None = None) -> str:
-        return self._add("TIMEOUT", (x,), bind=name, seconds=seconds)
-
-    def undo(self, nid: str, undo_id: str) -> str:
-        from dataclasses import replace
-
-        self.nodes[nid] = replace(self.nodes[nid], undo=undo_id)
-        return nid
-
-    def plan(self, root: str, params: Iterable[PlanParam] = ()) -> Plan:
-        file = f"{self.name}.df"
-        source = "\n".join(self.lines) + "\n"
-        smap: dict[str, SourceSpan] = {}
-        offset = 0
-        for i, (nid, line) in enumerate(zip(self.nodes, self.lines, strict=True)):
-            smap[nid] = SourceSpan(
-                file=file,
-                line=i + 1,
-                column=3,
-                end_line=i + 1,
-                end_column=len(line) + 1,
-                start=offset + 2,
-                end=offset + len(line),
-            )
-            offset += len(line) + 1
-        return Plan(
-            name=self.name,
-            root=root,
-            nodes=dict(self.nodes),
-            params=tuple(params),
-            source=source,
-            source_map=smap,
-        )
+        super().__init__(name, indent=2)
 
 
 def start(url: str, plan: Plan, vars: Mapping[str, Any] | None = None, n: int = 1) -> list[str]:

@@ -47,7 +47,7 @@ def test_several_statements_give_the_last_result(db_url: str) -> None:
 
 def test_sequence_binds_results(db_url: str) -> None:
     b = B()
-    root = b.seq(b.sql("SELECT 41 AS v", name="x"), b.sql("SELECT $x + 1 AS v, {who} AS w"))
+    root = b.then(b.sql("SELECT 41 AS v", name="x"), b.sql("SELECT $x + 1 AS v, {who} AS w"))
     plan = b.plan(root, params=[PlanParam(name="who", type="int", default=7, has_default=True)])
     assert run(db_url, plan).result["rows"] == [{"v": 42, "w": 7}]
 
@@ -93,7 +93,7 @@ def test_race_timer_wins(db_url: str) -> None:
 
 def test_if_and_if_rows(db_url: str) -> None:
     b = B()
-    root = b.seq(
+    root = b.then(
         b.sql("SELECT 1 AS id WHERE false", name="none"),
         b.if_rows(
             "none",
@@ -107,7 +107,7 @@ def test_if_and_if_rows(db_url: str) -> None:
 def test_loop_with_break_and_history_pruning(db_url: str, conn: psycopg.Connection) -> None:
     conn.execute("CREATE TABLE loop_t (n int)")
     b = B()
-    body = b.seq(
+    body = b.then(
         b.sql("INSERT INTO loop_t VALUES (1)"),
         b.sql("SELECT count(*) AS c FROM loop_t", name="c"),
         b.if_(b.sql("SELECT $c >= 25"), b.brk('{"done": $c}'), b.sql("SELECT 0")),
@@ -151,7 +151,7 @@ def test_sleep_is_a_durable_timer(db_url: str, conn: psycopg.Connection) -> None
 
 def test_failure_records_sqlstate_and_location(db_url: str) -> None:
     b = B("failing")
-    root = b.seq(b.sql("SELECT 1"), b.sql("SELECT 1/0"))
+    root = b.then(b.sql("SELECT 1"), b.sql("SELECT 1/0"))
     out = run(db_url, b.plan(root))
     assert out.status == "failed"
     assert out.error["sqlstate"] == "22012"
@@ -165,7 +165,7 @@ def test_failing_step_after_a_chained_commit(db_url: str, conn: psycopg.Connecti
     the second fails and rolls back alone."""
     conn.execute("CREATE TABLE chain_t (k text)")
     b = B("chained")
-    root = b.seq(
+    root = b.then(
         b.sql("INSERT INTO chain_t VALUES ('a')"),
         b.sql("INSERT INTO chain_t VALUES ('b'); SELECT 1/0"),
     )
@@ -183,11 +183,11 @@ def test_failing_step_after_a_chained_commit(db_url: str, conn: psycopg.Connecti
 def test_retry_reruns_a_failed_step(db_url: str, conn: psycopg.Connection) -> None:
     conn.execute("CREATE TABLE retry_t (n int)")
     b = B()
-    flaky = b.seq(
+    flaky = b.then(
         b.sql("INSERT INTO retry_t VALUES (1)", name=None),
         b.sql("SELECT 10 / (count(*) - 1) AS n FROM retry_t"),  # fails on the first attempt
     )
-    out = run(db_url, b.plan(b.retry(flaky, attempts=3)))
+    out = run(db_url, b.plan(b.retry(flaky, attempts=3, backoff=0)))
     assert out.status == "completed", out.error
     assert out.result == {"rows": [{"n": 10}], "row_count": 1}
 
@@ -204,7 +204,7 @@ def test_autocommit_step_runs_outside_a_transaction(db_url: str, conn: psycopg.C
     conn.execute("CREATE TABLE vac_t (n int)")
     b = B()
     out = run(
-        db_url, b.plan(b.seq(b.sql("VACUUM vac_t", autocommit=True), b.sql("SELECT 'after' AS s")))
+        db_url, b.plan(b.then(b.sql("VACUUM vac_t", autocommit=True), b.sql("SELECT 'after' AS s")))
     )
     assert out.status == "completed", out.error
     assert out.result["rows"] == [{"s": "after"}]
@@ -216,7 +216,7 @@ def test_compensation_runs_undo_on_failure(db_url: str, conn: psycopg.Connection
     step = b.undo(
         b.sql("INSERT INTO comp_t VALUES ('done')"), b.sql("INSERT INTO comp_t VALUES ('undone')")
     )
-    out = run(db_url, b.plan(b.seq(step, b.sql("SELECT 1/0"))))
+    out = run(db_url, b.plan(b.then(step, b.sql("SELECT 1/0"))))
     assert out.status == "failed"
     assert out.compensated is True
     rows = [r[0] for r in conn.execute("SELECT what FROM comp_t ORDER BY what")]
@@ -225,7 +225,7 @@ def test_compensation_runs_undo_on_failure(db_url: str, conn: psycopg.Connection
 
 def test_substitution_failure_fails_the_node(db_url: str) -> None:
     b = B()
-    root = b.seq(b.sql("SELECT 1 AS id WHERE false", name="job"), b.sql("SELECT $job"))
+    root = b.then(b.sql("SELECT 1 AS id WHERE false", name="job"), b.sql("SELECT $job"))
     out = run(db_url, b.plan(root))
     assert out.status == "failed"
     assert out.error["code"] == "DFC601"
@@ -235,7 +235,7 @@ def test_several_workers_cooperate(db_url: str, conn: psycopg.Connection) -> Non
     conn.execute("CREATE TABLE coop_t (k text PRIMARY KEY)")
     b = B("coop")
     steps = [b.sql(f"INSERT INTO coop_t VALUES ('{{sys_instance_id}}-{i}')") for i in range(5)]
-    ids = start(db_url, b.plan(b.seq(*steps)), n=40)
+    ids = start(db_url, b.plan(b.then(*steps)), n=40)
     workers = asyncio.run(
         run_until_done(db_url, ids, workers=3, concurrency=4, only=False, timeout=60)
     )

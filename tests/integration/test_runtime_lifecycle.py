@@ -83,7 +83,7 @@ def test_start_joins_the_callers_transaction(db_url: str, conn: psycopg.Connecti
 
 def test_signal_sent_before_the_wait_is_buffered(db_url: str, conn: psycopg.Connection) -> None:
     b = B("sig")
-    plan = b.plan(b.seq(b.sleep(1), b.signal("go", name="s"), b.sql("SELECT $s.data AS d")))
+    plan = b.plan(b.then(b.sleep(1), b.signal("go", name="s"), b.sql("SELECT $s.data AS d")))
     (iid,) = start(db_url, plan)
     instances.signal(conn, iid, "go", '{"x": 1}')
     asyncio.run(run_until_done(db_url, [iid]))
@@ -135,7 +135,7 @@ def test_signal_errors(db_url: str, conn: psycopg.Connection) -> None:
 
 def test_cancel_stops_a_running_statement(db_url: str, conn: psycopg.Connection) -> None:
     b = B("cancel")
-    (iid,) = start(db_url, b.plan(b.seq(b.sql("SELECT pg_sleep(30)"), b.sql("SELECT 'never'"))))
+    (iid,) = start(db_url, b.plan(b.then(b.sql("SELECT pg_sleep(30)"), b.sql("SELECT 'never'"))))
 
     async def scenario() -> float:
         runner = asyncio.create_task(run_until_done(db_url, [iid], timeout=20))
@@ -184,7 +184,7 @@ def test_step_that_fails_before_commit_leaves_no_effect(
     conn.execute(f"CREATE TABLE atom_{point} (k text PRIMARY KEY)")
     b = B(f"atom_{point}")
     plan = b.plan(
-        b.seq(
+        b.then(
             b.sql(f"INSERT INTO atom_{point} VALUES ('{{sys_instance_id}}') RETURNING k"),
             b.sql("SELECT 1"),
         )
@@ -281,9 +281,9 @@ def http_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 def test_http_step_and_retry_after_5xx(db_url: str, http_server: str) -> None:
     b = B("http")
-    root = b.seq(
-        b.retry(b.http(f"{http_server}/flaky"), attempts=3),
-        b.http(f"{http_server}/ok", name="r"),
+    root = b.then(
+        b.retry(b.http(f"{http_server}/flaky", method="GET"), attempts=3, backoff=0),
+        b.http(f"{http_server}/ok", method="GET", name="r"),
         b.sql("SELECT $r.status AS s"),
     )
     out = run(db_url, b.plan(root))
@@ -293,7 +293,7 @@ def test_http_step_and_retry_after_5xx(db_url: str, http_server: str) -> None:
 
 def test_http_failure_fails_the_node(db_url: str, http_server: str) -> None:
     b = B("http2")
-    out = run(db_url, b.plan(b.http("http://127.0.0.1:9/nothing-listens", timeout=2)))
+    out = run(db_url, b.plan(b.http("http://127.0.0.1:9/nothing-listens", method="GET", timeout=2)))
     assert out.status == "failed"
     assert out.error["node"] == "n1"
     assert out.error["at"] == "http2.df:1:3"

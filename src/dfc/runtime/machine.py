@@ -44,18 +44,15 @@ keep completion order (``seq``), and the bindings a step saw are re-derivable by
 from __future__ import annotations
 
 import sys
-from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
-from itertools import repeat
 from typing import Any, assert_never
 
 from dfc.plan.model import Plan, PlanNode
 from dfc.runtime import codes
-from dfc.runtime.errors import brief, node_error, with_path
+from dfc.runtime.composites import Composites
+from dfc.runtime.errors import node_error
 from dfc.runtime.frontier import Memo
-from dfc.runtime.keys import attempt_prefix, iteration_prefix, loop_index
 from dfc.runtime.outcome import (
     BROKEN,
     DONE,
@@ -64,31 +61,17 @@ from dfc.runtime.outcome import (
     RUNNING,
     STATUS,
     WAITING,
-    Item,
     Outcome,
     SignalWait,
     Wake,
-    has_rows,
     json_or_text,
-    merge,
 )
-from dfc.runtime.prepared import Chain, Prepared, prepared
+from dfc.runtime.prepared import prepared
 from dfc.runtime.request import BadRequest, build_request
 from dfc.runtime.scope import Scope
-from dfc.runtime.state import (
-    Action,
-    Cancel,
-    Evaluation,
-    NodeRecord,
-    Prune,
-    RunHttp,
-    RunSql,
-    Signal,
-    Store,
-)
+from dfc.runtime.state import Action, Evaluation, NodeRecord, RunHttp, RunSql, Signal
 from dfc.runtime.substitute import SubstitutionError, substitute_raw, substitute_sql
-from dfc.runtime.timers import backoff, next_fire
-from dfc.runtime.truth import truthy
+from dfc.runtime.timers import next_fire
 
 JSON = Any
 
@@ -134,44 +117,10 @@ def evaluate(
     return run.evaluate()
 
 
-class _Run:
-    """One evaluation: the walk's inputs and what it collects."""
-
-    def __init__(
-        self,
-        *,
-        plan: Plan,
-        prepared: Prepared,
-        instance_id: str,
-        variables: Mapping[str, str],
-        records: Mapping[str, NodeRecord],
-        signals: Sequence[Signal],
-        now: datetime,
-        history_limit: int,
-        memo: Memo,
-    ) -> None:
-        self.plan = plan
-        self.memo = memo
-        self.nodes = plan.nodes
-        self.chains = prepared.chains
-        self.has_loops = prepared.has_loops
-        self.instance_id = instance_id
-        self.vars = variables
-        self.records = records
-        self.now = now
-        self.history_limit = history_limit
-        self.by_name: dict[str, list[Signal]] = {}
-        for sig in sorted(signals, key=lambda s: s.seq):
-            self.by_name.setdefault(sig.name, []).append(sig)
-        self.claimed: set[int] = set()
-        self.items: list[Item] = []
-        self.st_keys: list[str] = []
-        self.st_vals: list[str] = []
-        self.revoked: set[str] = set()
-        self.iterations: dict[str, int] = {}
-        self._loops: dict[str, dict[int, list[str]]] | None = None
-        # (seq, walk order, key, undo root, bindings) of every completed node with an undo
-        self.undos: list[tuple[float, int, str, str, Scope]] = []
+class _Run(Composites):
+    """One evaluation: the driver, the walk's dispatch on node types, and the leaves (the
+    composite nodes are in `dfc.runtime.composites`, the shared bookkeeping in
+    `dfc.runtime.replay`)."""
 
     # -- driver -------------------------------------------------------------------------------
 
@@ -223,78 +172,6 @@ class _Run:
             statuses=statuses,
             iterations=self.iterations,
         )
-
-    # -- bookkeeping --------------------------------------------------------------------------
-
-    def _status(self, key: str, status: str) -> None:
-        self.st_keys.append(key)
-        self.st_vals.append(status)
-
-    def _mark(self) -> tuple[int, int]:
-        return len(self.items), len(self.st_keys)
-
-    def _discard(self, start: tuple[int, int], end: tuple[int, int], *, cancel: bool) -> list[str]:
-        """Withdraw what a subtree walked between two marks asked for (a race loser, the
-        siblings of a failed join branch, a timed-out subtree): its runs and waits become keys
-        to cancel, its Stores are dropped (releasing the signals they would consume), its
-        statuses become cancelled (was active) or skipped (not reached)."""
-        keys: list[str] = []
-        items = self.items
-        for i in range(start[0], end[0]):
-            item = items[i]
-            match item:
-                case None | Prune():
-                    continue
-                case RunSql() | RunHttp() | Wake() | SignalWait():
-                    keys.append(item.key)
-                case Store():
-                    if item.consume_signal is not None:
-                        self.claimed.discard(item.consume_signal)
-                    if item.record.status == "completed":
-                        keys.append(item.record.key)  # a timer or wait that fired just now
-                        self.revoked.add(item.record.key)
-                case Cancel():
-                    keys.extend(item.keys)
-            items[i] = None
-        vals = self.st_vals
-        for j in range(start[1], end[1]):
-            if vals[j] in ("running", "waiting"):
-                vals[j] = "cancelled"
-            elif vals[j] == "pending":
-                vals[j] = "skipped"
-        keys = list(dict.fromkeys(keys))
-        return keys if cancel else []
-
-    def _cancel(self, keys: list[str], reason: str) -> None:
-        if keys:
-            self.items.append(Cancel(keys=tuple(keys), reason=reason))
-
-    def _store(self, record: NodeRecord, consume_signal: int | None = None) -> None:
-        self.items.append(Store(record=record, consume_signal=consume_signal))
-
-    def _error(self, node: PlanNode, key: str, message: str, **kw: JSON) -> dict[str, JSON]:
-        return node_error(self.plan, key, node.id, message, **kw)
-
-    def _fail(self, node: PlanNode, key: str, scope: Scope, error: dict[str, JSON]) -> Outcome:
-        """Fail a leaf durably (a failure the machine found, e.g. a substitution error)."""
-        self._store(NodeRecord(key=key, node_id=node.id, status="failed", error=error))
-        return Outcome(FAILED, scope, error=error, seq=INF)
-
-    def _substitution_failed(
-        self, node: PlanNode, key: str, scope: Scope, e: SubstitutionError
-    ) -> Outcome:
-        error = self._error(node, key, e.message, code=e.code, reference=e.reference)
-        return self._fail(node, key, scope, error)
-
-    def _remaining(self, deadline: datetime | None) -> float | None:
-        if deadline is None:
-            return None
-        return max(0.001, (deadline - self.now).total_seconds())
-
-    def _loop_index(self) -> dict[str, dict[int, list[str]]]:
-        if self._loops is None:
-            self._loops = loop_index(self.records)
-        return self._loops
 
     # -- the walk -----------------------------------------------------------------------------
 
@@ -492,354 +369,3 @@ class _Run:
             )
         self.items.append(RunHttp(key=key, node_id=node.id, request=request))
         return Outcome(RUNNING, scope)
-
-    # -- composites ---------------------------------------------------------------------------
-
-    def _then(
-        self, node: PlanNode, prefix: str, scope: Scope, deadline: datetime | None
-    ) -> Outcome:
-        chain = self.chains[node.id]
-        items, plain = chain.items, chain.plain
-        front = self.memo.front(node.id, prefix, chain)
-        keys = front.keys
-        nodes, records = self.nodes, self.records
-        st_keys, st_vals = self.st_keys, self.st_vals
-        # The leading finished steps that still have the records of the last evaluation are
-        # settled as they were then (see `dfc.runtime.frontier`).
-        start = front.resume(records, scope)
-        recs, scopes, seqs = front.recs, front.scopes, front.seqs
-        seq = 0.0
-        last: JSON = None
-        if start:
-            st_keys.extend(keys[:start])
-            st_vals.extend(repeat("completed", start))
-            scope, seq, last = scopes[start - 1], seqs[start - 1], recs[start - 1].result
-        growing = True  # every step so far was a finished plain leaf: the front grows
-        out: Outcome | None = None
-        stopped = len(items)
-        for i in range(start, len(items)):
-            if plain[i]:
-                # The hot path of a long sequence: a finished leaf needs no walk at all.
-                key = keys[i]
-                rec = records.get(key)
-                if rec is not None and rec.status == "completed":
-                    st_keys.append(key)
-                    st_vals.append("completed")
-                    if rec.seq > seq:
-                        seq = rec.seq
-                    last = rec.result
-                    name = nodes[items[i]].result_name
-                    if name is not None:
-                        scope = scope.bind(name, last)
-                    if growing:
-                        recs.append(rec)
-                        scopes.append(scope)
-                        seqs.append(seq)
-                    continue
-            growing = False
-            out = self.walk(items[i], prefix, scope, deadline)
-            if out.seq > seq:
-                seq = out.seq
-            if out.state != DONE:
-                stopped = i
-                break
-            scope, last = out.scope, out.result
-        if stopped == len(items):
-            out = Outcome(DONE, scope, result=last)
-        assert out is not None
-        if stopped < len(items):
-            st_keys.extend(keys[stopped + 1 :])
-            st_vals.extend(repeat("pending", len(items) - stopped - 1))
-        if chain.inner:
-            self._inner_statuses(chain, front.inner_keys, stopped, STATUS[out.state])
-        out.seq = seq
-        return out
-
-    def _inner_statuses(
-        self, chain: Chain, inner_keys: tuple[str, ...], stopped: int, state: str
-    ) -> None:
-        """Statuses of the THEN nodes inside a chain that stopped at step `stopped`."""
-        self.st_keys.extend(inner_keys)
-        ends = chain.nested_ends
-        if ends is not None:  # a left-deep chain: a completed prefix, then the chain's state
-            done = bisect_right(ends, stopped)
-            self.st_vals.extend(repeat("completed", done))
-            self.st_vals.extend(repeat(state, len(ends) - done))
-            return
-        self.st_vals.extend(
-            "completed" if hi <= stopped else state if lo <= stopped else "pending"
-            for _, lo, hi in chain.inner
-        )
-
-    def _join(
-        self, node: PlanNode, key: str, prefix: str, scope: Scope, deadline: datetime | None
-    ) -> Outcome:
-        outs: list[Outcome] = []
-        marks: list[tuple[tuple[int, int], tuple[int, int]]] = []
-        for child in node.children:
-            start = self._mark()
-            outs.append(self.walk(child, prefix, scope, deadline))
-            marks.append((start, self._mark()))
-        rec = self.records.get(key)
-        if rec is not None and rec.status == "decided":
-            branch = int(rec.detail.get("branch", 0))
-            for i, m in enumerate(marks):
-                if i != branch:
-                    self._discard(*m, cancel=False)
-            if rec.detail.get("outcome") == "break":
-                keep = [*rec.detail.get("completed", ()), branch]
-                merged = merge(scope, [o for i, o in enumerate(outs) if i in keep])
-                return Outcome(BROKEN, merged, result=rec.result, seq=rec.seq)
-            return Outcome(FAILED, scope, error=rec.error, seq=rec.seq)
-        ended = [i for i, o in enumerate(outs) if o.state in (FAILED, BROKEN)]
-        if ended:
-            # The first branch to fail or break decides (SPEC §5.2 JOIN, BREAK); persisted, so
-            # a sibling failing a moment later can never change the outcome on replay.
-            branch = min(ended, key=lambda i: (outs[i].seq, i))
-            first = outs[branch]
-            completed = [i for i, o in enumerate(outs) if o.state == DONE]
-            cancel: list[str] = []
-            for i, m in enumerate(marks):
-                if i != branch:
-                    cancel += self._discard(*m, cancel=True)
-            detail: dict[str, JSON] = {"branch": branch, "completed": completed}
-            if first.state == FAILED:
-                detail["outcome"] = "failed"
-                error = with_path(
-                    first.error, {"node": node.id, "key": key, "join_branch": branch + 1}
-                )
-                self._store(
-                    NodeRecord(
-                        key=key, node_id=node.id, status="decided", error=error, detail=detail
-                    )
-                )
-                self._cancel(cancel, f"branch {branch + 1} of the join failed")
-                return Outcome(FAILED, scope, error=error, seq=INF)
-            detail["outcome"] = "break"
-            self._store(
-                NodeRecord(
-                    key=key, node_id=node.id, status="decided", result=first.result, detail=detail
-                )
-            )
-            self._cancel(cancel, f"branch {branch + 1} of the join broke out of the loop")
-            merged = merge(scope, [outs[i] for i in (*completed, branch)])
-            return Outcome(BROKEN, merged, result=first.result, seq=INF)
-        if all(o.state == DONE for o in outs):
-            return Outcome(
-                DONE,
-                merge(scope, outs),
-                result=[o.result for o in outs],
-                seq=max((o.seq for o in outs), default=0),
-            )
-        return Outcome(RUNNING if any(o.state == RUNNING for o in outs) else WAITING, scope)
-
-    def _race(
-        self, node: PlanNode, key: str, prefix: str, scope: Scope, deadline: datetime | None
-    ) -> Outcome:
-        outs: list[Outcome] = []
-        marks: list[tuple[tuple[int, int], tuple[int, int]]] = []
-        for child in node.children:
-            start = self._mark()
-            outs.append(self.walk(child, prefix, scope, deadline))
-            marks.append((start, self._mark()))
-        rec = self.records.get(key)
-        decided = rec is not None and rec.status == "decided"
-        if decided:
-            assert rec is not None
-            winner = int(rec.detail.get("winner", 0))
-        else:
-            ended = [i for i, o in enumerate(outs) if o.state in (DONE, FAILED, BROKEN)]
-            if not ended:
-                return Outcome(RUNNING if any(o.state == RUNNING for o in outs) else WAITING, scope)
-            winner = min(ended, key=lambda i: (outs[i].seq, i))
-        cancel: list[str] = []
-        for i, m in enumerate(marks):
-            if i != winner:
-                cancel += self._discard(*m, cancel=not decided)
-        out = outs[winner]
-        if not decided:
-            self._store(
-                NodeRecord(key=key, node_id=node.id, status="decided", detail={"winner": winner})
-            )
-            self._cancel(cancel, f"branch {winner + 1} won the race")
-        if out.state == FAILED:
-            out.error = with_path(
-                out.error, {"node": node.id, "key": key, "race_branch": winner + 1}
-            )
-        return out
-
-    def _if(self, node: PlanNode, prefix: str, scope: Scope, deadline: datetime | None) -> Outcome:
-        kids = node.children
-        if node.config.get("test") == "rows":
-            name = str(node.config.get("result_name", ""))
-            value = scope.get(name)
-            take = has_rows(value)
-            arms = kids[0:2]
-            seq = 0.0
-        else:
-            cond = self.walk(kids[0], prefix, scope, deadline)
-            arms = kids[1:3]
-            if cond.state != DONE:
-                for arm in arms:
-                    self._status(prefix + arm, "pending")
-                return cond
-            take = truthy(cond.result)
-            scope = cond.scope
-            seq = cond.seq
-        then_id, else_id = arms[0], arms[1] if len(arms) > 1 else None
-        arm_id, other = (then_id, else_id) if take else (else_id, then_id)
-        if other is not None:
-            self._status(prefix + other, "skipped")
-        if arm_id is None:  # `?>` without `!>` (SQL surface only): the missing arm does nothing
-            return Outcome(DONE, scope, result=None, seq=seq)
-        out = self.walk(arm_id, prefix, scope, deadline)
-        out.seq = max(out.seq, seq)
-        return out
-
-    def _loop(
-        self, node: PlanNode, key: str, prefix: str, scope: Scope, deadline: datetime | None
-    ) -> Outcome:
-        body = node.children[0]
-        cond = node.children[1] if len(node.children) > 1 else None
-        index = self._loop_index().get(key, {})
-        newest = max(index) if index else 0  # the newest iteration that has records
-        k = max(newest, 1)
-        while True:
-            iter_prefix = iteration_prefix(prefix, node.id, k)
-            first_item = len(self.items)
-            out = self.walk(body, iter_prefix, scope, deadline)
-            if out.state == BROKEN:
-                out.state = DONE
-                break
-            if out.state != DONE:
-                if cond is not None:
-                    self._status(iter_prefix + cond, "pending")
-                break
-            if cond is not None:
-                body_result = out.result
-                test = self.walk(cond, iter_prefix, out.scope, deadline)
-                if test.state == BROKEN:  # a break inside the condition also ends the loop
-                    test.state = DONE
-                    out = test
-                    break
-                if test.state != DONE or not truthy(test.result):
-                    out = test
-                    if test.state == DONE:  # falsy: the loop's result is the last body result
-                        out.result = body_result
-                    break
-            if k > newest:
-                # This iteration finished without records of its own before this evaluation:
-                # never run a second one in the same evaluation (a body of `df.sleep(0)` would
-                # spin here). Its Stores, once applied, make it the newest.
-                if any(isinstance(i, Store) for i in self.items[first_item:]):
-                    out = Outcome(RUNNING, scope)
-                else:
-                    error = self._error(
-                        node,
-                        key,
-                        f"iteration {k} of the loop finished without running any step",
-                        code=codes.IDLE_ITERATION,
-                    )
-                    out = Outcome(FAILED, scope, error=error, seq=INF)
-                break
-            k += 1
-        self.iterations[key] = k
-        self._prune(node, key, index, k, newest)
-        return out
-
-    def _prune(
-        self, node: PlanNode, key: str, index: Mapping[int, list[str]], k: int, newest: int
-    ) -> None:
-        below = min(k - self.history_limit + 1, newest)
-        if not index or min(index) >= below:
-            return
-        old = sorted(i for i in index if i < below)
-        doomed = tuple(r for i in old for r in index[i])
-        self.items.append(Prune(loop_key=key, below=below, keys=doomed))
-
-    def _retry(
-        self, node: PlanNode, key: str, prefix: str, scope: Scope, deadline: datetime | None
-    ) -> Outcome:
-        config = node.config
-        attempts = max(1, int(config.get("attempts", 3)))
-        rec = self.records.get(key)
-        attempt = rec.attempt if rec is not None else 1
-        child = node.children[0]
-        child_prefix = attempt_prefix(prefix, node.id, attempt)
-        if rec is not None and rec.status == "failed":
-            return Outcome(FAILED, scope, error=rec.error, seq=rec.seq)
-        if rec is not None and rec.wake_at is not None and self.now < rec.wake_at:
-            self._status(child_prefix + child, "pending")
-            self.items.append(Wake(key, rec.wake_at))
-            return Outcome(WAITING, scope)
-        out = self.walk(child, child_prefix, scope, deadline)
-        if out.state != FAILED:
-            if out.state in (DONE, BROKEN) and rec is not None and rec.status == "waiting":
-                # Close the counter so history shows a finished retry, with its attempts.
-                self._store(replace(rec, status="completed", wake_at=None, seq=0))
-            return out
-        detail = dict(rec.detail) if rec is not None else {}
-        errors = [*detail.get("errors", ()), brief(out.error)]
-        delays = list(detail.get("delays", ()))
-        if attempt >= attempts:
-            error = with_path(out.error, {"node": node.id, "key": key, "attempts": attempt})
-            self._store(
-                NodeRecord(
-                    key=key,
-                    node_id=node.id,
-                    status="failed",
-                    error=error,
-                    attempt=attempt,
-                    detail={"attempts": attempts, "delays": delays, "errors": errors},
-                )
-            )
-            return Outcome(FAILED, scope, error=error, seq=INF)
-        delay = backoff(config, attempt, f"{self.instance_id}:{key}")
-        wake = self.now + timedelta(seconds=delay)
-        self._store(
-            NodeRecord(
-                key=key,
-                node_id=node.id,
-                status="waiting",
-                wake_at=wake,
-                attempt=attempt + 1,
-                detail={"attempts": attempts, "delays": [*delays, delay], "errors": errors},
-            )
-        )
-        self.items.append(Wake(key, wake))
-        return Outcome(WAITING, scope)
-
-    def _timeout(
-        self, node: PlanNode, key: str, prefix: str, scope: Scope, deadline: datetime | None
-    ) -> Outcome:
-        seconds = float(node.config.get("seconds", 0))
-        rec = self.records.get(key)
-        child = node.children[0]
-        start = self._mark()
-        if rec is not None and rec.status == "failed":
-            self.walk(child, prefix, scope, deadline)  # for the statuses only
-            self._discard(start, self._mark(), cancel=False)
-            return Outcome(FAILED, scope, error=rec.error, seq=rec.seq)
-        if rec is not None and rec.wake_at is not None:
-            ends = rec.wake_at
-        else:
-            ends = self.now + timedelta(seconds=seconds)
-            self._store(NodeRecord(key=key, node_id=node.id, status="running", wake_at=ends))
-            start = self._mark()
-        inner = ends if deadline is None or ends < deadline else deadline
-        out = self.walk(child, prefix, scope, inner)
-        if out.state not in (RUNNING, WAITING):
-            if out.state != FAILED and (rec is None or rec.status == "running"):
-                # Close the deadline record so history does not show it running forever.
-                self._store(NodeRecord(key=key, node_id=node.id, status="completed", wake_at=ends))
-            return out
-        if self.now < ends:
-            self.items.append(Wake(key, ends))
-            return out
-        cancel = self._discard(start, self._mark(), cancel=True)
-        error = self._error(node, key, f"timed out after {seconds:g} s", code=codes.TIMED_OUT)
-        self._store(
-            NodeRecord(key=key, node_id=node.id, status="failed", error=error, wake_at=ends)
-        )
-        self._cancel(cancel, "df.timeout expired")
-        return Outcome(FAILED, scope, error=error, seq=INF)

@@ -1,6 +1,6 @@
-"""Hand-made plans and a tiny in-memory engine for the state machine's tests.
+"""A tiny in-memory engine for the state machine's tests, which make their plans with the
+shared `plan_builder.Build` (``b.then(b.sql("SELECT 1", name="x"), ...)``).
 
-`Build` makes plan nodes with short calls (``b.then(b.sql("SELECT 1", name="x"), ...)``);
 `Sim` plays the engine: it evaluates, applies Stores and Prunes the way the engine must
 (seq assigned on every write), and lets a test finish runs with results or errors.
 """
@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dfc.plan.model import Plan, PlanNode, SourceSpan
+from dfc.plan.model import Plan
 from dfc.runtime.machine import evaluate
 from dfc.runtime.state import (
     Cancel,
@@ -26,117 +26,6 @@ from dfc.runtime.state import (
 )
 
 T0 = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
-
-
-class Build:
-    """Plan nodes with ids n1, n2, ... in creation order; every node has a source position."""
-
-    def __init__(self) -> None:
-        self.nodes: dict[str, PlanNode] = {}
-
-    def node(self, type_: str, *children: str, bind: str | None = None, **config: Any) -> str:
-        nid = f"n{len(self.nodes) + 1}"
-        self.nodes[nid] = PlanNode(
-            id=nid,
-            type=type_,
-            children=tuple(children),
-            result_name=bind,
-            config=config,  # type: ignore[arg-type]
-        )
-        return nid
-
-    def sql(self, query: str, name: str | None = None, **config: Any) -> str:
-        return self.node("SQL", bind=name, query=query, **config)
-
-    def then(self, *steps: str, name: str | None = None) -> str:
-        left = steps[0]
-        for i, right in enumerate(steps[1:], 1):
-            left = self.node("THEN", left, right, bind=name if i == len(steps) - 1 else None)
-        return left
-
-    def join(self, *branches: str, name: str | None = None) -> str:
-        return self.node("JOIN", *branches, bind=name)
-
-    def race(self, *branches: str, name: str | None = None) -> str:
-        return self.node("RACE", *branches, bind=name)
-
-    def if_(self, cond: str, then: str, else_: str | None = None, name: str | None = None) -> str:
-        kids = (cond, then) if else_ is None else (cond, then, else_)
-        return self.node("IF", *kids, bind=name, test="truthy")
-
-    def if_rows(self, result: str, then: str, else_: str, name: str | None = None) -> str:
-        return self.node("IF", then, else_, bind=name, test="rows", result_name=result)
-
-    def loop(self, body: str, cond: str | None = None, name: str | None = None) -> str:
-        kids = (body,) if cond is None else (body, cond)
-        return self.node("LOOP", *kids, bind=name)
-
-    def brk(self, value: str | None = None) -> str:
-        return self.node("BREAK", value=value)
-
-    def sleep(self, seconds: int, name: str | None = None) -> str:
-        return self.node("SLEEP", bind=name, seconds=seconds)
-
-    def schedule(self, cron: str, name: str | None = None) -> str:
-        return self.node("WAIT_SCHEDULE", bind=name, cron=cron, timezone="UTC")
-
-    def signal(self, signal: str, timeout: int | None = None, name: str | None = None) -> str:
-        return self.node("SIGNAL", bind=name, name=signal, timeout=timeout)
-
-    def http(
-        self,
-        url: str,
-        method: str = "POST",
-        body: str | None = None,
-        headers: str | None = None,
-        timeout: int = 30,
-        name: str | None = None,
-    ) -> str:
-        return self.node(
-            "HTTP", bind=name, url=url, method=method, body=body, headers=headers, timeout=timeout
-        )
-
-    def multipart(self, url: str, parts: str, name: str | None = None) -> str:
-        return self.node(
-            "HTTP_MULTIPART",
-            bind=name,
-            url=url,
-            method="POST",
-            parts=parts,
-            headers=None,
-            timeout=30,
-        )
-
-    def retry(
-        self,
-        x: str,
-        attempts: int = 3,
-        backoff: float = 1,
-        factor: float = 2,
-        max_backoff: float = 300,
-        jitter: bool = False,
-        name: str | None = None,
-    ) -> str:
-        return self.node(
-            "RETRY",
-            x,
-            bind=name,
-            attempts=attempts,
-            backoff=backoff,
-            factor=factor,
-            max_backoff=max_backoff,
-            jitter=jitter,
-        )
-
-    def timeout(self, x: str, seconds: float, name: str | None = None) -> str:
-        return self.node("TIMEOUT", x, bind=name, seconds=seconds)
-
-    def plan(self, root: str) -> Plan:
-        spans = {
-            nid: SourceSpan(file="t.df", line=i, column=1, end_line=i, end_column=2, start=0, end=1)
-            for i, nid in enumerate(self.nodes, 1)
-        }
-        return Plan(name="t", root=root, nodes=dict(self.nodes), source_map=spans)
 
 
 def rows(*dicts: Mapping[str, Any]) -> dict[str, Any]:

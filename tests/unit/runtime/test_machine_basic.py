@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from plan_kit import T0, Build, Sim, rows
+from plan_kit import T0, Sim, rows
 
 from dfc.runtime import codes
 from dfc.runtime.machine import evaluate
 from dfc.runtime.state import NodeRecord, RunSql, Store
+from plan_builder import Build
 
 
 def test_sql_step_runs_and_completes() -> None:
@@ -204,17 +205,10 @@ def test_evaluate_is_deterministic() -> None:
     assert s.evaluate() == s.evaluate()
 
 
-def with_undo(b: Build, step: str, undo: str) -> str:
-    from dataclasses import replace
-
-    b.nodes[step] = replace(b.nodes[step], undo=undo)
-    return step
-
-
 def test_compensation_runs_undos_in_reverse_completion_order() -> None:
     b = Build()
-    a = with_undo(b, b.sql("BOOK", name="booking"), b.sql("UNBOOK $booking.id"))
-    c = with_undo(b, b.sql("CHARGE", name="charge"), b.sql("REFUND $charge.id $booking.id"))
+    a = b.undo(b.sql("BOOK", name="booking"), b.sql("UNBOOK $booking.id"))
+    c = b.undo(b.sql("CHARGE", name="charge"), b.sql("REFUND $charge.id $booking.id"))
     plain = b.sql("LOG")
     p = b.plan(b.then(a, c, plain, b.sql("SHIP")))
     s = Sim(p)
@@ -237,11 +231,11 @@ def test_compensation_runs_undos_in_reverse_completion_order() -> None:
 
 def test_no_compensation_without_failure_or_for_steps_that_did_not_complete() -> None:
     b = Build()
-    a = with_undo(b, b.sql("A"), b.sql("UNDO A"))
+    a = b.undo(b.sql("A"), b.sql("UNDO A"))
     p = b.plan(b.then(a, b.sql("B")))
     assert Sim(p).run().status == "completed"
     b = Build()
-    a = with_undo(b, b.sql("A"), b.sql("UNDO A"))
+    a = b.undo(b.sql("A"), b.sql("UNDO A"))
     s = Sim(b.plan(b.then(a, b.sql("B"))))
     s.fail("n1")
     ev = s.evaluate()
@@ -250,8 +244,8 @@ def test_no_compensation_without_failure_or_for_steps_that_did_not_complete() ->
 
 def test_a_failing_undo_stops_compensation() -> None:
     b = Build()
-    a = with_undo(b, b.sql("A"), b.sql("UNDO A"))
-    c = with_undo(b, b.sql("C"), b.sql("UNDO C"))
+    a = b.undo(b.sql("A"), b.sql("UNDO A"))
+    c = b.undo(b.sql("C"), b.sql("UNDO C"))
     s = Sim(b.plan(b.then(a, c, b.sql("BAD"))))
     s.complete("n1", rows())
     s.complete("n3", rows())

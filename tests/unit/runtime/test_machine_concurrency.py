@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from plan_kit import Build, Sim, rows
+from plan_kit import Sim, rows
 
 from dfc.runtime.state import Cancel, Store
+from plan_builder import Build
 
 
 def test_join_runs_branches_concurrently_and_keeps_branch_order() -> None:

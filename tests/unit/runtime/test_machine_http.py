@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 
-from plan_kit import Build, Sim, rows
+from plan_kit import Sim, rows
 
 from dfc.runtime import codes
 from dfc.runtime.keys import idempotency_key
 from dfc.runtime.state import HttpRequest, RunHttp, Store
+from plan_builder import Build
 
 
 def request_of(s: Sim) -> HttpRequest:

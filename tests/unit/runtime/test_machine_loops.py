@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from plan_kit import Build, Sim, rows
+from plan_kit import Sim, rows
 
 from dfc.runtime import codes
 from dfc.runtime.state import Cancel, Prune, RunSql
+from plan_builder import Build
 
 
 def counter(limit: int):  # type: ignore[no-untyped-def]

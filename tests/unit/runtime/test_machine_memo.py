@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from plan_kit import Build, Sim, rows
+from plan_kit import Sim, rows
 
 from dfc.runtime.frontier import Memo
 from dfc.runtime.machine import evaluate
 from dfc.runtime.state import Evaluation, RunSql
+from plan_builder import Build
 
 
 def _pair(s: Sim, memo: Memo) -> tuple[Evaluation, Evaluation]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from plan_kit import T0, Build, Sim, rows
+from plan_kit import T0, Sim, rows
 
 from dfc.runtime import codes
 from dfc.runtime.state import Cancel, RunSql, Store
+from plan_builder import Build
 
 
 def test_sleep_is_a_durable_timer() -> None:
