@@ -143,7 +143,7 @@ BARE_SQL = code(
 EMPTY_FILE = code(
     "DFC122", "nothing to run", E,
     "A file needs a workflow or at least one declaration (a module of templates).",
-    bad="-- TODO", good="df.sleep(1)",
+    bad="-- the workflow comes later", good="df.sleep(1)",
 )
 MULTIPLE_WORKFLOWS = code(
     "DFC123", "more than one workflow", E,

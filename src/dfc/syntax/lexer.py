@@ -478,7 +478,7 @@ class _Scanner:
                     f"invalid Unicode escape \\{c}{digits[:width]}".rstrip(),
                     j,
                     min(n, j + 2 + width),
-                    help="Unicode escapes must be \\uXXXX or \\UXXXXXXXX (hex digits)",
+                    help="Unicode escapes must be \\uhhhh or \\Uhhhhhhhh (h: a hex digit)",
                 )
                 return j + 2
             self.flush_bytes(b, pending)
@@ -525,7 +525,7 @@ class _Scanner:
                     f"invalid byte sequence for UTF-8: 0x{raw[k]:02x}",
                     off,
                     off + 2,
-                    help="byte escapes must form valid UTF-8 and cannot be 0; use \\uXXXX for characters",
+                    help="byte escapes must form valid UTF-8 and cannot be 0; use \\uhhhh for characters",
                 )
                 b.add_char("\ufffd", off, 2)
                 k += 1
@@ -535,7 +535,7 @@ class _Scanner:
         pending.clear()
 
     def unicode_string(self, i: int, b: _ValueBuilder) -> tuple[int, str, bool]:
-        """``U&'...'`` with ``\\XXXX`` / ``\\+XXXXXX`` escapes and an optional ``UESCAPE 'c'``."""
+        """``U&'...'`` with ``\\hhhh`` / ``\\+hhhhhh`` escapes (h: a hex digit) and an optional ``UESCAPE 'c'``."""
         raw = _ValueBuilder()
         end, _m, ok = self.quoted(i, i + 2, "plain", raw)
         if not ok:
@@ -566,7 +566,7 @@ class _Scanner:
                 continue
             m2 = _U_ESCAPE_RE.match(text, k + 1)
             if m2 is None:
-                self.error(codes.BAD_ESCAPE, "invalid Unicode escape", off, off + 2, help=f"U& escapes are {esc}XXXX or {esc}+XXXXXX")
+                self.error(codes.BAD_ESCAPE, "invalid Unicode escape", off, off + 2, help=f"U& escapes are {esc}hhhh or {esc}+hhhhhh (h: a hex digit)")
                 k += 1
                 continue
             cp = int(m2.group(1) or m2.group(2), 16)
