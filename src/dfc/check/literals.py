@@ -218,65 +218,51 @@ def _whole_ref(v: ast.Str, refs: list[Ref]) -> bool:
     return len(refs) == 1 and len(s) == refs[0].end - refs[0].start
 
 
-def _headers(h: ast.LitArg | None, node: ast.Expr, rep: Reporter) -> None:
-    if h is None or isinstance(h, ast.Name | ast.Null):
-        return
-    if not isinstance(h, ast.Str):
-        rep.error(
-            codes.BAD_HEADERS, "HTTP headers must be a JSON object in a string", h.span, node=node
-        )
-        return
-    value, err, refs = _json_arg(h)
-    if _whole_ref(h, refs) or (err is not None and refs):
-        return  # the substituted text may well be an object
+def _json_literal(
+    arg: ast.LitArg | None,
+    shape: type,
+    what: str,
+    code: str,
+    help_: str,
+    node: ast.Expr,
+    rep: Reporter,
+) -> object | None:
+    """The JSON value of a literal that must be a JSON ``shape`` (object or array), else None.
+
+    Reports what is wrong with it; says nothing when references make the text unknowable
+    (a whole-value reference, or JSON that only parses once references are substituted).
+    """
+    if arg is None or isinstance(arg, ast.Name | ast.Null):
+        return None
+    kind = "object" if shape is dict else "array"
+    if not isinstance(arg, ast.Str):
+        rep.error(code, f"{what} must be a JSON {kind} in a string", arg.span, node=node)
+        return None
+    value, err, refs = _json_arg(arg)
+    if _whole_ref(arg, refs) or (err is not None and refs):
+        return None  # the substituted text may well be right
     if err is not None:
+        rep.error(code, f"{what} are not valid JSON: {err}", arg.span, node=node, help=help_)
+        return None
+    if not isinstance(value, shape):
         rep.error(
-            codes.BAD_HEADERS,
-            f"HTTP headers are not valid JSON: {err}",
-            h.span,
-            node=node,
-            help='write them as a JSON object: \'{"Name": "value"}\'',
+            code, f"{what} must be a JSON {kind}, not {_json_kind(value)}", arg.span, node=node, help=help_
         )
-    elif not isinstance(value, dict):
-        rep.error(
-            codes.BAD_HEADERS,
-            f"HTTP headers must be a JSON object, not {_json_kind(value)}",
-            h.span,
-            node=node,
-            help='write them as a JSON object: \'{"Name": "value"}\'',
-        )
+        return None
+    return value
+
+
+def _headers(h: ast.LitArg | None, node: ast.Expr, rep: Reporter) -> None:
+    help_ = 'write them as a JSON object: \'{"Name": "value"}\''
+    _json_literal(h, dict, "HTTP headers", codes.BAD_HEADERS, help_, node, rep)
 
 
 def _parts(p: ast.LitArg | None, node: ast.Expr, rep: Reporter) -> None:
-    if p is None or isinstance(p, ast.Name | ast.Null):
-        return
-    if not isinstance(p, ast.Str):
-        rep.error(
-            codes.BAD_PARTS, "multipart parts must be a JSON array in a string", p.span, node=node
-        )
-        return
-    value, err, refs = _json_arg(p)
-    if _whole_ref(p, refs) or (err is not None and refs):
-        return
     help_ = 'each part is {"name": ..., "data_b64": ...}, in a JSON array'
-    if err is not None:
-        rep.error(
-            codes.BAD_PARTS,
-            f"multipart parts are not valid JSON: {err}",
-            p.span,
-            node=node,
-            help=help_,
-        )
-        return
+    value = _json_literal(p, list, "multipart parts", codes.BAD_PARTS, help_, node, rep)
     if not isinstance(value, list):
-        rep.error(
-            codes.BAD_PARTS,
-            f"multipart parts must be a JSON array, not {_json_kind(value)}",
-            p.span,
-            node=node,
-            help=help_,
-        )
         return
+    assert p is not None
     for i, part in enumerate(value):
         missing = [k for k in ("name", "data_b64") if not isinstance(part, dict) or k not in part]
         if missing:

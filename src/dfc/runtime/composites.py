@@ -126,15 +126,23 @@ class Composites(Replay, abc.ABC):
             for _, lo, hi in chain.inner
         )
 
-    def _join(
-        self, node: PlanNode, key: str, prefix: str, scope: Scope, deadline: datetime | None
-    ) -> Outcome:
+    def _branches(
+        self, node: PlanNode, prefix: str, scope: Scope, deadline: datetime | None
+    ) -> tuple[list[Outcome], list[tuple[tuple[int, int], tuple[int, int]]]]:
+        """Walk every branch of a JOIN or RACE from the same scope; each branch's outcome and the
+        marks around what it added (so a losing or cancelled branch can be discarded)."""
         outs: list[Outcome] = []
         marks: list[tuple[tuple[int, int], tuple[int, int]]] = []
         for child in node.children:
             start = self._mark()
             outs.append(self.walk(child, prefix, scope, deadline))
             marks.append((start, self._mark()))
+        return outs, marks
+
+    def _join(
+        self, node: PlanNode, key: str, prefix: str, scope: Scope, deadline: datetime | None
+    ) -> Outcome:
+        outs, marks = self._branches(node, prefix, scope, deadline)
         rec = self.records.get(key)
         if rec is not None and rec.status == "decided":
             branch = int(rec.detail.get("branch", 0))
@@ -191,12 +199,7 @@ class Composites(Replay, abc.ABC):
     def _race(
         self, node: PlanNode, key: str, prefix: str, scope: Scope, deadline: datetime | None
     ) -> Outcome:
-        outs: list[Outcome] = []
-        marks: list[tuple[tuple[int, int], tuple[int, int]]] = []
-        for child in node.children:
-            start = self._mark()
-            outs.append(self.walk(child, prefix, scope, deadline))
-            marks.append((start, self._mark()))
+        outs, marks = self._branches(node, prefix, scope, deadline)
         rec = self.records.get(key)
         decided = rec is not None and rec.status == "decided"
         if decided:
