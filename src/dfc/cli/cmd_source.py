@@ -23,6 +23,7 @@ from dfc.compiler import (
 )
 from dfc.diagnostics import DfcError, Diagnostic, Severity
 from dfc.plan.explain import dot, explain_lines, mermaid
+from dfc.plan.model import Plan
 
 GRAMMAR = click.option(
     "--grammar",
@@ -50,16 +51,17 @@ def _report(comps: list[Compilation], fmt: str) -> int:
     return 1 if any(d.is_error for d in diags) else 0
 
 
-def _need(comp: Compilation, what: str) -> None:
-    """Print diagnostics and exit 1 when a stage could not finish."""
-    if comp.diagnostics.has_errors or getattr(comp, what) is None:
-        code = _report([comp], "text")
-        if code == 0:
+def _compiled(file: str, grammar: Grammar) -> tuple[Compilation, Plan]:
+    """Compile a file to its plan, or print the diagnostics and exit 1."""
+    comp = compile_source(read_source(file), grammar=grammar)
+    if comp.plan is None or comp.diagnostics.has_errors:
+        if _report([comp], "text") == 0:
             raise DfcError(
-                f"{comp.source.name} has no workflow to {'compile' if what == 'plan' else 'show'}",
+                f"{comp.source.name} has no workflow to compile",
                 hint="a file with only declarations is a module for import",
             )
         sys.exit(1)
+    return comp, comp.plan
 
 
 @click.command("check")
@@ -183,11 +185,9 @@ def explain_cmd(target: str, grammar: Grammar, db: str | None, as_json: bool) ->
 
         explain_instance(target, db, as_json)
         return
-    comp = compile_source(read_source(target), grammar=grammar)
-    _need(comp, "plan")
-    assert comp.plan is not None
+    comp, plan = _compiled(target, grammar)
     _warnings(comp)
-    for line in explain_lines(comp.plan):
+    for line in explain_lines(plan):
         click.echo(line)
 
 
@@ -207,10 +207,8 @@ def _looks_like_instance(target: str) -> bool:
 @GRAMMAR
 def graph_cmd(file: str, fmt: str, grammar: Grammar) -> None:
     """Print the step graph as Mermaid or Graphviz DOT."""
-    comp = compile_source(read_source(file), grammar=grammar)
-    _need(comp, "plan")
-    assert comp.plan is not None
-    click.echo(mermaid(comp.plan) if fmt == "mermaid" else dot(comp.plan), nl=False)
+    _, plan = _compiled(file, grammar)
+    click.echo(mermaid(plan) if fmt == "mermaid" else dot(plan), nl=False)
 
 
 @click.command("compile")
@@ -219,10 +217,7 @@ def graph_cmd(file: str, fmt: str, grammar: Grammar) -> None:
 @GRAMMAR
 def compile_cmd(file: str, as_json: bool, grammar: Grammar) -> None:
     """Compile a file to its plan (the JSON that `dfc deploy` stores)."""
-    comp = compile_source(read_source(file), grammar=grammar)
-    _need(comp, "plan")
-    plan = comp.plan
-    assert plan is not None
+    comp, plan = _compiled(file, grammar)
     if as_json:
         click.echo(plan.dumps(pretty=True))
         return
