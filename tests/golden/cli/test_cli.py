@@ -112,3 +112,20 @@ def test_a_very_long_chain_goes_through_every_command(tmp_path: Path) -> None:
         code, out = run(*args, str(deep))
         assert code == 0, (args, out[-500:])
     assert run("fmt", "--check", str(deep))[0] == 0
+
+
+def test_every_command_module_is_in_the_lazy_table() -> None:
+    import importlib
+
+    import click
+
+    from dfc.cli.main import LAZY_COMMANDS
+
+    ctx = click.Context(main)
+    for name, module in LAZY_COMMANDS.items():
+        cmd = main.get_command(ctx, name)
+        assert cmd is not None and cmd.name == name
+        assert name in {c.name for c in importlib.import_module(module).COMMANDS}
+    for module in set(LAZY_COMMANDS.values()):
+        for c in importlib.import_module(module).COMMANDS:
+            assert LAZY_COMMANDS.get(c.name) == module, f"{c.name} of {module} is not registered"
