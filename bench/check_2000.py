@@ -33,9 +33,15 @@ def generate(steps: int, seed: int = 1) -> str:
         elif r < 0.85:
             parts.append(f"('SELECT {i} AS n' |=> 'r{i}' & df.http('{{api}}/x/{i}', 'GET'))")
         else:
-            parts.append(f"df.if('SELECT true', 'SELECT {i} AS n', df.wait_for_signal('s{i}', 30)) |=> 'r{i}'")
+            parts.append(
+                f"df.if('SELECT true', 'SELECT {i} AS n', df.wait_for_signal('s{i}', 30)) |=> 'r{i}'"
+            )
     parts.append(f"'SELECT $r{steps - 1}?'")
-    return "param api text = 'http://x';\ndf.start(\n    " + "\n    ~> ".join(parts) + ",\n    'perf'\n);\n"
+    return (
+        "param api text = 'http://x';\ndf.start(\n    "
+        + "\n    ~> ".join(parts)
+        + ",\n    'perf'\n);\n"
+    )
 
 
 def best(fn, runs: int = 5) -> float:  # type: ignore[no-untyped-def]
@@ -62,11 +68,15 @@ def main() -> None:
         f.write(text)
     try:
         exe = os.path.join(os.path.dirname(sys.executable), "dfc")
-        wall = best(lambda: subprocess.run([exe, "check", f.name], check=True, capture_output=True), 3)
+        wall = best(
+            lambda: subprocess.run([exe, "check", f.name], check=True, capture_output=True), 3
+        )
         print(f"  `dfc check` wall {wall * 1000:7.1f} ms (process start and imports included)")
     finally:
         os.unlink(f.name)
-    print(f"conditions: Python {sys.version.split()[0]}, {os.cpu_count()} cores, best of 5 (CLI: 3)")
+    print(
+        f"conditions: Python {sys.version.split()[0]}, {os.cpu_count()} cores, best of 5 (CLI: 3)"
+    )
 
 
 if __name__ == "__main__":

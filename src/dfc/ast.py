@@ -386,8 +386,15 @@ def children(node: Expr) -> tuple[Expr, ...]:
         case TemplateCall(args=args):
             return tuple(a.value for a in args if not isinstance(a.value, Str | Num | Null | Bool))
         case (
-            Sql() | Break() | Sleep() | WaitSchedule() | WaitSignal() | Http() | HttpMultipart()
-            | Name() | Invalid()
+            Sql()
+            | Break()
+            | Sleep()
+            | WaitSchedule()
+            | WaitSignal()
+            | Http()
+            | HttpMultipart()
+            | Name()
+            | Invalid()
         ):
             return ()
     raise AssertionError(f"unknown node {node!r}")

@@ -51,7 +51,12 @@ def code(
     if code in _REGISTRY and _REGISTRY[code].title != title:
         raise ValueError(f"diagnostic code {code} registered twice")
     _REGISTRY[code] = Code(
-        code=code, title=title, severity=severity, explanation=explanation.strip(), bad=bad, good=good
+        code=code,
+        title=title,
+        severity=severity,
+        explanation=explanation.strip(),
+        bad=bad,
+        good=good,
     )
     return code
 

@@ -57,7 +57,11 @@ class Diagnostic:
 
     def to_dict(self) -> dict[str, object]:
         """The one serialisation of a diagnostic; every output format starts from it."""
-        out: dict[str, object] = {"code": self.code, "severity": str(self.severity), "message": self.message}
+        out: dict[str, object] = {
+            "code": self.code,
+            "severity": str(self.severity),
+            "message": self.message,
+        }
         if self.span is not None:
             d = self.span.to_dict()
             out.update(

@@ -59,9 +59,9 @@ class Api(BaseHTTPRequestHandler):
         Api.requests.append(("POST", self.path, body))
         if self.path == "/embed":
             docs = body["documents"] if isinstance(body, dict) else body
-            self._reply(200, {"embeddings": [
-                {"id": d["id"], "embedding": [0.1, 0.2, 0.3]} for d in docs
-            ]})
+            self._reply(
+                200, {"embeddings": [{"id": d["id"], "embedding": [0.1, 0.2, 0.3]} for d in docs]}
+            )
         elif self.path == "/exports":
             self._reply(202, {"id": "exp-1"})
         else:  # payments, refunds, webhooks
@@ -89,7 +89,10 @@ def api() -> Iterator[str]:
 def _dfc(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "dfc", "--no-color", *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -118,8 +121,12 @@ def _wait_for(db_url: str, sql: str, args: tuple[Any, ...], timeout: float = 30)
 
 
 def _workflow_name(path: Path) -> str:
-    out = subprocess.run([sys.executable, "-m", "dfc", "compile", "--json", str(path)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "dfc", "compile", "--json", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return str(json.loads(out.stdout)["name"])
 
 
@@ -138,7 +145,10 @@ def test_example_runs_to_completion(path: Path, db_url: str, api: str) -> None:
             instance = _newest_instance(db_url, _workflow_name(path))
             sent = subprocess.run(
                 [sys.executable, "-m", "dfc", "signal", instance, name, data],
-                env=env, capture_output=True, text=True, check=False,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             assert sent.returncode == 0, sent.stderr
         if path.stem in LONG_RUNNING:
@@ -167,5 +177,10 @@ def _fast_forward_then_cancel(db_url: str, workflow: str, env: dict[str, str]) -
         c.execute("UPDATE dfc.queue SET run_at = now() WHERE instance_id = %s", (instance,))
         c.execute("NOTIFY dfc_work")
     _wait_for(db_url, "SELECT 1 FROM maintenance_runs", ())
-    subprocess.run([sys.executable, "-m", "dfc", "cancel", instance, "--reason", "test over"],
-                   env=env, capture_output=True, text=True, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "dfc", "cancel", instance, "--reason", "test over"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )

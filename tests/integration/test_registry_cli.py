@@ -97,8 +97,13 @@ def test_racing_deploys_on_a_fresh_database_both_succeed(
     f = write(tmp_path, WORKFLOW)
     env = {**os.environ, "DFC_DATABASE_URL": url}
     procs = [
-        subprocess.Popen([sys.executable, "-m", "dfc", "deploy", f], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "dfc", "deploy", f],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
     outs = [p.communicate(timeout=60) for p in procs]
@@ -123,8 +128,14 @@ def test_db_stop_then_any_command_starts_it_again(tmp_path: Path) -> None:
     f = write(tmp_path, "df.start('SELECT 1', 'restart')")
 
     def dfc(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "dfc", *args], env=env, capture_output=True,
-                              text=True, timeout=120, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "dfc", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     try:
         first = dfc("deploy", f)

@@ -29,7 +29,7 @@ def test_text_that_needs_quoting_survives_the_checkpoint(db_url: str) -> None:
     b = B()
     root = b.sql("SELECT '50% it''s \\ \"q\" ü 😀' AS t, E'line\\nbreak' AS n")
     out = run(db_url, b.plan(root))
-    assert out.result["rows"] == [{"t": "50% it's \\ \"q\" ü 😀", "n": "line\nbreak"}]
+    assert out.result["rows"] == [{"t": '50% it\'s \\ "q" ü 😀', "n": "line\nbreak"}]
 
 
 def test_dml_without_rows_gives_row_count(db_url: str, conn: psycopg.Connection) -> None:

@@ -17,14 +17,17 @@ import psycopg
 import pytest
 
 
-def _start(tmp_path: Path, db_url: str, text: str, env: dict[str, str] | None = None
-           ) -> subprocess.Popen[str]:
+def _start(
+    tmp_path: Path, db_url: str, text: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     path = tmp_path / "flow.df"
     path.write_text(text)
     return subprocess.Popen(
         [sys.executable, "-m", "dfc", "--no-color", "run", str(path), "--json"],
         env={**os.environ, "DFC_DATABASE_URL": db_url, **(env or {})},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -42,36 +45,49 @@ def _finish(proc: subprocess.Popen[str]) -> Any:
 def test_drain_deletes_in_batches_until_nothing_is_left(tmp_path: Path, db_url: str) -> None:
     with psycopg.connect(db_url, autocommit=True) as c:
         c.execute("CREATE TABLE old_events AS SELECT g AS id FROM generate_series(1, 25) g")
-    proc = _start(tmp_path, db_url, """
+    proc = _start(
+        tmp_path,
+        db_url,
+        """
 import 'std/batch';
 drain_then(
     'DELETE FROM old_events WHERE id IN (SELECT id FROM old_events ORDER BY id LIMIT 10) RETURNING id',
     'SELECT count(*) AS left_over FROM old_events'
 )
-""")
+""",
+    )
     assert _finish(proc)["rows"] == [{"left_over": 0}]
 
 
 @pytest.mark.timeout(120)
 def test_approval_takes_the_signalled_decision(tmp_path: Path, db_url: str) -> None:
-    proc = _start(tmp_path, db_url, """
+    proc = _start(
+        tmp_path,
+        db_url,
+        """
 import 'std/approval';
 df.start(
     approval('SELECT 1 AS asked', 'SELECT 1 AS escalated', signal => 'approve', timeout => 60)
     ~> 'SELECT ($approval.data::jsonb ->> ''ok'')::boolean AS approved',
     'approval-test'
 )
-""")
+""",
+    )
     with psycopg.connect(db_url, autocommit=True) as c:
         deadline = time.monotonic() + 30
         row = None
         while row is None and time.monotonic() < deadline:
-            row = c.execute("SELECT id FROM dfc.instances WHERE workflow = 'approval-test'").fetchone()
+            row = c.execute(
+                "SELECT id FROM dfc.instances WHERE workflow = 'approval-test'"
+            ).fetchone()
             time.sleep(0.05)
     assert row is not None
     sent = subprocess.run(
         [sys.executable, "-m", "dfc", "signal", row[0], "approve", '{"ok": true}'],
-        env={**os.environ, "DFC_DATABASE_URL": db_url}, capture_output=True, text=True, check=False,
+        env={**os.environ, "DFC_DATABASE_URL": db_url},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert sent.returncode == 0, sent.stderr
     assert _finish(proc)["rows"] == [{"approved": True}]
@@ -109,10 +125,15 @@ def flaky() -> Iterator[str]:
 
 @pytest.mark.timeout(120)
 def test_http_retry_outlasts_a_flaky_service(tmp_path: Path, db_url: str, flaky: str) -> None:
-    proc = _start(tmp_path, db_url, f"""
+    proc = _start(
+        tmp_path,
+        db_url,
+        f"""
 import 'std/http';
 http_retry('http://{flaky}/status', 'GET', attempts => 4) |=> 'answer'
 ~> 'SELECT $answer.status AS status, $answer.body::jsonb ->> ''n'' AS n'
-""", env={"DFC_HTTP_ALLOW": flaky})
+""",
+        env={"DFC_HTTP_ALLOW": flaky},
+    )
     assert _finish(proc)["rows"] == [{"status": 200, "n": "3"}]
     assert len(Flaky.calls) == 3 and len(set(Flaky.calls)) == 1  # one idempotency key

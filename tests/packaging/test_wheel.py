@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_wheel_contains_grammar_stdlib_and_migrations(tmp_path: Path) -> None:
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert built.returncode == 0, built.stderr[-2000:]
     wheel = next(tmp_path.glob("dfc-*.whl"))
@@ -37,7 +39,13 @@ def test_wheel_contains_grammar_stdlib_and_migrations(tmp_path: Path) -> None:
         "from dfc.resources import grammar_path, stdlib_dir; "
         "print(grammar_path()); print(stdlib_dir())"
     )
-    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
-                         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
     grammar, std = out.stdout.split()
     assert grammar.startswith(str(site)) and std.startswith(str(site))

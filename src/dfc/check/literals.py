@@ -246,7 +246,11 @@ def _json_literal(
         return None
     if not isinstance(value, shape):
         rep.error(
-            code, f"{what} must be a JSON {kind}, not {_json_kind(value)}", arg.span, node=node, help=help_
+            code,
+            f"{what} must be a JSON {kind}, not {_json_kind(value)}",
+            arg.span,
+            node=node,
+            help=help_,
         )
         return None
     return value

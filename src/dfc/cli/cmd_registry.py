@@ -15,7 +15,12 @@ from dfc.plan.model import Plan
 from dfc.store.db import open_database
 from dfc.store.registry import deploy, load_plan, versions
 
-DB = click.option("--db", "db", metavar="URL", help="Database URL (default: DFC_DATABASE_URL, else the embedded server).")
+DB = click.option(
+    "--db",
+    "db",
+    metavar="URL",
+    help="Database URL (default: DFC_DATABASE_URL, else the embedded server).",
+)
 JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
@@ -40,9 +45,15 @@ def deploy_cmd(files: tuple[str, ...], db: str | None, as_json: bool, grammar: G
             assert comp.plan is not None
             results.append(deploy(conn, comp.plan))
     if as_json:
-        click.echo(json.dumps([
-            {"name": r.name, "version": r.version, "hash": r.hash, "created": r.created} for r in results
-        ], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {"name": r.name, "version": r.version, "hash": r.hash, "created": r.created}
+                    for r in results
+                ],
+                indent=2,
+            )
+        )
         return
     for r in results:
         if r.created:
@@ -67,7 +78,9 @@ def versions_cmd(name: str, db: str | None, as_json: bool) -> None:
         sys.exit(1)
     for v in rows:
         dev = " (dev)" if v.dev else ""
-        click.echo(f"{v.version:>4}  {v.hash[:12]}  {v.deployed_at:%Y-%m-%d %H:%M:%S%z}  {v.deployed_by}{dev}")
+        click.echo(
+            f"{v.version:>4}  {v.hash[:12]}  {v.deployed_at:%Y-%m-%d %H:%M:%S%z}  {v.deployed_by}{dev}"
+        )
 
 
 @click.command("diff")
@@ -82,12 +95,24 @@ def diff_cmd(name: str, v1: int, v2: int, db: str | None, as_json: bool) -> None
         _, p1 = load_plan(conn, name, v1)
         _, p2 = load_plan(conn, name, v2)
     a, b = _diffable(p1), _diffable(p2)
-    lines = list(difflib.unified_diff(a, b, fromfile=f"{name} v{v1}", tofile=f"{name} v{v2}", lineterm=""))
+    lines = list(
+        difflib.unified_diff(a, b, fromfile=f"{name} v{v1}", tofile=f"{name} v{v2}", lineterm="")
+    )
     if as_json:
-        click.echo(json.dumps({
-            "name": name, "from": v1, "to": v2, "same": p1.hash == p2.hash,
-            "from_hash": p1.hash, "to_hash": p2.hash, "diff": lines,
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "name": name,
+                    "from": v1,
+                    "to": v2,
+                    "same": p1.hash == p2.hash,
+                    "from_hash": p1.hash,
+                    "to_hash": p2.hash,
+                    "diff": lines,
+                },
+                indent=2,
+            )
+        )
         return
     if p1.hash == p2.hash:
         click.echo(f"{name} v{v1} and v{v2} have the same plan (hash {p1.hash[:12]})")
@@ -99,7 +124,10 @@ def diff_cmd(name: str, v1: int, v2: int, db: str | None, as_json: bool) -> None
 def _diffable(plan: Plan) -> list[str]:
     """Declared parameters and the explain tree with every step's text in full."""
     lines = explain_lines(plan, width=None)
-    params = [f"param {p.name} {p.type}" + (f" = {p.default!r}" if p.has_default else "") for p in plan.params]
+    params = [
+        f"param {p.name} {p.type}" + (f" = {p.default!r}" if p.has_default else "")
+        for p in plan.params
+    ]
     return params + lines
 
 

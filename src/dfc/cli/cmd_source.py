@@ -66,16 +66,32 @@ def _compiled(file: str, grammar: Grammar) -> tuple[Compilation, Plan]:
 
 @click.command("check")
 @click.argument("files", nargs=-1)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @GRAMMAR
-@click.option("--db", "db", metavar="URL", help="Also validate every SQL step against this database ('embedded' for the local one).")
-@click.option("--explain", "explain_code", metavar="CODE", help="Print the explanation of a diagnostic code and exit.")
-def check_cmd(files: tuple[str, ...], fmt: str, grammar: Grammar, db: str | None, explain_code: str | None) -> None:
+@click.option(
+    "--db",
+    "db",
+    metavar="URL",
+    help="Also validate every SQL step against this database ('embedded' for the local one).",
+)
+@click.option(
+    "--explain",
+    "explain_code",
+    metavar="CODE",
+    help="Print the explanation of a diagnostic code and exit.",
+)
+def check_cmd(
+    files: tuple[str, ...], fmt: str, grammar: Grammar, db: str | None, explain_code: str | None
+) -> None:
     """Check workflow files or folders of them (- reads standard input); exit 1 on errors."""
     if explain_code:
         text = codes.explain(explain_code)
         if text is None:
-            raise click.UsageError(f"unknown diagnostic code {explain_code}; codes look like DFC201")
+            raise click.UsageError(
+                f"unknown diagnostic code {explain_code}; codes look like DFC201"
+            )
         click.echo(text, nl=False)
         return
     if not files:
@@ -98,7 +114,9 @@ def _expand(files: tuple[str, ...]) -> list[str]:
         if f != "-" and p.is_dir():
             found = sorted(str(x) for x in p.rglob("*.df"))
             if not found:
-                raise DfcError(f"{f} contains no .df files", hint="pass workflow files or a folder with some")
+                raise DfcError(
+                    f"{f} contains no .df files", hint="pass workflow files or a folder with some"
+                )
             out.extend(found)
         else:
             out.append(f)
@@ -135,7 +153,9 @@ def parse_cmd(file: str, as_json: bool, grammar: Grammar) -> None:
 
 @click.command("fmt")
 @click.argument("files", nargs=-1, required=True)
-@click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file is not formatted.")
+@click.option(
+    "--check", "check_only", is_flag=True, help="Change nothing; exit 1 if a file is not formatted."
+)
 @click.option("--diff", "show_diff", is_flag=True, help="Print a diff instead of rewriting files.")
 def fmt_cmd(files: tuple[str, ...], check_only: bool, show_diff: bool) -> None:
     """Rewrite files in canonical form (- prints the formatted standard input)."""
@@ -176,7 +196,9 @@ def fmt_cmd(files: tuple[str, ...], check_only: bool, show_diff: bool) -> None:
 @click.command("explain")
 @click.argument("target")
 @GRAMMAR
-@click.option("--db", "db", metavar="URL", help="Database of the instance (when TARGET is an instance id).")
+@click.option(
+    "--db", "db", metavar="URL", help="Database of the instance (when TARGET is an instance id)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Node statuses as JSON (instances only).")
 def explain_cmd(target: str, grammar: Grammar, db: str | None, as_json: bool) -> None:
     """Show the plan tree of a FILE, or the live tree of an instance ID."""
@@ -203,7 +225,9 @@ def _looks_like_instance(target: str) -> bool:
 
 @click.command("graph")
 @click.argument("file")
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True
+)
 @GRAMMAR
 def graph_cmd(file: str, fmt: str, grammar: Grammar) -> None:
     """Print the step graph as Mermaid or Graphviz DOT."""

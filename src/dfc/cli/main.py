@@ -102,7 +102,9 @@ def _escape(text: str) -> str:
 
 @click.group(cls=DfcGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks for internal errors.")
-@click.option("--color/--no-color", default=None, help="Force or disable colour (default: on a terminal).")
+@click.option(
+    "--color/--no-color", default=None, help="Force or disable colour (default: on a terminal)."
+)
 @click.version_option(__version__, prog_name="dfc")
 @click.pass_context
 def main(ctx: click.Context, debug: bool, color: bool | None) -> None:

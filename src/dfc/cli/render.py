@@ -31,7 +31,9 @@ def render_text(diag: Diagnostic) -> Text:
     line, col = diag.span.start_line_col
     same_file = [lab for lab in diag.labels if lab.span.file.name == diag.span.file.name]
     other = [lab for lab in diag.labels if lab.span.file.name != diag.span.file.name]
-    marks = [(diag.span, "", style, "^")] + [(lab.span, lab.message, "bold blue", "-") for lab in same_file]
+    marks = [(diag.span, "", style, "^")] + [
+        (lab.span, lab.message, "bold blue", "-") for lab in same_file
+    ]
     gutter = len(str(max(m[0].start_line_col[0] for m in marks)))
     pad = " " * gutter
     out.append(f"{pad}--> ", style="bold blue")

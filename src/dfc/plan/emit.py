@@ -11,7 +11,8 @@ from typing import assert_never
 
 from dfc import ast
 from dfc.check.result import CheckedWorkflow
-from dfc.plan.model import JSON, Plan, PlanNode, PlanParam, SourceSpan
+from dfc.json_types import JSON
+from dfc.plan.model import Plan, PlanNode, PlanParam, SourceSpan
 from dfc.source import Span
 
 DEFAULT_HTTP_TIMEOUT = 30

@@ -202,7 +202,9 @@ def dot(plan: Plan) -> str:
         for lab, cid in edges:
             attrs = ""
             if lab:
-                attrs = f" [label={_dot_string(lab)}" + (", style=dashed]" if lab == "undo" else "]")
+                attrs = f" [label={_dot_string(lab)}" + (
+                    ", style=dashed]" if lab == "undo" else "]"
+                )
             out.append(f"    {node.id} -> {cid}{attrs};")
     out.append("}")
     return "\n".join(out) + "\n"

@@ -36,7 +36,9 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
+
+from dfc.json_types import JSON
 
 FORMAT = 1
 """The plan format this code reads and writes; bump on any incompatible change."""
@@ -59,8 +61,6 @@ NodeType = Literal[
 ]
 
 NODE_TYPES: tuple[str, ...] = NodeType.__args__  # type: ignore[attr-defined]
-
-JSON = Any
 
 
 class PlanFormatError(ValueError):
@@ -166,7 +166,10 @@ class PlanParam:
     @classmethod
     def from_json(cls, d: Mapping[str, JSON]) -> PlanParam:
         return cls(
-            name=d["name"], type=d.get("type", "text"), default=d.get("default"), has_default="default" in d
+            name=d["name"],
+            type=d.get("type", "text"),
+            default=d.get("default"),
+            has_default="default" in d,
         )
 
 

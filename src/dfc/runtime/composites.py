@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import repeat
-from typing import Any
 
+from dfc.json_types import JSON
 from dfc.plan.model import PlanNode
 from dfc.runtime import codes
 from dfc.runtime.errors import brief, with_path
@@ -39,8 +39,6 @@ from dfc.runtime.scope import Scope
 from dfc.runtime.state import NodeRecord, Prune, Store
 from dfc.runtime.timers import backoff
 from dfc.runtime.truth import truthy
-
-JSON = Any
 
 
 class Composites(Replay, abc.ABC):

@@ -7,11 +7,8 @@ branch, the retry with its attempts) when it came from inside one.
 
 from __future__ import annotations
 
-from typing import Any
-
+from dfc.json_types import JSON
 from dfc.plan.model import Plan
-
-JSON = Any
 
 
 def node_error(

@@ -20,13 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from operator import is_
-from typing import Any
 
 from dfc.runtime.prepared import Chain
 from dfc.runtime.scope import Scope
 from dfc.runtime.state import NodeRecord
-
-JSON = Any
 
 
 class Front:

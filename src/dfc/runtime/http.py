@@ -31,10 +31,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from dfc.json_types import JSON
 from dfc.runtime import codes
 from dfc.runtime.state import HttpRequest
 
-JSON = Any
 ENV_ALLOW = "DFC_HTTP_ALLOW"
 MAX_BODY = 10 * 1024 * 1024
 """Largest response body accepted (bytes); larger ones fail the step rather than the worker."""

@@ -46,8 +46,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, assert_never
+from typing import assert_never
 
+from dfc.json_types import JSON
 from dfc.plan.model import Plan, PlanNode
 from dfc.runtime import codes
 from dfc.runtime.composites import Composites
@@ -72,9 +73,6 @@ from dfc.runtime.scope import Scope
 from dfc.runtime.state import Action, Evaluation, NodeRecord, RunHttp, RunSql, Signal
 from dfc.runtime.substitute import SubstitutionError, substitute_raw, substitute_sql
 from dfc.runtime.timers import next_fire
-
-JSON = Any
-
 
 # -- evaluation -----------------------------------------------------------------------------------
 

@@ -7,13 +7,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from dfc.json_types import JSON
 from dfc.runtime.scope import Scope
 from dfc.runtime.state import Action
 from dfc.runtime.truth import is_row_set, truthy
-
-JSON = Any
 
 # Outcome states of a walked subtree.
 RUNNING, WAITING, DONE, FAILED, BROKEN = range(5)

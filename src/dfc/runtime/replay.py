@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
+from dfc.json_types import JSON
 from dfc.plan.model import Plan, PlanNode
 from dfc.runtime.errors import node_error
 from dfc.runtime.frontier import Memo
@@ -22,8 +22,6 @@ from dfc.runtime.prepared import Prepared
 from dfc.runtime.scope import Scope
 from dfc.runtime.state import Cancel, NodeRecord, Prune, RunHttp, RunSql, Signal, Store
 from dfc.runtime.substitute import SubstitutionError
-
-JSON = Any
 
 
 class Replay:

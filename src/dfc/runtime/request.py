@@ -7,8 +7,8 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from typing import Any
 
+from dfc.json_types import JSON
 from dfc.plan.model import PlanNode
 from dfc.runtime.keys import idempotency_key
 from dfc.runtime.state import HttpRequest
@@ -19,7 +19,6 @@ from dfc.runtime.substitute import (
     substitute_raw,
 )
 
-JSON = Any
 DEFAULT_TIMEOUT = 30.0
 
 

@@ -9,9 +9,9 @@ binding visible on the path).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
-JSON = Any
+from dfc.json_types import JSON
 
 
 class Scope(Mapping[str, JSON]):

@@ -44,9 +44,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-JSON = Any
+from dfc.json_types import JSON
 
 RecordStatus = Literal[
     "running", "waiting", "completed", "failed", "cancelled", "skipped", "decided"

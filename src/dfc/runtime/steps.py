@@ -33,6 +33,7 @@ from dfc.plan.model import Plan
 from dfc.runtime import faults
 from dfc.runtime.state import NodeRecord, RunHttp, RunSql, Store
 from dfc.runtime.values import sql_result_async
+from dfc.sqlquote import quote_literal
 
 AConn = psycopg.AsyncConnection[Any]
 
@@ -47,10 +48,7 @@ PRUNE_STATE = "DELETE FROM dfc.node_state WHERE instance_id = {} AND key = ANY({
 PRUNE_HISTORY = "DELETE FROM dfc.history WHERE instance_id = {} AND key = ANY({}::text[])"
 
 
-def quote(text: str) -> str:
-    """A SQL string literal. Worker sessions run with standard_conforming_strings = on, so only
-    quotes need doubling; NUL cannot occur (neither text values nor JSON text hold one)."""
-    return "'" + text.replace("'", "''") + "'"
+quote = quote_literal
 
 
 def literal(value: Any, *, as_json: str | None = None) -> str:

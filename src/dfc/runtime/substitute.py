@@ -27,17 +27,15 @@ module gets a mapping from name to result.
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Mapping
-from typing import Any, Literal, assert_never
+from typing import Literal, assert_never
 
+from dfc.json_types import JSON
 from dfc.references import REFERENCE
 from dfc.runtime import codes
 from dfc.runtime.truth import is_row_set
-
-JSON = Any
+from dfc.sqlquote import dumps, quote_ident, quote_literal, sql_literal
 
 MAX_INLINE_ROWS = 10_000
 """`$name.*` in SQL expands to at most this many rows (SPEC §1.4)."""
@@ -444,57 +442,7 @@ def _describe(result: JSON) -> str:
 # -- rendering ------------------------------------------------------------------------------------
 
 
-def _dumps(value: JSON) -> str:
-    """Compact JSON text (non-finite floats, which JSON cannot hold, as null)."""
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except ValueError:
-        return json.dumps(_finite(value), ensure_ascii=False, separators=(",", ":"))
-
-
-def _finite(value: JSON) -> JSON:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value
-
-
-def quote_literal(text: str) -> str:
-    """A SQL string literal for `text` (standard_conforming_strings on: only ``'`` is special)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def quote_ident(name: str) -> str:
-    """A SQL quoted identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def sql_literal(value: JSON) -> str:
-    """One SQL literal for a JSON value: NULL, true/false, bare numbers (negative ones in
-    parentheses, so ``1-$x`` never becomes a ``--`` comment), quoted strings, quoted JSON."""
-    if value is None:
-        return "NULL"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
-        return str(value) if value >= 0 else f"({value})"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return (
-                "'NaN'::float8"
-                if math.isnan(value)
-                else f"'{'-' if value < 0 else ''}Infinity'::float8"
-            )
-        text = repr(value)
-        return text if not text.startswith("-") else f"({text})"
-    if isinstance(value, str):
-        return quote_literal(value)
-    return quote_literal(_dumps(value))
+_dumps = dumps
 
 
 def raw_text(value: JSON) -> str:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
-JSON = Any
+from dfc.json_types import JSON
 
 _FALSE_WORDS = frozenset({"", "false", "f", "no", "0"})
 # A plain decimal number: compared by value ("0.00" is false), while "nan" or "inf" are just words.

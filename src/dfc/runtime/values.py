@@ -36,7 +36,7 @@ from psycopg.abc import AdaptContext, Buffer
 from psycopg.adapt import Loader
 from psycopg.pq import Format
 
-JSON = Any
+from dfc.json_types import JSON
 
 # Types whose default psycopg loaders already produce the JSON value we want.
 _KEEP = frozenset({"bool", "int2", "int4", "int8", "json", "jsonb"})

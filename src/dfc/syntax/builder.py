@@ -49,10 +49,22 @@ from dfc.syntax.values import (
 MAX_DEPTH = 256
 _PARAM_TYPES = get_args(ast.ParamType)
 _TYPE_ALIASES = {
-    "integer": "int", "int4": "int", "int8": "int", "bigint": "int", "smallint": "int",
-    "boolean": "bool", "jsonb": "json", "varchar": "text", "string": "text", "str": "text",
-    "float": "numeric", "decimal": "numeric", "real": "numeric", "double": "numeric",
-    "identifier": "ident", "regclass": "ident",
+    "integer": "int",
+    "int4": "int",
+    "int8": "int",
+    "bigint": "int",
+    "smallint": "int",
+    "boolean": "bool",
+    "jsonb": "json",
+    "varchar": "text",
+    "string": "text",
+    "str": "text",
+    "float": "numeric",
+    "decimal": "numeric",
+    "real": "numeric",
+    "double": "numeric",
+    "identifier": "ident",
+    "regclass": "ident",
 }
 _DECL_KEYWORD_RE = re.compile(r"(?i)\s*(param|def|import)\b")
 
@@ -71,8 +83,25 @@ class Builder:
 
     # -- plumbing -------------------------------------------------------------------------------
 
-    def error(self, code: str, message: str, span: Span, *, help: str | None = None, labels: tuple[Label, ...] = ()) -> None:
-        self.diags.append(Diagnostic(code=code, severity=Severity.ERROR, message=message, span=span, labels=labels, help=help))
+    def error(
+        self,
+        code: str,
+        message: str,
+        span: Span,
+        *,
+        help: str | None = None,
+        labels: tuple[Label, ...] = (),
+    ) -> None:
+        self.diags.append(
+            Diagnostic(
+                code=code,
+                severity=Severity.ERROR,
+                message=message,
+                span=span,
+                labels=labels,
+                help=help,
+            )
+        )
 
     def span(self, meta: Meta) -> Span:
         if getattr(meta, "empty", True):
@@ -152,7 +181,11 @@ class Builder:
         if isinstance(raw, ast.Str):
             # A string in node position is exactly df.sql('...'): its cast must be a text type.
             if kind_problem(raw, "text", True) is not None:
-                self.error(codes.LITERAL_TYPE, f"{where} is a SQL step and must be text, found a string cast to {raw.cast}", raw.span)
+                self.error(
+                    codes.LITERAL_TYPE,
+                    f"{where} is a SQL step and must be text, found a string cast to {raw.cast}",
+                    raw.span,
+                )
                 return self.nest(ast.Invalid(span=raw.span), [])
             return self.nest(ast.Sql(query=raw, span=raw.span), [])
         if isinstance(raw, ast.Num | ast.Null | ast.Bool):
@@ -194,7 +227,9 @@ class Builder:
             return None
         problem = kind_problem(raw, kind, required)
         if problem is not None:
-            self.error(codes.LITERAL_TYPE, f"{where} must be {problem}, found {describe(raw)}", raw.span)
+            self.error(
+                codes.LITERAL_TYPE, f"{where} must be {problem}, found {describe(raw)}", raw.span
+            )
             return None
         return raw
 
@@ -216,7 +251,9 @@ class Builder:
             hint = "result names match [A-Za-z_][A-Za-z0-9_]*"
             if raw.value.startswith("$") and RESULT_NAME_RE.fullmatch(raw.value[1:]):
                 hint = f"write the name without '$': '{raw.value[1:]}' (it is referenced as {raw.value})"
-            self.error(codes.BAD_RESULT_NAME, f"invalid result name {raw.value!r}", raw.span, help=hint)
+            self.error(
+                codes.BAD_RESULT_NAME, f"invalid result name {raw.value!r}", raw.span, help=hint
+            )
             return None
         return raw
 
@@ -229,8 +266,15 @@ class Builder:
             from dfc.source import TextMap
 
             text = str(tok)
-            return ast.Str(value=text, cast=casts(kids[1:]), span=self.span(meta), text_map=TextMap(((0, start_of(tok)),), len(text)))
-        return ast.Str(value=sv.value, cast=casts(kids[1:]), span=self.span(meta), text_map=sv.text_map)
+            return ast.Str(
+                value=text,
+                cast=casts(kids[1:]),
+                span=self.span(meta),
+                text_map=TextMap(((0, start_of(tok)),), len(text)),
+            )
+        return ast.Str(
+            value=sv.value, cast=casts(kids[1:]), span=self.span(meta), text_map=sv.text_map
+        )
 
     def b_number(self, meta: Meta, kids: list[Any]) -> ast.Num:
         sign = "-" if kids[0] is not None else ""
@@ -253,7 +297,15 @@ class Builder:
             elif isinstance(k, str) and k.startswith("("):
                 out += k
             elif isinstance(k, Token):
-                out += "." if k.type == "DOT" else "[" if k.type == "LSQB" else "]" if k.type == "RSQB" else str(k)
+                out += (
+                    "."
+                    if k.type == "DOT"
+                    else "["
+                    if k.type == "LSQB"
+                    else "]"
+                    if k.type == "RSQB"
+                    else str(k)
+                )
         return out
 
     def b_type_word(self, meta: Meta, kids: list[Any]) -> Word:
@@ -289,7 +341,11 @@ class Builder:
         else:
             node = cls(branches=(a, b), span=sp)
         # A left operand of the same operator continues the chain: no extra nesting level.
-        same = a if type(a) is cls and not (isinstance(a, ast.Join | ast.Race) and len(a.branches) != 2) else None
+        same = (
+            a
+            if type(a) is cls and not (isinstance(a, ast.Join | ast.Race) and len(a.branches) != 2)
+            else None
+        )
         return self.nest(node, [b] if same is not None else [a, b], same_left=same)
 
     def b_seq(self, meta: Meta, kids: list[Any]) -> ast.Expr:
@@ -312,19 +368,28 @@ class Builder:
         if name is None:
             return self.nest(ast.Invalid(span=sp), [node])
         same = node if isinstance(node, ast.Bind) else None
-        return self.nest(ast.Bind(node=node, name=name, span=sp), [] if same else [node], same_left=same)
+        return self.nest(
+            ast.Bind(node=node, name=name, span=sp), [] if same else [node], same_left=same
+        )
 
     def b_if_else(self, meta: Meta, kids: list[Any]) -> ast.Expr:
         c, _t, t, _e, e = kids
         sp = self.span(meta)
-        parts = [self.as_node(c, "the condition of '?>'", sp), self.as_node(t, "the then branch of '?>'", sp), self.as_node(e, "the else branch of '!>'", sp)]
+        parts = [
+            self.as_node(c, "the condition of '?>'", sp),
+            self.as_node(t, "the then branch of '?>'", sp),
+            self.as_node(e, "the else branch of '!>'", sp),
+        ]
         return self.nest(ast.If(cond=parts[0], then=parts[1], orelse=parts[2], span=sp), parts)
 
     def b_if_then(self, meta: Meta, kids: list[Any]) -> ast.Expr:
         # `c ?> t` without `!>`: kept as If(orelse=None); the checker reports it.
         c, _t, t = kids
         sp = self.span(meta)
-        parts = [self.as_node(c, "the condition of '?>'", sp), self.as_node(t, "the then branch of '?>'", sp)]
+        parts = [
+            self.as_node(c, "the condition of '?>'", sp),
+            self.as_node(t, "the then branch of '?>'", sp),
+        ]
         return self.nest(ast.If(cond=parts[0], then=parts[1], orelse=None, span=sp), parts)
 
     def b_pg_else(self, meta: Meta, kids: list[Any]) -> ast.Expr:
@@ -337,12 +402,19 @@ class Builder:
                 codes.ELSE_WITHOUT_IF,
                 f"'!>' needs an incomplete '?>' on its left, found {describe(left)}",
                 self.tspan(op),
-                labels=(Label(self.raw_span(left, sp), "with pg_durable's flat precedence, this is the left side of '!>'"),),
+                labels=(
+                    Label(
+                        self.raw_span(left, sp),
+                        "with pg_durable's flat precedence, this is the left side of '!>'",
+                    ),
+                ),
                 help="all operators share one precedence here: add parentheses, e.g. c ?> (t ~> u) !> e",
             )
             return self.nest(ast.Invalid(span=sp), [])
         e = self.as_node(right, "the else branch of '!>'", sp)
-        return self.nest(ast.If(cond=left.cond, then=left.then, orelse=e, span=sp), [left.cond, left.then, e])
+        return self.nest(
+            ast.If(cond=left.cond, then=left.then, orelse=e, span=sp), [left.cond, left.then, e]
+        )
 
     def b_loop(self, meta: Meta, kids: list[Any]) -> ast.Expr:
         sp = self.span(meta)
@@ -372,7 +444,11 @@ class Builder:
                 named_seen = True
                 continue
             if named_seen:
-                self.error(codes.POSITIONAL_AFTER_NAMED, f"positional argument after a named one in {fname}", self.raw_span(a, call))
+                self.error(
+                    codes.POSITIONAL_AFTER_NAMED,
+                    f"positional argument after a named one in {fname}",
+                    self.raw_span(a, call),
+                )
                 ok = False
             positional.append(a)
         params = list(sig.params)
@@ -403,7 +479,9 @@ class Builder:
                     codes.UNKNOWN_ARG,
                     f"{fname} has no parameter named {a.name!r}",
                     a.span,
-                    help=f"did you mean {near[0]!r}? usage: {sig.describe()}" if near else f"usage: {sig.describe()}",
+                    help=f"did you mean {near[0]!r}? usage: {sig.describe()}"
+                    if near
+                    else f"usage: {sig.describe()}",
                 )
                 ok = False
             elif key in bound:
@@ -412,7 +490,9 @@ class Builder:
             else:
                 bound[key] = a.value
         missing = [p.name for p in params if p.required and p.name not in bound]
-        recovered = any(isinstance(a.value if isinstance(a, Named) else a, ast.Invalid) for a in args)
+        recovered = any(
+            isinstance(a.value if isinstance(a, Named) else a, ast.Invalid) for a in args
+        )
         if missing and ok and not recovered:  # after a syntax error inside the call, arity is moot
             n = sig.min_args
             self.error(
@@ -451,7 +531,9 @@ class Builder:
                     codes.UNKNOWN_FUNCTION,
                     f"unknown function df.{name}",
                     self.tspan(tok),
-                    help=f"did you mean df.{near[0]}?" if near else "see SPEC §1.3 for the built-in functions",
+                    help=f"did you mean df.{near[0]}?"
+                    if near
+                    else "see SPEC §1.3 for the built-in functions",
                 )
             return self.nest(ast.Invalid(span=sp), [])
         bound = self.bind_args(sig, args, sp)
@@ -490,7 +572,9 @@ class Builder:
             case "as":
                 node = ast.Bind(node=v["fut"], name=v["name"], span=sp)
             case "join" | "join3":
-                node = ast.Join(branches=(v["a"], v["b"], *([v["c"]] if "c" in v else []), *rest), span=sp)
+                node = ast.Join(
+                    branches=(v["a"], v["b"], *([v["c"]] if "c" in v else []), *rest), span=sp
+                )
             case "race":
                 node = ast.Race(branches=(v["a"], v["b"]), span=sp)
             case "if":
@@ -508,13 +592,32 @@ class Builder:
             case "wait_for_signal":
                 node = ast.WaitSignal(name=v["name"], timeout=v["timeout"], span=sp)
             case "http":
-                node = ast.Http(url=v["url"], method=v["method"], body=v["body"], headers=v["headers"], timeout=v["timeout"], span=sp)
+                node = ast.Http(
+                    url=v["url"],
+                    method=v["method"],
+                    body=v["body"],
+                    headers=v["headers"],
+                    timeout=v["timeout"],
+                    span=sp,
+                )
             case "http_multipart":
-                node = ast.HttpMultipart(url=v["url"], method=v["method"], parts=v["parts"], headers=v["headers"], timeout=v["timeout"], span=sp)
+                node = ast.HttpMultipart(
+                    url=v["url"],
+                    method=v["method"],
+                    parts=v["parts"],
+                    headers=v["headers"],
+                    timeout=v["timeout"],
+                    span=sp,
+                )
             case "retry":
                 node = ast.Retry(
-                    node=v["node"], attempts=v["attempts"], backoff=v["backoff"], factor=v["factor"],
-                    max_backoff=v["max_backoff"], jitter=v["jitter"], span=sp,
+                    node=v["node"],
+                    attempts=v["attempts"],
+                    backoff=v["backoff"],
+                    factor=v["factor"],
+                    max_backoff=v["max_backoff"],
+                    jitter=v["jitter"],
+                    span=sp,
                 )
             case "timeout":
                 node = ast.Timeout(node=v["node"], seconds=v["seconds"], span=sp)
@@ -541,7 +644,11 @@ class Builder:
                 value, name, asp = a.value, a.name, a.span
             else:
                 if named:
-                    self.error(codes.POSITIONAL_AFTER_NAMED, f"positional argument after a named one in {tok}(...)", self.raw_span(a, sp))
+                    self.error(
+                        codes.POSITIONAL_AFTER_NAMED,
+                        f"positional argument after a named one in {tok}(...)",
+                        self.raw_span(a, sp),
+                    )
                     ok = False
                 value, name, asp = a, None, self.raw_span(a, sp)
             if isinstance(value, StartCall):
@@ -551,7 +658,9 @@ class Builder:
             out.append(ast.Arg(value=value, name=name, span=asp))
         if not ok:
             return self.nest(ast.Invalid(span=sp), [])
-        return self.nest(ast.TemplateCall(name=str(tok), args=tuple(out), span=sp), [a.value for a in out])
+        return self.nest(
+            ast.TemplateCall(name=str(tok), args=tuple(out), span=sp), [a.value for a in out]
+        )
 
     # -- statements -----------------------------------------------------------------------------
 
@@ -573,13 +682,21 @@ class Builder:
             if isinstance(value, ast.Invalid):
                 continue
             if not isinstance(value, LIT_TYPES):
-                self.error(codes.BAD_START, f"the {key} of df.start must be a literal, found {describe(value)}", self.raw_span(value, raw.span))
+                self.error(
+                    codes.BAD_START,
+                    f"the {key} of df.start must be a literal, found {describe(value)}",
+                    self.raw_span(value, raw.span),
+                )
                 continue
             if key == "label":
                 if isinstance(value, ast.Str):
                     label = value
                 elif not isinstance(value, ast.Null):
-                    self.error(codes.BAD_START, f"the label of df.start must be a string, found {describe(value)}", value.span)
+                    self.error(
+                        codes.BAD_START,
+                        f"the label of df.start must be a string, found {describe(value)}",
+                        value.span,
+                    )
                 continue
             options.append(ast.Option(name=key, value=value, span=value.span))
         return ast.Workflow(body=body, label=label, options=tuple(options), span=sp)
@@ -593,12 +710,16 @@ class Builder:
             if word in _PARAM_TYPES:
                 ptype = word
             else:
-                alias = _TYPE_ALIASES.get(word) or next(iter(difflib.get_close_matches(word, _PARAM_TYPES, n=1)), None)
+                alias = _TYPE_ALIASES.get(word) or next(
+                    iter(difflib.get_close_matches(word, _PARAM_TYPES, n=1)), None
+                )
                 self.error(
                     codes.BAD_PARAM,
                     f"unknown parameter type {str(type_tok)!r}",
                     self.tspan(type_tok),
-                    help=(f"did you mean {alias}? " if alias else "") + "types are " + ", ".join(_PARAM_TYPES),
+                    help=(f"did you mean {alias}? " if alias else "")
+                    + "types are "
+                    + ", ".join(_PARAM_TYPES),
                 )
         lit: ast.Lit | None = None
         if default is not None and not isinstance(default, ast.Invalid):
@@ -646,7 +767,12 @@ class Builder:
                     p.span,
                     help="put the parameters with defaults last",
                 )
-        return ast.Def(name=str(name_tok), params=tuple(params), body=self.as_node(body, f"the body of {name_tok}", sp), span=sp)
+        return ast.Def(
+            name=str(name_tok),
+            params=tuple(params),
+            body=self.as_node(body, f"the body of {name_tok}", sp),
+            span=sp,
+        )
 
     def b_import_decl(self, meta: Meta, kids: list[Any]) -> ast.Import | None:
         raw = kids[1]
@@ -695,7 +821,12 @@ class Builder:
             )
         if not decls and not workflows:
             if not bad and not any(d.is_error for d in self.diags):  # else a consequence
-                self.error(codes.EMPTY_FILE, "the file has no workflow and no declarations", Span(self.file, 0, 0), help="write a workflow, e.g. df.sleep(1) ~> 'SELECT 1'")
+                self.error(
+                    codes.EMPTY_FILE,
+                    "the file has no workflow and no declarations",
+                    Span(self.file, 0, 0),
+                    help="write a workflow, e.g. df.sleep(1) ~> 'SELECT 1'",
+                )
             return None
         workflow = workflows[0] if workflows else None
         if not decls and workflow is not None and isinstance(workflow.body, ast.Invalid):
@@ -703,5 +834,3 @@ class Builder:
         return ast.Module(decls=tuple(decls), workflow=workflow, span=whole)
 
     b_pg_start = b_start
-
-

@@ -59,13 +59,27 @@ SIGNATURES: dict[str, Signature] = {
         _sig("join", ParamSpec("a", "node"), ParamSpec("b", "node"), variadic=True),
         _sig("join3", ParamSpec("a", "node"), ParamSpec("b", "node"), ParamSpec("c", "node")),
         _sig("race", ParamSpec("a", "node"), ParamSpec("b", "node")),
-        _sig("if", ParamSpec("condition", "node"), ParamSpec("then", "node"), ParamSpec("else", "node")),
-        _sig("if_rows", ParamSpec("result_name", "text"), ParamSpec("then", "node"), ParamSpec("else", "node")),
+        _sig(
+            "if",
+            ParamSpec("condition", "node"),
+            ParamSpec("then", "node"),
+            ParamSpec("else", "node"),
+        ),
+        _sig(
+            "if_rows",
+            ParamSpec("result_name", "text"),
+            ParamSpec("then", "node"),
+            ParamSpec("else", "node"),
+        ),
         _sig("loop", ParamSpec("body", "node"), ParamSpec("condition", "node", required=False)),
         _sig("break", ParamSpec("value", "any", required=False)),
         _sig("sleep", ParamSpec("seconds", "int")),
         _sig("wait_for_schedule", ParamSpec("cron_expr", "text")),
-        _sig("wait_for_signal", ParamSpec("name", "text"), ParamSpec("timeout", "int", required=False)),
+        _sig(
+            "wait_for_signal",
+            ParamSpec("name", "text"),
+            ParamSpec("timeout", "int", required=False),
+        ),
         _sig(
             "http",
             ParamSpec("url", "text"),
@@ -108,9 +122,22 @@ START = _sig(
 # pg_durable's SQL API: real functions, but not workflow steps.
 SQL_API = frozenset(
     {
-        "signal", "cancel", "status", "result", "await_instance", "setvar", "getvar", "unsetvar",
-        "clearvars", "list_instances", "instance_info", "instance_nodes", "explain", "metrics",
-        "grant_usage", "revoke_usage",
+        "signal",
+        "cancel",
+        "status",
+        "result",
+        "await_instance",
+        "setvar",
+        "getvar",
+        "unsetvar",
+        "clearvars",
+        "list_instances",
+        "instance_info",
+        "instance_nodes",
+        "explain",
+        "metrics",
+        "grant_usage",
+        "revoke_usage",
     }
 )
 
@@ -119,13 +146,21 @@ UNSUPPORTED = {
     "with_http_options": "dfc does not support df.with_http_options yet",
 }
 UNSUPPORTED_PARAMS = {
-    ("loop", "continue_on_failure"): "dfc does not support continue_on_failure yet; wrap the body in df.retry(...) instead",
+    (
+        "loop",
+        "continue_on_failure",
+    ): "dfc does not support continue_on_failure yet; wrap the body in df.retry(...) instead",
 }
 
 # Cast type names by the literal kind they produce (for kind checks of `'5'::int` and the like).
 CAST_KINDS: dict[str, Kind] = {
     **dict.fromkeys(("int", "integer", "int2", "int4", "int8", "smallint", "bigint"), "int"),
-    **dict.fromkeys(("numeric", "decimal", "real", "float4", "float8", "double precision"), "numeric"),
+    **dict.fromkeys(
+        ("numeric", "decimal", "real", "float4", "float8", "double precision"), "numeric"
+    ),
     **dict.fromkeys(("bool", "boolean"), "bool"),
-    **dict.fromkeys(("text", "varchar", "character varying", "char", "character", "json", "jsonb", "name"), "text"),
+    **dict.fromkeys(
+        ("text", "varchar", "character varying", "char", "character", "json", "jsonb", "name"),
+        "text",
+    ),
 }

@@ -106,7 +106,11 @@ def attach(module: ast.Module) -> CommentNotes:
         line_start = text.rfind("\n", 0, c.start) + 1
         if text[line_start : c.start].strip():
             best = None
-            if last is not None and last[1].block and not text[last[1].end : c.start].strip(" \t,;)"):
+            if (
+                last is not None
+                and last[1].block
+                and not text[last[1].end : c.start].strip(" \t,;)")
+            ):
                 best = last[0]  # `x /* a */ /* b */`: both trail x
             else:
                 k = bisect.bisect_right(ends, c.start) - 1

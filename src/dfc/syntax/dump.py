@@ -15,7 +15,9 @@ _SKIP = ("span", "text_map")
 
 
 def _fields(node: Any) -> list[tuple[str, Any]]:
-    return [(f.name, getattr(node, f.name)) for f in dataclasses.fields(node) if f.name not in _SKIP]
+    return [
+        (f.name, getattr(node, f.name)) for f in dataclasses.fields(node) if f.name not in _SKIP
+    ]
 
 
 def _is_node(value: Any) -> bool:
@@ -51,7 +53,10 @@ def to_json(node: Any) -> dict[str, Any]:
                     if _is_node(item) and id(item) not in done:
                         stack.append((item, False))
             continue
-        out: dict[str, Any] = {"kind": type(n).__name__, "span": _span_json(getattr(n, "span", None))}
+        out: dict[str, Any] = {
+            "kind": type(n).__name__,
+            "span": _span_json(getattr(n, "span", None)),
+        }
         for name, v in fields:
             if isinstance(v, tuple):
                 out[name] = [done[id(x)] if _is_node(x) else x for x in v]
@@ -77,9 +82,9 @@ def _pos(span: Span | None) -> str:
 def dump(node: Any, *, spans: bool = True) -> str:
     """A readable indented tree, one node per line with its scalar fields and its span::
 
-        Seq @3:5-4:20
-          left: Sql @3:5-3:15
-            query: Str 'SELECT 1' @3:5-3:15
+    Seq @3:5-4:20
+      left: Sql @3:5-3:15
+        query: Str 'SELECT 1' @3:5-3:15
     """
     lines: list[str] = []
     stack: list[tuple[Any, int, str]] = [(node, 0, "")]
@@ -98,7 +103,11 @@ def dump(node: Any, *, spans: bool = True) -> str:
             elif _is_node(v):
                 kids.append((name, v))
             elif v is not None:
-                scalars.append(repr(v) if name in ("value", "text") and len(_fields(n)) <= 2 else f"{name}={v!r}")
+                scalars.append(
+                    repr(v)
+                    if name in ("value", "text") and len(_fields(n)) <= 2
+                    else f"{name}={v!r}"
+                )
         head = "  " * depth + (f"{label}: " if label else "") + type(n).__name__
         if scalars:
             head += " " + " ".join(scalars)

@@ -16,7 +16,19 @@ from dfc.syntax import codes
 from dfc.syntax.lexer import end_of, operator_text, start_of
 
 EXPR_START = frozenset(
-    {"STRING", "NUMBER", "IDENT", "DFNAME", "_LPAR", "LOOP", "NULL", "TRUE", "FALSE", "MINUS", "ERROR"}
+    {
+        "STRING",
+        "NUMBER",
+        "IDENT",
+        "DFNAME",
+        "_LPAR",
+        "LOOP",
+        "NULL",
+        "TRUE",
+        "FALSE",
+        "MINUS",
+        "ERROR",
+    }
 )
 _BINOPS = frozenset({"SEQ", "BIND", "AMP", "PIPE", "THEN", "ELSE", "UNDO"})
 _STMT_START = frozenset({"PARAM", "DEF", "IMPORT", "SELECT"})
@@ -25,8 +37,24 @@ _OPERAND_START = EXPR_START - {"IDENT", "MINUS"}
 _NODE_WORDS = "a node, e.g. a 'SQL string' or df.sleep(...)"
 _SQL_WORDS = frozenset(
     {
-        "insert", "update", "delete", "with", "create", "vacuum", "analyze", "alter", "drop",
-        "truncate", "call", "refresh", "reindex", "cluster", "copy", "notify", "lock", "grant",
+        "insert",
+        "update",
+        "delete",
+        "with",
+        "create",
+        "vacuum",
+        "analyze",
+        "alter",
+        "drop",
+        "truncate",
+        "call",
+        "refresh",
+        "reindex",
+        "cluster",
+        "copy",
+        "notify",
+        "lock",
+        "grant",
     }
 )
 _PUNCT_WORDS = {
@@ -111,20 +139,35 @@ def describe_error(
     found = describe_found(tok)
     prev_kind = prev.type if prev is not None else ""
 
-    def diag(code: str, message: str, help: str | None = None, at: Span | None = None, labels: tuple[Label, ...] = ()) -> Diagnostic:
-        return Diagnostic(code=code, severity=Severity.ERROR, message=message, span=at or span, labels=labels, help=help)
+    def diag(
+        code: str,
+        message: str,
+        help: str | None = None,
+        at: Span | None = None,
+        labels: tuple[Label, ...] = (),
+    ) -> Diagnostic:
+        return Diagnostic(
+            code=code,
+            severity=Severity.ERROR,
+            message=message,
+            span=at or span,
+            labels=labels,
+            help=help,
+        )
 
     if kind == "STRING" and prev_kind == "STRING" and "STRING" not in expected:
         return diag(
             codes.ADJACENT_STRINGS,
             "two string literals on one line are not concatenated",
-            labels=(Label(Span(file, start_of(prev), end_of(prev)), "the previous literal"),) if prev is not None else (),
+            labels=(Label(Span(file, start_of(prev), end_of(prev)), "the previous literal"),)
+            if prev is not None
+            else (),
             help="put ',' or an operator between them, or start the second on a new line to concatenate (SQL rule)",
         )
     if kind == "QIDENT":
         return diag(
             codes.DOUBLE_QUOTED,
-            f'{tok} is a quoted identifier in SQL, not a string',
+            f"{tok} is a quoted identifier in SQL, not a string",
             help="write strings with single quotes ('...') or dollar quotes ($$...$$)",
         )
     if kind == "ELSE" and "ELSE" not in expected and not expected & _OPERAND_START:
@@ -140,11 +183,14 @@ def describe_error(
             help=f"write {prev} => value",
         )
     if kind == "_RPAR" and not open_parens:
-        return diag(codes.UNMATCHED_PAREN, "unmatched ')'", help="remove it, or add the '(' it should close")
+        return diag(
+            codes.UNMATCHED_PAREN, "unmatched ')'", help="remove it, or add the '(' it should close"
+        )
     if kind in ("_SEMI", "$END") and open_parens and not expected & EXPR_START:
         opener = open_parens[-1]
         labels = tuple(
-            Label(Span(file, start_of(p), end_of(p)), "this '(' is not closed") for p in reversed(open_parens[-3:])
+            Label(Span(file, start_of(p), end_of(p)), "this '(' is not closed")
+            for p in reversed(open_parens[-3:])
         )
         n = len(open_parens)
         what = "a ')'" if n == 1 else f"{n} ')'"
@@ -155,9 +201,17 @@ def describe_error(
             labels=labels,
         )
     if kind == "_RPAR" and prev_kind == "_COMMA":
-        return diag(codes.TRAILING_COMMA, "trailing comma before ')'", help="remove the last comma, or add the missing argument")
+        return diag(
+            codes.TRAILING_COMMA,
+            "trailing comma before ')'",
+            help="remove the last comma, or add the missing argument",
+        )
     if kind == "DCOLON":
-        return diag(codes.SYNTAX, "a ::type cast applies to a literal only", help="remove the cast, or move it inside the SQL text")
+        return diag(
+            codes.SYNTAX,
+            "a ::type cast applies to a literal only",
+            help="remove the cast, or move it inside the SQL text",
+        )
     if kind == "SELECT" and "SELECT" not in expected and nxt is not None and nxt.type == "DFNAME":
         return diag(
             codes.SYNTAX,
@@ -165,7 +219,11 @@ def describe_error(
             help="remove SELECT here",
         )
     if kind == "SELECT" and "SELECT" not in expected:
-        return diag(codes.BARE_SQL, "SQL must be written as a string", help="quote the statement: 'SELECT ...' or $$SELECT ...$$")
+        return diag(
+            codes.BARE_SQL,
+            "SQL must be written as a string",
+            help="quote the statement: 'SELECT ...' or $$SELECT ...$$",
+        )
     if (
         prev is not None
         and prev_kind == "IDENT"
@@ -180,9 +238,17 @@ def describe_error(
         )
     if expected & _OPERAND_START and kind not in EXPR_START:
         if prev_kind == "BIND":
-            return diag(codes.MISSING_OPERAND, f"expected a result name after '|=>', found {found}", help="e.g. ... |=> 'rows'")
+            return diag(
+                codes.MISSING_OPERAND,
+                f"expected a result name after '|=>', found {found}",
+                help="e.g. ... |=> 'rows'",
+            )
         if prev_kind == "_LPAR" and kind == "_RPAR" and not in_call:
-            return diag(codes.MISSING_OPERAND, "empty parentheses: expected a node inside", help="put a step inside, e.g. ('SELECT 1')")
+            return diag(
+                codes.MISSING_OPERAND,
+                "empty parentheses: expected a node inside",
+                help="put a step inside, e.g. ('SELECT 1')",
+            )
         after = ""
         op = operator_text(prev_kind)
         if op is not None:
@@ -192,7 +258,13 @@ def describe_error(
         elif prev_kind in ("EQ", "ARROW"):
             after = f" after {describe_found(prev) if prev is not None else ''}"
         return diag(codes.MISSING_OPERAND, f"expected {_NODE_WORDS}{after}, found {found}")
-    if in_decl and not open_parens and "_SEMI" in expected and prev is not None and (kind in EXPR_START or kind in _STMT_START):
+    if (
+        in_decl
+        and not open_parens
+        and "_SEMI" in expected
+        and prev is not None
+        and (kind in EXPR_START or kind in _STMT_START)
+    ):
         return diag(
             codes.MISSING_SEMICOLON,
             f"expected ';' after the declaration, before {found}",
@@ -202,7 +274,9 @@ def describe_error(
     if kind in EXPR_START and expected & _BINOPS:
         if in_call and "_COMMA" in expected:
             message = f"expected ',' or an operator such as '~>' before {found}"
-            help = "separate arguments with ',' and steps with an operator (~> runs them in sequence)"
+            help = (
+                "separate arguments with ',' and steps with an operator (~> runs them in sequence)"
+            )
         else:
             message = f"expected an operator such as '~>' before {found}"
             help = "steps run one after the other with ~>, in parallel with &"

@@ -51,10 +51,35 @@ OPERATORS = (
     ("-", "MINUS"),
 )
 _OP_CHARS = set("~!@%^&|?<>=+-*/:")
-_PUNCT = {"(": "_LPAR", ")": "_RPAR", ",": "_COMMA", ";": "_SEMI", "[": "LSQB", "]": "RSQB", ".": "DOT"}
+_PUNCT = {
+    "(": "_LPAR",
+    ")": "_RPAR",
+    ",": "_COMMA",
+    ";": "_SEMI",
+    "[": "LSQB",
+    "]": "RSQB",
+    ".": "DOT",
+}
 # Unknown operators people type by mistake, and the operator they probably meant.
-_OP_SUGGESTIONS = {"->": "~>", "=>>": "|=>", "|>": "|=>", "?": "?>", "!": "!>", "@": "@>", "<-": "<->"}
-_OP_NAMES = {"SEQ": "~>", "BIND": "|=>", "AMP": "&", "PIPE": "|", "THEN": "?>", "ELSE": "!>", "LOOP": "@>", "UNDO": "<->"}
+_OP_SUGGESTIONS = {
+    "->": "~>",
+    "=>>": "|=>",
+    "|>": "|=>",
+    "?": "?>",
+    "!": "!>",
+    "@": "@>",
+    "<-": "<->",
+}
+_OP_NAMES = {
+    "SEQ": "~>",
+    "BIND": "|=>",
+    "AMP": "&",
+    "PIPE": "|",
+    "THEN": "?>",
+    "ELSE": "!>",
+    "LOOP": "@>",
+    "UNDO": "<->",
+}
 
 _IDENT_RE = re.compile(r"[^\W\d]\w*")
 _TAG_RE = re.compile(r"\$([^\W\d]\w*)?\$")
@@ -189,11 +214,19 @@ class _Scanner:
 
     def error(self, code: str, message: str, start: int, end: int, **kw: object) -> None:
         self.out.diagnostics.append(
-            Diagnostic(code=code, severity=Severity.ERROR, message=message, span=Span(self.file, start, end), **kw)  # type: ignore[arg-type]
+            Diagnostic(
+                code=code,
+                severity=Severity.ERROR,
+                message=message,
+                span=Span(self.file, start, end),
+                **kw,  # type: ignore[arg-type]
+            )
         )
 
     def emit(self, kind: str, start: int, end: int, value: str | None = None) -> None:
-        self.out.tokens.append(make_token(kind, self.text[start:end] if value is None else value, start, end))
+        self.out.tokens.append(
+            make_token(kind, self.text[start:end] if value is None else value, start, end)
+        )
 
     # -- main loop ----------------------------------------------------------------------------
 
@@ -229,14 +262,18 @@ class _Scanner:
                 i = self.backtick(i)
             else:
                 j = i + 1
-                while j < n and not (text[j].isspace() or text[j].isalnum() or text[j] in "'\"$(),;_"):
+                while j < n and not (
+                    text[j].isspace() or text[j].isalnum() or text[j] in "'\"$(),;_"
+                ):
                     j += 1
                 self.error(
                     codes.UNEXPECTED_CHAR,
                     f"unexpected character {text[i]!r}",
                     i,
                     i + 1,
-                    help="comments are written -- ... or /* ... */" if c == "#" else "remove it; dfc's operators are ~> |=> & | ?> !> @> <->",
+                    help="comments are written -- ... or /* ... */"
+                    if c == "#"
+                    else "remove it; dfc's operators are ~> |=> & | ?> !> @> <->",
                 )
                 i = j
         end = end_of(self.out.tokens[-1]) if self.out.tokens else 0
@@ -371,7 +408,9 @@ class _Scanner:
             else:
                 j += 1
 
-    def literal_part(self, i: int, b: _ValueBuilder, cont_mode: str | None) -> tuple[int, str, bool] | None:
+    def literal_part(
+        self, i: int, b: _ValueBuilder, cont_mode: str | None
+    ) -> tuple[int, str, bool] | None:
         """Decode one literal at ``i`` into ``b``: (end, mode, terminated) or None for a stray $.
 
         ``cont_mode`` is the first literal's mode; a plain ``'..'`` continuation inherits it, as
@@ -412,7 +451,9 @@ class _Scanner:
         text, n = self.text, self.n
         j = q + 1
         run = j
-        pending: list[tuple[int, int]] = []  # E'' byte escapes waiting to form UTF-8: (byte, offset)
+        pending: list[
+            tuple[int, int]
+        ] = []  # E'' byte escapes waiting to form UTF-8: (byte, offset)
         while j < n:
             c = text[j]
             if c == "'":
@@ -497,10 +538,22 @@ class _Scanner:
                 low = int(m.group(1), 16)
                 b.add_char(chr(0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00)), j, 2)
                 return m.end()
-            self.error(codes.BAD_ESCAPE, "invalid Unicode surrogate pair", j, end, help="a high surrogate \\uD800-\\uDBFF must be followed by a low one \\uDC00-\\uDFFF")
+            self.error(
+                codes.BAD_ESCAPE,
+                "invalid Unicode surrogate pair",
+                j,
+                end,
+                help="a high surrogate \\uD800-\\uDBFF must be followed by a low one \\uDC00-\\uDFFF",
+            )
             return end
         if 0xDC00 <= cp <= 0xDFFF or cp == 0 or cp > 0x10FFFF:
-            self.error(codes.BAD_ESCAPE, f"invalid Unicode escape value U+{cp:04X}", j, end, help="PostgreSQL text cannot hold NUL, lone surrogates or code points above U+10FFFF")
+            self.error(
+                codes.BAD_ESCAPE,
+                f"invalid Unicode escape value U+{cp:04X}",
+                j,
+                end,
+                help="PostgreSQL text cannot hold NUL, lone surrogates or code points above U+10FFFF",
+            )
             return end
         b.add_char(chr(cp), j, 2)
         return end
@@ -545,7 +598,12 @@ class _Scanner:
         if m is not None:
             esc = m.group(1)
             if esc in "0123456789abcdefABCDEF+'\" \t\n\r":
-                self.error(codes.BAD_ESCAPE, f"invalid Unicode escape character {esc!r}", m.start(1), m.end(1))
+                self.error(
+                    codes.BAD_ESCAPE,
+                    f"invalid Unicode escape character {esc!r}",
+                    m.start(1),
+                    m.end(1),
+                )
                 esc = "\\"
             end = m.end()
         # Decode over the raw value, mapping back through the raw value's own map.
@@ -566,12 +624,20 @@ class _Scanner:
                 continue
             m2 = _U_ESCAPE_RE.match(text, k + 1)
             if m2 is None:
-                self.error(codes.BAD_ESCAPE, "invalid Unicode escape", off, off + 2, help=f"U& escapes are {esc}hhhh or {esc}+hhhhhh (h: a hex digit)")
+                self.error(
+                    codes.BAD_ESCAPE,
+                    "invalid Unicode escape",
+                    off,
+                    off + 2,
+                    help=f"U& escapes are {esc}hhhh or {esc}+hhhhhh (h: a hex digit)",
+                )
                 k += 1
                 continue
             cp = int(m2.group(1) or m2.group(2), 16)
             if cp == 0 or 0xD800 <= cp <= 0xDFFF or cp > 0x10FFFF:
-                self.error(codes.BAD_ESCAPE, f"invalid Unicode escape value U+{cp:04X}", off, off + 2)
+                self.error(
+                    codes.BAD_ESCAPE, f"invalid Unicode escape value U+{cp:04X}", off, off + 2
+                )
             else:
                 b.add_char(chr(cp), off, 2)
             k = m2.end()
@@ -600,7 +666,13 @@ class _Scanner:
         j = self.text.find("\n", i)
         j = self.n if j < 0 else j
         mark = "#" if self.text[i] == "#" else "//"
-        self.error(codes.UNEXPECTED_CHAR, f"unexpected {mark!r}", i, i + len(mark), help="comments are written -- ... or /* ... */")
+        self.error(
+            codes.UNEXPECTED_CHAR,
+            f"unexpected {mark!r}",
+            i,
+            i + len(mark),
+            help="comments are written -- ... or /* ... */",
+        )
         self.out.comments.append(Comment(i, j, self.text[i:j], block=False))
         return j
 
@@ -609,9 +681,21 @@ class _Scanner:
         j = self.text.find("`", i + 1)
         nl = self.text.find("\n", i + 1)
         if j < 0 or (0 <= nl < j):
-            self.error(codes.UNEXPECTED_CHAR, "unexpected character '`'", i, i + 1, help="strings are written in single quotes ('...') or $$...$$")
+            self.error(
+                codes.UNEXPECTED_CHAR,
+                "unexpected character '`'",
+                i,
+                i + 1,
+                help="strings are written in single quotes ('...') or $$...$$",
+            )
             return i + 1
-        self.error(codes.UNEXPECTED_CHAR, "backticks are not quotes in SQL", i, i + 1, help="write strings in single quotes ('...') or $$...$$")
+        self.error(
+            codes.UNEXPECTED_CHAR,
+            "backticks are not quotes in SQL",
+            i,
+            i + 1,
+            help="write strings in single quotes ('...') or $$...$$",
+        )
         self.out.strings[i] = StringValue(self.text[i + 1 : j], TextMap(((0, i + 1),), j - i - 1))
         self.emit("STRING", i, j + 1)
         self.out.flagged.add(i)
@@ -640,7 +724,13 @@ class _Scanner:
             )
             self.emit("ERROR", i, m.end())
             return m.end()
-        self.error(codes.UNEXPECTED_CHAR, "unexpected character '$'", i, i + 1, help="dollar quotes are written $$...$$ or $tag$...$tag$")
+        self.error(
+            codes.UNEXPECTED_CHAR,
+            "unexpected character '$'",
+            i,
+            i + 1,
+            help="dollar quotes are written $$...$$ or $tag$...$tag$",
+        )
         return i + 1
 
     def stray_var(self, i: int) -> int:
@@ -648,7 +738,9 @@ class _Scanner:
         end = m.end() if m else i + 1
         self.error(
             codes.VAR_OUTSIDE_STRING,
-            f"the variable {self.text[i:end]} must be inside a string" if m else "unexpected character '{'",
+            f"the variable {self.text[i:end]} must be inside a string"
+            if m
+            else "unexpected character '{'",
             i,
             end,
             help="{vars} are substituted inside SQL and HTTP text, e.g. '{api_url}/items'",
@@ -667,7 +759,13 @@ class _Scanner:
                 self.emit("QIDENT", i, j + 1)
                 return j + 1
             j += 1
-        self.error(codes.UNTERMINATED_STRING, "unterminated quoted identifier", i, i + 1, help='close it with "; for text, use single quotes: \'...\'')
+        self.error(
+            codes.UNTERMINATED_STRING,
+            "unterminated quoted identifier",
+            i,
+            i + 1,
+            help="close it with \"; for text, use single quotes: '...'",
+        )
         self.swallow(i)
         self.emit("ERROR", i, n)
         return n
@@ -685,7 +783,19 @@ class _Scanner:
             hint = "numbers are plain digits, e.g. 30 or 1.5"
             if unit in ("s", "sec", "secs", "seconds"):
                 hint = f"durations are whole seconds: write {m.group(0)}"
-            elif unit in ("m", "min", "mins", "minutes", "h", "hour", "hours", "d", "day", "days", "ms"):
+            elif unit in (
+                "m",
+                "min",
+                "mins",
+                "minutes",
+                "h",
+                "hour",
+                "hours",
+                "d",
+                "day",
+                "days",
+                "ms",
+            ):
                 hint = "durations are whole seconds, e.g. 3600 for an hour"
             self.error(codes.BAD_NUMBER, f"invalid number {bad!r}", i, tail.end(), help=hint)
             self.emit("ERROR", i, tail.end())
@@ -709,7 +819,13 @@ class _Scanner:
                     k += 1
                 name = _IDENT_RE.match(text, k)
                 if name is None:
-                    self.error(codes.UNEXPECTED_CHAR, "expected a function name after 'df.'", i, j + 1, help="built-ins are called like df.sleep(5)")
+                    self.error(
+                        codes.UNEXPECTED_CHAR,
+                        "expected a function name after 'df.'",
+                        i,
+                        j + 1,
+                        help="built-ins are called like df.sleep(5)",
+                    )
                     # A nameless DFNAME keeps `df.(...)` a call; the builder stays silent about it.
                     self.emit("DFNAME", i, j + 1, "")
                     self.out.flagged.add(i)
@@ -723,12 +839,21 @@ class _Scanner:
     def operators(self, i: int) -> int:
         text, n = self.text, self.n
         j = i
-        while j < n and text[j] in _OP_CHARS and not text.startswith("--", j) and not text.startswith("/*", j):
+        while (
+            j < n
+            and text[j] in _OP_CHARS
+            and not text.startswith("--", j)
+            and not text.startswith("/*", j)
+        ):
             j += 1
         k = i
         while k < j:
-            known = next((ok for ok in OPERATORS if text.startswith(ok[0], k) and k + len(ok[0]) <= j), None)
-            typo = next((s for s in _OP_SUGGESTIONS if text.startswith(s, k) and k + len(s) <= j), "")
+            known = next(
+                (ok for ok in OPERATORS if text.startswith(ok[0], k) and k + len(ok[0]) <= j), None
+            )
+            typo = next(
+                (s for s in _OP_SUGGESTIONS if text.startswith(s, k) and k + len(s) <= j), ""
+            )
             if known is not None and len(known[0]) >= len(typo):
                 op, kind = known
                 self.emit(kind, k, k + len(op))
@@ -743,7 +868,9 @@ class _Scanner:
                     f"unknown operator {text[k : k + width]!r}",
                     k,
                     k + width,
-                    help=f"did you mean '{meant}'? dfc's operators are ~> |=> & | ?> !> @> <->" if typo else "dfc's operators are ~> |=> & | ?> !> @> <->",
+                    help=f"did you mean '{meant}'? dfc's operators are ~> |=> & | ?> !> @> <->"
+                    if typo
+                    else "dfc's operators are ~> |=> & | ?> !> @> <->",
                 )
                 kind = next(kd for op, kd in OPERATORS if op == meant)
                 self.emit(kind, k, k + width, meant)

@@ -218,8 +218,14 @@ class _Run:
         nxt = self.tokens[i + 1] if i + 1 < len(self.tokens) else None
         open_parens = [f.open for f in self.frames if f.open is not None]
         d = describe_error(
-            self.file, tok, prev, self._expected(tok), open_parens, self.frames[-1].is_call,
-            in_decl=self.stmt_kind in ("PARAM", "DEF", "IMPORT"), nxt=nxt,
+            self.file,
+            tok,
+            prev,
+            self._expected(tok),
+            open_parens,
+            self.frames[-1].is_call,
+            in_decl=self.stmt_kind in ("PARAM", "DEF", "IMPORT"),
+            nxt=nxt,
         )
         if len(self.diags) < MAX_ERRORS:
             self.diags.append(d)
@@ -250,7 +256,9 @@ class _Run:
 
         if kind in ("_SEMI", "$END") and len(self.frames) > 1:
             closers = [fake("_RPAR", ")") for _ in self.frames[1:]]
-            if self._expected(tok) & EXPR_START:  # `df.sleep(` at the end: an operand is missing too
+            if (
+                self._expected(tok) & EXPR_START
+            ):  # `df.sleep(` at the end: an operand is missing too
                 closers.insert(0, fake("ERROR", ""))
             return i if self._feed_all(closers) else None
         if kind == "_RPAR" and len(self.frames) == 1:
@@ -262,7 +270,9 @@ class _Run:
             return i if self._feed_all([fake("_SEMI", ";")]) else None
         if kind == "QIDENT":
             inner = str(tok)[1:-1].replace('""', '"')
-            self.lexed.strings[start_of(tok)] = StringValue(inner, TextMap(((0, start_of(tok) + 1),), len(inner)))
+            self.lexed.strings[start_of(tok)] = StringValue(
+                inner, TextMap(((0, start_of(tok) + 1),), len(inner))
+            )
             return rewrite("STRING", str(tok))
         if kind == "EQ" and prev == "IDENT" and self.frames[-1].is_call:
             return rewrite("ARROW", "=>")
@@ -290,11 +300,18 @@ class _Run:
                 start = start_of(toks[i])
                 if kind == "stmt" and self.stmt_start is not None:
                     start = min(start, self.stmt_start)  # the whole statement is replaced
-                end = end_of(toks[j - 1]) if j > i else max(start, end_of(toks[i - 1]) if i else start)
+                end = (
+                    end_of(toks[j - 1])
+                    if j > i
+                    else max(start, end_of(toks[i - 1]) if i else start)
+                )
                 filler = make_token("BADSTMT" if kind == "stmt" else "ERROR", "", start, end)
                 saved_frames = self.frames
                 self._restore(snap)
-                self.frames = [*saved_frames[:level], _Frame(frame.open, frame.is_call, frame.arg_snap, frame.op_snap)]
+                self.frames = [
+                    *saved_frames[:level],
+                    _Frame(frame.open, frame.is_call, frame.arg_snap, frame.op_snap),
+                ]
                 if not self._feed_raw(filler):
                     self.frames = saved_frames
                     continue
@@ -349,5 +366,3 @@ def internal_error(span: Span, exc: BaseException) -> Diagnostic:
         labels=(),
         help="this is a bug in dfc; please report it with this file",
     )
-
-

@@ -27,7 +27,13 @@ from dfc import ast
 from dfc.syntax.comments import CommentNotes, attach
 
 WIDTH = 100
-_OPS: dict[type, str] = {ast.Seq: "~>", ast.Race: "|", ast.Join: "&", ast.Bind: "|=>", ast.Compensate: "<->"}
+_OPS: dict[type, str] = {
+    ast.Seq: "~>",
+    ast.Race: "|",
+    ast.Join: "&",
+    ast.Bind: "|=>",
+    ast.Compensate: "<->",
+}
 _PREC: dict[type, int] = {ast.Seq: 5, ast.Race: 4, ast.Join: 3, ast.Bind: 2, ast.Compensate: 1}
 
 CallParts = tuple[str, list[tuple[str | None, Any]], bool]
@@ -93,11 +99,22 @@ def call_parts(node: Any) -> CallParts | None:
         case ast.WaitSignal(name=n, timeout=t):
             return "df.wait_for_signal", _optional(("name", "timeout"), (n, t)), False
         case ast.Http(url=u, method=m, body=b, headers=h, timeout=t):
-            return "df.http", _optional(("url", "method", "body", "headers", "timeout"), (u, m, b, h, t)), False
+            return (
+                "df.http",
+                _optional(("url", "method", "body", "headers", "timeout"), (u, m, b, h, t)),
+                False,
+            )
         case ast.HttpMultipart(url=u, method=m, parts=p, headers=h, timeout=t):
-            return "df.http_multipart", _optional(("url", "method", "parts", "headers", "timeout"), (u, m, p, h, t)), False
+            return (
+                "df.http_multipart",
+                _optional(("url", "method", "parts", "headers", "timeout"), (u, m, p, h, t)),
+                False,
+            )
         case ast.Retry(node=n):
-            opts = [(k, getattr(node, k)) for k in ("attempts", "backoff", "factor", "max_backoff", "jitter")]
+            opts = [
+                (k, getattr(node, k))
+                for k in ("attempts", "backoff", "factor", "max_backoff", "jitter")
+            ]
             return "df.retry", [(None, n), *((k, v) for k, v in opts if v is not None)], False
         case ast.Timeout(node=n, seconds=s):
             return "df.timeout", [(None, n), (None, s)], False
@@ -271,7 +288,14 @@ class _Printer:
     # -- several lines ----------------------------------------------------------------------
 
     def render(
-        self, e: Any, ind: int, col: int, closed: bool, block: bool, suffix: str = "", trail: str = ""
+        self,
+        e: Any,
+        ind: int,
+        col: int,
+        closed: bool,
+        block: bool,
+        suffix: str = "",
+        trail: str = "",
     ) -> str:
         """``e`` starting at column ``col`` of a line indented ``ind``; ``block``: at line start.
 
@@ -280,7 +304,9 @@ class _Printer:
         so that it stays next to ``e`` when the output is read again.
         """
         f = self.flat(e, closed)
-        if f is not None and (("\n" not in f and col + len(f) + len(suffix) <= WIDTH) or isinstance(e, _LITS)):
+        if f is not None and (
+            ("\n" not in f and col + len(f) + len(suffix) <= WIDTH) or isinstance(e, _LITS)
+        ):
             return f + suffix + trail
         if isinstance(e, ast.Sql) and isinstance(e.query, ast.Str):
             return lit_text(e.query) + suffix + trail
@@ -299,14 +325,24 @@ class _Printer:
             if self.lead(e.body) or self.trail(e.body):
                 return "@> " + self.paren_block(e.body, ind, own=True) + suffix + trail
             body_prec = 0 if _paren_body(e.body) else 7
-            return "@> " + self.render_child(e.body, ind, col + 3, body_prec, closed, True, suffix, trail)
+            return "@> " + self.render_child(
+                e.body, ind, col + 3, body_prec, closed, True, suffix, trail
+            )
         parts = call_parts(e)
         if parts is None:
             return (f or "") + suffix + trail
         return self.call_block(parts, ind) + suffix + trail
 
     def render_child(
-        self, c: Any, ind: int, col: int, max_prec: int, closed: bool, loop_ok: bool, suffix: str = "", trail: str = ""
+        self,
+        c: Any,
+        ind: int,
+        col: int,
+        max_prec: int,
+        closed: bool,
+        loop_ok: bool,
+        suffix: str = "",
+        trail: str = "",
     ) -> str:
         """A child in an operand position, parenthesised when the grammar needs it."""
         if needs_parens(c, max_prec, closed, loop_ok):
@@ -340,7 +376,9 @@ class _Printer:
             else:
                 last = i == len(chain) - 1
                 col = ind + len(op) + 1
-                s = f"{op} " + self.render_child(el, ind, col, p - 1, closed if last else True, True, end, self.trail(el))
+                s = f"{op} " + self.render_child(
+                    el, ind, col, p - 1, closed if last else True, True, end, self.trail(el)
+                )
             lines.extend(self.lead(el))
             lines.append(s)
         return ("\n" + " " * ind).join(lines)
@@ -355,7 +393,9 @@ class _Printer:
         lines: list[str] = []
         c = e.cond
         lines.extend(self.lead(c))
-        lines.append(prefix + self.render_child(c, ind, ind + len(prefix), 5, True, False, "", self.trail(c)))
+        lines.append(
+            prefix + self.render_child(c, ind, ind + len(prefix), 5, True, False, "", self.trail(c))
+        )
         t = e.then
         if e.orelse is None:
             ts = self.render_child(t, ind, ind + 3, 7, closed, True, suffix, self.trail(t))
@@ -370,7 +410,9 @@ class _Printer:
         if isinstance(el, ast.If) and not needs_parens(el, 6, closed, True) and not self.trail(el):
             lines.extend(self.if_lines(el, ind, closed, "!> ", suffix))
         else:
-            lines.append("!> " + self.render_child(el, ind, ind + 3, 6, closed, True, suffix, self.trail(el)))
+            lines.append(
+                "!> " + self.render_child(el, ind, ind + 3, 6, closed, True, suffix, self.trail(el))
+            )
         return lines
 
     def call_block(self, parts: CallParts, ind: int) -> str:
@@ -385,12 +427,23 @@ class _Printer:
             head = f"{label} => " if label else ""
             sep = "," if i < len(args) - 1 else ""
             out.extend(pad + c for c in self.lead(v))
-            out.append(pad + head + self.render_arg(v, inner, inner + len(head), not label, tcall, sep, self.trail(v)))
+            out.append(
+                pad
+                + head
+                + self.render_arg(v, inner, inner + len(head), not label, tcall, sep, self.trail(v))
+            )
         out.append(" " * ind + ")")
         return "\n".join(out)
 
     def render_arg(
-        self, v: Any, ind: int, col: int, block: bool, tcall: bool, suffix: str = "", trail: str = ""
+        self,
+        v: Any,
+        ind: int,
+        col: int,
+        block: bool,
+        tcall: bool,
+        suffix: str = "",
+        trail: str = "",
     ) -> str:
         if isinstance(v, _LITS):
             return lit_text(v) + suffix + trail
@@ -405,9 +458,14 @@ class _Printer:
             case ast.Import(path=p):
                 return f"import {lit_text(p)};"
             case ast.Param(name=n, type=t, default=default):
-                return f"param {n} {t}" + ("" if default is None else f" = {lit_text(default)}") + ";"
+                return (
+                    f"param {n} {t}" + ("" if default is None else f" = {lit_text(default)}") + ";"
+                )
             case ast.Def(name=n, params=ps, body=body):
-                sig = ", ".join(p.name + ("" if p.default is None else f" = {self.param_default(p.default)}") for p in ps)
+                sig = ", ".join(
+                    p.name + ("" if p.default is None else f" = {self.param_default(p.default)}")
+                    for p in ps
+                )
                 head = f"def {n}({sig}) ="
                 f = None if id(d) in self.notes.must_break else self.flat(body, False)
                 if f is not None and "\n" not in f and len(head) + 1 + len(f) + 1 <= WIDTH:

@@ -21,9 +21,15 @@ _FLOAT_RE = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
 _PG_BOOLS = {"t", "f", "true", "false", "y", "n", "yes", "no", "on", "off", "1", "0"}
 LIT_TYPES = (ast.Str, ast.Num, ast.Null, ast.Bool)
 DF_NAMES: dict[type, str] = {
-    ast.IfRows: "if_rows", ast.Break: "break", ast.Sleep: "sleep", ast.WaitSchedule: "wait_for_schedule",
-    ast.WaitSignal: "wait_for_signal", ast.Http: "http", ast.HttpMultipart: "http_multipart",
-    ast.Retry: "retry", ast.Timeout: "timeout",
+    ast.IfRows: "if_rows",
+    ast.Break: "break",
+    ast.Sleep: "sleep",
+    ast.WaitSchedule: "wait_for_schedule",
+    ast.WaitSignal: "wait_for_signal",
+    ast.Http: "http",
+    ast.HttpMultipart: "http_multipart",
+    ast.Retry: "retry",
+    ast.Timeout: "timeout",
 }
 
 
@@ -106,7 +112,9 @@ def kind_problem(lit: ast.Lit, kind: Kind, required: bool) -> str | None:
     """What a literal should have been for a parameter of ``kind``, or None when it fits."""
     if kind == "any":
         return None
-    want = {"text": "text", "int": "an integer", "numeric": "a number", "bool": "TRUE or FALSE"}[kind]
+    want = {"text": "text", "int": "an integer", "numeric": "a number", "bool": "TRUE or FALSE"}[
+        kind
+    ]
     if isinstance(lit, ast.Null):
         return want if required else None
     cast_kind = CAST_KINDS.get(lit.cast) if lit.cast else None

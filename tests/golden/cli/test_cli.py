@@ -48,9 +48,22 @@ def test_json_format_has_the_stable_fields(tmp_path: Path) -> None:
     diags = json.loads(out)
     err = next(d for d in diags if d["severity"] == "error")
     assert {k: err[k] for k in ("code", "line", "column", "end_line", "end_column")} == {
-        "code": "DFC201", "line": 2, "column": 47, "end_line": 2, "end_column": 51,
+        "code": "DFC201",
+        "line": 2,
+        "column": 47,
+        "end_line": 2,
+        "end_column": 51,
     }
-    assert set(err) >= {"code", "severity", "message", "file", "line", "column", "end_line", "end_column"}
+    assert set(err) >= {
+        "code",
+        "severity",
+        "message",
+        "file",
+        "line",
+        "column",
+        "end_line",
+        "end_column",
+    }
 
 
 def test_stdin_is_read_for_dash() -> None:
@@ -61,7 +74,12 @@ def test_stdin_is_read_for_dash() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [("check",), ("check", "--bogus", "x.df"), ("check", "--format", "yaml", "x.df"), ("nosuchcommand",)],
+    [
+        ("check",),
+        ("check", "--bogus", "x.df"),
+        ("check", "--format", "yaml", "x.df"),
+        ("nosuchcommand",),
+    ],
 )
 def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
     code, _ = run(*args)
@@ -108,7 +126,14 @@ def test_a_very_long_chain_goes_through_every_command(tmp_path: Path) -> None:
     steps = [f"'SELECT {i} AS n' |=> 'r{i}'" for i in range(1500)] + ["'SELECT $r1499'"]
     deep = tmp_path / "deep.df"
     deep.write_text("\n~> ".join(steps) + "\n")
-    for args in (("check",), ("explain",), ("graph",), ("compile", "--json"), ("parse", "--json"), ("fmt",)):
+    for args in (
+        ("check",),
+        ("explain",),
+        ("graph",),
+        ("compile", "--json"),
+        ("parse", "--json"),
+        ("fmt",),
+    ):
         code, out = run(*args, str(deep))
         assert code == 0, (args, out[-500:])
     assert run("fmt", "--check", str(deep))[0] == 0

@@ -14,7 +14,9 @@ from dfc.plan.model import FORMAT, Plan, PlanFormatError, PlanNode, SourceSpan
 def _plan(query: str = "SELECT 1", source: str = "'SELECT 1' ~> df.sleep(1)") -> Plan:
     nodes = {
         "n1": PlanNode(id="n1", type="THEN", children=("n2", "n3")),
-        "n2": PlanNode(id="n2", type="SQL", result_name="one", config={"query": query, "autocommit": False}),
+        "n2": PlanNode(
+            id="n2", type="SQL", result_name="one", config={"query": query, "autocommit": False}
+        ),
         "n3": PlanNode(id="n3", type="SLEEP", config={"seconds": 1}),
     }
     span = SourceSpan(file="x.df", line=1, column=1, end_line=1, end_column=10, start=0, end=9)

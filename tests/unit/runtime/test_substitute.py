@@ -14,6 +14,7 @@ from dfc.runtime.substitute import (
     substitute_raw,
     substitute_sql,
 )
+from dfc.sqlquote import quote_literal
 
 
 def rows(*dicts: dict[str, object]) -> dict[str, object]:
@@ -168,8 +169,8 @@ def test_untouched(text: str) -> None:
 def test_glued_references_cannot_make_prefixed_literals() -> None:
     # `E$x` must not become the escape string E'...', where a backslash could end the literal.
     b = {"x": rows({"v": "\\'; DROP TABLE t; --"})}
-    assert substitute_sql("SELECT E$x", b, {}) == "SELECT E '\\''; DROP TABLE t; --'"
-    assert substitute_sql("SELECT foo$x.v", b, {}) == "SELECT foo '\\''; DROP TABLE t; --'"
+    assert substitute_sql("SELECT E$x", b, {}) == "SELECT E E'\\\\''; DROP TABLE t; --'"
+    assert substitute_sql("SELECT foo$x.v", b, {}) == "SELECT foo E'\\\\''; DROP TABLE t; --'"
     assert substitute_raw("foo$x", b, {}) == "foo\\'; DROP TABLE t; --"
     # The grammar is dfc.references': only ASCII word characters and `$` continue a name.
     assert sql("SELECT $aé") == "SELECT 1é"
@@ -213,7 +214,7 @@ HOSTILE = [
 @pytest.mark.parametrize("value", HOSTILE)
 def test_hostile_strings_stay_one_literal(value: str) -> None:
     b = {"h": rows({"v": value})}
-    assert substitute_sql("SELECT $h", b, {}) == "SELECT '" + value.replace("'", "''") + "'"
+    assert substitute_sql("SELECT $h", b, {}) == "SELECT " + quote_literal(value)
 
 
 @pytest.mark.parametrize("value", HOSTILE)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from dfc.check import refs as checker_refs
 from dfc.check.sqllex import tokenize
 from dfc.runtime.substitute import SubstitutionError, substitute_raw, substitute_sql
+from dfc.sqlquote import quote_literal
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -99,7 +100,7 @@ def test_hostile_string_in_code_is_exactly_one_literal(value: str) -> None:
         assert "\x00" in value
         return
     literal = out.removeprefix("SELECT ")
-    assert literal == "'" + value.replace("'", "''") + "'"
+    assert literal == quote_literal(value)
     tokens = tokenize(out)
     assert [t.kind for t in tokens] == ["word", "string"]
     assert tokens[1].text == literal

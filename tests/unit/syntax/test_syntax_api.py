@@ -45,7 +45,7 @@ def test_several_syntax_errors_in_one_run() -> None:
         "    'SELECT 1' ~> ~> 'SELECT 2'\n"  # missing node
         "    ~> df.http('u', 'GET',)\n"  # trailing comma
         "    ~> df.sleep(10s)\n"  # bad number
-        "    ~> df.sql(\"SELECT 3\"),\n"  # double quotes
+        '    ~> df.sql("SELECT 3"),\n'  # double quotes
         "    'label'\n"
         ")\n"
     )
@@ -68,7 +68,9 @@ def test_unterminated_string_does_not_cascade() -> None:
         (codes.UNTERMINATED_STRING, (4, 9)),
     ]
     _, diags = parse_text("df.start(\n  'SELECT 1' ~> 'oops\n  ~> df.sleep(1)\n)")
-    assert [(d.code, d.span.start_line_col) for d in diags if d.span] == [(codes.UNTERMINATED_STRING, (2, 17))]
+    assert [(d.code, d.span.start_line_col) for d in diags if d.span] == [
+        (codes.UNTERMINATED_STRING, (2, 17))
+    ]
 
 
 def test_grammar_option() -> None:
@@ -107,7 +109,14 @@ def test_to_json() -> None:
         "type": "int",
         "default": {
             "kind": "Num",
-            "span": {"line": 1, "column": 15, "end_line": 1, "end_column": 16, "start": 14, "end": 15},
+            "span": {
+                "line": 1,
+                "column": 15,
+                "end_line": 1,
+                "end_column": 16,
+                "start": 14,
+                "end": 15,
+            },
             "text": "5",
             "cast": None,
         },
@@ -172,7 +181,9 @@ def test_codes_are_registered_with_examples() -> None:
             assert entry.bad is not None and entry.good is not None, code
 
 
-@pytest.mark.parametrize("code", [c for c in dir(codes) if c.isupper() and c not in ("E", "TOO_DEEP", "INTERNAL")])
+@pytest.mark.parametrize(
+    "code", [c for c in dir(codes) if c.isupper() and c not in ("E", "TOO_DEEP", "INTERNAL")]
+)
 def test_bad_examples_trigger_their_code_and_good_ones_are_clean(code: str) -> None:
     from dfc.codes import all_codes
 

@@ -36,8 +36,24 @@ def test_every_builtin_builds_its_node() -> None:
         e = e.left
     kinds.append(type(e).__name__)
     assert kinds[::-1] == [
-        "Sql", "Seq", "Bind", "Join", "Race", "If", "IfRows", "Loop", "Break", "Break", "Sleep",
-        "WaitSchedule", "WaitSignal", "Http", "HttpMultipart", "Retry", "Timeout", "Compensate",
+        "Sql",
+        "Seq",
+        "Bind",
+        "Join",
+        "Race",
+        "If",
+        "IfRows",
+        "Loop",
+        "Break",
+        "Break",
+        "Sleep",
+        "WaitSchedule",
+        "WaitSignal",
+        "Http",
+        "HttpMultipart",
+        "Retry",
+        "Timeout",
+        "Compensate",
     ]
 
 
@@ -58,10 +74,16 @@ def test_casts_are_kept() -> None:
     assert isinstance(e.headers, ast.Str) and e.headers.cast == "jsonb"
     assert isinstance(e.body, ast.Null)
     assert isinstance(e.timeout, ast.Num) and e.timeout.cast == "int"
-    e = body("f('x'::numeric(10, 2), 'y'::TIMESTAMP  WITH TIME ZONE, 'z'::text[], 'w'::public.\"My T\", 'v'::text::jsonb)")
+    e = body(
+        "f('x'::numeric(10, 2), 'y'::TIMESTAMP  WITH TIME ZONE, 'z'::text[], 'w'::public.\"My T\", 'v'::text::jsonb)"
+    )
     assert isinstance(e, ast.TemplateCall)
     assert [a.value.cast for a in e.args] == [  # type: ignore[union-attr]
-        "numeric(10,2)", "timestamp with time zone", "text[]", 'public."My T"', "text::jsonb",
+        "numeric(10,2)",
+        "timestamp with time zone",
+        "text[]",
+        'public."My T"',
+        "text::jsonb",
     ]
 
 
@@ -73,11 +95,16 @@ def test_template_calls_keep_literal_arguments() -> None:
 
 
 def test_start_unwraps_label_and_options() -> None:
-    m, diags = parse_text("SELECT df.start('SELECT 1', 'job', database => 'app', transaction_mode => 'new');")
+    m, diags = parse_text(
+        "SELECT df.start('SELECT 1', 'job', database => 'app', transaction_mode => 'new');"
+    )
     assert not diags and m is not None and m.workflow is not None
     wf = m.workflow
     assert wf.label is not None and wf.label.value == "job"
-    assert [(o.name, o.value.value) for o in wf.options] == [("database", "app"), ("transaction_mode", "new")]  # type: ignore[union-attr]
+    assert [(o.name, o.value.value) for o in wf.options] == [
+        ("database", "app"),
+        ("transaction_mode", "new"),
+    ]  # type: ignore[union-attr]
     m2, _ = parse_text("df.start('SELECT 1', NULL, 'app')")
     assert m2 is not None and m2.workflow is not None
     assert m2.workflow.label is None and m2.workflow.options[0].name == "database"
@@ -166,8 +193,13 @@ def test_accepted_literals(src: str) -> None:
 
 
 def test_errors_in_different_calls_are_all_reported() -> None:
-    assert errs("df.sleep(TRUE) ~> df.wait(1) ~> df.if('c', 't') ~> df.http(methd => 'x', url => 'u')") == [
-        codes.LITERAL_TYPE, codes.UNKNOWN_FUNCTION, codes.ARITY, codes.UNKNOWN_ARG,
+    assert errs(
+        "df.sleep(TRUE) ~> df.wait(1) ~> df.if('c', 't') ~> df.http(methd => 'x', url => 'u')"
+    ) == [
+        codes.LITERAL_TYPE,
+        codes.UNKNOWN_FUNCTION,
+        codes.ARITY,
+        codes.UNKNOWN_ARG,
     ]
 
 

@@ -77,7 +77,18 @@ def test_string_values(src: str, value: str) -> None:
 
 def test_all_string_forms_are_one_token_kind() -> None:
     assert kinds("'a' ~> E'b' ~> $$c$$ ~> $t$d$t$ ~> U&'e' ~> N'f'") == [
-        "STRING", "SEQ", "STRING", "SEQ", "STRING", "SEQ", "STRING", "SEQ", "STRING", "SEQ", "STRING", "$END",
+        "STRING",
+        "SEQ",
+        "STRING",
+        "SEQ",
+        "STRING",
+        "SEQ",
+        "STRING",
+        "SEQ",
+        "STRING",
+        "SEQ",
+        "STRING",
+        "$END",
     ]
 
 
@@ -131,7 +142,15 @@ def test_text_map_mixed_forms_concatenate() -> None:
     src = "'a''b'\n$$c'd$$\nE'\\x65'"
     sv = string(src)
     assert sv.value == "a'bc'de"
-    assert [src[sv.text_map.offset(i)] for i in range(len(sv.value))] == ["a", "'", "b", "c", "'", "d", "\\"]
+    assert [src[sv.text_map.offset(i)] for i in range(len(sv.value))] == [
+        "a",
+        "'",
+        "b",
+        "c",
+        "'",
+        "d",
+        "\\",
+    ]
 
 
 def test_text_map_end_maps_past_the_value() -> None:
@@ -177,7 +196,14 @@ def test_keywords_and_builtins_are_case_insensitive() -> None:
     assert [t.type for t in out.tokens][:5] == ["SELECT", "DFNAME", "_LPAR", "NUMBER", "_RPAR"]
     dfnames = [str(t) for t in out.tokens if t.type == "DFNAME"]
     assert dfnames == ["sleep", "http"]
-    assert [t.type for t in out.tokens][-7:-1] == ["PARAM", "DEF", "IMPORT", "NULL", "TRUE", "FALSE"]
+    assert [t.type for t in out.tokens][-7:-1] == [
+        "PARAM",
+        "DEF",
+        "IMPORT",
+        "NULL",
+        "TRUE",
+        "FALSE",
+    ]
 
 
 def test_identifiers_keep_their_case() -> None:
@@ -210,7 +236,11 @@ def test_token_kinds(src: str, expected: list[str]) -> None:
 def test_token_offsets() -> None:
     out = scan("  df.sleep( 5 )")
     assert [(t.type, t.start_pos, t.end_pos) for t in out.tokens] == [
-        ("DFNAME", 2, 10), ("_LPAR", 10, 11), ("NUMBER", 12, 13), ("_RPAR", 14, 15), ("$END", 15, 15),
+        ("DFNAME", 2, 10),
+        ("_LPAR", 10, 11),
+        ("NUMBER", 12, 13),
+        ("_RPAR", 14, 15),
+        ("$END", 15, 15),
     ]
 
 
@@ -249,7 +279,11 @@ def test_unterminated_comment_points_at_outer_opening() -> None:
 def test_lexer_collects_several_errors_and_keeps_going() -> None:
     out = scan("df.sleep(10s) # x\n~> E'\\u12' ~> {url} ~> $ref ~> 'ok'")
     assert [d.code for d in out.diagnostics] == [
-        codes.BAD_NUMBER, codes.UNEXPECTED_CHAR, codes.BAD_ESCAPE, codes.VAR_OUTSIDE_STRING, codes.REF_OUTSIDE_STRING,
+        codes.BAD_NUMBER,
+        codes.UNEXPECTED_CHAR,
+        codes.BAD_ESCAPE,
+        codes.VAR_OUTSIDE_STRING,
+        codes.REF_OUTSIDE_STRING,
     ]
     assert kinds("df.sleep(10s) # x\n~> 'ok'")[-2:] == ["STRING", "$END"]
 

@@ -51,7 +51,10 @@ def expr(src: str) -> str:
         ("df.http('u', body => 'b')", "df.http('u', body => 'b')"),
         ("df.http(url => 'u', method => 'GET', timeout => 3)", "df.http('u', 'GET', timeout => 3)"),
         ("df.retry('x', 3, 1)", "df.retry('x', attempts => 3, backoff => 1)"),
-        ("df.break(null) ~> df.break(true) ~> df.break(false)", "df.break(NULL) ~> df.break(TRUE) ~> df.break(FALSE)"),
+        (
+            "df.break(null) ~> df.break(true) ~> df.break(false)",
+            "df.break(NULL) ~> df.break(TRUE) ~> df.break(FALSE)",
+        ),
         ("f(step => 'SELECT 1', n => 3)", "f(step => 'SELECT 1', n => 3)"),
         ("'{\"a\": 1}'::JSONB", "'{\"a\": 1}'::jsonb"),
         ("df.sleep(- 5)", "df.sleep(-5)"),
@@ -76,7 +79,10 @@ def test_canonical_spellings(src: str, out: str) -> None:
 def test_template_argument_sql_node_keeps_df_sql() -> None:
     e = ast.TemplateCall(
         name="f",
-        args=(ast.Arg(value=ast.Sql(query=_str("SELECT 1"), span=_SP), span=_SP), ast.Arg(value=_str("x"), span=_SP)),
+        args=(
+            ast.Arg(value=ast.Sql(query=_str("SELECT 1"), span=_SP), span=_SP),
+            ast.Arg(value=_str("x"), span=_SP),
+        ),
         span=_SP,
     )
     assert format_expression(e) == "f(df.sql('SELECT 1'), 'x')"
@@ -102,7 +108,11 @@ def test_quote(value: str, literal: str) -> None:
 
 
 def test_long_chain_breaks_one_step_per_line() -> None:
-    src = "df.start(" + " ~> ".join(f"'SELECT {i} FROM some_rather_long_table_name'" for i in range(4)) + ", 'job')"
+    src = (
+        "df.start("
+        + " ~> ".join(f"'SELECT {i} FROM some_rather_long_table_name'" for i in range(4))
+        + ", 'job')"
+    )
     assert fmt(src) == textwrap.dedent(
         """\
         df.start(
@@ -119,7 +129,7 @@ def test_long_chain_breaks_one_step_per_line() -> None:
 def test_calls_break_with_arguments_indented() -> None:
     src = (
         "'SELECT 1' |=> 'x' ~> df.http('http://example.com/a/rather/long/url/that/goes/on', 'POST',"
-        " '{\"key\": \"value\", \"other\": 1}', '{\"Content-Type\": \"application/json\"}') |=> 'resp'"
+        ' \'{"key": "value", "other": 1}\', \'{"Content-Type": "application/json"}\') |=> \'resp\''
     )
     assert fmt(src) == textwrap.dedent(
         """\

@@ -25,7 +25,20 @@ idents = st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True).filter(lambda s:
 result_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,6}", fullmatch=True)
 texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
 casts = st.sampled_from(
-    [None, None, None, "jsonb", "text", "int", "numeric(10,2)", "timestamp with time zone", "text[]", '"My Type"', "public.t", "text::jsonb"]
+    [
+        None,
+        None,
+        None,
+        "jsonb",
+        "text",
+        "int",
+        "numeric(10,2)",
+        "timestamp with time zone",
+        "text[]",
+        '"My Type"',
+        "public.t",
+        "text::jsonb",
+    ]
 )
 text_casts = st.sampled_from([None, None, "jsonb", "text", "varchar(20)"])
 int_texts = st.from_regex(r"-?[0-9]{1,4}", fullmatch=True)
@@ -45,7 +58,11 @@ def strs(cast: st.SearchStrategy[str | None] = casts) -> st.SearchStrategy[ast.S
 
 
 def nums(t: st.SearchStrategy[str] = num_texts) -> st.SearchStrategy[ast.Num]:
-    return st.builds(lambda x, c: ast.Num(text=x, cast=c, span=SP), t, st.sampled_from([None, None, "int", "numeric"]))
+    return st.builds(
+        lambda x, c: ast.Num(text=x, cast=c, span=SP),
+        t,
+        st.sampled_from([None, None, "int", "numeric"]),
+    )
 
 
 ints = st.builds(lambda x: ast.Num(text=x, span=SP), int_texts)
@@ -69,11 +86,21 @@ def leaves() -> st.SearchStrategy[Any]:
         st.builds(lambda n, t: ast.WaitSignal(name=n, timeout=t, span=SP), text_lit, opt_int),
         st.builds(
             lambda u, m, b, h, t: ast.Http(url=u, method=m, body=b, headers=h, timeout=t, span=SP),
-            text_lit, opt_text, opt_text, opt_text, opt_int,
+            text_lit,
+            opt_text,
+            opt_text,
+            opt_text,
+            opt_int,
         ),
         st.builds(
-            lambda u, m, p, h, t: ast.HttpMultipart(url=u, method=m, parts=p, headers=h, timeout=t, span=SP),
-            text_lit, opt_text, opt_text, opt_text, opt_int,
+            lambda u, m, p, h, t: ast.HttpMultipart(
+                url=u, method=m, parts=p, headers=h, timeout=t, span=SP
+            ),
+            text_lit,
+            opt_text,
+            opt_text,
+            opt_text,
+            opt_int,
         ),
     )
 
@@ -85,25 +112,53 @@ def extend(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.one_of(
         st.builds(lambda p: ast.Seq(left=p[0], right=p[1], span=SP), two),
         st.builds(lambda n, r: ast.Bind(node=n, name=r, span=SP), children, rnames),
-        st.builds(lambda bs: ast.Join(branches=tuple(bs), span=SP), st.lists(children, min_size=2, max_size=4)),
-        st.builds(lambda p: ast.Race(branches=p, span=SP), two),
-        st.builds(lambda c, t, e: ast.If(cond=c, then=t, orelse=e, span=SP), children, children, st.one_of(st.none(), children)),
-        st.builds(lambda n, t, e: ast.IfRows(name=n, then=t, orelse=e, span=SP), rnames, children, children),
-        st.builds(lambda b, c: ast.Loop(body=b, cond=c, span=SP), children, st.one_of(st.none(), st.none(), children)),
         st.builds(
-            lambda n, a, b, f, m, j: ast.Retry(node=n, attempts=a, backoff=b, factor=f, max_backoff=m, jitter=j, span=SP),
-            children, st.one_of(st.none(), ints), st.one_of(st.none(), nums()), st.one_of(st.none(), nums(num_texts)),
-            st.one_of(st.none(), ints), st.one_of(st.none(), bools, name()),
+            lambda bs: ast.Join(branches=tuple(bs), span=SP),
+            st.lists(children, min_size=2, max_size=4),
+        ),
+        st.builds(lambda p: ast.Race(branches=p, span=SP), two),
+        st.builds(
+            lambda c, t, e: ast.If(cond=c, then=t, orelse=e, span=SP),
+            children,
+            children,
+            st.one_of(st.none(), children),
+        ),
+        st.builds(
+            lambda n, t, e: ast.IfRows(name=n, then=t, orelse=e, span=SP),
+            rnames,
+            children,
+            children,
+        ),
+        st.builds(
+            lambda b, c: ast.Loop(body=b, cond=c, span=SP),
+            children,
+            st.one_of(st.none(), st.none(), children),
+        ),
+        st.builds(
+            lambda n, a, b, f, m, j: ast.Retry(
+                node=n, attempts=a, backoff=b, factor=f, max_backoff=m, jitter=j, span=SP
+            ),
+            children,
+            st.one_of(st.none(), ints),
+            st.one_of(st.none(), nums()),
+            st.one_of(st.none(), nums(num_texts)),
+            st.one_of(st.none(), ints),
+            st.one_of(st.none(), bools, name()),
         ),
         st.builds(lambda n, s: ast.Timeout(node=n, seconds=s, span=SP), children, int_lit),
         st.builds(lambda p: ast.Compensate(node=p[0], undo=p[1], span=SP), two),
         st.builds(
             lambda fname, pos, kw: ast.TemplateCall(
                 name=fname,
-                args=tuple([ast.Arg(value=v, span=SP) for v in pos] + [ast.Arg(value=v, name=k, span=SP) for k, v in kw.items()]),
+                args=tuple(
+                    [ast.Arg(value=v, span=SP) for v in pos]
+                    + [ast.Arg(value=v, name=k, span=SP) for k, v in kw.items()]
+                ),
                 span=SP,
             ),
-            idents, targs, named,
+            idents,
+            targs,
+            named,
         ),
     )
 
@@ -115,27 +170,48 @@ param_types = st.sampled_from(["text", "int", "numeric", "bool", "json", "ident"
 def _def(fname: str, names: list[str], defaults: list[Any], body: Any) -> ast.Def:
     # Parameters with defaults come last.
     k = len(names) - len(defaults[: len(names)])
-    params = [ast.DefParam(name=n, default=(defaults[i - k] if i >= k else None), span=SP) for i, n in enumerate(names)]
+    params = [
+        ast.DefParam(name=n, default=(defaults[i - k] if i >= k else None), span=SP)
+        for i, n in enumerate(names)
+    ]
     return ast.Def(name=fname, params=tuple(params), body=body, span=SP)
 
 
 decls = st.one_of(
     st.builds(lambda p: ast.Import(path=p, span=SP), strs(st.none())),
-    st.builds(lambda n, t, d: ast.Param(name=n, type=t, default=d, span=SP), idents, param_types, st.one_of(st.none(), lits)),
-    st.builds(_def, idents, st.lists(idents, max_size=3, unique=True), st.lists(st.one_of(lits, exprs), max_size=3), exprs),
+    st.builds(
+        lambda n, t, d: ast.Param(name=n, type=t, default=d, span=SP),
+        idents,
+        param_types,
+        st.one_of(st.none(), lits),
+    ),
+    st.builds(
+        _def,
+        idents,
+        st.lists(idents, max_size=3, unique=True),
+        st.lists(st.one_of(lits, exprs), max_size=3),
+        exprs,
+    ),
 )
 options = st.lists(
-    st.builds(lambda n, v: ast.Option(name=n, value=v, span=SP), st.sampled_from(["database", "transaction_mode"]), strs(st.none())),
+    st.builds(
+        lambda n, v: ast.Option(name=n, value=v, span=SP),
+        st.sampled_from(["database", "transaction_mode"]),
+        strs(st.none()),
+    ),
     max_size=2,
     unique_by=lambda o: o.name,
 ).map(lambda os: tuple(sorted(os, key=lambda o: o.name)))
 workflows = st.builds(
     lambda b, lbl, opts: ast.Workflow(body=b, label=lbl, options=opts, span=SP),
-    exprs, st.one_of(st.none(), strs(st.none())), options,
+    exprs,
+    st.one_of(st.none(), strs(st.none())),
+    options,
 )
 modules = st.builds(
     lambda ds, wf: ast.Module(decls=tuple(ds), workflow=wf, span=SP),
-    st.lists(decls, max_size=3), st.one_of(workflows, workflows, st.none()),
+    st.lists(decls, max_size=3),
+    st.one_of(workflows, workflows, st.none()),
 ).filter(lambda m: m.decls or m.workflow is not None)
 
 # -- properties -----------------------------------------------------------------------------------
@@ -169,9 +245,46 @@ def test_random_bytes_give_diagnostics_not_exceptions(data: bytes) -> None:
 
 
 _FRAGMENTS = [
-    "'", '"', "$$", "$q$", "(", ")", ",", ";", "~>", "|=>", "&", "|", "?>", "!>", "@>", "<->", "=>", "=",
-    "::jsonb", "df.", "df.sleep(", "df.start(", "df.break()", "E'\\", "/*", "*/", "--", "\n", "NULL", "-", "{x}",
-    "$x", "param", "def f(", "import", "SELECT", "1.5", "df.http(", "x", "",
+    "'",
+    '"',
+    "$$",
+    "$q$",
+    "(",
+    ")",
+    ",",
+    ";",
+    "~>",
+    "|=>",
+    "&",
+    "|",
+    "?>",
+    "!>",
+    "@>",
+    "<->",
+    "=>",
+    "=",
+    "::jsonb",
+    "df.",
+    "df.sleep(",
+    "df.start(",
+    "df.break()",
+    "E'\\",
+    "/*",
+    "*/",
+    "--",
+    "\n",
+    "NULL",
+    "-",
+    "{x}",
+    "$x",
+    "param",
+    "def f(",
+    "import",
+    "SELECT",
+    "1.5",
+    "df.http(",
+    "x",
+    "",
 ]
 
 
@@ -204,8 +317,14 @@ def commented_examples(draw: st.DrawFn) -> str:
     text = draw(st.sampled_from(EXAMPLES)).read_text()
     tokens = lex(SourceFile("x.df", text)).tokens
     cuts = sorted({start_of(t) for t in tokens} | {end_of(t) for t in tokens})
-    for k, at in enumerate(sorted(draw(st.lists(st.sampled_from(cuts), min_size=1, max_size=6, unique=True)), reverse=True)):
-        comment = draw(st.sampled_from([f"-- c{k}\n", f"/* b{k} */ ", f"\n-- own {k}\n", f"/* m{k}\n  */"]))
+    for k, at in enumerate(
+        sorted(
+            draw(st.lists(st.sampled_from(cuts), min_size=1, max_size=6, unique=True)), reverse=True
+        )
+    ):
+        comment = draw(
+            st.sampled_from([f"-- c{k}\n", f"/* b{k} */ ", f"\n-- own {k}\n", f"/* m{k}\n  */"])
+        )
         text = text[:at] + comment + text[at:]
     return text
 
@@ -221,4 +340,6 @@ def test_comments_survive_formatting(text: str) -> None:
     back, diags2 = parse_text(out)
     assert not diags2 and back == m, out
     assert format_module(back) == out, out
-    assert sorted(c.text for c in lex(SourceFile("a", text)).comments) == sorted(c.text for c in lex(SourceFile("b", out)).comments)
+    assert sorted(c.text for c in lex(SourceFile("a", text)).comments) == sorted(
+        c.text for c in lex(SourceFile("b", out)).comments
+    )

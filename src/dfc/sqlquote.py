@@ -1,0 +1,75 @@
+"""Writing values into SQL text: the one place that quotes literals and identifiers.
+
+Every statement dfc builds by text (a step's substituted references, the worker's checkpoints)
+quotes through here. The forms are chosen so that **no session setting changes what they
+mean**: a step may run ``SET standard_conforming_strings = off`` (alone, or earlier in the same
+step text), after which PostgreSQL reads backslashes in ``'...'`` literals as escapes. A literal
+without a backslash means the same under either setting; one with a backslash is written as an
+escape string ``E'...'``, which reads backslashes as escapes under either setting, with each
+backslash doubled. Quotes are always doubled (``''``), never backslash-escaped, so
+``backslash_quote`` does not matter either.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from dfc.json_types import JSON
+
+
+def quote_literal(text: str) -> str:
+    """A SQL string literal holding exactly ``text``, whatever ``standard_conforming_strings`` is.
+
+    ``text`` must not contain NUL (PostgreSQL text cannot hold it; callers check).
+    """
+    body = text.replace("'", "''")
+    if "\\" in text:
+        return "E'" + body.replace("\\", "\\\\") + "'"
+    return "'" + body + "'"
+
+
+def quote_ident(name: str) -> str:
+    """A SQL quoted identifier (no session setting changes how these are read)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def dumps(value: JSON) -> str:
+    """Compact JSON text; non-finite floats, which JSON cannot hold, become null."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def _finite(value: JSON) -> JSON:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+def sql_literal(value: JSON) -> str:
+    """One SQL literal for a JSON value: NULL, true/false, bare numbers (negative ones in
+    parentheses, so ``1-$x`` never becomes a ``--`` comment), quoted strings, quoted JSON."""
+    if value is None:
+        return "NULL"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value) if value >= 0 else f"({value})"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            if math.isnan(value):
+                return "'NaN'::float8"
+            return f"'{'-' if value < 0 else ''}Infinity'::float8"
+        text = repr(value)
+        return text if not text.startswith("-") else f"({text})"
+    if isinstance(value, str):
+        return quote_literal(value)
+    return quote_literal(dumps(value))
