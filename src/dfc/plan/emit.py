@@ -97,9 +97,14 @@ class _Emitter:
                     order.append((n, name, undo))
                     stack.extend((c, None, None) for c in reversed(ast.children(n)))
         for n, name, undo in order:
-            node = self._build(n, self._ids[id(n)])
-            self.nodes[node.id] = dataclasses.replace(
-                node, result_name=name, undo=None if undo is None else self._id_of(undo)
+            nid = self._ids[id(n)]
+            config, children = self._config(n, nid)
+            self.nodes[nid] = PlanNode(
+                id=nid,
+                config=config,
+                children=children,
+                result_name=name,
+                undo=None if undo is None else self._id_of(undo),
             )
         return self._id_of(body)
 
@@ -112,14 +117,10 @@ class _Emitter:
     def _kids(self, *kids: ast.Expr) -> tuple[str, ...]:
         return tuple(self._id_of(k) for k in kids)
 
-    def _build(self, n: ast.Expr, nid: str) -> PlanNode:
-        """The plan node of ``n`` (a non-wrapper), its children already numbered."""
-        config, children = self._config(n, nid)
-        return PlanNode(id=nid, config=config, children=children)
-
     def _config(self, n: ast.Expr, nid: str) -> tuple[nodes.NodeConfig, tuple[str, ...]]:
-        """The configuration and the children of ``n``'s plan node. Literal values go through
-        `nodes.read`, as stored plans do: an argument left out (None) takes the default."""
+        """The configuration and the children of the plan node of ``n`` (a non-wrapper, its
+        children already numbered). Literal values go through `nodes.read`, as stored plans do:
+        an argument left out (None) takes the default."""
         read, kids = nodes.read, self._kids
         match n:
             case ast.Sql(query=q):

@@ -50,6 +50,9 @@ NODE_TYPES: tuple[str, ...] = NodeType.__args__  # type: ignore[attr-defined]
 HTTP_TIMEOUT: Final = 30
 """Seconds an HTTP request may take when the workflow does not say (``df.http``'s default)."""
 
+NO_PARTS: Final = "[]"
+"""The parts of a ``df.http_multipart`` that gives none."""
+
 
 # -- how plan values become typed values --------------------------------------------------------
 # The checker accepts a number written as a string ('30') wherever it accepts a number, and the
@@ -92,7 +95,7 @@ def _http_timeout(v: JSON) -> int:
 
 
 def _parts(v: JSON) -> str:
-    return _text(v) or "[]"
+    return _text(v) or NO_PARTS
 
 
 _BY_TYPE: Mapping[str, Callable[[JSON], Any]] = {
@@ -240,7 +243,7 @@ class HttpMultipart(_Config):
     TYPE: ClassVar[NodeType] = "HTTP_MULTIPART"
     url: str
     method: str = field(default="POST", metadata=_as(_method))
-    parts: str = field(default="[]", metadata=_as(_parts))
+    parts: str = field(default=NO_PARTS, metadata=_as(_parts))
     headers: str | None = None
     timeout: int = field(default=HTTP_TIMEOUT, metadata=_as(_http_timeout))
 
