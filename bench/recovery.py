@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from steps import bench_database, chain, conditions
 
 from dfc.plan.model import Plan, PlanNode
+from dfc.plan.nodes import Signal, Sql, Then
 from dfc.runtime import instances
 from dfc.store.db import connect
 from dfc.store.registry import deploy
@@ -121,9 +122,9 @@ def recovery(url: str, n: int, steps: int, concurrency: int, lease: float) -> No
 
 def memory(url: str, n: int, concurrency: int) -> None:
     nodes = {
-        "a": PlanNode(id="a", type="SQL", config={"query": "SELECT 1"}),
-        "b": PlanNode(id="b", type="SIGNAL", config={"name": "never", "timeout": None}),
-        "r": PlanNode(id="r", type="THEN", children=("a", "b")),
+        "a": PlanNode(id="a", config=Sql(query="SELECT 1")),
+        "b": PlanNode(id="b", config=Signal(name="never")),
+        "r": PlanNode(id="r", config=Then(), children=("a", "b")),
     }
     idle = worker(url, concurrency, 15)
     time.sleep(3)

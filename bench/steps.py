@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 import psycopg
 
 from dfc.plan.model import Plan, PlanNode
+from dfc.plan.nodes import Sql, Then
 from dfc.runtime import instances
 from dfc.runtime.logs import StepLog
 from dfc.runtime.worker import Worker, WorkerOptions
@@ -41,13 +42,10 @@ ROWS = 100_000
 
 
 def chain(name: str, queries: list[str]) -> Plan:
-    nodes = {
-        f"s{i}": PlanNode(id=f"s{i}", type="SQL", config={"query": q})
-        for i, q in enumerate(queries, 1)
-    }
+    nodes = {f"s{i}": PlanNode(id=f"s{i}", config=Sql(query=q)) for i, q in enumerate(queries, 1)}
     root = "s1"
     for i in range(2, len(queries) + 1):
-        nodes[f"t{i}"] = PlanNode(id=f"t{i}", type="THEN", children=(root, f"s{i}"))
+        nodes[f"t{i}"] = PlanNode(id=f"t{i}", config=Then(), children=(root, f"s{i}"))
         root = f"t{i}"
     return Plan(name=name, root=root, nodes=nodes)
 

@@ -3,9 +3,9 @@
 Plans are built directly (not compiled from text) so that state-machine and engine tests exercise
 the runtime, not the front end. Nodes get ids n1, n2, ... in creation order, and each has a line
 of its own in a synthetic source (``sql SELECT 1``, ``then``, ...), so error locations
-(``error["at"] == "t.df:2:1"``) can be checked. Defaults follow the language's (``df.http``
-POSTs with a 30 s timeout, ``df.retry`` backs off 1 s doubling), so tests that need something
-else say so.
+(``error["at"] == "t.df:2:1"``) can be checked. Configurations are `dfc.plan.nodes` classes,
+whose defaults are the language's (``df.http`` POSTs with a 30 s timeout, ``df.retry`` backs
+off 1 s doubling), so tests that need something else say so.
 
 Shared by ``tests/unit/runtime`` (``from plan_builder import Build``) and ``tests/integration``
 (whose ``runtime_support.B`` is this builder with that suite's defaults). It is importable there
@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any
 
+from dfc.json_types import JSON
+from dfc.plan import nodes
 from dfc.plan.model import Plan, PlanNode, PlanParam, SourceSpan
 
 
@@ -35,118 +36,71 @@ class Build:
         self.nodes: dict[str, PlanNode] = {}
         self.lines: list[str] = []
 
-    def node(self, type_: str, *children: str, bind: str | None = None, **config: Any) -> str:
-        """Any node: ``bind`` is its result name, ``config`` its configuration as is."""
+    def node(self, config: nodes.NodeConfig, *children: str, bind: str | None = None) -> str:
+        """Any node: ``config`` is its configuration, ``bind`` its result name."""
         nid = f"n{len(self.nodes) + 1}"
         self.nodes[nid] = PlanNode(
-            id=nid,
-            type=type_,  # type: ignore[arg-type]
-            children=tuple(children),
-            result_name=bind,
-            config=config,
+            id=nid, config=config, children=tuple(children), result_name=bind
         )
-        line = f"{type_.lower()} {config.get('query', '')}".rstrip()
+        query = config.query if isinstance(config, nodes.Sql) else ""
+        line = f"{config.TYPE.lower()} {query}".rstrip()
         self.lines.append(" " * self.indent + line)
         return nid
 
-    def sql(
-        self, query: str, name: str | None = None, *, autocommit: bool = False, **config: Any
-    ) -> str:
-        """A SQL node with the configuration the emitter writes for an unanalysed statement."""
-        defaults: dict[str, Any] = {
-            "statements": ["unknown"],
-            "columns": None,
-            "returns_rows": None,
-            "refs": [],
-            "vars": [],
-        }
-        return self.node(
-            "SQL", bind=name, query=query, autocommit=autocommit, **(defaults | config)
-        )
+    def sql(self, query: str, name: str | None = None, *, autocommit: bool = False) -> str:
+        return self.node(nodes.Sql(query=query, autocommit=autocommit), bind=name)
 
     def then(self, *steps: str, name: str | None = None) -> str:
         """``steps[0] then steps[1] then ...`` (left-nested); ``name`` binds the whole chain."""
         left = steps[0]
         for i, right in enumerate(steps[1:], 1):
-            left = self.node("THEN", left, right, bind=name if i == len(steps) - 1 else None)
+            left = self.node(nodes.Then(), left, right, bind=name if i == len(steps) - 1 else None)
         return left
 
     def join(self, *branches: str, name: str | None = None) -> str:
-        return self.node("JOIN", *branches, bind=name)
+        return self.node(nodes.Join(), *branches, bind=name)
 
     def race(self, *branches: str, name: str | None = None) -> str:
-        return self.node("RACE", *branches, bind=name)
+        return self.node(nodes.Race(), *branches, bind=name)
 
     def if_(self, cond: str, then: str, else_: str | None = None, name: str | None = None) -> str:
         kids = (cond, then) if else_ is None else (cond, then, else_)
-        return self.node("IF", *kids, bind=name, test="truthy")
+        return self.node(nodes.If(), *kids, bind=name)
 
     def if_rows(self, result: str, then: str, else_: str, name: str | None = None) -> str:
-        return self.node("IF", then, else_, bind=name, test="rows", result_name=result)
+        return self.node(nodes.IfRows(result_name=result), then, else_, bind=name)
 
     def loop(self, body: str, cond: str | None = None, name: str | None = None) -> str:
         kids = (body,) if cond is None else (body, cond)
-        return self.node("LOOP", *kids, bind=name)
+        return self.node(nodes.Loop(), *kids, bind=name)
 
     def brk(self, value: str | None = None) -> str:
-        return self.node("BREAK", value=value)
+        return self.node(nodes.Break(value=value))
 
     def sleep(self, seconds: int, name: str | None = None) -> str:
-        return self.node("SLEEP", bind=name, seconds=seconds)
+        return self.node(nodes.Sleep(seconds=seconds), bind=name)
 
     def schedule(self, cron: str, name: str | None = None) -> str:
-        return self.node("WAIT_SCHEDULE", bind=name, cron=cron, timezone="UTC")
+        return self.node(nodes.WaitSchedule(cron=cron), bind=name)
 
     def signal(self, signal: str, timeout: int | None = None, name: str | None = None) -> str:
-        return self.node("SIGNAL", bind=name, name=signal, timeout=timeout)
+        return self.node(nodes.Signal(name=signal, timeout=timeout), bind=name)
 
-    def http(
-        self,
-        url: str,
-        method: str = "POST",
-        body: str | None = None,
-        headers: str | None = None,
-        timeout: int = 30,
-        name: str | None = None,
-    ) -> str:
-        return self.node(
-            "HTTP", bind=name, url=url, method=method, body=body, headers=headers, timeout=timeout
-        )
+    def http(self, url: str, *, name: str | None = None, **options: JSON) -> str:
+        """``df.http(url, ...)``: ``options`` as the plan writes them (method, body, headers,
+        timeout), read like a stored plan's (the method upper-cased, defaults filled in)."""
+        return self.node(nodes.read(nodes.Http, {"url": url, **options}), bind=name)
 
     def multipart(self, url: str, parts: str, name: str | None = None) -> str:
-        return self.node(
-            "HTTP_MULTIPART",
-            bind=name,
-            url=url,
-            method="POST",
-            parts=parts,
-            headers=None,
-            timeout=30,
-        )
+        return self.node(nodes.HttpMultipart(url=url, parts=parts), bind=name)
 
-    def retry(
-        self,
-        x: str,
-        attempts: int = 3,
-        backoff: float = 1,
-        factor: float = 2,
-        max_backoff: float = 300,
-        jitter: bool = False,
-        name: str | None = None,
-    ) -> str:
-        return self.node(
-            "RETRY",
-            x,
-            bind=name,
-            attempts=attempts,
-            backoff=backoff,
-            factor=factor,
-            max_backoff=max_backoff,
-            jitter=jitter,
-        )
+    def retry(self, x: str, *, name: str | None = None, **options: JSON) -> str:
+        """``df.retry(x, ...)`` with the language's defaults, except that jitter is off unless
+        a test asks for it, so that delays are exact."""
+        return self.node(nodes.read(nodes.Retry, {"jitter": False, **options}), x, bind=name)
 
-    def timeout(self, x: str, seconds: float, name: str | None = None) -> str:
-        return self.node("TIMEOUT", x, bind=name, seconds=seconds)
+    def timeout(self, x: str, seconds: int, name: str | None = None) -> str:
+        return self.node(nodes.Timeout(seconds=seconds), x, bind=name)
 
     def undo(self, step: str, undo: str) -> str:
         """Give ``step`` the compensation subtree ``undo`` (``step <-> undo``); returns ``step``."""

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from dfc.plan.model import Plan, PlanNode
+from dfc.plan.nodes import Sleep, Sql, Then
 from dfc.runtime import instances
 from dfc.store.db import connect
 from dfc.store.registry import deploy
@@ -31,11 +32,11 @@ def chain_plan(name: str, queries: list[str]) -> Plan:
     """A sequential plan of SQL steps (n1 ~> n2 ~> ...), built without the front end."""
     nodes: dict[str, PlanNode] = {}
     for i, q in enumerate(queries, 1):
-        nodes[f"s{i}"] = PlanNode(id=f"s{i}", type="SQL", config={"query": q, "autocommit": False})
+        nodes[f"s{i}"] = PlanNode(id=f"s{i}", config=Sql(query=q))
     root = "s1"
     for i in range(2, len(queries) + 1):
         nid = f"t{i}"
-        nodes[nid] = PlanNode(id=nid, type="THEN", children=(root, f"s{i}"))
+        nodes[nid] = PlanNode(id=nid, config=Then(), children=(root, f"s{i}"))
         root = nid
     return Plan(name=name, root=root, nodes=nodes)
 
@@ -193,9 +194,9 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(
 def test_timer_survives_a_worker_restart(db_url: str, workers: list[WorkerProcess]) -> None:
     with connect(db_url) as conn:
         nodes = {
-            "a": PlanNode(id="a", type="SLEEP", config={"seconds": 3}),
-            "b": PlanNode(id="b", type="SQL", config={"query": "SELECT 'woke' AS w"}),
-            "r": PlanNode(id="r", type="THEN", children=("a", "b")),
+            "a": PlanNode(id="a", config=Sleep(seconds=3)),
+            "b": PlanNode(id="b", config=Sql(query="SELECT 'woke' AS w")),
+            "r": PlanNode(id="r", config=Then(), children=("a", "b")),
         }
         version = deploy(conn, Plan(name="timer", root="r", nodes=nodes)).version
         iid = instances.start(conn, "timer", version)
@@ -234,9 +235,9 @@ def test_timer_survives_a_worker_restart(db_url: str, workers: list[WorkerProces
 def test_sigterm_releases_in_flight_work(db_url: str, workers: list[WorkerProcess]) -> None:
     with connect(db_url) as conn:
         nodes = {
-            "a": PlanNode(id="a", type="SQL", config={"query": "SELECT pg_sleep(3)"}),
-            "b": PlanNode(id="b", type="SQL", config={"query": "SELECT 'second' AS s"}),
-            "r": PlanNode(id="r", type="THEN", children=("a", "b")),
+            "a": PlanNode(id="a", config=Sql(query="SELECT pg_sleep(3)")),
+            "b": PlanNode(id="b", config=Sql(query="SELECT 'second' AS s")),
+            "r": PlanNode(id="r", config=Then(), children=("a", "b")),
         }
         version = deploy(conn, Plan(name="term", root="r", nodes=nodes)).version
         with conn.transaction():
@@ -294,7 +295,7 @@ def test_ctrl_c_leaves_a_resumable_instance(db_url: str, tmp_path) -> None:  # t
 @pytest.mark.timeout(60)
 def test_second_sigterm_cancels_running_steps(db_url: str, workers: list[WorkerProcess]) -> None:
     with connect(db_url) as conn:
-        nodes = {"a": PlanNode(id="a", type="SQL", config={"query": "SELECT pg_sleep(30)"})}
+        nodes = {"a": PlanNode(id="a", config=Sql(query="SELECT pg_sleep(30)"))}
         version = deploy(conn, Plan(name="long", root="a", nodes=nodes)).version
         iid = instances.start(conn, "long", version)
         w = WorkerProcess(db_url)

@@ -10,6 +10,7 @@ from psycopg.rows import TupleRow
 
 from dfc.diagnostics import DfcError
 from dfc.plan.model import Plan, PlanNode, SourceSpan
+from dfc.plan.nodes import Sql
 from dfc.store import codes
 from dfc.store.db import connect
 from dfc.store.registry import (
@@ -27,13 +28,7 @@ def make_plan(name: str, query: str = "SELECT 1", *, source: str | None = None) 
     return Plan(
         name=name,
         root="n1",
-        nodes={
-            "n1": PlanNode(
-                id="n1",
-                type="SQL",
-                config={"query": query, "autocommit": False, "columns": None},
-            )
-        },
+        nodes={"n1": PlanNode(id="n1", config=Sql(query=query))},
         source=text,
         source_map={
             "n1": SourceSpan(

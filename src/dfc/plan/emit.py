@@ -12,11 +12,9 @@ from typing import assert_never
 from dfc import ast
 from dfc.check.result import CheckedWorkflow
 from dfc.json_types import JSON
-from dfc.plan.model import Plan, PlanNode, PlanParam, SourceSpan
+from dfc.plan import nodes
+from dfc.plan.model import Plan, PlanNode, PlanParam, SourceSpan, SqlAnalysis
 from dfc.source import Span
-
-DEFAULT_HTTP_TIMEOUT = 30
-DEFAULT_RETRY = {"attempts": 3, "backoff": 1, "factor": 2, "max_backoff": 300, "jitter": True}
 
 
 def literal_value(lit: ast.LitArg | None) -> JSON:
@@ -59,6 +57,7 @@ def emit(checked: CheckedWorkflow) -> Plan:
         options=options,
         source=checked.source.text,
         source_map=e.source_map,
+        analysis=e.analysis,
     )
 
 
@@ -77,6 +76,7 @@ class _Emitter:
         self.checked = checked
         self.nodes: dict[str, PlanNode] = {}
         self.source_map: dict[str, SourceSpan] = {}
+        self.analysis: dict[str, SqlAnalysis] = {}
         self._ids: dict[int, str] = {}  # id(ast node) -> plan id, for non-wrapper nodes
 
     def emit(self, body: ast.Expr) -> str:
@@ -97,9 +97,14 @@ class _Emitter:
                     order.append((n, name, undo))
                     stack.extend((c, None, None) for c in reversed(ast.children(n)))
         for n, name, undo in order:
-            node = self._build(n, self._ids[id(n)])
-            self.nodes[node.id] = dataclasses.replace(
-                node, result_name=name, undo=None if undo is None else self._id_of(undo)
+            nid = self._ids[id(n)]
+            config, children = self._config(n, nid)
+            self.nodes[nid] = PlanNode(
+                id=nid,
+                config=config,
+                children=children,
+                result_name=name,
+                undo=None if undo is None else self._id_of(undo),
             )
         return self._id_of(body)
 
@@ -112,74 +117,70 @@ class _Emitter:
     def _kids(self, *kids: ast.Expr) -> tuple[str, ...]:
         return tuple(self._id_of(k) for k in kids)
 
-    def _build(self, n: ast.Expr, nid: str) -> PlanNode:
-        """The plan node of ``n`` (a non-wrapper), its children already numbered."""
-
-        def put(type_: str, children: tuple[str, ...] = (), **config: JSON) -> PlanNode:
-            return PlanNode(id=nid, type=type_, children=children, config=config)  # type: ignore[arg-type]
-
+    def _config(self, n: ast.Expr, nid: str) -> tuple[nodes.NodeConfig, tuple[str, ...]]:
+        """The configuration and the children of the plan node of ``n`` (a non-wrapper, its
+        children already numbered). Literal values go through `nodes.read`, as stored plans do:
+        an argument left out (None) takes the default."""
+        read, kids = nodes.read, self._kids
         match n:
             case ast.Sql(query=q):
                 facts = self.checked.facts(n)
-                return put(
-                    "SQL",
-                    query=literal_value(q),
-                    autocommit=facts.autocommit if facts else False,
-                    statements=list(facts.statements) if facts else ["unknown"],
-                    columns=list(facts.columns) if facts and facts.columns is not None else None,
-                    returns_rows=facts.returns_rows if facts else None,
-                    refs=list(facts.refs) if facts else [],
-                    vars=list(facts.vars) if facts else [],
-                )
+                if facts is not None:
+                    self.analysis[nid] = SqlAnalysis(
+                        statements=facts.statements,
+                        columns=facts.columns,
+                        returns_rows=facts.returns_rows,
+                        refs=facts.refs,
+                        vars=facts.vars,
+                    )
+                autocommit = facts.autocommit if facts else False
+                return read(nodes.Sql, {"query": literal_value(q), "autocommit": autocommit}), ()
             case ast.Seq(left=a, right=b):
-                return put("THEN", self._kids(a, b))
+                return nodes.Then(), kids(a, b)
             case ast.Join(branches=bs):
-                return put("JOIN", self._kids(*bs))
+                return nodes.Join(), kids(*bs)
             case ast.Race(branches=bs):
-                return put("RACE", self._kids(*bs))
+                return nodes.Race(), kids(*bs)
             case ast.If(cond=c, then=t, orelse=e):
                 assert e is not None, "the checker rejects ?> without !>"
-                return put("IF", self._kids(c, t, e), test="truthy")
+                return nodes.If(), kids(c, t, e)
             case ast.IfRows(name=rows_of, then=t, orelse=e):
-                return put("IF", self._kids(t, e), test="rows", result_name=literal_value(rows_of))
+                return read(nodes.IfRows, {"result_name": literal_value(rows_of)}), kids(t, e)
             case ast.Loop(body=b, cond=c):
-                return put("LOOP", self._kids(b) if c is None else self._kids(b, c))
+                return nodes.Loop(), kids(b) if c is None else kids(b, c)
             case ast.Break(value=v):
-                return put("BREAK", value=_text(v))
+                return read(nodes.Break, {"value": literal_value(v)}), ()
             case ast.Sleep(seconds=secs):
-                return put("SLEEP", seconds=literal_value(secs))
+                return read(nodes.Sleep, {"seconds": literal_value(secs)}), ()
             case ast.WaitSchedule(cron=c):
                 # Cron times are UTC (SPEC §5.2); the field leaves room for a per-workflow zone.
-                return put("WAIT_SCHEDULE", cron=literal_value(c), timezone="UTC")
+                return read(nodes.WaitSchedule, {"cron": literal_value(c)}), ()
             case ast.WaitSignal(name=signal, timeout=t):
-                return put("SIGNAL", name=literal_value(signal), timeout=literal_value(t))
+                raw = {"name": literal_value(signal), "timeout": literal_value(t)}
+                return read(nodes.Signal, raw), ()
             case ast.Http(url=u, method=m, body=b, headers=h, timeout=t):
-                return put(
-                    "HTTP",
-                    url=literal_value(u),
-                    method=(literal_value(m) or "POST").upper(),
-                    body=_text(b),
-                    headers=_text(h),
-                    timeout=_timeout(t),
-                )
+                raw = {
+                    "url": literal_value(u),
+                    "method": literal_value(m),
+                    "body": literal_value(b),
+                    "headers": literal_value(h),
+                    "timeout": literal_value(t),
+                }
+                return read(nodes.Http, raw), ()
             case ast.HttpMultipart(url=u, method=m, parts=parts, headers=h, timeout=t):
-                return put(
-                    "HTTP_MULTIPART",
-                    url=literal_value(u),
-                    method=(literal_value(m) or "POST").upper(),
-                    parts=_text(parts) or "[]",
-                    headers=_text(h),
-                    timeout=_timeout(t),
-                )
+                raw = {
+                    "url": literal_value(u),
+                    "method": literal_value(m),
+                    "parts": literal_value(parts),
+                    "headers": literal_value(h),
+                    "timeout": literal_value(t),
+                }
+                return read(nodes.HttpMultipart, raw), ()
             case ast.Retry(node=inner):
-                opts = dict(DEFAULT_RETRY)
-                for key in opts:
-                    v = getattr(n, key)
-                    if v is not None and not isinstance(v, ast.Null):
-                        opts[key] = literal_value(v)
-                return put("RETRY", self._kids(inner), **opts)
+                raw = {key: literal_value(getattr(n, key)) for key in _RETRY_OPTIONS}
+                return read(nodes.Retry, raw), kids(inner)
             case ast.Timeout(node=inner, seconds=secs):
-                return put("TIMEOUT", self._kids(inner), seconds=literal_value(secs))
+                return read(nodes.Timeout, {"seconds": literal_value(secs)}), kids(inner)
             case ast.Bind() | ast.Compensate():
                 raise AssertionError("wrappers have no plan node of their own")
             case ast.TemplateCall() | ast.Name() | ast.Invalid():
@@ -187,14 +188,8 @@ class _Emitter:
         assert_never(n)
 
 
-def _text(lit: ast.LitArg | None) -> str | None:
-    v = literal_value(lit)
-    return None if v is None else str(v)
-
-
-def _timeout(lit: ast.LitArg | None) -> JSON:
-    v = literal_value(lit)
-    return DEFAULT_HTTP_TIMEOUT if v is None else v
+# The options of df.retry: its AST fields and its configuration's, by the same names.
+_RETRY_OPTIONS = tuple(f.name for f in dataclasses.fields(nodes.Retry))
 
 
 def _source_span(span: Span, trail: tuple[Span, ...]) -> SourceSpan:

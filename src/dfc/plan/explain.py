@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import assert_never
 
+from dfc.plan import nodes
 from dfc.plan.model import Plan, PlanNode
 
 MARKS = {
@@ -42,48 +44,48 @@ def abbreviate(text: str, width: int | None = 60) -> str:
 
 def describe(node: PlanNode, width: int | None = 60) -> str:
     """The one-line description of a node, without children."""
-    c = node.config
-    match node.type:
-        case "SQL":
-            text = f"SQL {abbreviate(str(c.get('query', '')), width)}"
-            if c.get("autocommit"):
-                text += "  [autocommit: at-least-once]"
-        case "THEN":
-            text = "THEN"
-        case "JOIN":
-            text = f"JOIN ({len(node.children)} branches)"
-        case "RACE":
-            text = f"RACE ({len(node.children)} branches)"
-        case "IF":
-            text = f"IF_ROWS ${c.get('result_name')}" if c.get("test") == "rows" else "IF"
-        case "LOOP":
-            text = "LOOP while" if len(node.children) > 1 else "LOOP forever"
-        case "BREAK":
-            v = c.get("value")
-            text = "BREAK" if v is None else f"BREAK {abbreviate(str(v), width)}"
-        case "SLEEP":
-            text = f"SLEEP {c.get('seconds')}s"
-        case "WAIT_SCHEDULE":
-            text = f"WAIT_SCHEDULE '{c.get('cron')}' ({c.get('timezone', 'UTC')})"
-        case "SIGNAL":
-            t = c.get("timeout")
-            text = f"SIGNAL '{c.get('name')}'" + (f" timeout {t}s" if t is not None else "")
-        case "HTTP" | "HTTP_MULTIPART":
-            text = f"{node.type} {c.get('method')} {abbreviate(str(c.get('url')), width)}"
-            text += "  [at-least-once]"
-        case "RETRY":
-            text = (
-                f"RETRY attempts={c.get('attempts')} backoff={c.get('backoff')}s "
-                f"factor={c.get('factor')} max={c.get('max_backoff')}s"
-                + (" jitter" if c.get("jitter") else "")
-            )
-        case "TIMEOUT":
-            text = f"TIMEOUT {c.get('seconds')}s"
-        case _:
-            text = node.type
+    text = _essentials(node.config, len(node.children), width)
     if node.result_name:
         text += f" |=> {node.result_name}"
     return text
+
+
+def _essentials(config: nodes.NodeConfig, n_children: int, width: int | None) -> str:
+    match config:
+        case nodes.Sql(query=query, autocommit=autocommit):
+            text = f"SQL {abbreviate(query, width)}"
+            return text + "  [autocommit: at-least-once]" if autocommit else text
+        case nodes.Then():
+            return "THEN"
+        case nodes.Join():
+            return f"JOIN ({n_children} branches)"
+        case nodes.Race():
+            return f"RACE ({n_children} branches)"
+        case nodes.If():
+            return "IF"
+        case nodes.IfRows(result_name=rows_of):
+            return f"IF_ROWS ${rows_of}"
+        case nodes.Loop():
+            return "LOOP while" if n_children > 1 else "LOOP forever"
+        case nodes.Break(value=v):
+            return "BREAK" if v is None else f"BREAK {abbreviate(v, width)}"
+        case nodes.Sleep(seconds=seconds):
+            return f"SLEEP {seconds}s"
+        case nodes.WaitSchedule(cron=cron, timezone=zone):
+            return f"WAIT_SCHEDULE '{cron}' ({zone})"
+        case nodes.Signal(name=name, timeout=t):
+            return f"SIGNAL '{name}'" + (f" timeout {t}s" if t is not None else "")
+        case nodes.Http(method=method, url=url) | nodes.HttpMultipart(method=method, url=url):
+            return f"{config.TYPE} {method} {abbreviate(url, width)}  [at-least-once]"
+        case nodes.Retry():
+            c = config
+            return (
+                f"RETRY attempts={c.attempts} backoff={c.backoff}s "
+                f"factor={c.factor} max={c.max_backoff}s" + (" jitter" if c.jitter else "")
+            )
+        case nodes.Timeout(seconds=seconds):
+            return f"TIMEOUT {seconds}s"
+    assert_never(config)
 
 
 def _display_children(plan: Plan, node: PlanNode) -> list[tuple[str, str]]:
@@ -100,9 +102,9 @@ def _display_children(plan: Plan, node: PlanNode) -> list[tuple[str, str]]:
             else:
                 out.append(("", cid))
         return out
-    if node.type == "IF" and node.config.get("test") == "truthy":
+    if isinstance(node.config, nodes.If):
         return list(zip(("cond: ", "then: ", "else: "), node.children, strict=False))
-    if node.type == "IF":
+    if isinstance(node.config, nodes.IfRows):
         return list(zip(("then: ", "else: "), node.children, strict=False))
     if node.type == "LOOP" and len(node.children) == 2:
         return [("body: ", node.children[0]), ("while: ", node.children[1])]

@@ -4,30 +4,29 @@ Plans are pure data. The emitter (`dfc.plan.emit`) builds them from a checked AS
 them; the runtime executes them without ever seeing the front end. A plan read back from JSON
 (`Plan.from_json`) is equal to the one that was written.
 
-Node configuration per type (``config`` keys):
+A node is its id, its configuration (`dfc.plan.nodes`: one frozen dataclass per kind, whose
+class is the node's kind), its ``children`` (ordered ids), the ``result_name`` it is bound to,
+and ``undo``: the id of the root of its compensation subtree (``a <-> undo``), which is not
+among the node's children and runs only during compensation (SPEC §5.8).
 
-=============== ====================================================================================
-SQL             query (text), autocommit (bool), statements (list of kinds: "query", "dml",
-                "dml_returning", "ddl", "utility", "unknown"), columns (list or null), returns_rows
-                (bool or null: null = unknown), refs (list of ``$name[.col]`` used), vars (``{v}``)
-THEN            children [a, b]
-JOIN            children [b1, b2, ...] (n-ary, result is a JSON array in branch order)
-RACE            children [b1, b2, ...]
-IF              test "truthy": children [cond, then, else]
-                test "rows":   children [then, else], config result_name (df.if_rows)
-LOOP            children [body] or [body, cond]
-BREAK           value (text or null)
-SLEEP           seconds (int)
-WAIT_SCHEDULE   cron (text), timezone (text, "UTC")
-SIGNAL          name (text), timeout (int or null)
-HTTP            url, method, body (text or null), headers (text or null), timeout (int seconds)
-HTTP_MULTIPART  url, method, parts (text), headers (text or null), timeout (int seconds)
-RETRY           children [x]; attempts, backoff, factor, max_backoff, jitter
-TIMEOUT         children [x]; seconds
-=============== ====================================================================================
+What the hash covers: exactly what decides behaviour (`Plan.behaviour_json`). Beside it, and
+stored with it, are the source text, the source map (node id → span) and the analysis (node id →
+what the checker learnt about a SQL step: statement kinds, output columns, references), which
+describe the plan for people and tools but change nothing it does: a new version of sqlglot
+that classifies a statement differently does not make a new version of the workflow.
 
-Any node may carry ``undo``: the id of the root of its compensation subtree (``a <-> undo``);
-that subtree is not among the node's children and runs only during compensation (SPEC §5.8).
+Formats. Format 2 is this one. Format 1 (dfc before the typed plan) had the same layout, except
+that a SQL node's ``config`` also held the analysis (``statements``, ``columns``,
+``returns_rows``, ``refs``, ``vars``), so its hash covered them. `Plan.from_json` reads both:
+a format-1 plan becomes the format-2 plan the same source compiles to today (its analysis moved
+beside it, its values read by the same `dfc.plan.nodes.read` the emitter uses), so the two have
+one hash. The store's migration 0003 rewrites every stored plan that way, with its hash, once
+(`dfc.store.registry.upgrade_plans_txn`): deploying an unchanged workflow again after the
+upgrade then finds the same hash and says "unchanged", instances pinned to a stored version run
+it as before (node ids do not change), and a dfc too old for format 2 refuses the upgraded
+database rather than misreading it. The JSON layout the monitoring views read (``nodes.ID.type``,
+``nodes.ID.config.name``) is the same in both formats. Format-1 plans found anywhere else (a file
+written by an old ``dfc compile``, a row the migration could not read) still run.
 """
 
 from __future__ import annotations
@@ -36,31 +35,18 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
 from dfc.json_types import JSON
+from dfc.plan.nodes import NODE_TYPES, NodeConfig, NodeType, read_node
 
-FORMAT = 1
-"""The plan format this code reads and writes; bump on any incompatible change."""
+FORMAT = 2
+"""The plan format this code writes; bump on any incompatible change."""
 
-NodeType = Literal[
-    "SQL",
-    "THEN",
-    "JOIN",
-    "RACE",
-    "IF",
-    "LOOP",
-    "BREAK",
-    "SLEEP",
-    "WAIT_SCHEDULE",
-    "SIGNAL",
-    "HTTP",
-    "HTTP_MULTIPART",
-    "RETRY",
-    "TIMEOUT",
-]
+READS = (1, FORMAT)
+"""The plan formats this code reads (older ones are upgraded as they are read)."""
 
-NODE_TYPES: tuple[str, ...] = NodeType.__args__  # type: ignore[attr-defined]
+# The keys of a format-1 SQL configuration that were analysis, not behaviour.
+_FORMAT1_ANALYSIS = ("statements", "columns", "returns_rows", "refs", "vars")
 
 
 class PlanFormatError(ValueError):
@@ -113,14 +99,18 @@ class SourceSpan:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlanNode:
-    """One node of the step graph."""
+    """One node of the step graph; its kind is the class of its ``config``."""
 
     id: str
-    type: NodeType
+    config: NodeConfig
     children: tuple[str, ...] = ()
     result_name: str | None = None
-    config: Mapping[str, JSON] = field(default_factory=dict)
     undo: str | None = None
+
+    @property
+    def type(self) -> NodeType:
+        """The node's type as plan JSON names it (SQL, THEN, ...)."""
+        return self.config.TYPE
 
     def to_json(self) -> dict[str, JSON]:
         d: dict[str, JSON] = {"type": self.type}
@@ -128,23 +118,66 @@ class PlanNode:
             d["children"] = list(self.children)
         if self.result_name is not None:
             d["result_name"] = self.result_name
-        if self.config:
-            d["config"] = dict(self.config)
+        config = self.config.to_json()
+        if config:
+            d["config"] = config
         if self.undo is not None:
             d["undo"] = self.undo
         return d
 
     @classmethod
     def from_json(cls, node_id: str, d: Mapping[str, JSON]) -> PlanNode:
-        if d.get("type") not in NODE_TYPES:
-            raise PlanFormatError(f"node {node_id} has unknown type {d.get('type')!r}")
+        """Read a node of the current format; raises `PlanFormatError` when it is malformed."""
+        type_ = d.get("type")
+        if type_ not in NODE_TYPES:
+            raise PlanFormatError(f"node {node_id} has unknown type {type_!r}")
+        try:
+            config = read_node(type_, d.get("config") or {})
+        except ValueError as e:
+            raise PlanFormatError(f"malformed plan: node {node_id}: {e}") from e
         return cls(
             id=node_id,
-            type=d["type"],
+            config=config,
             children=tuple(d.get("children", ())),
             result_name=d.get("result_name"),
-            config=dict(d.get("config", {})),
             undo=d.get("undo"),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SqlAnalysis:
+    """What the checker learnt about a SQL step, kept for people and tools (not hashed).
+
+    ``statements`` are the kinds of its statements ("query", "dml", "dml_returning", "ddl",
+    "utility", "unknown"); ``columns`` its output columns (None: not known statically);
+    ``returns_rows`` whether it returns rows (None: not known); ``refs`` the references it uses
+    as written (``$name``, ``$name.col``, ``$name.*``) and ``vars`` the ``{var}`` names.
+    """
+
+    statements: tuple[str, ...]
+    columns: tuple[str, ...] | None = None
+    returns_rows: bool | None = None
+    refs: tuple[str, ...] = ()
+    vars: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "statements": list(self.statements),
+            "columns": None if self.columns is None else list(self.columns),
+            "returns_rows": self.returns_rows,
+            "refs": list(self.refs),
+            "vars": list(self.vars),
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> SqlAnalysis:
+        columns = d.get("columns")
+        return cls(
+            statements=tuple(d.get("statements", ())),
+            columns=None if columns is None else tuple(columns),
+            returns_rows=d.get("returns_rows"),
+            refs=tuple(d.get("refs", ())),
+            vars=tuple(d.get("vars", ())),
         )
 
 
@@ -175,7 +208,8 @@ class PlanParam:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
-    """A compiled workflow. ``hash`` covers behaviour only (not source, layout or positions)."""
+    """A compiled workflow. ``hash`` covers behaviour only (not source, layout, positions or
+    analysis)."""
 
     name: str
     root: str
@@ -184,7 +218,12 @@ class Plan:
     options: Mapping[str, JSON] = field(default_factory=dict)
     source: str = ""
     source_map: Mapping[str, SourceSpan] = field(default_factory=dict)
-    format: int = FORMAT
+    analysis: Mapping[str, SqlAnalysis] = field(default_factory=dict)
+
+    @property
+    def format(self) -> int:
+        """The plan format: a plan in memory is always of the current one."""
+        return FORMAT
 
     # -- traversal --------------------------------------------------------------------------
 
@@ -211,7 +250,7 @@ class Plan:
     def behaviour_json(self) -> dict[str, JSON]:
         """The part of the plan that determines behaviour: what the hash covers."""
         d: dict[str, JSON] = {
-            "format": self.format,
+            "format": FORMAT,
             "name": self.name,
             "root": self.root,
             "nodes": {k: v.to_json() for k, v in self.nodes.items()},
@@ -231,6 +270,7 @@ class Plan:
         d["hash"] = self.hash
         d["source"] = self.source
         d["source_map"] = {k: v.to_json() for k, v in self.source_map.items()}
+        d["analysis"] = {k: v.to_json() for k, v in self.analysis.items()}
         return d
 
     def dumps(self, *, pretty: bool = False) -> str:
@@ -240,25 +280,30 @@ class Plan:
 
     @classmethod
     def from_json(cls, d: Mapping[str, JSON]) -> Plan:
-        """Read a stored plan; raises `PlanFormatError` for a format this dfc does not know."""
+        """Read a plan of any format in `READS` (see the module docstring); raises
+        `PlanFormatError` for a format this dfc does not know or a malformed plan."""
         fmt = d.get("format")
-        if fmt != FORMAT:
+        if fmt not in READS:
             raise PlanFormatError(
-                f"plan format {fmt!r} is not supported by this dfc (it reads format {FORMAT}); "
-                "upgrade dfc or redeploy the workflow"
+                f"plan format {fmt!r} is not supported by this dfc (it reads formats "
+                f"{', '.join(map(str, READS))}); upgrade dfc or redeploy the workflow"
             )
         try:
-            nodes = {k: PlanNode.from_json(k, v) for k, v in d["nodes"].items()}
+            raw_nodes: Mapping[str, Mapping[str, JSON]] = d["nodes"]
+            analysis = {k: SqlAnalysis.from_json(v) for k, v in d.get("analysis", {}).items()}
+            if fmt == 1:
+                raw_nodes, analysis = _from_format1(raw_nodes)
             plan = cls(
                 name=d["name"],
                 root=d["root"],
-                nodes=nodes,
+                nodes={k: PlanNode.from_json(k, v) for k, v in raw_nodes.items()},
                 params=tuple(PlanParam.from_json(p) for p in d.get("params", ())),
                 options=dict(d.get("options", {})),
                 source=d.get("source", ""),
                 source_map={k: SourceSpan.from_json(v) for k, v in d.get("source_map", {}).items()},
+                analysis=analysis,
             )
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, AttributeError) as e:
             raise PlanFormatError(f"malformed plan: {e}") from e
         if plan.root not in plan.nodes:
             raise PlanFormatError(f"malformed plan: root {plan.root!r} is not a node")
@@ -267,6 +312,23 @@ class Plan:
     @classmethod
     def loads(cls, text: str) -> Plan:
         return cls.from_json(json.loads(text))
+
+
+def _from_format1(
+    nodes: Mapping[str, Mapping[str, JSON]],
+) -> tuple[dict[str, Mapping[str, JSON]], dict[str, SqlAnalysis]]:
+    """The nodes of a format-1 plan in format 2, and the analysis their SQL configs held."""
+    out: dict[str, Mapping[str, JSON]] = {}
+    analysis: dict[str, SqlAnalysis] = {}
+    for nid, node in nodes.items():
+        config = node.get("config")
+        if node.get("type") == "SQL" and config:
+            if "statements" in config:
+                analysis[nid] = SqlAnalysis.from_json(config)
+            config = {k: v for k, v in config.items() if k not in _FORMAT1_ANALYSIS}
+            node = {**node, "config": config}
+        out[nid] = node
+    return out, analysis
 
 
 def canonical(value: JSON) -> str:

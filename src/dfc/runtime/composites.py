@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from itertools import repeat
 
 from dfc.json_types import JSON
+from dfc.plan import nodes
 from dfc.plan.model import PlanNode
 from dfc.runtime import codes
 from dfc.runtime.errors import brief, with_path
@@ -224,12 +225,17 @@ class Composites(Replay, abc.ABC):
             )
         return out
 
-    def _if(self, node: PlanNode, prefix: str, scope: Scope, deadline: datetime | None) -> Outcome:
+    def _if(
+        self,
+        node: PlanNode,
+        config: nodes.If | nodes.IfRows,
+        prefix: str,
+        scope: Scope,
+        deadline: datetime | None,
+    ) -> Outcome:
         kids = node.children
-        if node.config.get("test") == "rows":
-            name = str(node.config.get("result_name", ""))
-            value = scope.get(name)
-            take = has_rows(value)
+        if isinstance(config, nodes.IfRows):
+            take = has_rows(scope.get(config.result_name))
             arms = kids[0:2]
             seq = 0.0
         else:
@@ -314,10 +320,15 @@ class Composites(Replay, abc.ABC):
         self.items.append(Prune(loop_key=key, below=below, keys=doomed))
 
     def _retry(
-        self, node: PlanNode, key: str, prefix: str, scope: Scope, deadline: datetime | None
+        self,
+        node: PlanNode,
+        config: nodes.Retry,
+        key: str,
+        prefix: str,
+        scope: Scope,
+        deadline: datetime | None,
     ) -> Outcome:
-        config = node.config
-        attempts = max(1, int(config.get("attempts", 3)))
+        attempts = max(1, config.attempts)
         rec = self.records.get(key)
         attempt = rec.attempt if rec is not None else 1
         child = node.children[0]
@@ -366,9 +377,15 @@ class Composites(Replay, abc.ABC):
         return Outcome(WAITING, scope)
 
     def _timeout(
-        self, node: PlanNode, key: str, prefix: str, scope: Scope, deadline: datetime | None
+        self,
+        node: PlanNode,
+        config: nodes.Timeout,
+        key: str,
+        prefix: str,
+        scope: Scope,
+        deadline: datetime | None,
     ) -> Outcome:
-        seconds = float(node.config.get("seconds", 0))
+        seconds = config.seconds
         rec = self.records.get(key)
         child = node.children[0]
         start = self._mark()

@@ -49,6 +49,7 @@ from datetime import datetime, timedelta
 from typing import assert_never
 
 from dfc.json_types import JSON
+from dfc.plan import nodes
 from dfc.plan.model import Plan, PlanNode
 from dfc.runtime import codes
 from dfc.runtime.composites import Composites
@@ -180,33 +181,34 @@ class _Run(Composites):
         key = prefix + nid
         slot = len(self.st_vals)
         self._status(key, "pending")
-        match node.type:
-            case "SQL":
-                out = self._sql(node, key, scope, deadline)
-            case "THEN":
+        config = node.config
+        match config:
+            case nodes.Sql():
+                out = self._sql(node, config, key, scope, deadline)
+            case nodes.Then():
                 out = self._then(node, prefix, scope, deadline)
-            case "JOIN":
+            case nodes.Join():
                 out = self._join(node, key, prefix, scope, deadline)
-            case "RACE":
+            case nodes.Race():
                 out = self._race(node, key, prefix, scope, deadline)
-            case "IF":
-                out = self._if(node, prefix, scope, deadline)
-            case "LOOP":
+            case nodes.If() | nodes.IfRows():
+                out = self._if(node, config, prefix, scope, deadline)
+            case nodes.Loop():
                 out = self._loop(node, key, prefix, scope, deadline)
-            case "BREAK":
-                out = self._break(node, key, scope)
-            case "SLEEP" | "WAIT_SCHEDULE":
-                out = self._timer(node, key, scope)
-            case "SIGNAL":
-                out = self._signal(node, key, scope)
-            case "HTTP" | "HTTP_MULTIPART":
-                out = self._http(node, key, scope, deadline)
-            case "RETRY":
-                out = self._retry(node, key, prefix, scope, deadline)
-            case "TIMEOUT":
-                out = self._timeout(node, key, prefix, scope, deadline)
-            case _:  # Plan.from_json refuses unknown types
-                assert_never(node.type)
+            case nodes.Break():
+                out = self._break(node, config, key, scope)
+            case nodes.Sleep() | nodes.WaitSchedule():
+                out = self._timer(node, config, key, scope)
+            case nodes.Signal():
+                out = self._signal(node, config, key, scope)
+            case nodes.Http() | nodes.HttpMultipart():
+                out = self._http(node, config, key, scope, deadline)
+            case nodes.Retry():
+                out = self._retry(node, config, key, prefix, scope, deadline)
+            case nodes.Timeout():
+                out = self._timeout(node, config, key, prefix, scope, deadline)
+            case _:
+                assert_never(config)
         self.st_vals[slot] = STATUS[out.state]
         if out.state == DONE:
             if node.result_name is not None:
@@ -256,15 +258,16 @@ class _Run(Composites):
             return Outcome(FAILED, scope, error=error, seq=rec.seq)
         return None
 
-    def _sql(self, node: PlanNode, key: str, scope: Scope, deadline: datetime | None) -> Outcome:
+    def _sql(
+        self, node: PlanNode, config: nodes.Sql, key: str, scope: Scope, deadline: datetime | None
+    ) -> Outcome:
         rec = self.records.get(key)
         if rec is not None:
             done = self._finished(rec, scope)
             if done is not None:
                 return done
-        config = node.config
         try:
-            sql = substitute_sql(config.get("query", ""), scope, self.vars)
+            sql = substitute_sql(config.query, scope, self.vars)
         except SubstitutionError as e:
             return self._substitution_failed(node, key, scope, e)
         self.items.append(
@@ -272,37 +275,36 @@ class _Run(Composites):
                 key=key,
                 node_id=node.id,
                 sql=sql,
-                autocommit=bool(config.get("autocommit", False)),
+                autocommit=config.autocommit,
                 timeout_s=self._remaining(deadline),
             )
         )
         return Outcome(RUNNING, scope)
 
-    def _break(self, node: PlanNode, key: str, scope: Scope) -> Outcome:
-        text = node.config.get("value")
+    def _break(self, node: PlanNode, config: nodes.Break, key: str, scope: Scope) -> Outcome:
         value: JSON = None
-        if text is not None:
+        if config.value is not None:
             try:
-                value = json_or_text(substitute_raw(str(text), scope, self.vars))
+                value = json_or_text(substitute_raw(config.value, scope, self.vars))
             except SubstitutionError as e:
                 return self._substitution_failed(node, key, scope, e)
         # No record: a break is re-derived from the records before it on every replay.
         return Outcome(BROKEN, scope, result=value, seq=0)
 
-    def _timer(self, node: PlanNode, key: str, scope: Scope) -> Outcome:
+    def _timer(
+        self, node: PlanNode, config: nodes.Sleep | nodes.WaitSchedule, key: str, scope: Scope
+    ) -> Outcome:
         rec = self.records.get(key)
         if rec is not None:
             done = self._finished(rec, scope)
             if done is not None:
                 return done
-        config = node.config
-        if node.type == "SLEEP":
-            seconds = int(config.get("seconds", 0))
-            result: JSON = {"slept": True, "seconds": seconds}
-            wake = self.now + timedelta(seconds=seconds)
+        if isinstance(config, nodes.Sleep):
+            result: JSON = {"slept": True, "seconds": config.seconds}
+            wake = self.now + timedelta(seconds=config.seconds)
         else:
             result = {"scheduled": True}
-            wake = next_fire(str(config["cron"]), self.now, str(config.get("timezone") or "UTC"))
+            wake = next_fire(config.cron, self.now, config.timezone)
         if rec is not None and rec.wake_at is not None:
             wake = rec.wake_at
         if self.now >= wake:
@@ -313,13 +315,13 @@ class _Run(Composites):
         self.items.append(Wake(key, wake))
         return Outcome(WAITING, scope)
 
-    def _signal(self, node: PlanNode, key: str, scope: Scope) -> Outcome:
+    def _signal(self, node: PlanNode, config: nodes.Signal, key: str, scope: Scope) -> Outcome:
         rec = self.records.get(key)
         if rec is not None:
             done = self._finished(rec, scope)
             if done is not None:
                 return done
-        name = str(node.config.get("name", ""))
+        name = config.name
         for sig in self.by_name.get(name, ()):
             if sig.seq not in self.claimed:
                 self.claimed.add(sig.seq)
@@ -328,11 +330,11 @@ class _Run(Composites):
                 record = NodeRecord(key=key, node_id=node.id, status="completed", result=result)
                 self._store(record, consume_signal=sig.seq)
                 return Outcome(DONE, scope, result=result, seq=INF)
-        timeout = node.config.get("timeout")
+        timeout = config.timeout
         if rec is not None:
             wake = rec.wake_at
         else:
-            wake = None if timeout is None else self.now + timedelta(seconds=float(timeout))
+            wake = None if timeout is None else self.now + timedelta(seconds=timeout)
         if wake is not None and self.now >= wake:
             result = {"signal_name": name, "timed_out": True, "data": None}
             self._store(NodeRecord(key=key, node_id=node.id, status="completed", result=result))
@@ -344,7 +346,14 @@ class _Run(Composites):
             self.items.append(Wake(key, wake))
         return Outcome(WAITING, scope)
 
-    def _http(self, node: PlanNode, key: str, scope: Scope, deadline: datetime | None) -> Outcome:
+    def _http(
+        self,
+        node: PlanNode,
+        config: nodes.Http | nodes.HttpMultipart,
+        key: str,
+        scope: Scope,
+        deadline: datetime | None,
+    ) -> Outcome:
         rec = self.records.get(key)
         if rec is not None:
             done = self._finished(rec, scope)
@@ -352,7 +361,7 @@ class _Run(Composites):
                 return done
         try:
             request = build_request(
-                node,
+                config,
                 key,
                 scope,
                 self.vars,

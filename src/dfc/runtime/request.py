@@ -9,7 +9,7 @@ import json
 from collections.abc import Mapping
 
 from dfc.json_types import JSON
-from dfc.plan.model import PlanNode
+from dfc.plan.nodes import Http, HttpMultipart
 from dfc.runtime.keys import idempotency_key
 from dfc.runtime.state import HttpRequest
 from dfc.runtime.substitute import (
@@ -19,8 +19,6 @@ from dfc.runtime.substitute import (
     substitute_raw,
 )
 
-DEFAULT_TIMEOUT = 30.0
-
 
 class BadRequest(Exception):
     """The request cannot be built (headers or parts are not what they must be): the node fails
@@ -28,7 +26,7 @@ class BadRequest(Exception):
 
 
 def build_request(
-    node: PlanNode,
+    config: Http | HttpMultipart,
     key: str,
     bindings: Mapping[str, JSON],
     variables: Mapping[str, str],
@@ -41,14 +39,12 @@ def build_request(
     `remaining` is the time left before an enclosing df.timeout, which caps the request's own
     timeout. Raises `SubstitutionError` or `BadRequest`.
     """
-    config = node.config
-    url = substitute_raw(str(config.get("url", "")), bindings, variables)
-    body_text = config.get("body")
-    body = None if body_text is None else substitute_raw(str(body_text), bindings, variables)
+    url = substitute_raw(config.url, bindings, variables)
+    text = config.body if isinstance(config, Http) else None
+    body = None if text is None else substitute_raw(text, bindings, variables)
     headers: dict[str, str] = {}
-    headers_text = config.get("headers")
-    if headers_text is not None:
-        substituted = substitute_raw(str(headers_text), bindings, variables)
+    if config.headers is not None:
+        substituted = substitute_raw(config.headers, bindings, variables)
         try:
             parsed = json.loads(substituted) if substituted.strip() else {}
         except ValueError as e:
@@ -57,14 +53,14 @@ def build_request(
             raise BadRequest("the headers must be a JSON object of names and values")
         headers = {str(k): v if isinstance(v, str) else raw_text(v) for k, v in parsed.items()}
     parts = None
-    if node.type == "HTTP_MULTIPART":
-        parts = _parts(str(config.get("parts") or "[]"), bindings, variables)
-    timeout = float(config.get("timeout") or DEFAULT_TIMEOUT)
+    if isinstance(config, HttpMultipart):
+        parts = _parts(config.parts, bindings, variables)
+    timeout = float(config.timeout)
     if remaining is not None:
         timeout = min(timeout, remaining)
     return HttpRequest(
         url=url,
-        method=str(config.get("method") or "POST").upper(),
+        method=config.method,
         body=body,
         headers=headers,
         timeout_s=timeout,

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from cronsim import CronSim, CronSimError
+
+from dfc.plan.nodes import Retry
 
 __all__ = ["CronSimError", "backoff", "next_fire"]
 
@@ -32,19 +32,17 @@ def next_fire(expr: str, after: datetime, timezone: str = "UTC") -> datetime:
     return fire.astimezone(UTC)
 
 
-def backoff(config: Mapping[str, Any], attempt: int, seed: str) -> float:
+def backoff(config: Retry, attempt: int, seed: str) -> float:
     """Seconds to wait after failed attempt `attempt` (from 1): ``min(max_backoff, backoff *
     factor^(attempt-1))``, with full jitter drawn deterministically from `seed` (instance and
     retry key), so that every replay computes — and the record stores — the same delay."""
-    backoff = float(config.get("backoff", 1))
-    factor = float(config.get("factor", 2))
-    cap = float(config.get("max_backoff", 300))
+    cap = float(config.max_backoff)
     try:
-        delay = min(cap, backoff * factor ** (attempt - 1))
+        delay = min(cap, float(config.backoff) * float(config.factor) ** (attempt - 1))
     except OverflowError:
         delay = cap
     delay = max(0.0, delay)
-    if config.get("jitter"):
+    if config.jitter:
         digest = hashlib.sha256(f"{seed}:{attempt}".encode()).digest()
         delay *= int.from_bytes(digest[:8], "big") / 2**64
     return round(delay, 3)

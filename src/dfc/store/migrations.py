@@ -1,11 +1,13 @@
 """Versioned schema migrations of the ``dfc`` schema (SPEC §6).
 
 A migration is a file ``migrations/NNNN_name.sql`` shipped inside the package; adding a file is
-all it takes to add one. Each is applied in its own transaction together with its row in
-``dfc.schema_migrations``, under a transaction-level advisory lock, so any number of processes
-may race to migrate a fresh database: one applies each migration, the others wait and find it
-applied. Every command that needs the database calls `ensure_schema`, which costs one query
-when the schema is current; ``dfc db migrate`` calls `migrate`.
+all it takes to add one (a data change that needs dfc's own code, such as rewriting the stored
+plans, is also a function named in ``_THEN_RUN``, run right after its file). Each is applied in
+its own transaction together with its row in ``dfc.schema_migrations``, under a
+transaction-level advisory lock, so any number of processes may race to migrate a fresh
+database: one applies each migration, the others wait and find it applied. Every command that
+needs the database calls `ensure_schema`, which costs one query when the schema is current;
+``dfc db migrate`` calls `migrate`.
 
 Migrations are applied by the set of versions missing from the database, in version order, so
 two migrations written on parallel branches both apply after a merge. A database holding a
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -31,6 +33,7 @@ from psycopg.rows import TupleRow
 
 from dfc.diagnostics import DfcError
 from dfc.store.codes import MIGRATION_FAILED, SCHEMA_TOO_NEW
+from dfc.store.registry import upgrade_plans_txn
 
 _FILENAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 
@@ -215,6 +218,10 @@ COMMENT ON TABLE dfc.schema_migrations IS 'Schema migrations applied by dfc (dfc
 """
 _RECORD = "INSERT INTO dfc.schema_migrations (version, name, checksum) VALUES (%s, %s, %s)"
 
+# Data changes that need dfc's own code, by migration: each runs right after its file's SQL, in
+# the same transaction, so both commit or neither does.
+_THEN_RUN: Mapping[str, Callable[[Conn], object]] = {"0003_typed_plans": upgrade_plans_txn}
+
 
 def migrate(conn: Conn, migrations: Sequence[Migration] | None = None) -> list[Migration]:
     """Apply every pending migration, each in its own transaction; returns those applied.
@@ -247,6 +254,9 @@ def migrate(conn: Conn, migrations: Sequence[Migration] | None = None) -> list[M
                     return done
                 step = todo[0]
                 conn.execute(step.sql.encode())  # bytes: the file's % signs are not placeholders
+                then_run = _THEN_RUN.get(step.name)
+                if then_run is not None:
+                    then_run(conn)
                 conn.execute(_RECORD, (step.version, step.name, step.checksum))
         except psycopg.Error as e:
             raise _migration_error(conn, e, step) from e

@@ -17,7 +17,7 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
 from dfc.diagnostics import DfcError
-from dfc.plan.model import Plan, PlanFormatError, canonical
+from dfc.plan.model import FORMAT, Plan, PlanFormatError, canonical
 from dfc.store.codes import UNKNOWN_VERSION, UNKNOWN_WORKFLOW, UNREADABLE_PLAN
 
 Conn = psycopg.Connection[TupleRow]
@@ -185,6 +185,34 @@ def _plan_from_row(name: str, version: int, data: dict[str, Any], source: str | 
             hint="upgrade dfc, or deploy the workflow again to store it in the current format",
             code=UNREADABLE_PLAN,
         ) from e
+
+
+# -- upgrading stored plans ------------------------------------------------------------------
+
+_OLDER_FORMATS = """
+SELECT name, version, plan, source FROM dfc.workflows
+WHERE plan -> 'format' IS DISTINCT FROM to_jsonb(%s::int)
+ORDER BY name, version
+"""
+_REWRITE = "UPDATE dfc.workflows SET plan = %s, hash = %s WHERE name = %s AND version = %s"
+
+
+def upgrade_plans_txn(conn: Conn) -> int:
+    """Store every plan of an older format in the current one, with the hash the current rules
+    give it, and return how many were rewritten (migration 0003; see "Formats" in
+    `dfc.plan.model`). Node ids stay, so the instances of those versions run on as before.
+
+    A plan this dfc cannot read is left as it is: running or loading it reports why, as before.
+    """
+    rewritten = 0
+    for name, version, data, source in conn.execute(_OLDER_FORMATS, (FORMAT,)).fetchall():
+        try:
+            plan = _plan_from_row(name, version, data, source)
+        except DfcError:
+            continue
+        conn.execute(_REWRITE, (_stored_json(plan), plan.hash, name, version))
+        rewritten += 1
+    return rewritten
 
 
 _NAMES_LIKE = """

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from dfc.cli.main import main
+from dfc.plan.model import FORMAT
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted(str(p) for p in (ROOT / "examples").glob("*.df"))
@@ -116,7 +117,7 @@ def test_explain_graph_compile_parse_on_an_example(snapshot: object) -> None:
         assert code == 0
         assert out == snapshot(name=args[0] + (args[-1] if len(args) > 1 else ""))
     code, out = run("compile", "--json", example)
-    assert code == 0 and json.loads(out)["format"] == 1
+    assert code == 0 and json.loads(out)["format"] == FORMAT
     code, out = run("parse", "--json", example)
     assert code == 0 and json.loads(out)
 

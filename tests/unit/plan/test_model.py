@@ -8,19 +8,30 @@ import json
 import pytest
 
 from dfc.plan.explain import NodeMark, dot, explain_lines, mermaid
-from dfc.plan.model import FORMAT, Plan, PlanFormatError, PlanNode, SourceSpan
+from dfc.plan.model import FORMAT, Plan, PlanFormatError, PlanNode, SourceSpan, SqlAnalysis
+from dfc.plan.nodes import Sleep, Sql, Then
 
 
-def _plan(query: str = "SELECT 1", source: str = "'SELECT 1' ~> df.sleep(1)") -> Plan:
+def _plan(
+    query: str = "SELECT 1",
+    source: str = "'SELECT 1' ~> df.sleep(1)",
+    columns: tuple[str, ...] = ("?column?",),
+) -> Plan:
     nodes = {
-        "n1": PlanNode(id="n1", type="THEN", children=("n2", "n3")),
-        "n2": PlanNode(
-            id="n2", type="SQL", result_name="one", config={"query": query, "autocommit": False}
-        ),
-        "n3": PlanNode(id="n3", type="SLEEP", config={"seconds": 1}),
+        "n1": PlanNode(id="n1", config=Then(), children=("n2", "n3")),
+        "n2": PlanNode(id="n2", config=Sql(query=query), result_name="one"),
+        "n3": PlanNode(id="n3", config=Sleep(seconds=1)),
     }
     span = SourceSpan(file="x.df", line=1, column=1, end_line=1, end_column=10, start=0, end=9)
-    return Plan(name="x", root="n1", nodes=nodes, source=source, source_map={"n2": span})
+    facts = SqlAnalysis(statements=("query",), columns=columns, returns_rows=True)
+    return Plan(
+        name="x",
+        root="n1",
+        nodes=nodes,
+        source=source,
+        source_map={"n2": span},
+        analysis={"n2": facts},
+    )
 
 
 def test_json_round_trip_keeps_everything() -> None:
@@ -35,6 +46,24 @@ def test_hash_ignores_source_and_layout_but_not_behaviour() -> None:
     assert _plan(source="-- other comments\n'SELECT 1' ~>  df.sleep(1)").hash == plan.hash
     assert dataclasses.replace(plan, source_map={}).hash == plan.hash
     assert _plan(query="SELECT 2").hash != plan.hash
+
+
+def test_hash_ignores_the_analysis() -> None:
+    # What the checker learnt (a newer sqlglot may learn more) describes the plan; it changes
+    # nothing the plan does, so it makes no new version.
+    plan = _plan()
+    assert _plan(columns=("one",)).hash == plan.hash
+    assert dataclasses.replace(plan, analysis={}).hash == plan.hash
+    assert "analysis" not in plan.behaviour_json()
+    assert plan.to_json()["analysis"] == {
+        "n2": {
+            "statements": ["query"],
+            "columns": ["?column?"],
+            "returns_rows": True,
+            "refs": [],
+            "vars": [],
+        }
+    }
 
 
 def test_unknown_format_is_refused_with_a_clear_message() -> None:

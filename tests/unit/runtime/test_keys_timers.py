@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from dfc.plan.nodes import Retry
 from dfc.runtime.keys import (
     attempt_prefix,
     idempotency_key,
@@ -62,11 +63,12 @@ def test_bad_cron() -> None:
 
 
 def test_backoff() -> None:
-    config = {"backoff": 1, "factor": 2, "max_backoff": 5}
+    config = Retry(backoff=1, factor=2, max_backoff=5, jitter=False)
     assert [backoff(config, k, "seed") for k in (1, 2, 3, 4, 500)] == [1, 2, 4, 5, 5]
-    assert backoff({}, 1, "seed") == 1  # defaults: 1 s, doubling, at most 300 s
-    assert backoff({}, 20, "seed") == 300
-    jittered = {"backoff": 10, "jitter": True}
+    plain = Retry(jitter=False)
+    assert backoff(plain, 1, "seed") == 1  # defaults: 1 s, doubling, at most 300 s
+    assert backoff(plain, 20, "seed") == 300
+    jittered = Retry(backoff=10)  # jitter is on by default
     assert backoff(jittered, 1, "a") == backoff(jittered, 1, "a")
     assert backoff(jittered, 1, "a") != backoff(jittered, 1, "b")
     assert all(0 <= backoff(jittered, 1, str(i)) <= 10 for i in range(50))

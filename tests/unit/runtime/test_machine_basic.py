@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from plan_kit import T0, Sim, rows
 
+from dfc.plan.nodes import Then
 from dfc.runtime import codes
 from dfc.runtime.machine import evaluate
 from dfc.runtime.state import NodeRecord, RunSql, Store
@@ -43,8 +44,8 @@ def test_sequence_runs_in_order_and_gives_the_last_result() -> None:
 def test_right_nested_sequences_flatten_too() -> None:
     b = Build()
     a, c, d = b.sql("A"), b.sql("C"), b.sql("D")
-    inner = b.node("THEN", c, d)
-    p = b.plan(b.node("THEN", a, inner))
+    inner = b.node(Then(), c, d)
+    p = b.plan(b.node(Then(), a, inner))
     ev = Sim(p).run(lambda act: rows({"s": act.sql}))  # type: ignore[union-attr]
     assert ev.result == rows({"s": "D"})
 

@@ -6,6 +6,7 @@ import base64
 
 from plan_kit import Sim, rows
 
+from dfc.plan.nodes import Http
 from dfc.runtime import codes
 from dfc.runtime.keys import idempotency_key
 from dfc.runtime.state import HttpRequest, RunHttp, Store
@@ -43,7 +44,7 @@ def test_http_request_is_substituted_raw() -> None:
 
 def test_http_defaults() -> None:
     b = Build()
-    p = b.plan(b.node("HTTP", url="https://x.example"))
+    p = b.plan(b.node(Http(url="https://x.example")))
     req = request_of(Sim(p))
     assert (req.method, req.body, req.headers, req.timeout_s) == ("POST", None, {}, 30)
 
