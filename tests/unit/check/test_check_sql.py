@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from dfc.check import codes
 from dfc.check.sql import analyze, is_complete_statement
-from dfc.check.sqllex import split, tokenize
 from dfc.diagnostics import Severity
+from dfc.sqllex import split, tokenize
 
 
 def issues(text: str, **types: str | None) -> list[tuple[str, str]]:

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dfc.check import refs as checker_refs
-from dfc.check.sqllex import tokenize
 from dfc.runtime.substitute import SubstitutionError, substitute_raw, substitute_sql
+from dfc.sqllex import tokenize
 from dfc.sqlquote import quote_literal
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
