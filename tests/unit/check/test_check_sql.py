@@ -125,6 +125,29 @@ def test_references_in_comments_are_not_substituted() -> None:
     assert a.facts.vars == ("v", "w")
 
 
+DOLLAR_QUOTED = [
+    "CREATE FUNCTION add_one(i int) RETURNS int AS $$SELECT i + 1$$ LANGUAGE sql",
+    "DO $$BEGIN PERFORM 1; END$$",
+    "SELECT $$it's$$ AS a",  # only the outer lexing decides structural errors
+    "DO $$ BEGIN PERFORM 1; -- see $missing\nEND $$",
+    "SELECT $q$ $$ unterminated inside $q$ AS a",
+]
+
+
+@pytest.mark.parametrize("text", DOLLAR_QUOTED)
+def test_dollar_quotes_are_not_references(text: str) -> None:
+    a = analyze(text)
+    assert a.refs == ()
+    assert a.issues == ()
+    assert a.neutral == text
+
+
+def test_references_in_dollar_quoted_bodies_are_neutralized_in_place() -> None:
+    a = analyze("DO $f$ BEGIN PERFORM $x /* $y */; END $f$")
+    assert a.facts.refs == ("$x",)
+    assert a.neutral == "DO $f$ BEGIN PERFORM _x /* $y */; END $f$"
+
+
 def test_text_variables_make_structure_unprovable() -> None:
     # `{frag}` may hold ") OR (" ...: the parentheses cannot be judged.
     assert issues("SELECT count(* {frag}") == []
