@@ -44,7 +44,7 @@ module gets a mapping from name to result.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, assert_never
 
@@ -53,7 +53,14 @@ from dfc.references import REFERENCE, Code, Place, place, sql_code
 from dfc.runtime import codes
 from dfc.runtime.truth import is_row_set
 from dfc.sqllex import IDENT_FORMS, STRING_FORMS, Token
-from dfc.sqlquote import dumps, quote_ident, quote_literal, sql_literal
+from dfc.sqlquote import (
+    dumps,
+    escape_in,
+    escape_string_body,
+    quote_ident,
+    quote_literal,
+    sql_literal,
+)
 
 MAX_INLINE_ROWS = 10_000
 """`$name.*` in SQL expands to at most this many rows (SPEC §1.4)."""
@@ -321,8 +328,8 @@ class _SqlWriter:
         escape strings (see the module docstring)."""
         text = self.text
         form = chain[0].form
-        escape = _escaper(form, _uescape(after) if form in ("unicode", "unicode_ident") else "\\")
-        bodies = [self._body(t, code, escape) if t.kind != "comment" else "" for t in chain]
+        esc = _uescape(after) if form in ("unicode", "unicode_ident") else "\\"
+        bodies = [self._body(t, code, form, esc) if t.kind != "comment" else "" for t in chain]
         upgrade = form in ("plain", "national") and any("\\" in b for b in bodies)
         out: list[str] = []
         pos = chain[0].start
@@ -331,7 +338,7 @@ class _SqlWriter:
                 continue
             opener = text[pos : t.body_start]
             if upgrade:
-                body = body.replace("\\", "\\\\")
+                body = escape_string_body(body)
                 if not t.continues:  # the first segment sets the mode of the others
                     glue = " " if _glued(text, t.start) else ""
                     opener = glue + ("NCHAR E'" if form == "national" else "E'")
@@ -341,7 +348,7 @@ class _SqlWriter:
             pos = t.end
         return "".join(out)
 
-    def _body(self, t: Token, code: Code, escape: Callable[[re.Match[str], str], str]) -> str:
+    def _body(self, t: Token, code: Code, form: str, esc: str) -> str:
         """The contents of one literal token with the references in it replaced."""
         text, subs = self.text, self.subs
         out: list[str] = []
@@ -352,41 +359,21 @@ class _SqlWriter:
             assert s.place.literal is t
             raw = _raw_form(s.value)
             _check_nul(s.m, raw)
-            raw = escape(s.m, raw)
+            try:
+                raw = escape_in(raw, form, esc)
+            except ValueError as e:
+                raise SubstitutionError(
+                    f"the value of {_spelled(s.m)} holds a quote, which cannot stand inside the "
+                    "bit-string literal it is placed in",
+                    reference=_spelled(s.m),
+                    code=codes.UNSAFE_VALUE,
+                ) from e
             _check_tags(s.m, raw, code.tags)
             out.append(text[pos : s.start])
             out.append(raw)
             pos = s.end
         out.append(text[pos : t.body_end])
         return "".join(out)
-
-
-def _escaper(form: str, esc: str) -> Callable[[re.Match[str], str], str]:
-    """How raw text is written inside a literal or quoted identifier of `form`."""
-
-    def escape(m: re.Match[str], raw: str) -> str:
-        match form:
-            case "ident":
-                return raw.replace('"', '""')
-            case "unicode_ident":
-                return raw.replace(esc, esc + esc).replace('"', '""')
-            case "unicode":
-                return raw.replace(esc, esc + esc).replace("'", "''")
-            case "escape":
-                return raw.replace("\\", "\\\\").replace("'", "''")
-            case "bit" | "hex":
-                if "'" in raw:
-                    raise SubstitutionError(
-                        f"the value of {_spelled(m)} holds a quote, which cannot stand inside "
-                        "the bit-string literal it is placed in",
-                        reference=_spelled(m),
-                        code=codes.UNSAFE_VALUE,
-                    )
-                return raw
-            case _:  # plain and national: backslashes are handled for the whole literal
-                return raw.replace("'", "''")
-
-    return escape
 
 
 def _uescape(after: Sequence[Token]) -> str:
