@@ -264,6 +264,7 @@ class _SqlWriter:
         self.touched = {id(c) for s in subs for c in s.place.path}
 
     def code(self, code: Code) -> str:
+        """The text of ``code`` with the substitutions in it (and in its bodies) written."""
         text = self.text
         if id(code) not in self.touched:
             return text[code.start : code.end]
@@ -312,8 +313,9 @@ class _SqlWriter:
         """A dollar-quoted string whose body has references (or surrounds some)."""
         inner = self.code(body)
         tag = t.tag
-        closed = t.kind != "error"
-        if (inner + tag).find(tag) != len(inner) if closed else tag in inner:
+        closing = "" if t.kind == "error" else tag
+        # The tag must appear neither in the body nor across its end (`...$b` + `$b$`).
+        if tag in inner + closing[:-1]:
             raise SubstitutionError(
                 f"a substituted value would put {tag} into the dollar-quoted text, ending it early",
                 reference=tag,
@@ -391,6 +393,8 @@ def _uescape(after: Sequence[Token]) -> str:
         return literal.text[literal.body_start - literal.start]
     return "\\"
 
+
+# -- resolving a reference ----------------------------------------------------------------------
 
 # A resolved reference: what kind of value, and the value. None means "leave the text as is".
 _Value = tuple[Literal["null", "value", "whole", "rows"], JSON]
