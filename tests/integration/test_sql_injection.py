@@ -209,7 +209,7 @@ def test_ident_params_are_refused_at_start_when_they_could_end_a_context(
 ) -> None:
     plan = _plan("param t ident;\n'SELECT to_regclass(''{t}'')::text AS r'\n")
     with pytest.raises(DfcError, match="parameter t must be a SQL identifier"):
-        run(db_url, plan, {"t": "\"x'); DROP TABLE victim; --\""})
+        run(db_url, plan, {"t": '"x\'); DROP TABLE victim; --"'})
     assert session.execute("SELECT to_regclass('victim')").fetchone() == ("victim",)
     session.execute('CREATE TABLE "Order Items" (id int)')
     out = run(db_url, plan, {"t": '"Order Items"'})
