@@ -8,6 +8,10 @@ without a backslash means the same under either setting; one with a backslash is
 escape string ``E'...'``, which reads backslashes as escapes under either setting, with each
 backslash doubled. Quotes are always doubled (``''``), never backslash-escaped, so
 ``backslash_quote`` does not matter either.
+
+Text inserted *inside* a literal or quoted identifier the user wrote (``'Hello $who'``) is
+escaped for that token's form by `escape_in`; a user's plain literal that then holds a backslash
+is rewritten as an escape string with `escape_string_body` (the same rule as `quote_literal`).
 """
 
 from __future__ import annotations
@@ -25,8 +29,40 @@ def quote_literal(text: str) -> str:
     """
     body = text.replace("'", "''")
     if "\\" in text:
-        return "E'" + body.replace("\\", "\\\\") + "'"
+        return "E'" + escape_string_body(body) + "'"
     return "'" + body + "'"
+
+
+def escape_string_body(body: str) -> str:
+    """The contents of a standard ``'...'`` literal, for an escape string ``E'...'`` of the same
+    value (quotes stay doubled)."""
+    return body.replace("\\", "\\\\")
+
+
+def escape_in(text: str, form: str, escape: str = "\\") -> str:
+    """``text`` written inside an open literal or quoted identifier of ``form`` (a `dfc.sqllex`
+    form), so that it reads back as ``text`` and cannot end the token.
+
+    ``escape`` is the escape character of a ``U&`` form (``UESCAPE``). For ``plain`` and
+    ``national`` literals only quotes are doubled: a literal that then holds a backslash must be
+    written as an escape string (`escape_string_body`). Raises ValueError for a quote inside
+    ``bit`` or ``hex`` literals, which have no way to write one.
+    """
+    match form:
+        case "ident":
+            return text.replace('"', '""')
+        case "unicode_ident":
+            return text.replace(escape, escape + escape).replace('"', '""')
+        case "unicode":
+            return text.replace(escape, escape + escape).replace("'", "''")
+        case "escape":
+            return escape_string_body(text).replace("'", "''")
+        case "bit" | "hex":
+            if "'" in text:
+                raise ValueError("a quote cannot stand inside a bit-string literal")
+            return text
+        case _:
+            return text.replace("'", "''")
 
 
 def quote_ident(name: str) -> str:

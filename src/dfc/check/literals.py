@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import assert_never
 
 from cronsim import CronSim, CronSimError
 
@@ -21,16 +22,15 @@ from dfc.check.refs import RESULT_NAME, SYSTEM_VARS, Ref, json_neutralize, scan
 from dfc.check.report import Reporter
 from dfc.check.walk import preorder, texts
 from dfc.diagnostics import Label
+from dfc.json_types import JSON
+from dfc.params import BOOL_WORDS, EXAMPLES, ParamValueError, substitution_text
 from dfc.source import Span
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 
 _CRON_FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
 _CRON_RANGES = ("0-59", "0-23", "1-31", "1-12 or JAN-DEC", "0-7 or SUN-SAT")
-_INT = re.compile(r"\s*[+-]?\d+\s*\Z")
-_IDENT_PART = r'(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")'
-_IDENT = re.compile(rf"{_IDENT_PART}(?:\.{_IDENT_PART})?\Z")
-_BOOL_TEXT = frozenset({"true", "false", "t", "f", "yes", "no", "on", "off", "1", "0"})
+_BOOL_TEXT = BOOL_WORDS
 
 
 def _str_span(s: ast.Str, start: int, end: int) -> Span:
@@ -344,53 +344,34 @@ def check_params(params: Iterable[ast.Param], rep: Reporter) -> None:
                 codes.PARAM_DEFAULT,
                 f"the default of `{p.name}` is not a valid {p.type}: {problem}",
                 p.default.span,
-                help=_TYPE_HELP[p.type],
+                help=EXAMPLES[p.type],
             )
-
-
-_TYPE_HELP = {
-    "text": "any text",
-    "int": "an integer such as 500",
-    "numeric": "a number such as 1.5",
-    "bool": "TRUE or FALSE",
-    "json": "JSON text such as '{\"a\": 1}'",
-    "ident": "a SQL identifier such as 'orders' or 'archive.orders'",
-}
 
 
 def _default_problem(p: ast.Param) -> str | None:
+    """What is wrong with the default of ``p`` (`dfc.params`, as at start), or None."""
     d = p.default
-    if d is None or isinstance(d, ast.Null):
+    if d is None:
         return None
-    text = d.value if isinstance(d, ast.Str) else d.span.text
-    match p.type:
-        case "text":
-            return None
-        case "int":
-            ok = (isinstance(d, ast.Num) and d.is_integer) or (
-                isinstance(d, ast.Str) and bool(_INT.match(text))
-            )
-            return None if ok else f"{d.span.text} is not an integer"
-        case "numeric":
-            ok = isinstance(d, ast.Num) or (isinstance(d, ast.Str) and _number(d) is not None)
-            return None if ok else f"{d.span.text} is not a number"
-        case "bool":
-            ok = isinstance(d, ast.Bool) or (
-                isinstance(d, ast.Str) and text.strip().lower() in _BOOL_TEXT
-            )
-            return None if ok else f"{d.span.text} is not a boolean"
-        case "json":
-            if not isinstance(d, ast.Str):
-                return None
-            try:
-                json.loads(text)
-            except json.JSONDecodeError as e:
-                return f"invalid JSON ({e.msg})"
-            return None
-        case "ident":
-            ok = isinstance(d, ast.Str) and bool(_IDENT.match(text))
-            return None if ok else f"{d.span.text} is not a SQL identifier"
+    try:
+        substitution_text(p.type, _default_value(d))
+    except ParamValueError as e:
+        return e.problem(d.span.text)
     return None
+
+
+def _default_value(d: ast.Lit) -> JSON:
+    """The JSON value a default literal stands for (as the plan stores it)."""
+    match d:
+        case ast.Str(value=v):
+            return v
+        case ast.Num(text=t):
+            return int(t) if d.is_integer else float(t)
+        case ast.Bool(value=b):
+            return b
+        case ast.Null():
+            return None
+    assert_never(d)
 
 
 def check_variables(body: ast.Expr, declared: Mapping[str, object], rep: Reporter) -> None:

@@ -31,9 +31,9 @@ from dfc.check.refs import Ref, neutralize
 from dfc.check.report import Reporter
 from dfc.check.result import CheckedWorkflow
 from dfc.check.sql import StatementInfo, analyze
-from dfc.check.sqllex import tokenize
 from dfc.check.walk import preorder, seq_items
 from dfc.diagnostics import DfcError, Diagnostics
+from dfc.sqllex import tokenize
 
 _PREPARABLE = frozenset(
     {"SELECT", "WITH", "VALUES", "TABLE", "INSERT", "UPDATE", "DELETE", "MERGE"}

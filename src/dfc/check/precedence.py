@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from dfc import ast
 from dfc.check import codes
 from dfc.check.report import Reporter
-from dfc.check.sqllex import tokenize
 from dfc.check.walk import NODE_FIELDS, is_function_form, preorder, seq_items
+from dfc.sqllex import tokenize
 
 _PREC: dict[type, int] = {
     ast.Compensate: 1,

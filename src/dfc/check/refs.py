@@ -1,8 +1,8 @@
-"""Find ``$name`` and ``{var}`` references in step text (SPEC §1.4).
+"""Find ``$name`` and ``{var}`` references in step text (SPEC §1.4), for the checker.
 
-This module is the one written definition of what a reference is. The checker uses it to find
-uses of bindings and variables; the runtime's substitution must find exactly the same spans
-(``tests/unit/check/test_refs.py`` pins the behaviour), so it is small, pure and documented here.
+What a reference is, and where one counts in SQL, is written once in `dfc.references`; the
+runtime's substitution follows the same definition, so both always find the same references
+(``tests/unit/runtime/test_substitute_props.py`` compares them over generated SQL).
 
 Grammar, applied in **one left-to-right pass over the original text** (so text produced by a
 substitution is never scanned again, and ``{vars}`` being substituted "first" cannot create new
@@ -25,8 +25,10 @@ references)::
   The column name is also taken greedily.
 - A ``?`` right after the name or column makes the reference null-safe. It is not part of a
   ``$name.*`` reference (``$a.*?`` is ``$a.*`` then ``?``).
-- Nothing else is special: references inside SQL string literals or comments are still
-  references (the checker warns about the string case).
+- In raw contexts (HTTP, break values) nothing else is special. In SQL (``sql=True``) a
+  ``$name`` reference counts only where `dfc.references.place` says: not in comments, not in a
+  dollar quote's delimiter (``$$SELECT``), and inside dollar-quoted bodies as in code. (The
+  checker warns about references inside string literals.)
 - With ``results`` given, a ``$name`` whose name is not in it is not a reference (it is left
   untouched at run time); likewise ``variables`` for ``{var}``. ``{sys_instance_id}`` and
   ``{sys_label}`` are always variables.
@@ -41,6 +43,7 @@ from typing import Literal
 from dfc.references import REFERENCE as _PATTERN
 from dfc.references import RESULT_NAME as RESULT_NAME  # re-exported for the checker's passes
 from dfc.references import SYSTEM_VARS as SYSTEM_VARS
+from dfc.references import place, sql_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +80,14 @@ def scan(
     *,
     results: Container[str] | None = None,
     variables: Container[str] | None = None,
+    sql: bool = False,
 ) -> list[Ref]:
     """All references in ``text``, in order.
 
     ``results`` / ``variables``, when given, restrict matches to known names (the run-time
     view); when None, every syntactically possible reference is returned (the checker's view).
+    With ``sql``, ``text`` is SQL and only the ``$name`` references that count there are
+    returned (`dfc.references.place`).
     """
     out: list[Ref] = []
     for m in _PATTERN.finditer(text):
@@ -106,6 +112,9 @@ def scan(
                     null_safe=m.group("q") is not None,
                 )
             )
+    if sql and any(r.kind == "result" for r in out):
+        code = sql_code(neutralize(text, [r for r in out if r.kind == "var"]))
+        out = [r for r in out if r.kind == "var" or place(code, r.start) is not None]
     return out
 
 

@@ -1,12 +1,12 @@
 """Static analysis of SQL steps: statement kinds, output columns, autocommit, and SQL errors.
 
-The text of a step has its ``$refs`` and ``{vars}`` replaced by identifiers of the same length
-(`refs.neutralize`), so every position in the analysed text is a position in the step's value,
+The text of a step has its ``$refs`` (those that count in SQL, `dfc.references.place`) and
+``{vars}`` replaced by identifiers of the same length (`refs.neutralize`), so every position in the analysed text is a position in the step's value,
 which the string's `TextMap` maps to the exact file character.
 
 Two tools, used for what each can be trusted with:
 
-- the lexer of `dfc.check.sqllex` (PostgreSQL's lexical rules) splits statements and proves the
+- the lexer of `dfc.sqllex` (PostgreSQL's lexical rules) splits statements and proves the
   errors that are certain: unterminated literals and comments, unbalanced parentheses, a
   statement that stops after ``WHERE``, a word that is not a statement at all;
 - sqlglot (postgres dialect) classifies statements and derives output columns. When it cannot
@@ -32,8 +32,8 @@ from sqlglot.errors import ErrorLevel, ParseError, TokenError
 from dfc.check import codes
 from dfc.check.refs import Ref, neutralize, scan
 from dfc.check.result import SqlFacts, StatementKind
-from dfc.check.sqllex import Statement, Token, split, tokenize
 from dfc.diagnostics import Severity
+from dfc.sqllex import Statement, Token, split, tokenize
 
 # Every PostgreSQL command starts with one of these words (PostgreSQL 17 "SQL Commands").
 _COMMANDS = """ABORT ALTER ANALYZE ANALYSE BEGIN CALL CHECKPOINT CLOSE CLUSTER COMMENT COMMIT COPY
@@ -108,25 +108,15 @@ def analyze(text: str, var_types: Mapping[str, str | None] | None = None) -> Sql
 
 @lru_cache(maxsize=8192)
 def sql_refs(text: str) -> tuple[Ref, ...]:
-    """The references of a SQL text that are substituted: ``$refs`` outside comments, all vars.
-
-    (In SQL the runtime leaves ``$refs`` inside comments as written: a value with a newline
-    would end a ``--`` comment. ``{vars}`` are substituted everywhere, before lexing.)
-    """
-    refs = scan(text)
-    if not refs or ("--" not in text and "/*" not in text):
-        return tuple(refs)
-    comments: list[tuple[int, int]] = []
-    tokenize(neutralize(text, refs), comments)
-    return tuple(
-        r for r in refs if r.kind == "var" or not any(a <= r.start < b for a, b in comments)
-    )
+    """The references of a SQL text that are substituted: all ``{vars}``, and the ``$refs`` that
+    count in SQL (not in comments nor in dollar-quote delimiters; `dfc.references.place`)."""
+    return tuple(scan(text, sql=True))
 
 
 @lru_cache(maxsize=8192)
 def _analyze(text: str, var_key: tuple[tuple[str, str | None], ...]) -> SqlAnalysis:
     refs = sql_refs(text)
-    neutral = neutralize(text, scan(text))
+    neutral = neutralize(text, list(refs))
     raw_vars = {name for name, t in var_key if t not in _TOKEN_VAR_TYPES}
     raw_spans = [(r.start, r.end) for r in refs if r.kind == "var" and r.name in raw_vars]
     issues: list[SqlIssue] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dfc import ast
-from dfc.check.sqllex import tokenize  # the DSL follows PostgreSQL's lexical rules
+from dfc.sqllex import tokenize  # the DSL follows PostgreSQL's lexical rules
 
 # Fields of built-in nodes that hold nodes; all others hold literal arguments.
 NODE_FIELDS: dict[type, frozenset[str]] = {

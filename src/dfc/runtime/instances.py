@@ -14,14 +14,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from dfc.diagnostics import DfcError
-from dfc.plan.model import Plan, PlanParam, canonical
+from dfc.params import ParamValueError, substitution_text
+from dfc.plan.model import Plan, PlanParam
 from dfc.references import SYSTEM_VARS
 from dfc.runtime.engine import LOAD_RECORDS, record_from_row
 from dfc.runtime.state import NodeRecord, Signal
@@ -29,11 +29,6 @@ from dfc.store.registry import load_plan_txn
 
 Conn = psycopg.Connection[Any]
 
-_IDENT = re.compile(
-    r'(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")(?:\.(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+"))?'
-)
-_TRUE = {"true", "t", "yes", "y", "on", "1"}
-_FALSE = {"false", "f", "no", "n", "off", "0"}
 _ID = re.compile(r"^[0-9a-f]{8}$")
 
 
@@ -68,72 +63,19 @@ def validate_vars(plan: Plan, given: Mapping[str, Any] | None) -> dict[str, str]
                 hint=f"give it with --var {p.name}=VALUE",
             )
     for name, value in given.items():  # undeclared variables (pg_durable style)
-        out[name] = _text(value)
+        out[name] = substitution_text("text", value)
     return out
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float | Decimal):
-        return str(value)
-    return canonical(value)
-
-
 def _convert(p: PlanParam, value: Any, *, given: bool) -> str:
-    what = "value" if given else "default"
-
-    def bad(expected: str) -> DfcError:
-        return DfcError(
-            f"parameter {p.name} must be {expected}, got {_show(value)}",
-            hint=f"fix the {what} of {p.name}",
-        )
-
-    match p.type:
-        case "int":
-            if isinstance(value, bool):
-                raise bad("an integer")
-            if isinstance(value, int):
-                return str(value)
-            if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
-                return str(int(value))
-            raise bad("an integer")
-        case "numeric":
-            if isinstance(value, bool):
-                raise bad("a number")
-            try:
-                num = Decimal(str(value).strip())
-            except InvalidOperation:
-                raise bad("a number") from None
-            if not num.is_finite():
-                raise bad("a finite number")
-            return str(value).strip() if isinstance(value, str) else str(num)
-        case "bool":
-            if isinstance(value, bool):
-                return "true" if value else "false"
-            text = str(value).strip().lower()
-            if text in _TRUE:
-                return "true"
-            if text in _FALSE:
-                return "false"
-            raise bad("a boolean (true or false)")
-        case "json":
-            if isinstance(value, str):
-                try:
-                    return canonical(json.loads(value))
-                except ValueError:
-                    raise bad("valid JSON") from None
-            return canonical(value)
-        case "ident":
-            if not isinstance(value, str) or not _IDENT.fullmatch(value.strip()):
-                raise bad("a SQL identifier (optionally schema-qualified)")
-            return value.strip()
-        case _:
-            return _text(value)
+    try:
+        return substitution_text(p.type, value)
+    except ParamValueError as e:
+        raise DfcError(
+            f"parameter {p.name} must be {e.expected}, got {_show(value)}"
+            + (f": {e.reason}" if e.reason else ""),
+            hint=f"fix the {'value' if given else 'default'} of {p.name}",
+        ) from None
 
 
 def _show(value: Any) -> str:

@@ -4,18 +4,34 @@ Two contexts:
 
 * **SQL** (`substitute_sql`): a value becomes one SQL literal (strings quoted with ``''``
   doubling, numbers and booleans bare, JSON objects and arrays as quoted JSON text, NULL as
-  ``NULL``), ``$name.*`` an inline ``(VALUES ...)`` relation. The text is lexed the way PostgreSQL
-  lexes it, so that no value can ever change the statement's structure:
+  ``NULL``), ``$name.*`` an inline ``(VALUES ...)`` relation. Where a reference counts is decided
+  by `dfc.references.place` over the text lexed by `dfc.sqllex` (the checker uses the same rule),
+  so that no value can ever change the statement's structure:
 
-  - in code, a reference becomes a literal, as above;
-  - inside a string literal (``'...'``, ``E'...'``, ``U&'...'``) or a quoted identifier, the
-    reference's *raw* text is inserted with that token's escaping (quotes doubled, and
-    backslashes too in ``E''``), so ``'Hello $who'`` gives ``'Hello Bob'``; a naive quoted
-    literal there would end the enclosing string and let the value's text run as SQL;
+  - in code, a reference becomes a literal, as above (``dfc.sqlquote``);
+  - inside a string literal or a quoted identifier, the reference's *raw* text is inserted with
+    that token's escaping (quotes doubled; backslashes too in ``E''``; the escape character too
+    in ``U&''``), so ``'Hello $who'`` gives ``'Hello Bob'``; a naive quoted literal there would
+    end the enclosing string and let the value's text run as SQL. A value holding a quote cannot
+    stand inside ``B''`` or ``X''`` (which have no way to write one) and fails the step;
   - inside comments references are left as written (a newline in a value would end a ``--``
     comment and let the rest run);
   - dollar-quoted text (function bodies, ``DO`` blocks) is lexed again as code, and a value that
-    would contain an enclosing ``$tag$`` (and so end the quoted text early) fails the step.
+    would put an enclosing ``$tag$`` into it (and so end the quoted text early) fails the step.
+
+  **Whatever the session's settings.** A step may run ``SET standard_conforming_strings = off``,
+  after which PostgreSQL reads backslashes in plain ``'...'`` literals as escapes, and the text
+  would no longer lex as it does here: a value could then end a literal. So, in a text where a
+  value is substituted (in the code holding it and the code around it), every plain ``'...'``
+  or ``N'...'`` literal that would hold a backslash is written as an escape string ``E'...'``
+  (``NCHAR E'...'``) with its backslashes doubled: it then means the same under either setting,
+  and so does the whole text. The one semantic corner: such a literal is read as a standard
+  string, its backslashes being plain characters, even in a session that turned
+  ``standard_conforming_strings`` off (write ``E'...'`` for escapes there). Quotes are always
+  doubled, never backslash-escaped, so ``backslash_quote`` does not matter either.
+
+  A ``{var}`` whose value holds a double quote cannot stand inside a quoted identifier
+  (``"x_{var}"``): the value would end the identifier and run as code; the step fails.
 
 * **raw** (`substitute_raw`, for HTTP url/body/headers and break values): values as plain text,
   JSON values as compact JSON text, ``$name.*`` a JSON array of row objects.
@@ -28,14 +44,23 @@ module gets a mapping from name to result.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal, assert_never
 
 from dfc.json_types import JSON
-from dfc.references import REFERENCE
+from dfc.references import REFERENCE, Code, Place, place, sql_code
 from dfc.runtime import codes
 from dfc.runtime.truth import is_row_set
-from dfc.sqlquote import dumps, quote_ident, quote_literal, sql_literal
+from dfc.sqllex import IDENT_FORMS, STRING_FORMS, Token
+from dfc.sqlquote import (
+    dumps,
+    escape_in,
+    escape_string_body,
+    quote_ident,
+    quote_literal,
+    sql_literal,
+)
 
 MAX_INLINE_ROWS = 10_000
 """`$name.*` in SQL expands to at most this many rows (SPEC §1.4)."""
@@ -58,19 +83,6 @@ class SubstitutionError(Exception):
 
 # The grammar of references (SPEC §1.4), the same the checker uses.
 _PATTERN = REFERENCE
-
-# What changes the lexical state of SQL code (PostgreSQL's scan.l, with
-# standard_conforming_strings on).
-_SQL_TOKEN = re.compile(
-    r"(?P<lc>--)"
-    r"|(?P<bc>/\*)"
-    r"|(?P<es>(?<![\w$])[eE]')"
-    r"|(?P<us>(?<![\w$])[uU]&')"
-    r"|(?P<sq>')"
-    r"|(?P<dq>\")"
-    r"|(?P<dol>(?<![\w$])\$(?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*)?\$)"
-)
-_BLOCK = re.compile(r"/\*|\*/")
 
 Context = Literal["sql", "raw"]
 
@@ -107,11 +119,13 @@ def _end(m: re.Match[str]) -> int:
 
 def _compose(
     text: str, bindings: Mapping[str, JSON], variables: Mapping[str, str]
-) -> tuple[str, list[_Ref]]:
+) -> tuple[str, list[_Ref], list[re.Match[str]]]:
     """Replace known ``{var}`` in one pass over `text` and locate the references to visible
-    bindings, in the coordinates of the returned text."""
+    bindings, in the coordinates of the returned text; also returns the replaced ``{var}``s
+    whose value holds a double quote."""
     out: list[str] = []
     refs: list[_Ref] = []
+    quoted: list[re.Match[str]] = []
     pos = 0
     shift = 0  # length of the output minus length of the input consumed so far
     for m in _PATTERN.finditer(text):
@@ -120,6 +134,8 @@ def _compose(
             value = variables.get(var)
             if value is None:
                 continue
+            if '"' in value:
+                quoted.append(m)
             out.append(text[pos : m.start()])
             out.append(value)
             shift += len(value) - (m.end() - m.start())
@@ -127,9 +143,9 @@ def _compose(
         elif m.group("name") in bindings:
             refs.append(_Ref(m, m.start() + shift, _end(m) + shift))
     if not out:
-        return text, refs
+        return text, refs, quoted
     out.append(text[pos:])
-    return "".join(out), refs
+    return "".join(out), refs, quoted
 
 
 def substitute_raw(text: str, bindings: Mapping[str, JSON], variables: Mapping[str, str]) -> str:
@@ -170,163 +186,212 @@ def substitute_sql(text: str, bindings: Mapping[str, JSON], variables: Mapping[s
     """SQL context: references become literals (see the module docstring for the lexical rules).
 
     Raises `SubstitutionError` for a missing value without ``?``, ``$name.*`` on a result without
-    rows or with more than 10,000 rows, a NUL character, or a value that would end an enclosing
-    dollar quote. A ``$name.col`` naming a missing column is left as written.
+    rows or with more than 10,000 rows, a NUL character, a value that would end an enclosing
+    dollar quote, a quote inside ``B''``/``X''``, or a ``{var}`` holding a double quote inside a
+    quoted identifier. A ``$name.col`` naming a missing column is left as written.
     """
     if not has_candidates(text):
         return text
-    composed, refs = _compose(text, bindings, variables)
+    composed, refs, quoted = _compose(text, bindings, variables)
+    _check_quoted_vars(text, quoted)
     if not refs:
         return composed
-    writer = _SqlWriter(composed, refs, bindings)
-    end = writer.code(0, len(composed), ())
-    writer.out.append(composed[end:])
-    return "".join(writer.out)
+    code = sql_code(composed)
+    subs: list[_Sub] = []
+    for ref in refs:
+        where = place(code, ref.start)
+        if where is None:
+            continue  # in a comment or a dollar quote's delimiter: not a reference
+        value = _resolve(ref.m, bindings, sql=True)
+        if value is None:
+            continue  # left as written
+        subs.append(_Sub(ref.m, ref.start, ref.end, where, value))
+    if not subs:
+        return composed
+    return _SqlWriter(composed, subs).code(code)
+
+
+def _check_quoted_vars(text: str, quoted: list[re.Match[str]]) -> None:
+    """Fail when a ``{var}`` whose value holds ``"`` stands inside a quoted identifier."""
+    if not quoted:
+        return
+    chars = list(text)
+    for m in _PATTERN.finditer(text):
+        if m.group("var") is not None:
+            chars[m.start() : m.end()] = "_" * (m.end() - m.start())
+    code = sql_code("".join(chars))
+    for m in quoted:
+        where = place(code, m.start())
+        if where is not None and where.literal is not None and where.literal.form in IDENT_FORMS:
+            name = m.group(0)
+            raise SubstitutionError(
+                f"the value of {name} holds a double quote, which would end the quoted "
+                "identifier it stands in",
+                reference=name,
+                code=codes.UNSAFE_VALUE,
+            )
 
 
 def _glued(text: str, pos: int) -> bool:
     """Whether the character before `pos` would glue onto a literal placed there (``E$x`` must
-    not become the escape string ``E'...'``)."""
+    not become the escape string ``E'...'``, nor ``U&$x`` a Unicode string)."""
     if pos == 0:
         return False
     c = text[pos - 1]
-    return c.isalnum() or c in "_$" or ord(c) > 127
+    return c.isalnum() or c in "_$&" or ord(c) > 127
+
+
+@dataclass(frozen=True, slots=True)
+class _Sub:
+    """A reference that is replaced: where it stands and what it holds."""
+
+    m: re.Match[str]
+    start: int
+    end: int
+    place: Place
+    value: _Value
 
 
 class _SqlWriter:
-    """Copies lexed SQL text to ``out``, replacing the references at their positions."""
+    """Writes lexed SQL text with the references replaced; `code` returns the new text of a
+    stretch of code (and of the dollar-quoted bodies in it)."""
 
-    def __init__(self, text: str, refs: list[_Ref], bindings: Mapping[str, JSON]) -> None:
+    def __init__(self, text: str, subs: list[_Sub]) -> None:
         self.text = text
-        self.refs = refs
-        self.bindings = bindings
-        self.next = 0  # index of the first reference not handled yet
-        self.out: list[str] = []
+        self.subs = subs
+        self.next = 0  # index of the first substitution not written yet
+        # The code holding a value, and the code around it, is rewritten; the rest is copied.
+        self.touched = {id(c) for s in subs for c in s.place.path}
 
-    def _skip_to(self, pos: int) -> None:
-        while self.next < len(self.refs) and self.refs[self.next].start < pos:
-            self.next += 1
-
-    def code(self, start: int, stop: int, tags: tuple[str, ...]) -> int:
-        """Copy `text[start:stop]` lexed as code; returns where copying stopped (the caller
-        appends the rest). `tags` are the dollar quotes this code is the body of."""
-        text, refs, out = self.text, self.refs, self.out
-        pos = start
-        while True:
-            m = _SQL_TOKEN.search(text, pos, stop)
-            token = stop if m is None else m.start()
-            while self.next < len(refs) and refs[self.next].start < token:
-                ref = refs[self.next]
-                self.next += 1
-                value = _resolve(ref.m, self.bindings, sql=True)
-                if value is None:
-                    continue  # left as written
-                out.append(text[pos : ref.start])
-                if _glued(text, ref.start):
-                    out.append(" ")
-                out.append(_sql_form(ref.m, value, tags))
-                pos = ref.end
-            if m is None:
-                return pos
-            out.append(text[pos:token])
-            pos = token
-            kind = m.lastgroup
-            if kind == "lc":
-                nl = text.find("\n", pos, stop)
-                end = stop if nl < 0 else nl
-            elif kind == "bc":
-                end = _block_comment_end(text, pos, stop)
-            elif kind == "dol":
-                end = self._dollar(m.group(0), m.end(), stop, tags)
-                pos = end
-                continue
-            else:
-                end = self._quoted(pos, m.end(), stop, kind, tags)
-                pos = end
-                continue
-            out.append(text[pos:end])  # a comment: references in it stay as written
-            self._skip_to(end)
-            pos = end
-
-    def _dollar(self, tag: str, body: int, stop: int, tags: tuple[str, ...]) -> int:
+    def code(self, code: Code) -> str:
+        """The text of ``code`` with the substitutions in it (and in its bodies) written."""
         text = self.text
-        close = text.find(tag, body, stop)
-        body_end = stop if close < 0 else close
-        outer = self.out
-        self.out = []
-        done = self.code(body, body_end, (*tags, tag))
-        self.out.append(text[done:body_end])
-        inner = "".join(self.out)
-        self.out = outer
-        for t in (*tags, tag):
-            if t in inner:  # a value, maybe with the text around it, would end the quote
-                raise SubstitutionError(
-                    f"a substituted value would put {t} into the dollar-quoted text, ending it "
-                    "early",
-                    reference=t,
-                    code=codes.UNSAFE_VALUE,
-                )
-        outer.append(tag)
-        outer.append(inner)
-        if close < 0:
-            return stop
-        outer.append(tag)
-        return close + len(tag)
-
-    def _quoted(
-        self, start: int, body: int, stop: int, kind: str | None, tags: tuple[str, ...]
-    ) -> int:
-        """Copy a string literal or quoted identifier, inserting the references inside it as
-        escaped raw text; returns the position after its closing quote."""
-        text, out = self.text, self.out
-        quote = '"' if kind == "dq" else "'"
-        backslash = kind in ("es", "us")
-        i = body
-        while i < stop:
-            c = text[i]
-            if c == "\\" and kind == "es":
-                i += 2
-                continue
-            if c == quote:
-                if i + 1 < stop and text[i + 1] == quote:
-                    i += 2
-                    continue
-                break
+        if id(code) not in self.touched:
+            return text[code.start : code.end]
+        out: list[str] = []
+        pos = code.start
+        tokens = code.tokens
+        i = 0
+        while i < len(tokens):
+            t = tokens[i]
+            if t.form == "dollar":
+                self._code_refs(out, pos, t.start, code)
+                body = code.bodies[i]
+                assert body is not None
+                out.append(self._dollar(t, body))
+                pos = t.end
+            elif t.form in STRING_FORMS or t.form in IDENT_FORMS:
+                self._code_refs(out, pos, t.start, code)
+                last = i  # a literal with its continuing segments (and the comments between)
+                for j in range(i + 1, len(tokens)):
+                    if tokens[j].continues:
+                        last = j
+                    elif tokens[j].kind != "comment":
+                        break
+                out.append(self._literal(tokens[i : last + 1], code, tokens[last + 1 :]))
+                pos = tokens[last].end
+                i = last
             i += 1
-        end = min(i, stop)
-        out.append(text[start:body])
-        pos = body
-        refs = self.refs
-        while self.next < len(refs) and refs[self.next].start < end:
-            ref = refs[self.next]
+        self._code_refs(out, pos, code.end, code)
+        return "".join(out)
+
+    def _code_refs(self, out: list[str], pos: int, stop: int, code: Code) -> None:
+        """Copy `text[pos:stop]`, code, writing the references in it as literals."""
+        text, subs = self.text, self.subs
+        while self.next < len(subs) and subs[self.next].start < stop:
+            s = subs[self.next]
             self.next += 1
-            value = _resolve(ref.m, self.bindings, sql=True)
-            if value is None:
+            assert s.place.literal is None and s.place.path[-1] is code
+            out.append(text[pos : s.start])
+            if _glued(text, s.start):
+                out.append(" ")
+            out.append(_sql_form(s.m, s.value, code.tags))
+            pos = s.end
+        out.append(text[pos:stop])
+
+    def _dollar(self, t: Token, body: Code) -> str:
+        """A dollar-quoted string whose body has references (or surrounds some)."""
+        inner = self.code(body)
+        tag = t.tag
+        closing = "" if t.kind == "error" else tag
+        # The tag must appear neither in the body nor across its end (`...$b` + `$b$`).
+        if tag in inner + closing[:-1]:
+            raise SubstitutionError(
+                f"a substituted value would put {tag} into the dollar-quoted text, ending it early",
+                reference=tag,
+                code=codes.UNSAFE_VALUE,
+            )
+        text = self.text
+        return text[t.start : t.body_start] + inner + text[t.body_end : t.end]
+
+    def _literal(self, chain: Sequence[Token], code: Code, after: Sequence[Token]) -> str:
+        """A string literal or quoted identifier (with its continuing segments), the references
+        in it inserted as escaped raw text; plain literals that would hold a backslash become
+        escape strings (see the module docstring)."""
+        text = self.text
+        form = chain[0].form
+        esc = _uescape(after) if form in ("unicode", "unicode_ident") else "\\"
+        bodies = [self._body(t, code, form, esc) if t.kind != "comment" else "" for t in chain]
+        upgrade = form in ("plain", "national") and any("\\" in b for b in bodies)
+        out: list[str] = []
+        pos = chain[0].start
+        for t, body in zip(chain, bodies, strict=True):
+            if t.kind == "comment":
                 continue
-            raw = _raw_form(value)
-            _check_nul(ref.m, raw)
-            raw = raw.replace(quote, quote + quote)
-            if backslash:
-                raw = raw.replace("\\", "\\\\")
-            _check_tags(ref.m, raw, tags)
-            out.append(text[pos : ref.start])
+            opener = text[pos : t.body_start]
+            if upgrade:
+                body = escape_string_body(body)
+                if not t.continues:  # the first segment sets the mode of the others
+                    glue = " " if _glued(text, t.start) else ""
+                    opener = glue + ("NCHAR E'" if form == "national" else "E'")
+            out.append(opener)
+            out.append(body)
+            out.append(text[t.body_end : t.end])
+            pos = t.end
+        return "".join(out)
+
+    def _body(self, t: Token, code: Code, form: str, esc: str) -> str:
+        """The contents of one literal token with the references in it replaced."""
+        text, subs = self.text, self.subs
+        out: list[str] = []
+        pos = t.body_start
+        while self.next < len(subs) and subs[self.next].start < t.body_end:
+            s = subs[self.next]
+            self.next += 1
+            assert s.place.literal is t
+            raw = _raw_form(s.value)
+            _check_nul(s.m, raw)
+            try:
+                raw = escape_in(raw, form, esc)
+            except ValueError as e:
+                raise SubstitutionError(
+                    f"the value of {_spelled(s.m)} holds a quote, which cannot stand inside the "
+                    "bit-string literal it is placed in",
+                    reference=_spelled(s.m),
+                    code=codes.UNSAFE_VALUE,
+                ) from e
+            _check_tags(s.m, raw, code.tags)
+            out.append(text[pos : s.start])
             out.append(raw)
-            pos = ref.end
-        out.append(text[pos:end])
-        if end < stop:
-            out.append(quote)
-            return end + 1
-        return stop
+            pos = s.end
+        out.append(text[pos : t.body_end])
+        return "".join(out)
 
 
-def _block_comment_end(text: str, start: int, stop: int) -> int:
-    """End of the (nestable) block comment opening at `start`."""
-    depth = 0
-    for m in _BLOCK.finditer(text, start, stop):
-        depth += 1 if m.group(0) == "/*" else -1
-        if depth == 0:
-            return m.end()
-    return stop
+def _uescape(after: Sequence[Token]) -> str:
+    """The escape character of a Unicode literal: the one of a ``UESCAPE 'c'`` clause after
+    it, else a backslash."""
+    rest: Iterator[Token] = (t for t in after if t.kind != "comment")
+    keyword, literal = next(rest, None), next(rest, None)
+    if (
+        keyword is not None
+        and literal is not None
+        and keyword.upper == "UESCAPE"
+        and literal.kind == "string"
+        and literal.body_end - literal.body_start == 1
+    ):
+        return literal.text[literal.body_start - literal.start]
+    return "\\"
 
 
 # -- resolving a reference ----------------------------------------------------------------------

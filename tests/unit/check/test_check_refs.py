@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dfc.check import check_file, codes
 from dfc.check.refs import Ref, json_neutralize, neutralize, scan
+from dfc.diagnostics import Diagnostics
+from dfc.source import SourceFile
 
 
 def texts(text: str, **kw: object) -> list[str]:
@@ -81,3 +85,40 @@ def test_scan_never_crashes_and_spans_are_ordered(text: str) -> None:
 def test_scan_any_text(text: str) -> None:
     for r in scan(text):
         assert scan(text[r.start : r.end])[0].name == r.name
+
+
+def test_in_sql_only_references_that_count() -> None:
+    text = "SELECT $a, '$b' -- $c\n, $$ $d /* $e */ $$, $$$f$$, E'\\$g', {v}, '{w}' /* {x} */"
+    assert [r.text for r in scan(text, sql=True)] == ["$a", "$b", "$d", "{v}", "{w}", "{x}"]
+    # raw contexts (HTTP, break values) know nothing of SQL
+    assert len(scan(text)) == 9  # `$$$f$$`: a `$` follows `$f`, so it is no reference
+
+
+def test_a_variable_is_one_token_when_deciding() -> None:
+    # `{v}$$` is one identifier, as the runtime lexes `users$$`: no dollar quote opens, so the
+    # comment hides `$a`.
+    assert [r.text for r in scan("SELECT {v}$$ -- $$ $a", sql=True)] == ["{v}"]
+    assert [r.text for r in scan("SELECT {v} $$ -- $$ $a", sql=True)] == ["{v}", "$a"]
+
+
+def _file_codes(text: str) -> list[str]:
+    sink = Diagnostics()
+    check_file(SourceFile("t.df", text), diagnostics=sink)
+    return [d.code for d in sink.sorted()]
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "'CREATE FUNCTION add_one(i int) RETURNS int AS $$SELECT i + 1$$ LANGUAGE sql'",
+        "$q$DO $$BEGIN PERFORM 1; END$$$q$",
+        "$q$SELECT $$it's$$ AS a$q$",
+        "'DO $$ BEGIN PERFORM 1; -- see $missing\nEND $$'",
+    ],
+)
+def test_dollar_quotes_and_comments_pass_the_checker(step: str) -> None:
+    assert _file_codes(step + "\n") == []
+
+
+def test_unbound_references_in_bodies_are_still_reported() -> None:
+    assert _file_codes("'DO $$ BEGIN PERFORM $missing; END $$'\n") == [codes.UNBOUND]

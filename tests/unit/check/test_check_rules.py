@@ -135,7 +135,7 @@ def test_cron_error_names_the_field() -> None:
         (param("n", "json", "{a: 1}"), [codes.PARAM_DEFAULT]),
         (param("n", "ident", "archive.orders"), OK),
         (param("n", "ident", "orders; DROP TABLE x"), [codes.PARAM_DEFAULT]),
-        (param("n", "ident", None), OK),
+        (param("n", "ident", None), [codes.PARAM_DEFAULT]),  # refused at start too
     ],
 )
 def test_param_defaults(decl: ast.Param, expected: list[str]) -> None:

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from dfc.check import codes
 from dfc.check.sql import analyze, is_complete_statement
-from dfc.check.sqllex import split, tokenize
 from dfc.diagnostics import Severity
+from dfc.sqllex import split, tokenize
 
 
 def issues(text: str, **types: str | None) -> list[tuple[str, str]]:
@@ -123,6 +123,29 @@ def test_references_in_comments_are_not_substituted() -> None:
     a = analyze("SELECT $a -- not $b\n/* nor $c */ , {v} -- but {w}")
     assert a.facts.refs == ("$a",)
     assert a.facts.vars == ("v", "w")
+
+
+DOLLAR_QUOTED = [
+    "CREATE FUNCTION add_one(i int) RETURNS int AS $$SELECT i + 1$$ LANGUAGE sql",
+    "DO $$BEGIN PERFORM 1; END$$",
+    "SELECT $$it's$$ AS a",  # only the outer lexing decides structural errors
+    "DO $$ BEGIN PERFORM 1; -- see $missing\nEND $$",
+    "SELECT $q$ $$ unterminated inside $q$ AS a",
+]
+
+
+@pytest.mark.parametrize("text", DOLLAR_QUOTED)
+def test_dollar_quotes_are_not_references(text: str) -> None:
+    a = analyze(text)
+    assert a.refs == ()
+    assert a.issues == ()
+    assert a.neutral == text
+
+
+def test_references_in_dollar_quoted_bodies_are_neutralized_in_place() -> None:
+    a = analyze("DO $f$ BEGIN PERFORM $x /* $y */; END $f$")
+    assert a.facts.refs == ("$x",)
+    assert a.neutral == "DO $f$ BEGIN PERFORM _x /* $y */; END $f$"
 
 
 def test_text_variables_make_structure_unprovable() -> None:

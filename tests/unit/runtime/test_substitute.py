@@ -221,7 +221,12 @@ def test_hostile_strings_stay_one_literal(value: str) -> None:
 def test_inside_string_literals_values_are_escaped_not_quoted(value: str) -> None:
     b = {"h": rows({"v": value})}
     doubled = value.replace("'", "''")
-    assert substitute_sql("SELECT 'x$h'", b, {}) == f"SELECT 'x{doubled}'"
+    if "\\" in value:  # an escape string, which no session setting reads differently
+        assert substitute_sql("SELECT 'x$h'", b, {}) == (
+            "SELECT E'x" + doubled.replace("\\", "\\\\") + "'"
+        )
+    else:
+        assert substitute_sql("SELECT 'x$h'", b, {}) == f"SELECT 'x{doubled}'"
     assert (
         substitute_sql("SELECT E'x$h'", b, {})
         == "SELECT E'x" + value.replace("'", "''").replace("\\", "\\\\") + "'"
@@ -310,3 +315,84 @@ def test_helpers() -> None:
     assert mentions_reference("abc$a", B)
     assert not mentions_reference("$ab$", B)
     assert not mentions_reference("$zzz", B)
+
+
+# -- where references count: the rule of dfc.references, shared with the checker ----------------
+
+
+def test_dollar_quote_delimiters_and_comments_in_bodies_are_never_references() -> None:
+    b = {"SELECT": rows({"v": 1}), "BEGIN": rows({"v": 2}), "missing": rows({"v": 3})}
+    for text in (
+        "CREATE FUNCTION add_one(i int) RETURNS int AS $$SELECT i + 1$$ LANGUAGE sql",
+        "DO $$BEGIN PERFORM 1; END$$",
+        "SELECT $$it's$$ AS a",
+        "DO $$ BEGIN PERFORM 1; -- see $missing\nEND $$",
+        "DO $$ BEGIN /* $missing */ PERFORM 1; END $$",
+    ):
+        assert substitute_sql(text, b, {}) == text
+
+
+def test_an_escaped_dollar_in_an_escape_string_starts_no_reference() -> None:
+    assert sql(r"SELECT E'\$a', E'\\$a'") == r"SELECT E'\$a', E'\\1'"
+
+
+# -- whatever standard_conforming_strings is ------------------------------------------------------
+
+
+def test_plain_literals_with_a_backslash_become_escape_strings_where_values_go() -> None:
+    b = {"h": rows({"v": "\\'); DROP TABLE victim; --"}), "n": rows({"v": 1})}
+    # the value's backslash: the literal is written so that no setting changes it
+    assert substitute_sql("SELECT 'x $h'", b, {}) == ("SELECT E'x \\\\''); DROP TABLE victim; --'")
+    # the user's own backslashes keep their standard meaning, in the code around a value too
+    assert substitute_sql(r"SELECT 'a\', $n, 'b'", b, {}) == r"SELECT E'a\\', 1, 'b'"
+    assert substitute_sql(r"SELECT '\'", b, {}) == r"SELECT '\'"  # no value: unchanged
+    assert substitute_sql(r"SELECT N'\' || $n", b, {}) == r"SELECT NCHAR E'\\' || 1"
+    assert substitute_sql(r"SELECT t'\' || $n", b, {}) == r"SELECT t E'\\' || 1"
+    # a continued literal is one literal: only its first segment takes the E
+    assert substitute_sql("SELECT 'a $n'\n'\\'", b, {}) == "SELECT E'a 1'\n'\\\\'"
+    # a dollar-quoted body without values is left as it is (it may not be SQL at all)
+    assert substitute_sql(r"SELECT $n; CREATE FUNCTION f() AS $$ '\' $$", b, {}) == (
+        r"SELECT 1; CREATE FUNCTION f() AS $$ '\' $$"
+    )
+    assert substitute_sql(r"DO $$ BEGIN PERFORM 'a\', $n; END $$", b, {}) == (
+        r"DO $$ BEGIN PERFORM E'a\\', 1; END $$"
+    )
+
+
+def test_bit_strings_cannot_hold_a_quote() -> None:
+    b = {"h": rows({"v": "' || pg_sleep(10)::text || '"}), "ok": rows({"v": "0101"})}
+    assert substitute_sql("SELECT B'$ok', X'$ok'", b, {}) == "SELECT B'0101', X'0101'"
+    for text in ("SELECT B'$h'", "SELECT X'$h'"):
+        with pytest.raises(SubstitutionError) as e:
+            substitute_sql(text, b, {})
+        assert e.value.code == codes.UNSAFE_VALUE
+
+
+def test_unicode_literals_double_their_escape_character() -> None:
+    b = {"h": rows({"v": "a\\0041!0041'"})}
+    assert substitute_sql("SELECT U&'$h'", b, {}) == "SELECT U&'a\\\\0041!0041'''"
+    assert substitute_sql("SELECT U&'$h' UESCAPE '!'", b, {}) == (
+        "SELECT U&'a\\0041!!0041''' UESCAPE '!'"
+    )
+    assert substitute_sql('SELECT U&"$h"', b, {}) == 'SELECT U&"a\\\\0041!0041\'"'
+
+
+def test_a_value_cannot_close_a_dollar_quote_early_from_its_end() -> None:
+    # Inside the unterminated literal of the body, a value ending in `$b` would make the
+    # closing `$b$` start one character early.
+    b = {"v": rows({"x": "x$b"})}
+    with pytest.raises(SubstitutionError) as e:
+        substitute_sql("SELECT $b$ '$v?$b$", b, {})
+    assert e.value.code == codes.UNSAFE_VALUE
+
+
+def test_a_variable_holding_a_double_quote_cannot_stand_in_a_quoted_identifier() -> None:
+    v = {"t": '"x"'}
+    assert substitute_sql("SELECT to_regclass('{t}'), {t}", B, v) == (
+        """SELECT to_regclass('"x"'), "x\""""
+    )
+    with pytest.raises(SubstitutionError) as e:
+        substitute_sql('SELECT 1 AS "col_{t}"', B, v)
+    assert e.value.code == codes.UNSAFE_VALUE
+    assert "{t}" in e.value.message
+    assert substitute_sql('SELECT 1 AS "col_{t}"', B, {"t": "x"}) == 'SELECT 1 AS "col_x"'

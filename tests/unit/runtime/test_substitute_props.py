@@ -5,14 +5,15 @@ checker's one definition (`dfc.check.refs`) finds them."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dfc.check import refs as checker_refs
-from dfc.check.sqllex import tokenize
 from dfc.runtime.substitute import SubstitutionError, substitute_raw, substitute_sql
+from dfc.sqllex import tokenize
 from dfc.sqlquote import quote_literal
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -143,3 +144,138 @@ def test_references_are_where_the_checker_finds_them(text: str) -> None:
         pos = r.end
     expected.append(text[pos:])
     assert substitute_raw(text, b, v) == "".join(expected)
+
+
+# -- the checker and the runtime find the same references in SQL ---------------------------------
+#
+# Texts are generated from pieces whose meaning is known: references named `r<n>` stand where
+# they count (code, every form of literal, dollar-quoted bodies, nested), those named `c<n>` in
+# comments (nested too, also inside bodies). The checker must report exactly the `r` references,
+# and the runtime must substitute exactly them, in the same order.
+
+
+class _Names:
+    """Hands out fresh reference names during one draw."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def take(self, prefix: str) -> str:
+        self.n += 1
+        return f"{prefix}{self.n}"
+
+
+_SUFFIXES = ["", ".v", "?", ".v?", ".*"]
+_WORDS = ["SELECT", "x", "1", "+", "(", ")", ",", ";", "::int", "a$b$", "$1", "{v}", "\n", "é"]
+_TEXT = st.sampled_from(["a", " ", "x y", ";", "--", "/", "*", "(", "é", "\t", "{v}"])
+
+
+@st.composite
+def _ref(draw: st.DrawFn, names: _Names, prefix: str) -> str:
+    return f" ${names.take(prefix)}{draw(st.sampled_from(_SUFFIXES))} "
+
+
+@st.composite
+def _literal(draw: st.DrawFn, names: _Names) -> str:
+    form = draw(st.sampled_from(["'", "E'", "U&'", "N'", "B'", "X'", '"', 'U&"']))
+    quote = form[-1]
+    units = [_TEXT, _ref(names, "r")]
+    if form not in ("B'", "X'"):  # these have no way to write a quote
+        units.append(st.just(quote * 2))
+    if form == "E'":
+        units.append(st.sampled_from(["\\\\", "\\'", "\\n", "\\$c0"]))
+    body = "".join(draw(st.lists(st.one_of(*units), max_size=5)))
+    more = ""
+    if quote == "'" and draw(st.booleans()):  # continued across a newline, maybe a comment
+        more = draw(st.sampled_from(["\n", " -- $c0\n ", "\n-- $c0\n"])) + "' $r0x '"
+    return form + body + quote + more
+
+
+@st.composite
+def _comment(draw: st.DrawFn, names: _Names) -> str:
+    inner = " ".join(
+        draw(
+            st.lists(st.one_of(_TEXT.filter(lambda t: t not in "/*"), _ref(names, "c")), max_size=4)
+        )
+    )
+    if draw(st.booleans()):
+        return "--" + inner.replace("\n", " ") + "\n"
+    nested = draw(st.booleans())
+    return "/*" + inner + (" /* $c0 */ " if nested else "") + "*/"
+
+
+@st.composite
+def _code(draw: st.DrawFn, names: _Names, tags: tuple[str, ...], depth: int) -> str:
+    pieces = [
+        st.sampled_from(_WORDS),
+        _ref(names, "r"),
+        _literal(names),
+        _comment(names),
+    ]
+    free = [t for t in ("$$", "$q$", "$body$", "$t1$") if t not in tags]
+    if depth < 3 and free:
+        pieces.append(_dollar(names, tags, free, depth))
+    return " ".join(draw(st.lists(st.one_of(*pieces), max_size=6)))
+
+
+@st.composite
+def _dollar(
+    draw: st.DrawFn, names: _Names, tags: tuple[str, ...], free: list[str], depth: int
+) -> str:
+    tag = draw(st.sampled_from(free))
+    return tag + " " + draw(_code(names, (*tags, tag), depth + 1)) + " " + tag
+
+
+@st.composite
+def sql_texts(draw: st.DrawFn) -> str:
+    return draw(_code(_Names(), (), 0))
+
+
+_MARK = re.compile(r"«(\w+)»")
+
+
+class _MarkRow(dict[str, Any]):
+    """A row that has every column, each holding the mark of its result."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: str) -> Any:
+        return super().__getitem__("v")
+
+
+def _marks(text: str, names: list[str]) -> str:
+    """``text`` substituted with each result's values marked ``«name»``."""
+    b = {n: {"rows": [_MarkRow(v=f"«{n}»")], "row_count": 1} for n in names}
+    return substitute_sql(text, b, {"v": "v_1"})
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sql_texts())
+def test_checker_and_runtime_find_the_same_references(text: str) -> None:
+    every = [r.name for r in checker_refs.scan(text) if r.kind == "result"]
+    expected = [n for n in every if n.startswith("r") and n != "r0x"]
+    assert "r0x" not in every or text.count("$r0x") == every.count("r0x")
+    found = [r.name for r in checker_refs.scan(text, sql=True) if r.kind == "result"]
+    assert [n for n in found if n != "r0x"] == expected  # never a `c`: comments hold none
+    assert _MARK.findall(_marks(text, every)) == found
+
+
+messy = st.lists(
+    st.sampled_from(
+        [
+            *"$'\"\\-/*\n E&Uux;()",
+            *("$a", "$b.v", "$a?", "$a.*", "{v}", "$$", "$q$", "--", "/*", "*/"),
+            *("E'", "B'", "U&'", "\\'", "''"),
+        ]
+    ),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messy)
+def test_checker_and_runtime_agree_on_any_text(text: str) -> None:
+    refs = checker_refs.scan(text, results={"a", "b"}, variables={"v"}, sql=True)
+    found = [r.name for r in refs if r.kind == "result"]
+    assert _MARK.findall(_marks(text, ["a", "b"])) == found
