@@ -26,7 +26,7 @@ from dfc.check.refs import RESULT_NAME, Ref, scan
 from dfc.check.report import Reporter
 from dfc.check.result import SqlFacts
 from dfc.check.sql import sql_refs
-from dfc.check.walk import preorder, seq_items, texts
+from dfc.check.walk import seq_items, texts
 from dfc.diagnostics import Label
 from dfc.source import Span
 
@@ -287,7 +287,7 @@ class _Bindings:
         kind = "join" if isinstance(e, ast.Join) else "race"
         for b in branches:
             here: dict[str, ast.Bind] = {}
-            for n in preorder(b):
+            for n in ast.preorder(b):
                 if isinstance(n, ast.Bind):
                     here.setdefault(_bound(n), n)
             for name, n in here.items():

@@ -16,7 +16,6 @@ from dfc.check.report import Reporter
 from dfc.check.result import CheckedWorkflow
 from dfc.check.steps import check_sql_steps
 from dfc.check.structure import check_depth, check_structure
-from dfc.check.walk import preorder
 from dfc.diagnostics import DfcError, Diagnostics
 from dfc.source import SourceFile
 
@@ -71,7 +70,7 @@ def _check(
     # Template bodies of this file, used or not (imported ones are checked where they expand).
     for d in module.decls:
         if isinstance(d, ast.Def) and check_depth(d.body, plain):
-            nodes = list(preorder(d.body))
+            nodes = list(ast.preorder(d.body))
             check_sql_steps(nodes, plain, var_types)
             check_structure(d.body, plain, in_template=True)
             check_literals(d.body, plain)
@@ -85,14 +84,14 @@ def _check(
     rep = Reporter(diagnostics, exp.trails)
     if not check_depth(body, rep):
         return None
-    facts = check_sql_steps(preorder(body), rep, var_types)
+    facts = check_sql_steps(ast.preorder(body), rep, var_types)
     check_structure(body, rep)
     check_literals(body, rep)
     check_variables(body, declared, rep)
     check_bindings(body, rep, facts)
 
     errors = sum(1 for d in diagnostics.items if d.is_error)
-    if errors > errors_before or any(_leftover(n) for n in preorder(body)):
+    if errors > errors_before or any(_leftover(n) for n in ast.preorder(body)):
         return None
     label = module.workflow.label
     return CheckedWorkflow(

@@ -23,7 +23,6 @@ from typing import Protocol, assert_never
 from dfc import ast
 from dfc.check import codes
 from dfc.check.report import Reporter
-from dfc.check.walk import NODE_FIELDS, preorder
 from dfc.diagnostics import Diagnostics, Label
 from dfc.resources import stdlib_dir
 from dfc.source import SourceFile, Span, TextMap
@@ -159,7 +158,9 @@ def expand(
     # Keep only the trails of nodes in the result: ids of collected temporaries may be reused.
     trails = {}
     if body is not None:
-        trails = {id(n): expander.trails[id(n)] for n in preorder(body) if id(n) in expander.trails}
+        trails = {
+            id(n): expander.trails[id(n)] for n in ast.preorder(body) if id(n) in expander.trails
+        }
     return Expansion(root, list(modules.envs.values()), body, trails, tuple(params))
 
 
@@ -336,9 +337,8 @@ def _def_nodes(d: ast.Def) -> Iterator[ast.Expr | ast.LitArg]:
 def _literal_fields(n: ast.Expr) -> list[ast.LitArg]:
     """The literal arguments of a built-in node (which may be template parameters)."""
     out: list[ast.LitArg] = []
-    node_fields = NODE_FIELDS.get(type(n), frozenset())
     for f in dataclasses.fields(n):
-        if f.name in node_fields:
+        if f.name in n.NODE_FIELDS:
             continue
         v = getattr(n, f.name)
         if isinstance(v, ast.Str | ast.Num | ast.Null | ast.Bool | ast.Name):
@@ -518,12 +518,11 @@ class _Expander:
     ) -> ast.Expr:
         """A built-in node with its children expanded and its literal parameters substituted."""
         changes: dict[str, object] = {}
-        node_fields = NODE_FIELDS.get(type(e), frozenset())
         for f in dataclasses.fields(e):
             if f.name == "span":
                 continue
             v = getattr(e, f.name)
-            if f.name in node_fields:
+            if f.name in e.NODE_FIELDS:
                 if isinstance(v, tuple):
                     changes[f.name] = tuple(self.expr(b, env, trail, subst) for b in v)
                 else:

@@ -19,7 +19,7 @@ from dfc import ast
 from dfc.check import codes
 from dfc.check.refs import RESULT_NAME, SYSTEM_VARS, Ref, json_neutralize, scan
 from dfc.check.report import Reporter
-from dfc.check.walk import preorder, texts
+from dfc.check.walk import texts
 from dfc.diagnostics import Label
 from dfc.source import Span
 
@@ -39,7 +39,7 @@ def _str_span(s: ast.Str, start: int, end: int) -> Span:
 
 def check_literals(body: ast.Expr, rep: Reporter) -> None:
     """Check the literal arguments of every built-in node in ``body``."""
-    for n in preorder(body):
+    for n in ast.preorder(body):
         match n:
             case ast.Bind(name=name) | ast.IfRows(name=name):
                 _result_name(name, n, rep)
@@ -397,7 +397,7 @@ def check_variables(body: ast.Expr, declared: Mapping[str, object], rep: Reporte
     """Warn about undeclared ``{var}`` references when the file declares parameters."""
     if not declared:
         return
-    for n in preorder(body):
+    for n in ast.preorder(body):
         for _role, s in texts(n):
             for r in scan(s.value):
                 if r.kind == "var" and r.name not in declared and r.name not in SYSTEM_VARS:

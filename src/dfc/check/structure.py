@@ -5,7 +5,7 @@ from __future__ import annotations
 from dfc import ast
 from dfc.check import codes
 from dfc.check.report import Reporter
-from dfc.check.walk import preorder, seq_items
+from dfc.check.walk import seq_items
 
 MAX_DEPTH = 256
 
@@ -45,7 +45,7 @@ def check_structure(body: ast.Expr, rep: Reporter, *, in_template: bool = False)
     _breaks(body, rep, in_template)
     ending: dict[int, str | None] = {}
     chained: set[int] = set()  # inner Seq nodes of a chain already looked at
-    for n in preorder(body):
+    for n in ast.preorder(body):
         match n:
             case ast.If(orelse=None):
                 rep.error(

@@ -30,6 +30,7 @@ from dfc.source import SourceFile, Span
 from dfc.syntax import codes
 from dfc.syntax.builder import Builder
 from dfc.syntax.dump import dump, to_json
+from dfc.syntax.flat import with_pg_readings
 from dfc.syntax.lexer import lex
 from dfc.syntax.parser import internal_error, parse_tokens
 from dfc.syntax.printer import format_expression, format_module
@@ -63,11 +64,21 @@ def parse(
         tree, parse_diags = parse_tokens(lexed, grammar)
         diags.extend(parse_diags)
         module = None if tree is None else Builder(lexed, diags, grammar).build(tree)
+        if module is not None and grammar == "dfc" and not any(d.is_error for d in diags):
+            module = with_pg_readings(module, lexed, _flat_reading)
     except Exception as exc:  # a bug: report it as a diagnostic rather than a traceback
         diags.append(internal_error(Span(source, 0, 0), exc))
         module = None
     diagnostics.extend(diags)
     return module
+
+
+def _flat_reading(text: str) -> ast.Expr | None:
+    """``text`` read with pg_durable's flat grammar; None when pg_durable could not parse it."""
+    body, diags = parse_expression(text, "<pg_durable reading>", grammar="pg")
+    if body is None or any(d.is_error for d in diags):
+        return None
+    return None if any(isinstance(n, ast.Invalid) for n in ast.preorder(body)) else body
 
 
 def parse_text(

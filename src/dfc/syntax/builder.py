@@ -568,21 +568,29 @@ class Builder:
             case "sql":
                 node = ast.Sql(query=v["query"], span=sp)
             case "seq":
-                node = ast.Seq(left=v["a"], right=v["b"], span=sp)
+                node = ast.Seq(left=v["a"], right=v["b"], spelling="call", span=sp)
             case "as":
-                node = ast.Bind(node=v["fut"], name=v["name"], span=sp)
+                node = ast.Bind(node=v["fut"], name=v["name"], spelling="call", span=sp)
             case "join" | "join3":
                 node = ast.Join(
-                    branches=(v["a"], v["b"], *([v["c"]] if "c" in v else []), *rest), span=sp
+                    branches=(v["a"], v["b"], *([v["c"]] if "c" in v else []), *rest),
+                    spelling="call",
+                    span=sp,
                 )
             case "race":
-                node = ast.Race(branches=(v["a"], v["b"]), span=sp)
+                node = ast.Race(branches=(v["a"], v["b"]), spelling="call", span=sp)
             case "if":
-                node = ast.If(cond=v["condition"], then=v["then"], orelse=v["else"], span=sp)
+                node = ast.If(
+                    cond=v["condition"],
+                    then=v["then"],
+                    orelse=v["else"],
+                    spelling="call",
+                    span=sp,
+                )
             case "if_rows":
                 node = ast.IfRows(name=v["result_name"], then=v["then"], orelse=v["else"], span=sp)
             case "loop":
-                node = ast.Loop(body=v["body"], cond=v["condition"], span=sp)
+                node = ast.Loop(body=v["body"], cond=v["condition"], spelling="call", span=sp)
             case "break":
                 node = ast.Break(value=v["value"], span=sp)
             case "sleep":
@@ -622,7 +630,7 @@ class Builder:
             case "timeout":
                 node = ast.Timeout(node=v["node"], seconds=v["seconds"], span=sp)
             case "with_undo":
-                node = ast.Compensate(node=v["node"], undo=v["undo"], span=sp)
+                node = ast.Compensate(node=v["node"], undo=v["undo"], spelling="call", span=sp)
             case _:
                 raise AssertionError(f"no AST node for df.{sig.name}")
         return self.nest(node, [x for x in (*v.values(), *rest) if x is not None])

@@ -11,13 +11,11 @@ from typing import Any
 
 from dfc.source import Span
 
-_SKIP = ("span", "text_map")
-
 
 def _fields(node: Any) -> list[tuple[str, Any]]:
-    return [
-        (f.name, getattr(node, f.name)) for f in dataclasses.fields(node) if f.name not in _SKIP
-    ]
+    """The fields that make a node's meaning (spans, text maps and other layout are excluded
+    from equality, and from the dumps)."""
+    return [(f.name, getattr(node, f.name)) for f in dataclasses.fields(node) if f.compare]
 
 
 def _is_node(value: Any) -> bool:
