@@ -120,6 +120,37 @@ BAD_RESULT_NAME = code(
     good="'SELECT 1' |=> 'my_result'",
 )
 
+JOIN_FIELD = code(
+    "DFC209",
+    "field of a join's result",
+    ERR,
+    """
+    A join's result is a JSON array with one element per branch, in branch order (each SQL
+    branch's element is its `{"rows": [...], "row_count": n}` object). An array has no fields,
+    so `$j.col` cannot be substituted: it stays in the SQL as written and PostgreSQL rejects it.
+    Bind the branch that returns the column with a name of its own and use `$name.col`, or read
+    the array as JSON: `$j::jsonb->0->'rows'->0->>'col'` is column `col` of the first row of the
+    first branch.
+    """,
+    bad="('SELECT 1 AS a' & 'SELECT 2 AS b') |=> 'j' ~> 'SELECT $j.a AS x'",
+    good="('SELECT 1 AS a' |=> 'a1') & ('SELECT 2 AS b' |=> 'b1') ~> 'SELECT $a1.a + $b1.b AS x'",
+)
+
+NOT_A_ROW_SET = code(
+    "DFC210",
+    "`$name.*` on a result without rows",
+    ERR,
+    """
+    `$name.*` expands the rows of a SQL result (an inline `VALUES` relation in SQL, a JSON array
+    of row objects elsewhere). The results of HTTP calls, signal waits, sleeps and schedule waits
+    are JSON objects, and a join's result is a JSON array: none has rows, so the step would fail
+    when it runs. Use `$name` for the whole JSON value (for example `$name::jsonb`) or
+    `$name.field` for one field of an object; for a join, bind the branch whose rows you need.
+    """,
+    bad="df.sleep(1) |=> 's' ~> 'SELECT * FROM $s.*'",
+    good="df.sleep(1) |=> 's' ~> 'SELECT $s::jsonb AS slept'",
+)
+
 # --------------------------------------------------------------------------------------------
 # Variables
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import assert_never
 
 from cronsim import CronSim, CronSimError
 
@@ -65,8 +66,22 @@ def check_literals(body: ast.Expr, rep: Reporter) -> None:
                 _retry(n, rep)
             case ast.Timeout(seconds=s):
                 _seconds(s, n, rep, "df.timeout", allow_null=False)
-            case _:
+            case (
+                ast.Sql()
+                | ast.Seq()
+                | ast.Join()
+                | ast.Race()
+                | ast.If()
+                | ast.Loop()
+                | ast.Break()  # any text is a valid break value
+                | ast.Compensate()
+                | ast.TemplateCall()
+                | ast.Name()
+                | ast.Invalid()
+            ):
                 pass
+            case _:
+                assert_never(n)
 
 
 def _result_name(name: ast.Str | ast.Name, node: ast.Expr, rep: Reporter) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from dfc import ast
 from dfc.check import codes
 from dfc.check.report import Reporter
@@ -72,8 +74,31 @@ def check_structure(body: ast.Expr, rep: Reporter, *, in_template: bool = False)
                         chained.add(id(cur))
                         stack += (cur.left, cur.right)
                 _unreachable(n, rep, ending)
-            case _:
+            case (
+                ast.Sql()
+                | ast.Seq()  # inside a chain already looked at
+                | ast.Bind()
+                | ast.Join()
+                | ast.Race()
+                | ast.If()
+                | ast.IfRows()
+                | ast.Loop()
+                | ast.Break()
+                | ast.Sleep()
+                | ast.WaitSchedule()
+                | ast.WaitSignal()
+                | ast.Http()
+                | ast.HttpMultipart()
+                | ast.Retry()
+                | ast.Timeout()
+                | ast.Compensate()
+                | ast.TemplateCall()
+                | ast.Name()
+                | ast.Invalid()
+            ):
                 pass
+            case _:
+                assert_never(n)
 
 
 def _breaks(body: ast.Expr, rep: Reporter, in_template: bool) -> None:
@@ -96,8 +121,29 @@ def _breaks(body: ast.Expr, rep: Reporter, in_template: bool) -> None:
             case ast.Compensate(node=x, undo=u):
                 stack.append((x, in_loop))
                 stack.append((u, False))  # undo runs after the failure, outside any loop
-            case _:
+            case (
+                ast.Sql()
+                | ast.Seq()
+                | ast.Bind()
+                | ast.Join()
+                | ast.Race()
+                | ast.If()
+                | ast.IfRows()
+                | ast.Break()
+                | ast.Sleep()
+                | ast.WaitSchedule()
+                | ast.WaitSignal()
+                | ast.Http()
+                | ast.HttpMultipart()
+                | ast.Retry()
+                | ast.Timeout()
+                | ast.TemplateCall()
+                | ast.Name()
+                | ast.Invalid()
+            ):
                 stack.extend((k, in_loop) for k in ast.children(n))
+            case _:
+                assert_never(n)
 
 
 def _waits_or_breaks(body: ast.Expr) -> bool:
@@ -113,9 +159,27 @@ def _waits_or_breaks(body: ast.Expr) -> bool:
             case ast.Loop():
                 stack.extend((k, False) for k in ast.children(n))  # its breaks are its own
             case ast.Compensate(node=x):
-                stack.append((x, own))
-            case _:
+                stack.append((x, own))  # the undo runs only after a failure
+            case (
+                ast.Sql()
+                | ast.Seq()
+                | ast.Bind()
+                | ast.Join()
+                | ast.Race()
+                | ast.If()
+                | ast.IfRows()
+                | ast.Break()
+                | ast.Http()
+                | ast.HttpMultipart()
+                | ast.Retry()
+                | ast.Timeout()
+                | ast.TemplateCall()
+                | ast.Name()
+                | ast.Invalid()
+            ):
                 stack.extend((k, own) for k in ast.children(n))
+            case _:
+                assert_never(n)
     return False
 
 
@@ -172,22 +236,58 @@ def _never_completes(e: ast.Expr, memo: dict[int, str | None]) -> str | None:
             result = rs[0] if all(rs) else None
         case ast.Loop(cond=None, body=b) if not _has_own_break(b):
             result = "forever"
-        case _:
+        case (
+            ast.Sql()
+            | ast.If()  # without else: reported on its own
+            | ast.Loop()
+            | ast.Sleep()
+            | ast.WaitSchedule()
+            | ast.WaitSignal()
+            | ast.Http()
+            | ast.HttpMultipart()
+            | ast.TemplateCall()
+            | ast.Name()
+            | ast.Invalid()
+        ):
             result = None
+        case _:
+            assert_never(e)
     memo[id(e)] = result
     return result
 
 
 def _has_own_break(body: ast.Expr) -> bool:
+    """Whether the loop body holds a break that leaves this loop (not a nested one's)."""
     stack = [body]
     while stack:
         n = stack.pop()
-        if isinstance(n, ast.Break):
-            return True
-        if isinstance(n, ast.Loop):
-            continue
-        if isinstance(n, ast.Compensate):
-            stack.append(n.node)
-            continue
-        stack.extend(ast.children(n))
+        match n:
+            case ast.Break():
+                return True
+            case ast.Loop():
+                pass  # its breaks are its own
+            case ast.Compensate(node=x):
+                stack.append(x)  # the undo runs only after a failure
+            case (
+                ast.Sql()
+                | ast.Seq()
+                | ast.Bind()
+                | ast.Join()
+                | ast.Race()
+                | ast.If()
+                | ast.IfRows()
+                | ast.Sleep()
+                | ast.WaitSchedule()
+                | ast.WaitSignal()
+                | ast.Http()
+                | ast.HttpMultipart()
+                | ast.Retry()
+                | ast.Timeout()
+                | ast.TemplateCall()
+                | ast.Name()
+                | ast.Invalid()
+            ):
+                stack.extend(ast.children(n))
+            case _:
+                assert_never(n)
     return False
