@@ -22,12 +22,13 @@ from typing import Literal, assert_never
 
 from dfc import ast
 from dfc.check import codes
-from dfc.check.refs import RESULT_NAME, Ref, scan
+from dfc.check.refs import Ref, scan
 from dfc.check.report import Reporter
 from dfc.check.result import SqlFacts
 from dfc.check.sql import sql_refs
 from dfc.check.walk import seq_items, texts
 from dfc.diagnostics import Label
+from dfc.references import RESULT_NAME
 from dfc.source import Span
 
 HTTP_FIELDS = ("status", "body", "encoding", "headers", "ok", "duration_ms")
@@ -232,7 +233,8 @@ class _Bindings:
                 fe = self._child(e, 2, o, f.copy()) if o is not None else f
                 return Flow.merge([ft, fe], all_ran=False)
             case ast.IfRows(name=name, then=t, orelse=o):
-                self._use(_lit_name(name), None, name.span, e, f)
+                if RESULT_NAME.match(_lit_name(name)):  # else reported as an invalid name
+                    self._use(_lit_name(name), None, name.span, e, f)
                 ft = self._child(e, 0, t, f.copy())
                 fe = self._child(e, 1, o, f.copy())
                 return Flow.merge([ft, fe], all_ran=False)

@@ -115,9 +115,12 @@ BAD_RESULT_NAME = code(
     ERR,
     """
     Result names must match `[A-Za-z_][A-Za-z0-9_]*` so that `$name` can be found in step text.
+    They are written without the `$` they are referenced with. The rule applies wherever the name
+    is written: after `|=>`, in `df.as` and `df.if_rows`, or as a template argument that reaches
+    one of them. (A name written directly was once reported as DFC135, now retired.)
     """,
-    bad="'SELECT 1' |=> 'my-result'",
-    good="'SELECT 1' |=> 'my_result'",
+    bad="'SELECT 1 AS v' |=> 'my-result' ~> 'SELECT 2'",
+    good="'SELECT 1 AS v' |=> 'my_result' ~> 'SELECT $my_result.v'",
 )
 
 JOIN_FIELD = code(

@@ -18,10 +18,11 @@ from cronsim import CronSim, CronSimError
 
 from dfc import ast
 from dfc.check import codes
-from dfc.check.refs import RESULT_NAME, SYSTEM_VARS, Ref, json_neutralize, scan
+from dfc.check.refs import SYSTEM_VARS, Ref, json_neutralize, scan
 from dfc.check.report import Reporter
 from dfc.check.walk import texts
 from dfc.diagnostics import Label
+from dfc.references import RESULT_NAME
 from dfc.source import Span
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
@@ -85,17 +86,23 @@ def check_literals(body: ast.Expr, rep: Reporter) -> None:
 
 
 def _result_name(name: ast.Str | ast.Name, node: ast.Expr, rep: Reporter) -> None:
-    if isinstance(name, ast.Str) and not RESULT_NAME.match(name.value):
+    if not isinstance(name, ast.Str) or RESULT_NAME.match(name.value):
+        return
+    if name.value.startswith("$") and RESULT_NAME.match(name.value[1:]):
+        fixed = name.value[1:]
+        help_ = f"write the name without '$': '{fixed}' (it is referenced as {name.value})"
+    else:
         fixed = re.sub(r"\W", "_", name.value) or "result"
         if fixed[0].isdigit():
             fixed = "_" + fixed
-        rep.error(
-            codes.BAD_RESULT_NAME,
-            f"'{name.value}' is not a valid result name",
-            name.span,
-            node=node,
-            help=f"result names are letters, digits and _, not starting with a digit: '{fixed}'",
-        )
+        help_ = f"result names are letters, digits and _, not starting with a digit: '{fixed}'"
+    rep.error(
+        codes.BAD_RESULT_NAME,
+        f"'{name.value}' is not a valid result name",
+        name.span,
+        node=node,
+        help=help_,
+    )
 
 
 def _number(v: ast.LitArg) -> Decimal | None:

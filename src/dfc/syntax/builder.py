@@ -36,7 +36,6 @@ from dfc.syntax.builtins import (
 from dfc.syntax.lexer import Lexed, end_of, start_of
 from dfc.syntax.values import (
     LIT_TYPES,
-    RESULT_NAME_RE,
     BadStmt,
     Named,
     StartCall,
@@ -234,28 +233,21 @@ class Builder:
         return raw
 
     def result_name(self, raw: Any, where: str, at: Span) -> ast.Str | ast.Name | None:
-        """A result name (``|=> 'x'``, df.as, df.if_rows): a valid name string or a template parameter."""
-        if isinstance(raw, ast.Name):
+        """A result name (``|=> 'x'``, df.as, df.if_rows): a string or a template parameter.
+
+        Whether the string is a valid name is the checker's rule (DFC208), which also sees the
+        names that reach a binding through template parameters.
+        """
+        if isinstance(raw, ast.Str | ast.Name):
             return raw
-        if isinstance(raw, ast.Invalid):
-            return None
-        if not isinstance(raw, ast.Str):
+        if not isinstance(raw, ast.Invalid):
             self.error(
                 codes.BAD_BIND_TARGET,
                 f"{where} must be a result name string, found {describe(raw)}",
                 self.raw_span(raw, at),
                 help="write the name as a string: |=> 'rows'",
             )
-            return None
-        if RESULT_NAME_RE.fullmatch(raw.value) is None:
-            hint = "result names match [A-Za-z_][A-Za-z0-9_]*"
-            if raw.value.startswith("$") and RESULT_NAME_RE.fullmatch(raw.value[1:]):
-                hint = f"write the name without '$': '{raw.value[1:]}' (it is referenced as {raw.value})"
-            self.error(
-                codes.BAD_RESULT_NAME, f"invalid result name {raw.value!r}", raw.span, help=hint
-            )
-            return None
-        return raw
+        return None
 
     # -- literals -------------------------------------------------------------------------------
 

@@ -312,13 +312,14 @@ BAD_BIND_TARGET = code(
     bad="'SELECT 1' |=> 1",
     good="'SELECT 1' |=> 'one'",
 )
-BAD_RESULT_NAME = code(
+# Retired: the checker owns the rule for every result name, written directly or reaching a
+# binding through a template parameter (DFC208). The number is never reused.
+code(
     "DFC135",
-    "invalid result name",
+    "invalid result name (retired)",
     E,
-    "Result names match [A-Za-z_][A-Za-z0-9_]* and are written without the $ they are referenced with.",
-    bad="'SELECT 1' |=> '$one'",
-    good="'SELECT 1' |=> 'one'",
+    """Retired: an invalid result name is reported as DFC208 by the checker, wherever the name
+    is written (`|=> 'name'`, `df.as`, `df.if_rows` or a template argument).""",
 )
 
 # -- declarations ---------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from dfc import ast
 from dfc.source import Span
 from dfc.syntax.builtins import CAST_KINDS, Kind
 
-RESULT_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _INT_RE = re.compile(r"\s*[+-]?\d+\s*")
 _FLOAT_RE = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
 _PG_BOOLS = {"t", "f", "true", "false", "y", "n", "yes", "no", "on", "off", "1", "0"}
