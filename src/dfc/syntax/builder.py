@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, get_args
+from typing import Any, assert_never, get_args
 
 from lark import Token, Tree
 from lark.tree import Meta
@@ -623,8 +623,10 @@ class Builder:
                 node = ast.Timeout(node=v["node"], seconds=v["seconds"], span=sp)
             case "with_undo":
                 node = ast.Compensate(node=v["node"], undo=v["undo"], spelling="call", span=sp)
+            case "start":
+                raise AssertionError("df.start is unwrapped by the workflow statement")
             case _:
-                raise AssertionError(f"no AST node for df.{sig.name}")
+                assert_never(sig.name)
         return self.nest(node, [x for x in (*v.values(), *rest) if x is not None])
 
     def b_tcall(self, meta: Meta, kids: list[Any]) -> ast.Expr:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from dfc import ast
 from dfc.source import Span
@@ -19,17 +19,6 @@ _INT_RE = re.compile(r"\s*[+-]?\d+\s*")
 _FLOAT_RE = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
 _PG_BOOLS = {"t", "f", "true", "false", "y", "n", "yes", "no", "on", "off", "1", "0"}
 LIT_TYPES = (ast.Str, ast.Num, ast.Null, ast.Bool)
-DF_NAMES: dict[type, str] = {
-    ast.IfRows: "if_rows",
-    ast.Break: "break",
-    ast.Sleep: "sleep",
-    ast.WaitSchedule: "wait_for_schedule",
-    ast.WaitSignal: "wait_for_signal",
-    ast.Http: "http",
-    ast.HttpMultipart: "http_multipart",
-    ast.Retry: "retry",
-    ast.Timeout: "timeout",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +46,7 @@ class BadStmt:
     decl: bool
 
 
-def describe(raw: Any) -> str:
+def describe(raw: ast.Expr | ast.Lit | StartCall) -> str:
     """How a raw value is named in a message ("the number 5", "df.sql(...)")."""
     match raw:
         case ast.Str(value=v):
@@ -94,7 +83,25 @@ def describe(raw: Any) -> str:
             return "a step with compensation (<->)"
         case ast.Invalid():
             return "an invalid expression"
-    return f"df.{DF_NAMES.get(type(raw), 'call')}(...)"
+        case ast.IfRows():
+            return "df.if_rows(...)"
+        case ast.Break():
+            return "df.break(...)"
+        case ast.Sleep():
+            return "df.sleep(...)"
+        case ast.WaitSchedule():
+            return "df.wait_for_schedule(...)"
+        case ast.WaitSignal():
+            return "df.wait_for_signal(...)"
+        case ast.Http():
+            return "df.http(...)"
+        case ast.HttpMultipart():
+            return "df.http_multipart(...)"
+        case ast.Retry():
+            return "df.retry(...)"
+        case ast.Timeout():
+            return "df.timeout(...)"
+    assert_never(raw)
 
 
 @dataclass(frozen=True, slots=True)
