@@ -282,3 +282,11 @@ def test_long_chains_are_not_deep() -> None:
     # 5,000 steps in one `~>` chain: one nesting level, no recursion trouble anywhere.
     m, diags = parse_text(" ~> ".join(f"'SELECT {i}'" for i in range(5000)))
     assert not diags and m is not None
+
+
+@pytest.mark.parametrize("grammar", ["dfc", "pg"])
+def test_a_column_alias_after_select_is_accepted_and_means_nothing(grammar: str) -> None:
+    plain = "SELECT df.start('SELECT 1' ~> 'SELECT 2', 'x');"
+    aliased, diags = parse_text(plain.replace(");", ") AS instance_id;"), grammar=grammar)  # type: ignore[arg-type]
+    assert diags == []
+    assert aliased == parse_text(plain, grammar=grammar)[0]  # type: ignore[arg-type]
