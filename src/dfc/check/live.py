@@ -21,6 +21,7 @@ function, type or schema, and syntax errors.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import assert_never
 
 import psycopg
 from psycopg import pq
@@ -368,5 +369,17 @@ def _result_node(e: ast.Expr) -> ast.Expr | None:
                 | ast.WaitSchedule()
             ):
                 return e
-            case _:
+            case (
+                ast.Join()
+                | ast.Race()
+                | ast.If()
+                | ast.IfRows()
+                | ast.Loop()
+                | ast.Break()
+                | ast.TemplateCall()
+                | ast.Name()
+                | ast.Invalid()
+            ):
                 return None
+            case _:
+                assert_never(e)
