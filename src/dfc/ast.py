@@ -83,6 +83,10 @@ class Name:
 Lit: TypeAlias = Str | Num | Null | Bool
 LitArg: TypeAlias = Str | Num | Null | Bool | Name
 
+MAX_DEPTH = 256
+"""How deeply constructs may nest (SPEC §3); a chain of one operator (``a ~> b ~> c``) is one
+level. The parser refuses deeper text (DFC140), the checker deeper expanded templates (DFC405)."""
+
 Spelling: TypeAlias = Literal["operator", "call"]
 """How a construct with two spellings was written: ``a ~> b`` ("operator") or ``df.seq(a, b)``."""
 

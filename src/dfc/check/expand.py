@@ -270,12 +270,12 @@ def _def_name_span(d: ast.Def) -> Span:
 
 
 def _check_defs(env: ModuleEnv, rep: Reporter) -> None:
-    """Unknown names and templates, arity, duplicate parameters and recursion in ``def`` bodies."""
+    """Unknown names and templates, arity and recursion in ``def`` bodies.
+
+    (Two parameters with one name are the parser's DFC137, reported for imported files too.)
+    """
     for t in env.own.values():
         names = [p.name for p in t.d.params]
-        for i, p in enumerate(t.d.params):
-            if p.name in names[:i]:
-                rep.error(codes.TEMPLATE_ARGS, f"parameter `{p.name}` is declared twice", p.span)
         for n in _def_nodes(t.d):
             if isinstance(n, ast.Name) and n.name not in names:
                 _unknown_name(rep, n, names)

@@ -9,13 +9,11 @@ from dfc.check import codes
 from dfc.check.report import Reporter
 from dfc.check.walk import seq_items
 
-MAX_DEPTH = 256
-
 _CHAINS = (ast.Seq, ast.Join, ast.Race)
 
 
 def check_depth(body: ast.Expr, rep: Reporter) -> bool:
-    """Report nesting deeper than `MAX_DEPTH`; False when it is (later passes recurse).
+    """Report nesting deeper than `ast.MAX_DEPTH`; False when it is (later passes recurse).
 
     A chain of one operator (``a ~> b ~> c``, ``a & b & c``) is one level however long it is;
     every other nested construct adds a level.
@@ -23,10 +21,10 @@ def check_depth(body: ast.Expr, rep: Reporter) -> bool:
     stack: list[tuple[ast.Expr, int]] = [(body, 1)]
     while stack:
         n, depth = stack.pop()
-        if depth > MAX_DEPTH:
+        if depth > ast.MAX_DEPTH:
             rep.error(
                 codes.TOO_DEEP,
-                f"constructs are nested more than {MAX_DEPTH} levels deep here",
+                f"constructs are nested more than {ast.MAX_DEPTH} levels deep here",
                 n.span,
                 node=n,
                 help="split the workflow into templates, or flatten the nesting",

@@ -45,7 +45,6 @@ from dfc.syntax.values import (
     kind_problem,
 )
 
-MAX_DEPTH = 256
 _PARAM_TYPES = get_args(ast.ParamType)
 _TYPE_ALIASES = {
     "integer": "int",
@@ -119,12 +118,12 @@ class Builder:
         depth = 1 + max((self._depth.get(id(k), 0) for k in kids), default=0)
         if same_left is not None:
             depth = max(depth, self._depth.get(id(same_left), 0))
-        if depth > MAX_DEPTH:
+        if depth > ast.MAX_DEPTH:
             if not self._too_deep:
                 self._too_deep = True
                 self.error(
                     codes.TOO_DEEP,
-                    f"expression nested more than {MAX_DEPTH} levels deep",
+                    f"expression nested more than {ast.MAX_DEPTH} levels deep",
                     node.span,
                     help="split the workflow into templates (def)",
                 )

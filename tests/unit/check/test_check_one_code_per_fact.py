@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dfc.check import check_file, codes
 from dfc.diagnostics import Diagnostics
 from dfc.source import SourceFile
+from dfc.syntax import codes as syntax_codes
 from dfc.syntax import parse_text
 
 
@@ -39,3 +42,12 @@ def test_the_dollar_hint_survives_the_move() -> None:
     check_file(SourceFile("t.df", "'SELECT 1' |=> '$one'"), diagnostics=sink)
     [d] = [d for d in sink if d.code == codes.BAD_RESULT_NAME]
     assert d.help == "write the name without '$': 'one' (it is referenced as $one)"
+
+
+def test_a_duplicate_template_parameter_is_reported_once_even_when_imported(tmp_path: Path) -> None:
+    (tmp_path / "lib.df").write_text("def twice(a, a) = a ~> a;\n")
+    main = tmp_path / "main.df"
+    main.write_text("import './lib.df';\n'SELECT 1'\n")
+    sink = Diagnostics()
+    check_file(main, diagnostics=sink)
+    assert [d.code for d in sink] == [syntax_codes.BAD_DEF]
