@@ -585,8 +585,11 @@ BAD_LITERAL = code(
     "literal argument of the wrong kind",
     ERR,
     """
-    The argument must be a literal of another kind: signal names, cron expressions, URLs and
-    result names are strings; durations are numbers.
+    The argument must be a literal of another kind: SQL steps, signal names, cron expressions,
+    URLs and HTTP bodies are text; durations are numbers. A string that PostgreSQL would convert
+    fits (`df.sleep('30')`); a cast decides the type (`'SELECT 1'::int` is not a SQL step). The
+    rule applies to a literal written in the call and to one passed through a template.
+    (A literal written in the call was once reported as DFC130, now retired.)
     """,
     bad="df.wait_for_signal(42)",
     good="df.wait_for_signal('approved')",

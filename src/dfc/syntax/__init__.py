@@ -6,10 +6,14 @@ This is the only package that imports lark. Stages, one module each:
 - `parser` — lark LALR parser fed token by token, with error recovery (grammar in
   ``grammar/durable.lark``; ``grammar="pg"`` selects pg_durable's flat precedence);
 - `errors` — expected-token sets translated into friendly messages;
-- `builder` — parse tree → AST, with arity and argument-kind checks (`builtins` holds the
-  signatures of the ``df.*`` functions, `values` the builder's intermediate values and the
-  rules for literal arguments);
-- `printer` — the canonical pretty-printer (``dfc fmt``), keeping comments (`comments`);
+- `builder` — parse tree → AST, with the checks the AST's shape needs: known functions, arity,
+  named arguments, a node or a literal where each belongs (`builtins` holds the signatures of
+  the ``df.*`` functions, `values` the builder's intermediate values). What a literal's value
+  or kind must be is the checker's rule, so that it is one rule however the literal arrives;
+- `flat` — the precedence table, and pg_durable's flat reading of a body where it could group
+  operators differently (handed to the checker in the AST: ``Workflow.pg_reading``);
+- `printer` — the canonical pretty-printer (``dfc fmt``), keeping comments (`comments`); both
+  lay nodes out as `layout` says;
 - `dump` — ``to_json`` and the readable tree ``dump`` used by golden tests;
 - `codes` — the DFC1xx diagnostic codes.
 

@@ -30,7 +30,6 @@ from dfc.syntax.builtins import (
     START,
     UNSUPPORTED,
     UNSUPPORTED_PARAMS,
-    Kind,
     Signature,
 )
 from dfc.syntax.lexer import Lexed, end_of, start_of
@@ -42,7 +41,6 @@ from dfc.syntax.values import (
     Word,
     casts,
     describe,
-    kind_problem,
 )
 
 _PARAM_TYPES = get_args(ast.ParamType)
@@ -65,6 +63,12 @@ _TYPE_ALIASES = {
     "regclass": "ident",
 }
 _DECL_KEYWORD_RE = re.compile(r"(?i)\s*(param|def|import)\b")
+# Literal parameters that the AST holds as a string (or a template parameter), with an example.
+_STRINGS = {
+    ("as", "name"): "df.as(step, 'rows')",
+    ("if_rows", "result_name"): "df.if_rows('rows', ...)",
+    ("sql", "query"): "df.sql('SELECT 1')",
+}
 
 
 class Builder:
@@ -177,14 +181,7 @@ class Builder:
     def as_node(self, raw: Any, where: str, at: Span) -> ast.Expr:
         """A value in node position: a string is a SQL step; literals other than strings are errors."""
         if isinstance(raw, ast.Str):
-            # A string in node position is exactly df.sql('...'): its cast must be a text type.
-            if kind_problem(raw, "text", True) is not None:
-                self.error(
-                    codes.LITERAL_TYPE,
-                    f"{where} is a SQL step and must be text, found a string cast to {raw.cast}",
-                    raw.span,
-                )
-                return self.nest(ast.Invalid(span=raw.span), [])
+            # A string in node position is exactly df.sql('...') (the checker checks its cast).
             return self.nest(ast.Sql(query=raw, span=raw.span), [])
         if isinstance(raw, ast.Num | ast.Null | ast.Bool):
             self.error(
@@ -208,8 +205,12 @@ class Builder:
             return self.nest(ast.Invalid(span=at), [])
         return raw  # type: ignore[no-any-return]
 
-    def as_lit(self, raw: Any, kind: Kind, required: bool, where: str) -> ast.LitArg | None:
-        """A value in literal position, kind-checked; None (after a diagnostic) if it does not fit."""
+    def as_lit(self, raw: Any, where: str) -> ast.LitArg | None:
+        """A value in literal position; None (after a diagnostic) when it is not a literal.
+
+        Whether the literal's kind fits the parameter is the checker's rule (it also sees the
+        literals that reach a built-in through template parameters).
+        """
         if isinstance(raw, ast.Name):
             return raw
         if isinstance(raw, ast.Invalid):
@@ -223,28 +224,23 @@ class Builder:
                 help="literal parameters take a string, a number, NULL or TRUE/FALSE",
             )
             return None
-        problem = kind_problem(raw, kind, required)
-        if problem is not None:
-            self.error(
-                codes.LITERAL_TYPE, f"{where} must be {problem}, found {describe(raw)}", raw.span
-            )
-            return None
         return raw
 
-    def result_name(self, raw: Any, where: str, at: Span) -> ast.Str | ast.Name | None:
-        """A result name (``|=> 'x'``, df.as, df.if_rows): a string or a template parameter.
+    def string(self, raw: Any, where: str, at: Span, example: str) -> ast.Str | ast.Name | None:
+        """A string where the AST holds one: a result name (``|=> 'x'``, df.as, df.if_rows) or
+        the query of df.sql; a template parameter stands for one too.
 
-        Whether the string is a valid name is the checker's rule (DFC208), which also sees the
-        names that reach a binding through template parameters.
+        Whether the string is valid (a result name's form, a SQL step's cast) is the checker's
+        rule, which also sees the strings that reach a built-in through template parameters.
         """
         if isinstance(raw, ast.Str | ast.Name):
             return raw
         if not isinstance(raw, ast.Invalid):
             self.error(
-                codes.BAD_BIND_TARGET,
-                f"{where} must be a result name string, found {describe(raw)}",
+                codes.STRING_EXPECTED,
+                f"{where} must be a string, found {describe(raw)}",
                 self.raw_span(raw, at),
-                help="write the name as a string: |=> 'rows'",
+                help=f"write it as a string: {example}",
             )
         return None
 
@@ -355,7 +351,7 @@ class Builder:
         left, _op, right = kids
         sp = self.span(meta)
         node = self.as_node(left, "the left side of '|=>'", sp)
-        name = self.result_name(right, "the right side of '|=>'", sp)
+        name = self.string(right, "the result name after '|=>'", sp, "|=> 'rows'")
         if name is None:
             return self.nest(ast.Invalid(span=sp), [node])
         same = node if isinstance(node, ast.Bind) else None
@@ -543,11 +539,12 @@ class Builder:
             where = f"the {p.name} argument of {fname}"
             if p.kind == "node":
                 vals[p.name] = self.as_node(bound[p.name], where, sp)
-            elif sig.name in ("as", "if_rows") and p.name in ("name", "result_name"):
-                vals[p.name] = self.result_name(bound[p.name], where, sp)
+            elif (sig.name, p.name) in _STRINGS:
+                example = _STRINGS[(sig.name, p.name)]
+                vals[p.name] = self.string(bound[p.name], where, sp, example)
                 ok = ok and vals[p.name] is not None
             else:
-                lit = self.as_lit(bound[p.name], p.kind, p.required, where)
+                lit = self.as_lit(bound[p.name], where)
                 ok = ok and lit is not None
                 vals[p.name] = lit
         rest = [self.as_node(r, f"a branch of {fname}", sp) for r in bound.get("*rest", [])]

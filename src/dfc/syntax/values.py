@@ -1,4 +1,4 @@
-"""Intermediate values of the AST builder, and the rules for literal arguments.
+"""Intermediate values of the AST builder, and how values are named in messages.
 
 While the parse tree is turned into AST nodes bottom-up, a value is either an AST expression, a
 literal (`dfc.ast.Lit`), or one of the markers below, which only their consumer can resolve (a
@@ -7,17 +7,12 @@ literal (`dfc.ast.Lit`), or one of the markers below, which only their consumer 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, assert_never
 
 from dfc import ast
 from dfc.source import Span
-from dfc.syntax.builtins import CAST_KINDS, Kind
 
-_INT_RE = re.compile(r"\s*[+-]?\d+\s*")
-_FLOAT_RE = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
-_PG_BOOLS = {"t", "f", "true", "false", "y", "n", "yes", "no", "on", "off", "1", "0"}
 LIT_TYPES = (ast.Str, ast.Num, ast.Null, ast.Bool)
 
 
@@ -112,36 +107,3 @@ class Word:
 def casts(kids: list[Any]) -> str | None:
     parts = [k for k in kids if isinstance(k, str)]
     return "::".join(parts) if parts else None
-
-
-def kind_problem(lit: ast.Lit, kind: Kind, required: bool) -> str | None:
-    """What a literal should have been for a parameter of ``kind``, or None when it fits."""
-    if kind == "any":
-        return None
-    want = {"text": "text", "int": "an integer", "numeric": "a number", "bool": "TRUE or FALSE"}[
-        kind
-    ]
-    if isinstance(lit, ast.Null):
-        return want if required else None
-    cast_kind = CAST_KINDS.get(lit.cast) if lit.cast else None
-    if lit.cast and cast_kind is None:
-        return None  # a type we do not know: PostgreSQL would decide
-    natural: Kind
-    if isinstance(lit, ast.Str):
-        natural = "text"
-    elif isinstance(lit, ast.Num):
-        natural = "int" if lit.is_integer else "numeric"
-    else:
-        natural = "bool"
-    actual = cast_kind or natural
-    if kind == "text":
-        return None if actual == "text" or cast_kind == "text" else want
-    if isinstance(lit, ast.Str) and cast_kind in (None, kind, "int" if kind == "numeric" else kind):
-        # An untyped string literal is converted by PostgreSQL: check that it would convert.
-        check = {"int": _INT_RE, "numeric": _FLOAT_RE}.get(kind)
-        if check is not None:
-            return None if check.fullmatch(lit.value) else want
-        return None if lit.value.strip().lower() in _PG_BOOLS else want
-    if kind == "numeric":
-        return None if actual in ("int", "numeric") else want
-    return None if actual == kind else want

@@ -51,3 +51,59 @@ def test_a_duplicate_template_parameter_is_reported_once_even_when_imported(tmp_
     sink = Diagnostics()
     check_file(main, diagnostics=sink)
     assert [d.code for d in sink] == [syntax_codes.BAD_DEF]
+
+
+@pytest.mark.parametrize(
+    ("call", "literal", "code"),
+    [
+        ("df.sleep({})", "TRUE", codes.BAD_SECONDS),
+        ("df.sleep({})", "'five'", codes.BAD_SECONDS),
+        ("df.sleep({})", "1.5", codes.BAD_SECONDS),
+        ("df.sleep({})", "'5'::text", codes.BAD_SECONDS),
+        ("df.sleep({})", "NULL", codes.BAD_SECONDS),
+        ("df.timeout('SELECT 1', {})", "TRUE", codes.BAD_SECONDS),
+        ("df.wait_for_signal('s', {})", "'soon'", codes.BAD_SECONDS),
+        ("df.wait_for_signal({})", "42", codes.BAD_LITERAL),
+        ("df.wait_for_schedule({})", "5", codes.BAD_LITERAL),
+        ("df.http({})", "42", codes.BAD_LITERAL),
+        ("df.http('https://x.org', 'POST', {})", "5", codes.BAD_LITERAL),
+        ("df.http('https://x.org', {})", "TRUE", codes.BAD_METHOD),
+        ("df.http('https://x.org', 'GET', NULL, {})", "5", codes.BAD_HEADERS),
+        ("df.http_multipart('https://x.org', 'POST', {})", "5", codes.BAD_PARTS),
+        ("df.retry('SELECT 1', jitter => {})", "1", codes.BAD_RETRY),
+        ("df.retry('SELECT 1', backoff => {})", "'fast'", codes.BAD_RETRY),
+        ("df.retry('SELECT 1', attempts => {})", "2.5", codes.BAD_RETRY),
+        ("df.sql({})", "'SELECT 1'::int", codes.BAD_LITERAL),
+    ],
+)
+def test_a_literal_of_the_wrong_kind_has_one_code_written_or_passed(
+    call: str, literal: str, code: str
+) -> None:
+    direct = call.format(literal)
+    _, syntax = parse_text(direct)
+    assert syntax == []  # the parser takes any literal; its kind is the checker's rule
+    assert codes_of(direct) == [code]
+    # The same literal passed through a template parameter: the same code, the same message.
+    templated = f"def t(v) = {call.format('v')};\nt({literal})"
+    assert codes_of(templated) == [code]
+    assert _messages(templated) == _messages(direct)
+
+
+def _messages(text: str) -> list[str]:
+    sink = Diagnostics()
+    check_file(SourceFile("t.df", text), diagnostics=sink)
+    return [d.message for d in sink if d.code != codes.UNUSED_BINDING]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "df.sleep('30')",
+        "df.sleep(30::int)",
+        "df.http('https://x.org', 'POST', '{}'::jsonb)",
+        "df.retry('SELECT 1', jitter => 'on', factor => '1.5')",
+        "df.sleep('30'::my_type)",  # a type dfc does not know: PostgreSQL decides
+    ],
+)
+def test_literals_postgresql_would_convert_fit(call: str) -> None:
+    assert codes_of(call) == []

@@ -14,9 +14,9 @@ from dfc.syntax import codes, dump, parse, parse_expression, parse_text, to_json
 
 def test_parse_adds_to_the_sink_and_returns_the_module() -> None:
     sink = Diagnostics()
-    m = parse(SourceFile("a.df", "df.sleep(TRUE) ~> 'SELECT 1'"), diagnostics=sink)
+    m = parse(SourceFile("a.df", "df.sleep(df.sleep(1)) ~> 'SELECT 1'"), diagnostics=sink)
     assert m is not None and m.workflow is not None
-    assert [d.code for d in sink] == [codes.LITERAL_TYPE]
+    assert [d.code for d in sink] == [codes.LITERAL_EXPECTED]
     assert isinstance(m.workflow.body, ast.Seq) and isinstance(m.workflow.body.left, ast.Invalid)
 
 

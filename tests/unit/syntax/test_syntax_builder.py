@@ -130,16 +130,8 @@ def test_start_unwraps_label_and_options() -> None:
         ("'x' ~> NULL", codes.NODE_EXPECTED),
         ("TRUE", codes.NODE_EXPECTED),
         ("df.loop('x', 3)", codes.NODE_EXPECTED),
-        ("df.sleep(TRUE)", codes.LITERAL_TYPE),
-        ("df.sleep('five')", codes.LITERAL_TYPE),
-        ("df.sleep(1.5)", codes.LITERAL_TYPE),
-        ("df.sleep('5'::text)", codes.LITERAL_TYPE),
-        ("df.sleep(NULL)", codes.LITERAL_TYPE),
-        ("df.http(42)", codes.LITERAL_TYPE),
-        ("df.http('u', TRUE)", codes.LITERAL_TYPE),
-        ("df.retry('x', jitter => 1)", codes.LITERAL_TYPE),
-        ("df.retry('x', backoff => 'fast')", codes.LITERAL_TYPE),
-        ("df.sql(NULL)", codes.LITERAL_TYPE),
+        ("df.sql(NULL)", codes.STRING_EXPECTED),
+        ("df.sql(5)", codes.STRING_EXPECTED),
         ("df.http('u', methd => 'GET')", codes.UNKNOWN_ARG),
         ("df.loop('x', continue_on_failure => true)", codes.UNKNOWN_ARG),
         ("df.start('x', 'job', retries => 3)", codes.UNKNOWN_ARG),
@@ -148,8 +140,8 @@ def test_start_unwraps_label_and_options() -> None:
         ("f(a => 1, a => 2)", codes.DUPLICATE_ARG),
         ("df.retry(attempts => 3, 'x')", codes.POSITIONAL_AFTER_NAMED),
         ("f(a => 1, 2)", codes.POSITIONAL_AFTER_NAMED),
-        ("'x' |=> 5", codes.BAD_BIND_TARGET),
-        ("df.as('x', df.sleep(1))", codes.BAD_BIND_TARGET),
+        ("'x' |=> 5", codes.STRING_EXPECTED),
+        ("df.as('x', df.sleep(1))", codes.STRING_EXPECTED),
         ("df.wait(5)", codes.UNKNOWN_FUNCTION),
         ("df.with_http_options(df.http('u'), '{}')", codes.UNKNOWN_FUNCTION),
         ("'x' ~> df.start('y')", codes.TOPLEVEL_ONLY),
@@ -191,9 +183,9 @@ def test_accepted_literals(src: str) -> None:
 
 def test_errors_in_different_calls_are_all_reported() -> None:
     assert errs(
-        "df.sleep(TRUE) ~> df.wait(1) ~> df.if('c', 't') ~> df.http(methd => 'x', url => 'u')"
+        "df.sleep(df.sleep(1)) ~> df.wait(1) ~> df.if('c', 't') ~> df.http(methd => 'x', url => 'u')"
     ) == [
-        codes.LITERAL_TYPE,
+        codes.LITERAL_EXPECTED,
         codes.UNKNOWN_FUNCTION,
         codes.ARITY,
         codes.UNKNOWN_ARG,
