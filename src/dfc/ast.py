@@ -379,12 +379,14 @@ class DefParam:
 class Def:
     """``def NAME(p1, p2 = default) = expr;``.
 
-    ``pg_reading`` is the body as pg_durable's flat precedence reads it (see `Workflow`).
+    Layout: ``name_span`` is where the name is written; ``pg_reading`` is the body as
+    pg_durable's flat precedence reads it (see `Workflow`).
     """
 
     name: str
     params: tuple[DefParam, ...]
     body: Expr
+    name_span: Span | None = field(default=None, compare=False, repr=False)
     pg_reading: Expr | None = field(default=None, compare=False, repr=False)
     span: Span = field(compare=False, repr=False)
 

@@ -257,12 +257,8 @@ def _short(name: str) -> str:
 
 
 def _def_name_span(d: ast.Def) -> Span:
-    """The span of the name in ``def NAME(...)`` (found in the text; the AST keeps no span)."""
-    text = d.span.text
-    i = text.find(d.name, 3 if text[:3].lower() == "def" else 0)
-    if i < 0:
-        return d.span
-    return d.span.at(d.span.start + i, d.span.start + i + len(d.name))
+    """The span of the name in ``def NAME(...)`` (the whole definition for a hand-built one)."""
+    return d.name_span or d.span
 
 
 # --------------------------------------------------------------------------------------------

@@ -767,6 +767,7 @@ class Builder:
                 )
         return ast.Def(
             name=str(name_tok),
+            name_span=self.tspan(name_tok),
             params=tuple(params),
             body=self.as_node(body, f"the body of {name_tok}", sp),
             span=sp,
