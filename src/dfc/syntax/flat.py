@@ -11,6 +11,7 @@ checker compares the two readings (SPEC §1.2, DFC420).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import assert_never
 
@@ -100,11 +101,18 @@ def with_pg_readings(
     were written.
     """
     toks = lexed.tokens
-    after_open = {start_of(toks[i + 1]) for i in range(len(toks) - 1) if toks[i].type == "_LPAR"}
-    before_close = {end_of(toks[i - 1]) for i in range(1, len(toks)) if toks[i].type == "_RPAR"}
+
+    @functools.cache
+    def parens() -> tuple[frozenset[int], frozenset[int]]:
+        """Offsets where a token follows a `(`, and where one ends before a `)`."""
+        n = len(toks)
+        after = frozenset(start_of(toks[i + 1]) for i in range(n - 1) if toks[i].type == "_LPAR")
+        before = frozenset(end_of(toks[i - 1]) for i in range(1, n) if toks[i].type == "_RPAR")
+        return after, before
 
     def parenthesised(e: ast.Expr) -> bool:
         # A node's tokens are balanced, so a `(` right before it and a `)` right after it pair up.
+        after_open, before_close = parens()
         return e.span.start in after_open and e.span.end in before_close
 
     def reading(body: ast.Expr) -> ast.Expr | None:
