@@ -16,7 +16,9 @@ they may also be a `Name` standing for a template parameter.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, TypeAlias
 
@@ -463,3 +465,22 @@ def preorder(e: Expr) -> Iterator[Expr]:
         n = stack.pop()
         yield n
         stack.extend(reversed(children(n)))
+
+
+_RECURSION_LIMIT = 20_000
+
+
+@contextmanager
+def deep_recursion() -> Iterator[None]:
+    """Room for a pass that recurses once per nesting level (never along a chain).
+
+    Nesting is at most `MAX_DEPTH` levels in text the parser accepts (deeper only in trees the
+    checker rejects), and a level may take a few dozen Python frames: more than Python's default
+    limit of 1,000.
+    """
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, _RECURSION_LIMIT))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)

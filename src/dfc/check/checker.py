@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from dfc import ast
@@ -18,20 +15,6 @@ from dfc.check.steps import check_sql_steps
 from dfc.check.structure import check_depth, check_structure
 from dfc.diagnostics import DfcError, Diagnostics
 from dfc.source import SourceFile
-
-# Template expansion and the passes recurse into nested constructs (not along chains); the
-# depth rule caps nesting at 256, so this limit is only reached by trees we reject anyway.
-_RECURSION_LIMIT = 20_000
-
-
-@contextmanager
-def _deep_recursion() -> Iterator[None]:
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old, _RECURSION_LIMIT))
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(old)
 
 
 def check(
@@ -48,7 +31,7 @@ def check(
     no error was found (warnings allowed); None otherwise. ``grammar`` is the grammar the module
     was parsed with: the pg_durable-divergence warning applies only to ``"dfc"`` files.
     """
-    with _deep_recursion():
+    with ast.deep_recursion():
         return _check(module, source, diagnostics, grammar, loader or FileLoader())
 
 

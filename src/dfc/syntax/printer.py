@@ -442,6 +442,11 @@ def format_module(module: ast.Module) -> str:
 
     Raises ValueError if the AST contains `ast.Invalid` (format only files without errors).
     """
+    with ast.deep_recursion():  # the printer recurses once per nesting level
+        return _format_module(module)
+
+
+def _format_module(module: ast.Module) -> str:
     notes = attach(module)
     pr = _Printer(notes)
     items: list[Any] = [*module.decls]
@@ -478,4 +483,5 @@ def format_module(module: ast.Module) -> str:
 
 def format_expression(expr: ast.Expr) -> str:
     """One expression in canonical form (no comments), e.g. for messages and the SQL surface."""
-    return _Printer(CommentNotes()).render(expr, 0, 0, False, True)
+    with ast.deep_recursion():
+        return _Printer(CommentNotes()).render(expr, 0, 0, False, True)

@@ -301,3 +301,14 @@ def _str(v: str) -> ast.Str:
     from dfc.source import TextMap
 
     return ast.Str(value=v, span=_SP, text_map=TextMap((), 0))
+
+
+def test_the_deepest_nesting_the_parser_accepts_formats() -> None:
+    # The printer recurses once per nesting level; this used to be a RecursionError.
+    n = ast.MAX_DEPTH - 1
+    src = "df.retry(" * n + "'SELECT 1'" + ")" * n
+    m, diags = parse_text(src)
+    assert diags == [] and m is not None
+    out = format_module(m)
+    back, diags = parse_text(out)
+    assert diags == [] and back == m
