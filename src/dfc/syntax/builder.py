@@ -7,8 +7,12 @@ token).
 
 Bottom-up, each tree node becomes a *raw* value: an AST expression, a literal (`Lit`), or a
 private marker (`Named`, `StartCall`, ...). The consumer decides what a raw value must be:
-``as_node`` turns a string into a SQL step and rejects numbers; ``as_lit`` rejects nodes and
-checks the literal's kind against the parameter.
+``as_node`` turns a string into a SQL step and rejects numbers; ``as_lit`` rejects nodes;
+``string`` wants a string where the AST holds one (a result name, df.sql's query).
+
+Only what the AST's shape needs is checked here. What a literal's kind or value must be
+(``df.sleep(TRUE)``, ``|=> 'bad name'``) is the checker's rule: it sees the literals written in
+a call and those reaching it through template parameters alike, with one code for each fact.
 """
 
 from __future__ import annotations
