@@ -1,8 +1,14 @@
 """The abstract syntax of dfc files (SPEC §2): one frozen dataclass per construct.
 
-Every node has a ``span``. Spans (and text maps) are excluded from equality, so
-``parse(fmt(ast)) == ast`` compares meaning, not layout. The AST does not record which of two
-equivalent spellings was used (``a ~> b`` or ``df.seq(a, b)``); the printer picks the canonical one.
+Every node has a ``span``. Spans, text maps and the other *layout* fields (how a construct was
+spelled, the pg_durable reading of a body) are excluded from equality, so
+``parse(fmt(ast)) == ast`` compares meaning, not layout. The printer ignores the layout and picks
+the canonical spelling; the checker reads it to quote the user's own text back.
+
+Every expression class declares in ``NODE_FIELDS`` which of its fields hold nodes (a node, an
+optional node, or a tuple of them); all other fields hold literal arguments. `children` and every
+pass that walks fields generically read that one declaration, and mypy reports a new class of the
+`Expr` union that lacks it.
 
 Literal arguments of built-ins (seconds, cron, URL, ...) are `Lit` values; inside a template body
 they may also be a `Name` standing for a template parameter.
@@ -10,8 +16,11 @@ they may also be a `Name` standing for a template parameter.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias
+from typing import ClassVar, Literal, TypeAlias
 
 from dfc.source import Span, TextMap
 
@@ -67,12 +76,21 @@ class Bool:
 class Name:
     """A bare identifier: a template parameter inside a ``def`` body."""
 
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
+
     name: str
     span: Span = field(compare=False, repr=False)
 
 
 Lit: TypeAlias = Str | Num | Null | Bool
 LitArg: TypeAlias = Str | Num | Null | Bool | Name
+
+MAX_DEPTH = 256
+"""How deeply constructs may nest (SPEC §3); a chain of one operator (``a ~> b ~> c``) is one
+level. The parser refuses deeper text (DFC140), the checker deeper expanded templates (DFC405)."""
+
+Spelling: TypeAlias = Literal["operator", "call"]
+"""How a construct with two spellings was written: ``a ~> b`` ("operator") or ``df.seq(a, b)``."""
 
 # --------------------------------------------------------------------------------------------
 # Workflow expressions (nodes)
@@ -82,6 +100,8 @@ LitArg: TypeAlias = Str | Num | Null | Bool | Name
 class Sql:
     """A SQL step: a bare string in node position or ``df.sql('...')``."""
 
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
+
     query: Str | Name
     span: Span = field(compare=False, repr=False)
 
@@ -90,8 +110,11 @@ class Sql:
 class Seq:
     """``left ~> right`` / ``df.seq(left, right)``: run left, then right."""
 
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ("left", "right")
+
     left: Expr
     right: Expr
+    spelling: Spelling = field(default="operator", compare=False, repr=False)
     span: Span = field(compare=False, repr=False)
 
 
@@ -99,8 +122,11 @@ class Seq:
 class Bind:
     """``node |=> 'name'`` / ``df.as(node, 'name')``: bind node's result to ``$name``."""
 
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ("node",)
+
     node: Expr
     name: Str | Name
+    spelling: Spelling = field(default="operator", compare=False, repr=False)
     span: Span = field(compare=False, repr=False)
 
 
@@ -108,7 +134,10 @@ class Bind:
 class Join:
     """Parallel join. ``a & b`` has two branches; ``df.join(a, b, c)`` / ``df.join3`` has n."""
 
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ("branches",)
+
     branches: tuple[Expr, ...]
+    spelling: Spelling = field(default="operator", compare=False, repr=False)
     span: Span = field(compare=False, repr=False)
 
 
@@ -116,7 +145,10 @@ class Join:
 class Race:
     """``a | b`` / ``df.race(a, b)``: first branch to finish wins."""
 
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ("branches",)
+
     branches: tuple[Expr, ...]
+    spelling: Spelling = field(default="operator", compare=False, repr=False)
     span: Span = field(compare=False, repr=False)
 
 
@@ -128,15 +160,20 @@ class If:
     checker can report it with a precise message; such a workflow never compiles.
     """
 
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ("cond", "then", "orelse")
+
     cond: Expr
     then: Expr
     orelse: Expr | None
+    spelling: Spelling = field(default="operator", compare=False, repr=False)
     span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IfRows:
     """``df.if_rows('name', then, else)``: branch on whether ``$name`` has at least one row."""
+
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ("then", "orelse")
 
     name: Str | Name
     then: Expr
@@ -148,14 +185,19 @@ class IfRows:
 class Loop:
     """``@> body`` / ``df.loop(body)`` (forever) or ``df.loop(body, cond)`` (do-while)."""
 
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ("body", "cond")
+
     body: Expr
     cond: Expr | None = None
+    spelling: Spelling = field(default="operator", compare=False, repr=False)
     span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Break:
     """``df.break([value])``: leave the nearest loop with value as its result."""
+
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     value: LitArg | None = None
     span: Span = field(compare=False, repr=False)
@@ -165,6 +207,8 @@ class Break:
 class Sleep:
     """``df.sleep(seconds)``: a durable timer."""
 
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
+
     seconds: LitArg
     span: Span = field(compare=False, repr=False)
 
@@ -172,6 +216,8 @@ class Sleep:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WaitSchedule:
     """``df.wait_for_schedule(cron)``: wait for the next minute matching a 5-field cron."""
+
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     cron: LitArg
     span: Span = field(compare=False, repr=False)
@@ -181,6 +227,8 @@ class WaitSchedule:
 class WaitSignal:
     """``df.wait_for_signal(name [, timeout])``."""
 
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
+
     name: LitArg
     timeout: LitArg | None = None
     span: Span = field(compare=False, repr=False)
@@ -189,6 +237,8 @@ class WaitSignal:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Http:
     """``df.http(url [, method [, body [, headers [, timeout]]]])``; omitted arguments are None."""
+
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     url: LitArg
     method: LitArg | None = None
@@ -202,6 +252,8 @@ class Http:
 class HttpMultipart:
     """``df.http_multipart(url [, method [, parts [, headers [, timeout]]]])``."""
 
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
+
     url: LitArg
     method: LitArg | None = None
     parts: LitArg | None = None
@@ -213,6 +265,8 @@ class HttpMultipart:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Retry:
     """``df.retry(node, attempts => n, backoff => s, factor => f, max_backoff => s, jitter => b)``."""
+
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ("node",)
 
     node: Expr
     attempts: LitArg | None = None
@@ -227,6 +281,8 @@ class Retry:
 class Timeout:
     """``df.timeout(node, seconds)``."""
 
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ("node",)
+
     node: Expr
     seconds: LitArg
     span: Span = field(compare=False, repr=False)
@@ -236,8 +292,11 @@ class Timeout:
 class Compensate:
     """``node <-> undo`` / ``df.with_undo(node, undo)``: undo runs if the instance fails later."""
 
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ("node", "undo")
+
     node: Expr
     undo: Expr
+    spelling: Spelling = field(default="operator", compare=False, repr=False)
     span: Span = field(compare=False, repr=False)
 
 
@@ -254,6 +313,8 @@ class Arg:
 class TemplateCall:
     """``name(args)``: a call of a template defined with ``def`` (expanded by the checker)."""
 
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ("args",)
+
     name: str
     args: tuple[Arg, ...]
     span: Span = field(compare=False, repr=False)
@@ -262,6 +323,8 @@ class TemplateCall:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Invalid:
     """Stands where the parser could not build a node (an error was already reported)."""
+
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     span: Span = field(compare=False, repr=False)
 
@@ -316,11 +379,17 @@ class DefParam:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Def:
-    """``def NAME(p1, p2 = default) = expr;``."""
+    """``def NAME(p1, p2 = default) = expr;``.
+
+    Layout: ``name_span`` is where the name is written; ``pg_reading`` is the body as
+    pg_durable's flat precedence reads it (see `Workflow`).
+    """
 
     name: str
     params: tuple[DefParam, ...]
     body: Expr
+    name_span: Span | None = field(default=None, compare=False, repr=False)
+    pg_reading: Expr | None = field(default=None, compare=False, repr=False)
     span: Span = field(compare=False, repr=False)
 
 
@@ -346,11 +415,18 @@ class Option:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Workflow:
-    """The workflow of a file: a bare expression or ``[SELECT] df.start(expr, label, opts...)``."""
+    """The workflow of a file: a bare expression or ``[SELECT] df.start(expr, label, opts...)``.
+
+    ``pg_reading`` is layout: the body as pg_durable's flat precedence (one precedence, left to
+    right) reads the same text. The parser sets it only where the two readings could group
+    operators differently, and only when pg_durable can parse the text at all; the checker
+    compares the two (SPEC §1.2).
+    """
 
     body: Expr
     label: Str | None = None
     options: tuple[Option, ...] = ()
+    pg_reading: Expr | None = field(default=None, compare=False, repr=False)
     span: Span = field(compare=False, repr=False)
 
 
@@ -367,34 +443,44 @@ Node: TypeAlias = Expr | Lit | Decl | Arg | DefParam | Option | Workflow | Modul
 
 
 def children(node: Expr) -> tuple[Expr, ...]:
-    """The node-valued children of an expression, in source order."""
-    match node:
-        case Seq(left=a, right=b):
-            return (a, b)
-        case Bind(node=a) | Retry(node=a) | Timeout(node=a):
-            return (a,)
-        case Join(branches=bs) | Race(branches=bs):
-            return bs
-        case If(cond=c, then=t, orelse=e):
-            return (c, t) if e is None else (c, t, e)
-        case IfRows(then=t, orelse=e):
-            return (t, e)
-        case Loop(body=b, cond=c):
-            return (b,) if c is None else (b, c)
-        case Compensate(node=a, undo=u):
-            return (a, u)
-        case TemplateCall(args=args):
-            return tuple(a.value for a in args if not isinstance(a.value, Str | Num | Null | Bool))
-        case (
-            Sql()
-            | Break()
-            | Sleep()
-            | WaitSchedule()
-            | WaitSignal()
-            | Http()
-            | HttpMultipart()
-            | Name()
-            | Invalid()
-        ):
-            return ()
-    raise AssertionError(f"unknown node {node!r}")
+    """The node-valued children of an expression, in source order (from its ``NODE_FIELDS``).
+
+    A template call's children are its arguments that are not literals (a `Name` is a node).
+    """
+    out: list[Expr] = []
+    for name in node.NODE_FIELDS:
+        value = getattr(node, name)
+        for v in value if isinstance(value, tuple) else (value,):
+            item = v.value if isinstance(v, Arg) else v
+            if item is not None and not isinstance(item, Str | Num | Null | Bool):
+                out.append(item)
+    return tuple(out)
+
+
+def preorder(e: Expr) -> Iterator[Expr]:
+    """Every node of the tree, parents before children, left to right (iterative: chains of
+    ``~>`` can be thousands of steps long)."""
+    stack = [e]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(reversed(children(n)))
+
+
+_RECURSION_LIMIT = 20_000
+
+
+@contextmanager
+def deep_recursion() -> Iterator[None]:
+    """Room for a pass that recurses once per nesting level (never along a chain).
+
+    Nesting is at most `MAX_DEPTH` levels in text the parser accepts (deeper only in trees the
+    checker rejects), and a level may take a few dozen Python frames: more than Python's default
+    limit of 1,000.
+    """
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, _RECURSION_LIMIT))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)

@@ -53,7 +53,7 @@ _EXPECTED = {
     "ident": "a SQL identifier (optionally schema-qualified)",
 }
 
-_INT = re.compile(r"\s*[+-]?\d+\s*")
+INT_TEXT = re.compile(r"\s*[+-]?\d+\s*")
 _PART = r'(?:[A-Za-z_][A-Za-z0-9_]*|"[^"]+")'
 _IDENT = re.compile(rf"{_PART}(?:\.{_PART})?")
 _ENDS_A_CONTEXT = ("'", "\\", "$", ";", "--", "/*", "*/")
@@ -87,7 +87,7 @@ def substitution_text(type_: str, value: JSON) -> str:
         case "int":
             if isinstance(value, int) and not isinstance(value, bool):
                 return str(value)
-            if isinstance(value, str) and _INT.fullmatch(value):
+            if isinstance(value, str) and INT_TEXT.fullmatch(value):
                 return str(int(value))
         case "numeric":
             if value is not None and not isinstance(value, bool):

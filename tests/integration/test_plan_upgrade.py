@@ -22,7 +22,8 @@ from runtime_support import info, run_until_done
 
 from dfc.compiler import compile_source
 from dfc.diagnostics import DfcError
-from dfc.plan.model import FORMAT, Plan, canonical
+from dfc.json_types import canonical
+from dfc.plan.model import FORMAT, Plan
 from dfc.runtime import instances
 from dfc.source import SourceFile
 from dfc.store.codes import UNREADABLE_PLAN

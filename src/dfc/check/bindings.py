@@ -22,12 +22,13 @@ from typing import Literal, assert_never
 
 from dfc import ast
 from dfc.check import codes
-from dfc.check.refs import RESULT_NAME, Ref, scan
+from dfc.check.refs import Ref, scan
 from dfc.check.report import Reporter
 from dfc.check.result import SqlFacts
 from dfc.check.sql import sql_refs
-from dfc.check.walk import preorder, seq_items, texts
+from dfc.check.walk import seq_items, texts
 from dfc.diagnostics import Label
+from dfc.references import RESULT_NAME
 from dfc.source import Span
 
 HTTP_FIELDS = ("status", "body", "encoding", "headers", "ok", "duration_ms")
@@ -38,12 +39,17 @@ SCHEDULE_FIELDS = ("scheduled",)
 
 @dataclass(frozen=True, slots=True)
 class Shape:
-    """What is known about a bound result: SQL rows, a fixed record, or nothing."""
+    """What is known about a bound result: SQL rows, a fixed record, a join's array, or nothing.
 
-    kind: Literal["rows", "record", "unknown"]
+    A join's result is a JSON array with one element per branch (SPEC §5.2): it has no rows and
+    no fields; ``elements`` are the shapes of its branches, in order.
+    """
+
+    kind: Literal["rows", "record", "array", "unknown"]
     fields: tuple[str, ...] | None = None  # columns of rows (None: unknown), fields of a record
     returns_rows: bool | None = None
     what: str = ""  # "an HTTP response", ... for messages
+    elements: tuple[Shape, ...] = ()
 
 
 UNKNOWN = Shape("unknown")
@@ -78,8 +84,19 @@ def shape(e: ast.Expr, facts: Callable[[ast.Sql], SqlFacts | None]) -> Shape:
                 return _same([shape(t, facts), shape(o, facts)])
             case ast.Race(branches=bs):
                 return _same([shape(b, facts) for b in bs])
-            case _:
+            case ast.Join(branches=bs):
+                return Shape("array", (), None, "a join", tuple(shape(b, facts) for b in bs))
+            case (
+                ast.If()  # without else: reported on its own
+                | ast.Loop()  # the last body result or a break value
+                | ast.Break()
+                | ast.TemplateCall()
+                | ast.Name()
+                | ast.Invalid()
+            ):
                 return UNKNOWN
+            case _:
+                assert_never(e)
 
 
 def _bound(b: ast.Bind) -> str:
@@ -216,7 +233,8 @@ class _Bindings:
                 fe = self._child(e, 2, o, f.copy()) if o is not None else f
                 return Flow.merge([ft, fe], all_ran=False)
             case ast.IfRows(name=name, then=t, orelse=o):
-                self._use(_lit_name(name), None, name.span, e, f)
+                if RESULT_NAME.match(_lit_name(name)):  # else reported as an invalid name
+                    self._use(_lit_name(name), None, name.span, e, f)
                 ft = self._child(e, 0, t, f.copy())
                 fe = self._child(e, 1, o, f.copy())
                 return Flow.merge([ft, fe], all_ran=False)
@@ -287,7 +305,7 @@ class _Bindings:
         kind = "join" if isinstance(e, ast.Join) else "race"
         for b in branches:
             here: dict[str, ast.Bind] = {}
-            for n in preorder(b):
+            for n in ast.preorder(b):
                 if isinstance(n, ast.Bind):
                     here.setdefault(_bound(n), n)
             for name, n in here.items():
@@ -411,8 +429,28 @@ class _Bindings:
                 return 2, "it is bound in a compensation step, which runs only after a failure"
             case ast.Compensate() if iu == 1:
                 return 3, "an undo step sees only the bindings made before its step completed"
-            case _:
+            case (
+                ast.Sql()
+                | ast.Seq()
+                | ast.Bind()
+                | ast.If()
+                | ast.IfRows()
+                | ast.Loop()
+                | ast.Break()
+                | ast.Sleep()
+                | ast.WaitSchedule()
+                | ast.WaitSignal()
+                | ast.Http()
+                | ast.HttpMultipart()
+                | ast.Retry()
+                | ast.Timeout()
+                | ast.Compensate()
+                | ast.TemplateCall()
+                | ast.Name()
+                | ast.Invalid()
+            ):
                 return 8, "no path to this step binds it"
+        assert_never(container)
 
     def _loop_note(self, b: ast.Bind) -> tuple[str, ...]:
         """A note when the reference is in a loop: earlier iterations' bindings are not visible."""
@@ -449,7 +487,16 @@ class _Bindings:
                 help="add a RETURNING clause to the statement, or bind a query",
             )
             return
-        if ref is None or ref.column is None:
+        if ref is None:
+            return
+        if ref.star:
+            if all(s.kind != "rows" for s in shapes):
+                self._no_row_set(name, ref, span, node, labels, shapes)
+            return
+        if ref.column is None:
+            return
+        if all(s.kind == "array" for s in shapes):
+            self._join_field(name, ref.column, shown, span, node, labels, shapes)
             return
         if any(s.fields is None for s in shapes):
             return
@@ -468,3 +515,66 @@ class _Bindings:
             labels=labels,
             help=f"did you mean `${name}.{close[0]}`?" if close else None,
         )
+
+    def _join_field(
+        self,
+        name: str,
+        column: str,
+        shown: str,
+        span: Span,
+        node: ast.Expr,
+        labels: tuple[Label, ...],
+        shapes: list[Shape],
+    ) -> None:
+        """``$j.col`` on a join's result: a JSON array has no fields, PostgreSQL would fail."""
+        path = next((p for s in shapes for p in _paths(s, column)), None)
+        bind = f"bind the branch that returns `{column}` with its own name (`(...) |=> 'b'`, then `$b.{column}`)"
+        self.rep.error(
+            codes.JOIN_FIELD,
+            f"`{shown}` reads a field of a join's result, which is a JSON array with one element per branch",
+            span,
+            node=node,
+            labels=labels,
+            help=bind
+            if path is None
+            else f"{bind}, or read it from the array: `${name}::jsonb{path}`",
+        )
+
+    def _no_row_set(
+        self,
+        name: str,
+        ref: Ref,
+        span: Span,
+        node: ast.Expr,
+        labels: tuple[Label, ...],
+        shapes: list[Shape],
+    ) -> None:
+        """``$name.*`` on a result without rows (a record or a join's array) fails the step."""
+        what = shapes[0].what if all(s.what == shapes[0].what for s in shapes) else "the result"
+        if all(s.kind == "array" for s in shapes):
+            help_ = f"use `${name}` for the whole JSON array (e.g. `${name}::jsonb`), or bind the branch whose rows you need with its own name and use `$b.*`"
+        else:
+            fields = shapes[0].fields or ("field",)
+            help_ = f"use `${name}` for the whole JSON value (e.g. `${name}::jsonb`) or `${name}.{fields[0]}` for one field"
+        self.rep.error(
+            codes.NOT_A_ROW_SET,
+            f"`{ref.text}` expands the rows of a SQL result, but the result of {what} has no rows",
+            span,
+            node=node,
+            labels=labels,
+            help=help_,
+        )
+
+
+def _paths(s: Shape, column: str) -> list[str]:
+    """JSON paths (``->0->'rows'->0->>'col'``) to ``column`` inside a result of shape ``s``."""
+    match s.kind:
+        case "rows":
+            return ["->'rows'->0->>" + f"'{column}'"] if column in (s.fields or ()) else []
+        case "record":
+            return [f"->>'{column}'"] if column in (s.fields or ()) else []
+        case "array":
+            return [f"->{i}{p}" for i, e in enumerate(s.elements) for p in _paths(e, column)]
+        case "unknown":
+            return []
+    assert_never(s.kind)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from dfc import ast
@@ -16,23 +13,8 @@ from dfc.check.report import Reporter
 from dfc.check.result import CheckedWorkflow
 from dfc.check.steps import check_sql_steps
 from dfc.check.structure import check_depth, check_structure
-from dfc.check.walk import preorder
 from dfc.diagnostics import DfcError, Diagnostics
 from dfc.source import SourceFile
-
-# Template expansion and the passes recurse into nested constructs (not along chains); the
-# depth rule caps nesting at 256, so this limit is only reached by trees we reject anyway.
-_RECURSION_LIMIT = 20_000
-
-
-@contextmanager
-def _deep_recursion() -> Iterator[None]:
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old, _RECURSION_LIMIT))
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(old)
 
 
 def check(
@@ -49,7 +31,7 @@ def check(
     no error was found (warnings allowed); None otherwise. ``grammar`` is the grammar the module
     was parsed with: the pg_durable-divergence warning applies only to ``"dfc"`` files.
     """
-    with _deep_recursion():
+    with ast.deep_recursion():
         return _check(module, source, diagnostics, grammar, loader or FileLoader())
 
 
@@ -71,7 +53,7 @@ def _check(
     # Template bodies of this file, used or not (imported ones are checked where they expand).
     for d in module.decls:
         if isinstance(d, ast.Def) and check_depth(d.body, plain):
-            nodes = list(preorder(d.body))
+            nodes = list(ast.preorder(d.body))
             check_sql_steps(nodes, plain, var_types)
             check_structure(d.body, plain, in_template=True)
             check_literals(d.body, plain)
@@ -85,14 +67,14 @@ def _check(
     rep = Reporter(diagnostics, exp.trails)
     if not check_depth(body, rep):
         return None
-    facts = check_sql_steps(preorder(body), rep, var_types)
+    facts = check_sql_steps(ast.preorder(body), rep, var_types)
     check_structure(body, rep)
     check_literals(body, rep)
     check_variables(body, declared, rep)
     check_bindings(body, rep, facts)
 
     errors = sum(1 for d in diagnostics.items if d.is_error)
-    if errors > errors_before or any(_leftover(n) for n in preorder(body)):
+    if errors > errors_before or any(_leftover(n) for n in ast.preorder(body)):
         return None
     label = module.workflow.label
     return CheckedWorkflow(

@@ -115,9 +115,43 @@ BAD_RESULT_NAME = code(
     ERR,
     """
     Result names must match `[A-Za-z_][A-Za-z0-9_]*` so that `$name` can be found in step text.
+    They are written without the `$` they are referenced with. The rule applies wherever the name
+    is written: after `|=>`, in `df.as` and `df.if_rows`, or as a template argument that reaches
+    one of them. (A name written directly was once reported as DFC135, now retired.)
     """,
-    bad="'SELECT 1' |=> 'my-result'",
-    good="'SELECT 1' |=> 'my_result'",
+    bad="'SELECT 1 AS v' |=> 'my-result' ~> 'SELECT 2'",
+    good="'SELECT 1 AS v' |=> 'my_result' ~> 'SELECT $my_result.v'",
+)
+
+JOIN_FIELD = code(
+    "DFC209",
+    "field of a join's result",
+    ERR,
+    """
+    A join's result is a JSON array with one element per branch, in branch order (each SQL
+    branch's element is its `{"rows": [...], "row_count": n}` object). An array has no fields,
+    so `$j.col` cannot be substituted: it stays in the SQL as written and PostgreSQL rejects it.
+    Bind the branch that returns the column with a name of its own and use `$name.col`, or read
+    the array as JSON: `$j::jsonb->0->'rows'->0->>'col'` is column `col` of the first row of the
+    first branch.
+    """,
+    bad="('SELECT 1 AS a' & 'SELECT 2 AS b') |=> 'j' ~> 'SELECT $j.a AS x'",
+    good="('SELECT 1 AS a' |=> 'a1') & ('SELECT 2 AS b' |=> 'b1') ~> 'SELECT $a1.a + $b1.b AS x'",
+)
+
+NOT_A_ROW_SET = code(
+    "DFC210",
+    "`$name.*` on a result without rows",
+    ERR,
+    """
+    `$name.*` expands the rows of a SQL result (an inline `VALUES` relation in SQL, a JSON array
+    of row objects elsewhere). The results of HTTP calls, signal waits, sleeps and schedule waits
+    are JSON objects, and a join's result is a JSON array: none has rows, so the step would fail
+    when it runs. Use `$name` for the whole JSON value (for example `$name::jsonb`) or
+    `$name.field` for one field of an object; for a join, bind the branch whose rows you need.
+    """,
+    bad="df.sleep(1) |=> 's' ~> 'SELECT * FROM $s.*'",
+    good="df.sleep(1) |=> 's' ~> 'SELECT $s::jsonb AS slept'",
 )
 
 # --------------------------------------------------------------------------------------------
@@ -551,8 +585,11 @@ BAD_LITERAL = code(
     "literal argument of the wrong kind",
     ERR,
     """
-    The argument must be a literal of another kind: signal names, cron expressions, URLs and
-    result names are strings; durations are numbers.
+    The argument must be a literal of another kind: SQL steps, signal names, cron expressions,
+    URLs and HTTP bodies are text; durations are numbers. A string that PostgreSQL would convert
+    fits (`df.sleep('30')`); a cast decides the type (`'SELECT 1'::int` is not a SQL step). The
+    rule applies to a literal written in the call and to one passed through a template.
+    (A literal written in the call was once reported as DFC130, now retired.)
     """,
     bad="df.wait_for_signal(42)",
     good="df.wait_for_signal('approved')",

@@ -23,7 +23,6 @@ from typing import Protocol, assert_never
 from dfc import ast
 from dfc.check import codes
 from dfc.check.report import Reporter
-from dfc.check.walk import NODE_FIELDS, preorder
 from dfc.diagnostics import Diagnostics, Label
 from dfc.resources import stdlib_dir
 from dfc.source import SourceFile, Span, TextMap
@@ -159,7 +158,9 @@ def expand(
     # Keep only the trails of nodes in the result: ids of collected temporaries may be reused.
     trails = {}
     if body is not None:
-        trails = {id(n): expander.trails[id(n)] for n in preorder(body) if id(n) in expander.trails}
+        trails = {
+            id(n): expander.trails[id(n)] for n in ast.preorder(body) if id(n) in expander.trails
+        }
     return Expansion(root, list(modules.envs.values()), body, trails, tuple(params))
 
 
@@ -256,12 +257,8 @@ def _short(name: str) -> str:
 
 
 def _def_name_span(d: ast.Def) -> Span:
-    """The span of the name in ``def NAME(...)`` (found in the text; the AST keeps no span)."""
-    text = d.span.text
-    i = text.find(d.name, 3 if text[:3].lower() == "def" else 0)
-    if i < 0:
-        return d.span
-    return d.span.at(d.span.start + i, d.span.start + i + len(d.name))
+    """The span of the name in ``def NAME(...)`` (the whole definition for a hand-built one)."""
+    return d.name_span or d.span
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,12 +266,12 @@ def _def_name_span(d: ast.Def) -> Span:
 
 
 def _check_defs(env: ModuleEnv, rep: Reporter) -> None:
-    """Unknown names and templates, arity, duplicate parameters and recursion in ``def`` bodies."""
+    """Unknown names and templates, arity and recursion in ``def`` bodies.
+
+    (Two parameters with one name are the parser's DFC137, reported for imported files too.)
+    """
     for t in env.own.values():
         names = [p.name for p in t.d.params]
-        for i, p in enumerate(t.d.params):
-            if p.name in names[:i]:
-                rep.error(codes.TEMPLATE_ARGS, f"parameter `{p.name}` is declared twice", p.span)
         for n in _def_nodes(t.d):
             if isinstance(n, ast.Name) and n.name not in names:
                 _unknown_name(rep, n, names)
@@ -336,9 +333,8 @@ def _def_nodes(d: ast.Def) -> Iterator[ast.Expr | ast.LitArg]:
 def _literal_fields(n: ast.Expr) -> list[ast.LitArg]:
     """The literal arguments of a built-in node (which may be template parameters)."""
     out: list[ast.LitArg] = []
-    node_fields = NODE_FIELDS.get(type(n), frozenset())
     for f in dataclasses.fields(n):
-        if f.name in node_fields:
+        if f.name in n.NODE_FIELDS:
             continue
         v = getattr(n, f.name)
         if isinstance(v, ast.Str | ast.Num | ast.Null | ast.Bool | ast.Name):
@@ -518,12 +514,11 @@ class _Expander:
     ) -> ast.Expr:
         """A built-in node with its children expanded and its literal parameters substituted."""
         changes: dict[str, object] = {}
-        node_fields = NODE_FIELDS.get(type(e), frozenset())
         for f in dataclasses.fields(e):
             if f.name == "span":
                 continue
             v = getattr(e, f.name)
-            if f.name in node_fields:
+            if f.name in e.NODE_FIELDS:
                 if isinstance(v, tuple):
                     changes[f.name] = tuple(self.expr(b, env, trail, subst) for b in v)
                 else:

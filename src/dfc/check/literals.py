@@ -1,7 +1,8 @@
 """Literal arguments (cron, seconds, HTTP, retry, result names), parameters and variables.
 
-The parser already rejects literals of the wrong kind where it sees them; these rules also see
-literals that reach built-ins through template parameters, and check their values.
+The parser takes any literal where a built-in expects one; the rules here check each literal
+argument, written directly or reaching the built-in through a template parameter: first its
+kind (would PostgreSQL convert it to the parameter's type, `fits`), then its value.
 """
 
 from __future__ import annotations
@@ -18,19 +19,21 @@ from cronsim import CronSim, CronSimError
 
 from dfc import ast
 from dfc.check import codes
-from dfc.check.refs import RESULT_NAME, SYSTEM_VARS, Ref, json_neutralize, scan
+from dfc.check.refs import SYSTEM_VARS, Ref, json_neutralize, scan
 from dfc.check.report import Reporter
-from dfc.check.walk import preorder, texts
+from dfc.check.walk import texts
 from dfc.diagnostics import Label
 from dfc.json_types import JSON
-from dfc.params import BOOL_WORDS, EXAMPLES, ParamValueError, substitution_text
+from dfc.params import BOOL_WORDS, EXAMPLES, INT_TEXT, ParamValueError, substitution_text
+from dfc.references import RESULT_NAME
 from dfc.source import Span
+from dfc.syntax.builtins import CAST_KINDS, SIGNATURES, Kind, ParamSpec
+from dfc.syntax.values import describe
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 
 _CRON_FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
 _CRON_RANGES = ("0-59", "0-23", "1-31", "1-12 or JAN-DEC", "0-7 or SUN-SAT")
-_BOOL_TEXT = BOOL_WORDS
 
 
 def _str_span(s: ast.Str, start: int, end: int) -> Span:
@@ -38,49 +41,170 @@ def _str_span(s: ast.Str, start: int, end: int) -> Span:
 
 
 def check_literals(body: ast.Expr, rep: Reporter) -> None:
-    """Check the literal arguments of every built-in node in ``body``."""
-    for n in preorder(body):
+    """Check the literal arguments of every built-in node in ``body``: kind, then value."""
+    for n in ast.preorder(body):
         match n:
             case ast.Bind(name=name) | ast.IfRows(name=name):
                 _result_name(name, n, rep)
+            case ast.Sql(query=q):
+                _fits(q, ("sql", "query"), "a SQL step", codes.BAD_LITERAL, n, rep)
             case ast.Sleep(seconds=s):
-                _seconds(s, n, rep, "df.sleep", allow_null=False)
+                if _fits(s, ("sleep", "seconds"), "df.sleep", codes.BAD_SECONDS, n, rep):
+                    _seconds(s, n, rep, "df.sleep", allow_null=False)
             case ast.WaitSchedule(cron=c):
-                _cron(c, n, rep)
+                what = "the cron expression"
+                if _fits(c, ("wait_for_schedule", "cron_expr"), what, codes.BAD_LITERAL, n, rep):
+                    _cron(c, n, rep)
             case ast.WaitSignal(name=name, timeout=t):
-                _text_arg(name, n, rep, "the signal name", allow_null=False)
-                _seconds(t, n, rep, "the signal timeout", allow_null=True)
-            case ast.Http(url=u, method=m, headers=h, timeout=t):
-                _url(u, n, rep)
-                _method(m, n, rep)
-                _headers(h, n, rep)
-                _seconds(t, n, rep, "the HTTP timeout", allow_null=True)
+                what = "the signal name"
+                if _fits(name, ("wait_for_signal", "name"), what, codes.BAD_LITERAL, n, rep):
+                    _text_arg(name, n, rep, what, allow_null=False)
+                what = "the signal timeout"
+                if _fits(t, ("wait_for_signal", "timeout"), what, codes.BAD_SECONDS, n, rep):
+                    _seconds(t, n, rep, what, allow_null=True)
+            case ast.Http(url=u, method=m, body=b, headers=h, timeout=t):
+                _http(n, "http", u, m, h, t, rep)
+                _fits(b, ("http", "body"), "the HTTP body", codes.BAD_LITERAL, n, rep)
             case ast.HttpMultipart(url=u, method=m, parts=p, headers=h, timeout=t):
-                _url(u, n, rep)
-                _method(m, n, rep)
-                _parts(p, n, rep)
-                _headers(h, n, rep)
-                _seconds(t, n, rep, "the HTTP timeout", allow_null=True)
+                _http(n, "http_multipart", u, m, h, t, rep)
+                what = "the multipart parts"
+                if _fits(p, ("http_multipart", "parts"), what, codes.BAD_PARTS, n, rep):
+                    _parts(p, n, rep)
             case ast.Retry():
                 _retry(n, rep)
             case ast.Timeout(seconds=s):
-                _seconds(s, n, rep, "df.timeout", allow_null=False)
-            case _:
+                if _fits(s, ("timeout", "seconds"), "df.timeout", codes.BAD_SECONDS, n, rep):
+                    _seconds(s, n, rep, "df.timeout", allow_null=False)
+            case (
+                ast.Seq()
+                | ast.Join()
+                | ast.Race()
+                | ast.If()
+                | ast.Loop()
+                | ast.Break()  # any literal is a valid break value
+                | ast.Compensate()
+                | ast.TemplateCall()
+                | ast.Name()
+                | ast.Invalid()
+            ):
                 pass
+            case _:
+                assert_never(n)
+
+
+def _http(
+    n: ast.Http | ast.HttpMultipart,
+    function: str,
+    u: ast.LitArg,
+    m: ast.LitArg | None,
+    h: ast.LitArg | None,
+    t: ast.LitArg | None,
+    rep: Reporter,
+) -> None:
+    """The arguments df.http and df.http_multipart share."""
+    if _fits(u, (function, "url"), "the URL", codes.BAD_LITERAL, n, rep):
+        _url(u, n, rep)
+    if _fits(m, (function, "method"), "the HTTP method", codes.BAD_METHOD, n, rep):
+        _method(m, n, rep)
+    if _fits(h, (function, "headers"), "the HTTP headers", codes.BAD_HEADERS, n, rep):
+        _headers(h, n, rep)
+    if _fits(t, (function, "timeout"), "the HTTP timeout", codes.BAD_SECONDS, n, rep):
+        _seconds(t, n, rep, "the HTTP timeout", allow_null=True)
+
+
+def _spec(function: str, param: str) -> ParamSpec:
+    """The parameter ``param`` of the built-in ``df.function`` (its kind, whether required)."""
+    return next(p for p in SIGNATURES[function].params if p.name == param)
+
+
+def _fits(
+    v: ast.LitArg | None,
+    at: tuple[str, str],
+    what: str,
+    code: str,
+    node: ast.Expr,
+    rep: Reporter,
+) -> bool:
+    """Whether the literal ``v`` for parameter ``at`` (function, parameter) has a fitting kind.
+
+    Reports it with ``code`` when it does not. A template parameter (a `Name`, in a template
+    body checked on its own) and an omitted argument fit.
+    """
+    if v is None or isinstance(v, ast.Name):
+        return True
+    spec = _spec(*at)
+    want = kind_problem(v, spec.kind, spec.required)
+    if want is None:
+        return True
+    found = describe(v) + (f" cast to {v.cast}" if v.cast else "")
+    rep.error(code, f"{what} must be {want}, found {found}", v.span, node=node)
+    return False
+
+
+_WANT: dict[Kind, str] = {
+    "node": "a node",
+    "text": "text",
+    "int": "an integer",
+    "numeric": "a number",
+    "bool": "TRUE or FALSE",
+    "any": "a literal",
+}
+
+
+def kind_problem(lit: ast.Lit, kind: Kind, required: bool) -> str | None:
+    """What a literal should have been for a parameter of ``kind``, or None when it fits.
+
+    PostgreSQL converts an untyped string literal to the parameter's type, so ``'30'`` fits an
+    integer; a cast decides the type (a type dfc does not know is left to PostgreSQL).
+    """
+    if kind == "any":
+        return None
+    want = _WANT[kind]
+    if isinstance(lit, ast.Null):
+        return want if required else None
+    cast_kind = CAST_KINDS.get(lit.cast) if lit.cast else None
+    if lit.cast and cast_kind is None:
+        return None
+    natural: Kind
+    if isinstance(lit, ast.Str):
+        natural = "text"
+    elif isinstance(lit, ast.Num):
+        natural = "int" if lit.is_integer else "numeric"
+    else:
+        natural = "bool"
+    actual = cast_kind or natural
+    if kind == "text":
+        return None if actual == "text" or cast_kind == "text" else want
+    if isinstance(lit, ast.Str) and cast_kind in (None, kind, "int" if kind == "numeric" else kind):
+        # An untyped string literal is converted by PostgreSQL: check that it would convert.
+        if kind == "int":
+            return None if INT_TEXT.fullmatch(lit.value) else want
+        if kind == "numeric":
+            return None if _number(lit) is not None else want
+        return None if lit.value.strip().lower() in BOOL_WORDS else want
+    if kind == "numeric":
+        return None if actual in ("int", "numeric") else want
+    return None if actual == kind else want
 
 
 def _result_name(name: ast.Str | ast.Name, node: ast.Expr, rep: Reporter) -> None:
-    if isinstance(name, ast.Str) and not RESULT_NAME.match(name.value):
+    if not isinstance(name, ast.Str) or RESULT_NAME.match(name.value):
+        return
+    if name.value.startswith("$") and RESULT_NAME.match(name.value[1:]):
+        fixed = name.value[1:]
+        help_ = f"write the name without '$': '{fixed}' (it is referenced as {name.value})"
+    else:
         fixed = re.sub(r"\W", "_", name.value) or "result"
         if fixed[0].isdigit():
             fixed = "_" + fixed
-        rep.error(
-            codes.BAD_RESULT_NAME,
-            f"'{name.value}' is not a valid result name",
-            name.span,
-            node=node,
-            help=f"result names are letters, digits and _, not starting with a digit: '{fixed}'",
-        )
+        help_ = f"result names are letters, digits and _, not starting with a digit: '{fixed}'"
+    rep.error(
+        codes.BAD_RESULT_NAME,
+        f"'{name.value}' is not a valid result name",
+        name.span,
+        node=node,
+        help=help_,
+    )
 
 
 def _number(v: ast.LitArg) -> Decimal | None:
@@ -302,6 +426,8 @@ def _retry(n: ast.Retry, rep: Reporter) -> None:
         ("max_backoff", 0, False),
     ):
         v = getattr(n, name)
+        if not _fits(v, ("retry", name), f"`{name}`", codes.BAD_RETRY, n, rep):
+            continue
         if v is None or isinstance(v, ast.Name | ast.Null):
             continue
         d = _number(v)
@@ -313,10 +439,10 @@ def _retry(n: ast.Retry, rep: Reporter) -> None:
         elif d < low:
             bad(v, f"`{name}` must be at least {low}, not {v.span.text}")
     j = n.jitter
-    if (
+    if _fits(j, ("retry", "jitter"), "`jitter`", codes.BAD_RETRY, n, rep) and (
         j is not None
         and not isinstance(j, ast.Name | ast.Null | ast.Bool)
-        and not (isinstance(j, ast.Str) and j.value.strip().lower() in _BOOL_TEXT)
+        and not (isinstance(j, ast.Str) and j.value.strip().lower() in BOOL_WORDS)
     ):
         bad(j, f"`jitter` must be TRUE or FALSE, not {j.span.text}")
 
@@ -378,7 +504,7 @@ def check_variables(body: ast.Expr, declared: Mapping[str, object], rep: Reporte
     """Warn about undeclared ``{var}`` references when the file declares parameters."""
     if not declared:
         return
-    for n in preorder(body):
+    for n in ast.preorder(body):
         for _role, s in texts(n):
             for r in scan(s.value):
                 if r.kind == "var" and r.name not in declared and r.name not in SYSTEM_VARS:

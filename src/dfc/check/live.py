@@ -21,6 +21,7 @@ function, type or schema, and syntax errors.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import assert_never
 
 import psycopg
 from psycopg import pq
@@ -31,7 +32,7 @@ from dfc.check.refs import Ref, neutralize
 from dfc.check.report import Reporter
 from dfc.check.result import CheckedWorkflow
 from dfc.check.sql import StatementInfo, analyze
-from dfc.check.walk import preorder, seq_items
+from dfc.check.walk import seq_items
 from dfc.diagnostics import DfcError, Diagnostics
 from dfc.sqllex import tokenize
 
@@ -92,7 +93,7 @@ class _Live:
         self.described: dict[str, _Described] = {}
         self.bound_by: dict[int, str] = {}
         self.envelopes: set[str] = set()
-        for n in preorder(wf.body):
+        for n in ast.preorder(wf.body):
             if isinstance(n, ast.Bind):
                 target = _result_node(n.node)
                 if isinstance(target, ast.Sql):
@@ -108,7 +109,7 @@ class _Live:
         self._exec("SET LOCAL statement_timeout = '15s'")
         self._exec("SET LOCAL lock_timeout = '3s'")
         try:
-            for n in preorder(self.wf.body):
+            for n in ast.preorder(self.wf.body):
                 if isinstance(n, ast.Sql) and isinstance(n.query, ast.Str):
                     self._step(n, n.query)
         finally:
@@ -368,5 +369,17 @@ def _result_node(e: ast.Expr) -> ast.Expr | None:
                 | ast.WaitSchedule()
             ):
                 return e
-            case _:
+            case (
+                ast.Join()
+                | ast.Race()
+                | ast.If()
+                | ast.IfRows()
+                | ast.Loop()
+                | ast.Break()
+                | ast.TemplateCall()
+                | ast.Name()
+                | ast.Invalid()
+            ):
                 return None
+            case _:
+                assert_never(e)

@@ -1,8 +1,8 @@
 """The pg_durable-divergence warning (SPEC §1.2).
 
-The same text is parsed with both grammars (`dfc.syntax` offers ``grammar="pg"``: one precedence,
-left to right, as PostgreSQL parses user-defined operators). The two trees are compared after
-normalising what does not change behaviour:
+The parser reads each body whose grouping could differ with both grammars (`dfc.syntax.flat`)
+and keeps the flat reading on the `ast.Workflow` or `ast.Def` (``pg_reading``). Here the two
+trees are compared after normalising what does not change behaviour:
 
 - sequences are flattened (``~>`` is associative in effect);
 - a binding or compensation of a sequence applies to its last step: ``(a ~> b) |=> 'n'`` behaves
@@ -11,119 +11,33 @@ normalising what does not change behaviour:
 
 Where the normal forms differ, the smallest differing subtree (or run of sequence steps) is
 reported, with the fully parenthesised text that means the same under both grammars. A text
-that pg_durable cannot parse at all is not a divergence (``c ?> t ~> u !> e``).
+that pg_durable cannot parse at all has no flat reading and is not a divergence
+(``c ?> t ~> u !> e``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import assert_never
 
 from dfc import ast
 from dfc.check import codes
 from dfc.check.report import Reporter
-from dfc.check.walk import NODE_FIELDS, is_function_form, preorder, seq_items
-from dfc.sqllex import tokenize
+from dfc.check.walk import seq_items
+from dfc.syntax.flat import PRECEDENCE, is_operator
 
-_PREC: dict[type, int] = {
-    ast.Compensate: 1,
-    ast.Bind: 2,
-    ast.Join: 3,
-    ast.Race: 4,
-    ast.Seq: 5,
-    ast.If: 6,
-    ast.Loop: 7,
-}
 _MAX_SHOWN = 160
 
 
 def check_precedence(module: ast.Module, rep: Reporter) -> None:
     """Warn where the workflow or a template body would behave differently in pg_durable."""
-    try:
-        from dfc.syntax import parse_text
-    except ImportError:  # the parser of this checkout cannot parse the pg grammar
-        return
-    targets = [d.body for d in module.decls if isinstance(d, ast.Def)]
+    readings = [(d.body, d.pg_reading) for d in module.decls if isinstance(d, ast.Def)]
     if module.workflow is not None:
-        targets.append(module.workflow.body)
-    for body in targets:
-        if not _could_diverge(body):
-            continue
-        pg = _parse_expr(parse_text, body.span.text, "pg")
-        if pg is None:
-            continue
-        _Compare().report(body, pg, rep)
-
-
-def _could_diverge(body: ast.Expr) -> bool:
-    """Whether the flat reading could group anything differently (else no second parse).
-
-    A written operand groups the same under both grammars when it is a leaf or a call, when it
-    is parenthesised, or when it is the left operand of a looser (or equal, left-associative)
-    operator; a binding or compensation as the right operand of a sequence differs only in a way
-    that does not change behaviour.
-    """
-    for p in preorder(body):
-        prec = _PREC.get(type(p))
-        if prec is None or is_function_form(p):
-            continue
-        for i, c in enumerate(ast.children(p)):
-            cprec = _PREC.get(type(c))
-            if cprec is None:
-                continue
-            left = i == 0 and not isinstance(p, ast.Loop)
-            if left and (cprec < prec or (cprec == prec and not isinstance(p, ast.If))):
-                continue
-            if isinstance(p, ast.Seq) and not left and isinstance(c, ast.Bind | ast.Compensate):
-                continue
-            if is_function_form(c) or _parenthesised(c):  # the costly tests last
-                continue
-            return True
-    return False
-
-
-def _parenthesised(e: ast.Expr) -> bool:
-    """Whether the source text has parentheses right around ``e``."""
-    text, start, end = e.span.file.text, e.span.start, e.span.end
-    wrapped = end - start >= 2 and text[start] == "(" and text[end - 1] == ")"
-    if wrapped and _balanced(text[start + 1 : end - 1]):
-        return True
-    i = start - 1
-    while i >= 0 and text[i].isspace():
-        i -= 1
-    j = end
-    while j < len(text) and text[j].isspace():
-        j += 1
-    if i < 0 or j >= len(text) or text[i] != "(" or text[j] != ")":
-        return False
-    return _balanced(text[start:end])
-
-
-def _balanced(text: str) -> bool:
-    depth = 0
-    for t in tokenize(text):
-        if t.kind == "error":
-            return False
-        if t.kind == "punct" and t.text == "(":
-            depth += 1
-        elif t.kind == "punct" and t.text == ")":
-            depth -= 1
-            if depth < 0:
-                return False
-    return depth == 0
-
-
-def _parse_expr(parse_text: object, text: str, grammar: str) -> ast.Expr | None:
-    try:
-        module, diags = parse_text(text, name="<precedence>", grammar=grammar)  # type: ignore[operator]
-    except Exception:  # a parser crash must not turn into a checker crash
-        return None
-    if module is None or module.workflow is None or any(d.is_error for d in diags):
-        return None
-    if any(isinstance(n, ast.Invalid) for n in preorder(module.workflow.body)):
-        return None
-    body: ast.Expr = module.workflow.body
-    return body
+        readings.append((module.workflow.body, module.workflow.pg_reading))
+    for body, pg in readings:
+        if pg is not None:
+            _Compare().report(body, pg, rep)
 
 
 @dataclass(slots=True)
@@ -181,8 +95,28 @@ class _Compare:
                     self.pseudo.add(id(last))
                     self.flats[id(last)] = (last, [last])
                     out = [*xs[:-1], last]
-            case _:
+            case (
+                ast.Sql()
+                | ast.Join()
+                | ast.Race()
+                | ast.If()
+                | ast.IfRows()
+                | ast.Loop()
+                | ast.Break()
+                | ast.Sleep()
+                | ast.WaitSchedule()
+                | ast.WaitSignal()
+                | ast.Http()
+                | ast.HttpMultipart()
+                | ast.Retry()
+                | ast.Timeout()
+                | ast.TemplateCall()
+                | ast.Name()
+                | ast.Invalid()
+            ):
                 out = [e]
+            case _:
+                assert_never(e)
         self.flats[id(e)] = (e, out)
         return out
 
@@ -232,29 +166,29 @@ class _Compare:
 
     def render_items(self, items: list[ast.Expr], *, whole: bool = False) -> str:
         """Sequence steps as text; ``whole`` when nothing surrounds them (no outer parentheses)."""
-        if (
-            whole
-            and len(items) == 1
-            and id(items[0]) not in self.pseudo
-            and is_function_form(items[0])
-        ):
-            return items[0].span.text
         if whole and len(items) == 1:
-            return self.render(items[0])
+            return self.render(items[0]) if self.spelled_out(items[0]) else items[0].span.text
+        seq = PRECEDENCE[ast.Seq]
         return " ~> ".join(
-            self.show(x, _PREC[ast.Seq], "left" if i == 0 else "right") for i, x in enumerate(items)
+            self.show(x, seq, "left" if i == 0 else "right") for i, x in enumerate(items)
         )
+
+    def spelled_out(self, e: ast.Expr) -> bool:
+        """Whether ``e`` is shown operator by operator (else its own text is quoted)."""
+        return id(e) in self.pseudo or is_operator(e)
 
     def show(self, e: ast.Expr, parent: int, side: str) -> str:
         """``e`` as an operand; parenthesised unless both grammars would group it the same."""
-        prec = _PREC.get(type(e))
-        if prec is None or (id(e) not in self.pseudo and is_function_form(e)):
+        if not self.spelled_out(e):
             return e.span.text
+        prec = PRECEDENCE[type(e)]
         text = self.render(e)
-        bare = side == "left" and (prec < parent or (prec == parent and parent != _PREC[ast.If]))
+        if_ = PRECEDENCE[ast.If]
+        bare = side == "left" and (prec < parent or (prec == parent and parent != if_))
         return text if bare else f"({text})"
 
     def render(self, e: ast.Expr) -> str:
+        """An operator expression with each operand shown by `show`."""
         match e:
             case ast.Seq(left=a, right=b):
                 return f"{self.show(a, 5, 'left')} ~> {self.show(b, 5, 'right')}"
@@ -271,22 +205,45 @@ class _Compare:
                 return out if o is None else f"{out} !> {self.show(o, 6, 'right')}"
             case ast.Loop(body=b, cond=None):
                 return f"@> {self.show(b, 7, 'unary')}"
-            case _:
+            case (
+                ast.Join()  # n-ary: a call
+                | ast.Race()
+                | ast.Loop()  # with a condition: a call
+                | ast.Sql()
+                | ast.IfRows()
+                | ast.Break()
+                | ast.Sleep()
+                | ast.WaitSchedule()
+                | ast.WaitSignal()
+                | ast.Http()
+                | ast.HttpMultipart()
+                | ast.Retry()
+                | ast.Timeout()
+                | ast.TemplateCall()
+                | ast.Name()
+                | ast.Invalid()
+            ):
                 return e.span.text
+        assert_never(e)
 
 
 def _literals(n: ast.Expr) -> tuple[object, ...]:
-    """The non-node fields of a node (compared by value: spans are not part of equality)."""
-    node_fields = NODE_FIELDS.get(type(n), frozenset())
+    """The meaning of a node's fields that are not nodes (layout fields are not compared)."""
     out: list[object] = []
     for f in dataclasses.fields(n):
-        if f.name == "span" or f.name in node_fields:
+        if not f.compare:
             continue
         v = getattr(n, f.name)
-        if isinstance(v, tuple):  # template call arguments: the nodes among them are children
-            v = tuple(a.value for a in v if not isinstance(a.value, ast.Expr))
-        out.append(v.name if isinstance(v, ast.Name) else v)
+        if isinstance(n, ast.TemplateCall) and f.name == "args":
+            # The nodes among the arguments are children; literals and names are compared here.
+            out.append(tuple((a.name, None if _is_node(a.value) else a.value) for a in n.args))
+        elif f.name not in n.NODE_FIELDS:
+            out.append(v.name if isinstance(v, ast.Name) else v)
     return tuple(out)
+
+
+def _is_node(v: ast.Expr | ast.LitArg) -> bool:
+    return not isinstance(v, ast.Str | ast.Num | ast.Null | ast.Bool)
 
 
 def _shorten(text: str) -> str:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from dfc import ast
 from dfc.check import codes
 from dfc.check.report import Reporter
-from dfc.check.walk import preorder, seq_items
-
-MAX_DEPTH = 256
+from dfc.check.walk import seq_items
 
 _CHAINS = (ast.Seq, ast.Join, ast.Race)
 
 
 def check_depth(body: ast.Expr, rep: Reporter) -> bool:
-    """Report nesting deeper than `MAX_DEPTH`; False when it is (later passes recurse).
+    """Report nesting deeper than `ast.MAX_DEPTH`; False when it is (later passes recurse).
 
     A chain of one operator (``a ~> b ~> c``, ``a & b & c``) is one level however long it is;
     every other nested construct adds a level.
@@ -21,10 +21,10 @@ def check_depth(body: ast.Expr, rep: Reporter) -> bool:
     stack: list[tuple[ast.Expr, int]] = [(body, 1)]
     while stack:
         n, depth = stack.pop()
-        if depth > MAX_DEPTH:
+        if depth > ast.MAX_DEPTH:
             rep.error(
                 codes.TOO_DEEP,
-                f"constructs are nested more than {MAX_DEPTH} levels deep here",
+                f"constructs are nested more than {ast.MAX_DEPTH} levels deep here",
                 n.span,
                 node=n,
                 help="split the workflow into templates, or flatten the nesting",
@@ -45,7 +45,7 @@ def check_structure(body: ast.Expr, rep: Reporter, *, in_template: bool = False)
     _breaks(body, rep, in_template)
     ending: dict[int, str | None] = {}
     chained: set[int] = set()  # inner Seq nodes of a chain already looked at
-    for n in preorder(body):
+    for n in ast.preorder(body):
         match n:
             case ast.If(orelse=None):
                 rep.error(
@@ -72,8 +72,31 @@ def check_structure(body: ast.Expr, rep: Reporter, *, in_template: bool = False)
                         chained.add(id(cur))
                         stack += (cur.left, cur.right)
                 _unreachable(n, rep, ending)
-            case _:
+            case (
+                ast.Sql()
+                | ast.Seq()  # inside a chain already looked at
+                | ast.Bind()
+                | ast.Join()
+                | ast.Race()
+                | ast.If()
+                | ast.IfRows()
+                | ast.Loop()
+                | ast.Break()
+                | ast.Sleep()
+                | ast.WaitSchedule()
+                | ast.WaitSignal()
+                | ast.Http()
+                | ast.HttpMultipart()
+                | ast.Retry()
+                | ast.Timeout()
+                | ast.Compensate()
+                | ast.TemplateCall()
+                | ast.Name()
+                | ast.Invalid()
+            ):
                 pass
+            case _:
+                assert_never(n)
 
 
 def _breaks(body: ast.Expr, rep: Reporter, in_template: bool) -> None:
@@ -96,8 +119,29 @@ def _breaks(body: ast.Expr, rep: Reporter, in_template: bool) -> None:
             case ast.Compensate(node=x, undo=u):
                 stack.append((x, in_loop))
                 stack.append((u, False))  # undo runs after the failure, outside any loop
-            case _:
+            case (
+                ast.Sql()
+                | ast.Seq()
+                | ast.Bind()
+                | ast.Join()
+                | ast.Race()
+                | ast.If()
+                | ast.IfRows()
+                | ast.Break()
+                | ast.Sleep()
+                | ast.WaitSchedule()
+                | ast.WaitSignal()
+                | ast.Http()
+                | ast.HttpMultipart()
+                | ast.Retry()
+                | ast.Timeout()
+                | ast.TemplateCall()
+                | ast.Name()
+                | ast.Invalid()
+            ):
                 stack.extend((k, in_loop) for k in ast.children(n))
+            case _:
+                assert_never(n)
 
 
 def _waits_or_breaks(body: ast.Expr) -> bool:
@@ -113,9 +157,27 @@ def _waits_or_breaks(body: ast.Expr) -> bool:
             case ast.Loop():
                 stack.extend((k, False) for k in ast.children(n))  # its breaks are its own
             case ast.Compensate(node=x):
-                stack.append((x, own))
-            case _:
+                stack.append((x, own))  # the undo runs only after a failure
+            case (
+                ast.Sql()
+                | ast.Seq()
+                | ast.Bind()
+                | ast.Join()
+                | ast.Race()
+                | ast.If()
+                | ast.IfRows()
+                | ast.Break()
+                | ast.Http()
+                | ast.HttpMultipart()
+                | ast.Retry()
+                | ast.Timeout()
+                | ast.TemplateCall()
+                | ast.Name()
+                | ast.Invalid()
+            ):
                 stack.extend((k, own) for k in ast.children(n))
+            case _:
+                assert_never(n)
     return False
 
 
@@ -172,22 +234,58 @@ def _never_completes(e: ast.Expr, memo: dict[int, str | None]) -> str | None:
             result = rs[0] if all(rs) else None
         case ast.Loop(cond=None, body=b) if not _has_own_break(b):
             result = "forever"
-        case _:
+        case (
+            ast.Sql()
+            | ast.If()  # without else: reported on its own
+            | ast.Loop()
+            | ast.Sleep()
+            | ast.WaitSchedule()
+            | ast.WaitSignal()
+            | ast.Http()
+            | ast.HttpMultipart()
+            | ast.TemplateCall()
+            | ast.Name()
+            | ast.Invalid()
+        ):
             result = None
+        case _:
+            assert_never(e)
     memo[id(e)] = result
     return result
 
 
 def _has_own_break(body: ast.Expr) -> bool:
+    """Whether the loop body holds a break that leaves this loop (not a nested one's)."""
     stack = [body]
     while stack:
         n = stack.pop()
-        if isinstance(n, ast.Break):
-            return True
-        if isinstance(n, ast.Loop):
-            continue
-        if isinstance(n, ast.Compensate):
-            stack.append(n.node)
-            continue
-        stack.extend(ast.children(n))
+        match n:
+            case ast.Break():
+                return True
+            case ast.Loop():
+                pass  # its breaks are its own
+            case ast.Compensate(node=x):
+                stack.append(x)  # the undo runs only after a failure
+            case (
+                ast.Sql()
+                | ast.Seq()
+                | ast.Bind()
+                | ast.Join()
+                | ast.Race()
+                | ast.If()
+                | ast.IfRows()
+                | ast.Sleep()
+                | ast.WaitSchedule()
+                | ast.WaitSignal()
+                | ast.Http()
+                | ast.HttpMultipart()
+                | ast.Retry()
+                | ast.Timeout()
+                | ast.TemplateCall()
+                | ast.Name()
+                | ast.Invalid()
+            ):
+                stack.extend(ast.children(n))
+            case _:
+                assert_never(n)
     return False

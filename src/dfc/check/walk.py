@@ -6,24 +6,9 @@ helpers here are iterative: no pass recurses along a chain of ``~>``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import assert_never
 
 from dfc import ast
-from dfc.sqllex import tokenize  # the DSL follows PostgreSQL's lexical rules
-
-# Fields of built-in nodes that hold nodes; all others hold literal arguments.
-NODE_FIELDS: dict[type, frozenset[str]] = {
-    ast.Seq: frozenset({"left", "right"}),
-    ast.Bind: frozenset({"node"}),
-    ast.Join: frozenset({"branches"}),
-    ast.Race: frozenset({"branches"}),
-    ast.If: frozenset({"cond", "then", "orelse"}),
-    ast.IfRows: frozenset({"then", "orelse"}),
-    ast.Loop: frozenset({"body", "cond"}),
-    ast.Retry: frozenset({"node"}),
-    ast.Timeout: frozenset({"node"}),
-    ast.Compensate: frozenset({"node", "undo"}),
-}
 
 
 def seq_items(e: ast.Expr) -> list[ast.Expr]:
@@ -38,15 +23,6 @@ def seq_items(e: ast.Expr) -> list[ast.Expr]:
         else:
             out.append(n)
     return out
-
-
-def preorder(e: ast.Expr) -> Iterator[ast.Expr]:
-    """Every node of the tree, parents before children, left to right."""
-    stack = [e]
-    while stack:
-        n = stack.pop()
-        yield n
-        stack.extend(reversed(ast.children(n)))
 
 
 def texts(n: ast.Expr) -> list[tuple[str, ast.Str]]:
@@ -73,27 +49,25 @@ def texts(n: ast.Expr) -> list[tuple[str, ast.Str]]:
             add("headers", h)
         case ast.Break(value=v):
             add("break", v)
-        case _:
+        case (
+            ast.Seq()
+            | ast.Bind()
+            | ast.Join()
+            | ast.Race()
+            | ast.If()
+            | ast.IfRows()
+            | ast.Loop()
+            | ast.Sleep()
+            | ast.WaitSchedule()
+            | ast.WaitSignal()
+            | ast.Retry()
+            | ast.Timeout()
+            | ast.Compensate()
+            | ast.TemplateCall()
+            | ast.Name()
+            | ast.Invalid()
+        ):
             pass
+        case _:
+            assert_never(n)
     return out
-
-
-def is_function_form(e: ast.Expr) -> bool:
-    """True when the node was written as a call (``df.seq(a, b)``), not with an operator.
-
-    The node's text is then ``df.NAME( ... )`` with the parenthesis opened after the name closed
-    by the node's last character (``df.http(...) |=> 'r'`` is a binding written as operator).
-    """
-    file_text, start = e.span.file.text, e.span.start
-    if file_text[start : start + 3].lower() != "df.":  # spans start at a token
-        return False
-    text = e.span.text
-    depth = 0
-    tokens = tokenize(text)
-    for k, t in enumerate(tokens):
-        if t.kind != "punct" or t.text not in "()":
-            continue
-        depth += 1 if t.text == "(" else -1
-        if depth == 0:
-            return k == len(tokens) - 1
-    return False

@@ -36,7 +36,7 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from dfc.json_types import JSON
+from dfc.json_types import JSON, canonical
 from dfc.plan.nodes import NODE_TYPES, NodeConfig, NodeType, read_node
 
 FORMAT = 2
@@ -329,8 +329,3 @@ def _from_format1(
             node = {**node, "config": config}
         out[nid] = node
     return out, analysis
-
-
-def canonical(value: JSON) -> str:
-    """Canonical JSON: sorted keys, no insignificant whitespace, UTF-8 kept."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -25,6 +25,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, Final, Literal, TypeVar
 
 from dfc.json_types import JSON
+from dfc.params import TRUE_WORDS
 
 NodeType = Literal[
     "SQL",
@@ -81,7 +82,9 @@ def _text(v: JSON) -> str:
 
 
 def _flag(v: JSON) -> bool:
-    # Any non-empty value counts as true, as the runtime has always read these flags.
+    # A flag written as text reads as the bool param type does ('false' is false).
+    if isinstance(v, str):
+        return v.strip().lower() in TRUE_WORDS
     return bool(v)
 
 

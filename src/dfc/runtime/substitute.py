@@ -413,7 +413,9 @@ def _resolve(m: re.Match[str], bindings: Mapping[str, JSON], *, sql: bool) -> _V
         if not is_row_set(result):
             raise SubstitutionError(
                 f"{ref} expands the rows of a SQL result, but the result bound to '{name}' has "
-                f"no rows (it is {_describe(result)}); use ${name} or ${name}.field instead",
+                f"no rows (it is {_describe(result)}); use ${name}"
+                + (f" or ${name}.field" if isinstance(result, dict) else "")  # an array has none
+                + " instead",
                 reference=ref,
                 code=codes.NOT_A_ROW_SET,
             )

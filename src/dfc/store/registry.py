@@ -17,7 +17,8 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
 from dfc.diagnostics import DfcError
-from dfc.plan.model import FORMAT, Plan, PlanFormatError, canonical
+from dfc.json_types import canonical
+from dfc.plan.model import FORMAT, Plan, PlanFormatError
 from dfc.store.codes import UNKNOWN_VERSION, UNKNOWN_WORKFLOW, UNREADABLE_PLAN
 
 Conn = psycopg.Connection[TupleRow]

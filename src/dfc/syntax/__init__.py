@@ -6,10 +6,14 @@ This is the only package that imports lark. Stages, one module each:
 - `parser` — lark LALR parser fed token by token, with error recovery (grammar in
   ``grammar/durable.lark``; ``grammar="pg"`` selects pg_durable's flat precedence);
 - `errors` — expected-token sets translated into friendly messages;
-- `builder` — parse tree → AST, with arity and argument-kind checks (`builtins` holds the
-  signatures of the ``df.*`` functions, `values` the builder's intermediate values and the
-  rules for literal arguments);
-- `printer` — the canonical pretty-printer (``dfc fmt``), keeping comments (`comments`);
+- `builder` — parse tree → AST, with the checks the AST's shape needs: known functions, arity,
+  named arguments, a node or a literal where each belongs (`builtins` holds the signatures of
+  the ``df.*`` functions, `values` the builder's intermediate values). What a literal's value
+  or kind must be is the checker's rule, so that it is one rule however the literal arrives;
+- `flat` — the precedence table, and pg_durable's flat reading of a body where it could group
+  operators differently (handed to the checker in the AST: ``Workflow.pg_reading``);
+- `printer` — the canonical pretty-printer (``dfc fmt``), keeping comments (`comments`); both
+  lay nodes out as `layout` says;
 - `dump` — ``to_json`` and the readable tree ``dump`` used by golden tests;
 - `codes` — the DFC1xx diagnostic codes.
 
@@ -30,6 +34,7 @@ from dfc.source import SourceFile, Span
 from dfc.syntax import codes
 from dfc.syntax.builder import Builder
 from dfc.syntax.dump import dump, to_json
+from dfc.syntax.flat import with_pg_readings
 from dfc.syntax.lexer import lex
 from dfc.syntax.parser import internal_error, parse_tokens
 from dfc.syntax.printer import format_expression, format_module
@@ -63,11 +68,21 @@ def parse(
         tree, parse_diags = parse_tokens(lexed, grammar)
         diags.extend(parse_diags)
         module = None if tree is None else Builder(lexed, diags, grammar).build(tree)
+        if module is not None and grammar == "dfc" and not any(d.is_error for d in diags):
+            module = with_pg_readings(module, lexed, _flat_reading)
     except Exception as exc:  # a bug: report it as a diagnostic rather than a traceback
         diags.append(internal_error(Span(source, 0, 0), exc))
         module = None
     diagnostics.extend(diags)
     return module
+
+
+def _flat_reading(text: str) -> ast.Expr | None:
+    """``text`` read with pg_durable's flat grammar; None when pg_durable could not parse it."""
+    body, diags = parse_expression(text, "<pg_durable reading>", grammar="pg")
+    if body is None or any(d.is_error for d in diags):
+        return None
+    return None if any(isinstance(n, ast.Invalid) for n in ast.preorder(body)) else body
 
 
 def parse_text(

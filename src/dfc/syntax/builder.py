@@ -7,15 +7,19 @@ token).
 
 Bottom-up, each tree node becomes a *raw* value: an AST expression, a literal (`Lit`), or a
 private marker (`Named`, `StartCall`, ...). The consumer decides what a raw value must be:
-``as_node`` turns a string into a SQL step and rejects numbers; ``as_lit`` rejects nodes and
-checks the literal's kind against the parameter.
+``as_node`` turns a string into a SQL step and rejects numbers; ``as_lit`` rejects nodes;
+``string`` wants a string where the AST holds one (a result name, df.sql's query).
+
+Only what the AST's shape needs is checked here. What a literal's kind or value must be
+(``df.sleep(TRUE)``, ``|=> 'bad name'``) is the checker's rule: it sees the literals written in
+a call and those reaching it through template parameters alike, with one code for each fact.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, get_args
+from typing import Any, assert_never, get_args
 
 from lark import Token, Tree
 from lark.tree import Meta
@@ -30,23 +34,19 @@ from dfc.syntax.builtins import (
     START,
     UNSUPPORTED,
     UNSUPPORTED_PARAMS,
-    Kind,
     Signature,
 )
 from dfc.syntax.lexer import Lexed, end_of, start_of
 from dfc.syntax.values import (
     LIT_TYPES,
-    RESULT_NAME_RE,
     BadStmt,
     Named,
     StartCall,
     Word,
     casts,
     describe,
-    kind_problem,
 )
 
-MAX_DEPTH = 256
 _PARAM_TYPES = get_args(ast.ParamType)
 _TYPE_ALIASES = {
     "integer": "int",
@@ -67,6 +67,12 @@ _TYPE_ALIASES = {
     "regclass": "ident",
 }
 _DECL_KEYWORD_RE = re.compile(r"(?i)\s*(param|def|import)\b")
+# Literal parameters that the AST holds as a string (or a template parameter), with an example.
+_STRINGS = {
+    ("as", "name"): "df.as(step, 'rows')",
+    ("if_rows", "result_name"): "df.if_rows('rows', ...)",
+    ("sql", "query"): "df.sql('SELECT 1')",
+}
 
 
 class Builder:
@@ -120,12 +126,12 @@ class Builder:
         depth = 1 + max((self._depth.get(id(k), 0) for k in kids), default=0)
         if same_left is not None:
             depth = max(depth, self._depth.get(id(same_left), 0))
-        if depth > MAX_DEPTH:
+        if depth > ast.MAX_DEPTH:
             if not self._too_deep:
                 self._too_deep = True
                 self.error(
                     codes.TOO_DEEP,
-                    f"expression nested more than {MAX_DEPTH} levels deep",
+                    f"expression nested more than {ast.MAX_DEPTH} levels deep",
                     node.span,
                     help="split the workflow into templates (def)",
                 )
@@ -179,14 +185,7 @@ class Builder:
     def as_node(self, raw: Any, where: str, at: Span) -> ast.Expr:
         """A value in node position: a string is a SQL step; literals other than strings are errors."""
         if isinstance(raw, ast.Str):
-            # A string in node position is exactly df.sql('...'): its cast must be a text type.
-            if kind_problem(raw, "text", True) is not None:
-                self.error(
-                    codes.LITERAL_TYPE,
-                    f"{where} is a SQL step and must be text, found a string cast to {raw.cast}",
-                    raw.span,
-                )
-                return self.nest(ast.Invalid(span=raw.span), [])
+            # A string in node position is exactly df.sql('...') (the checker checks its cast).
             return self.nest(ast.Sql(query=raw, span=raw.span), [])
         if isinstance(raw, ast.Num | ast.Null | ast.Bool):
             self.error(
@@ -210,8 +209,12 @@ class Builder:
             return self.nest(ast.Invalid(span=at), [])
         return raw  # type: ignore[no-any-return]
 
-    def as_lit(self, raw: Any, kind: Kind, required: bool, where: str) -> ast.LitArg | None:
-        """A value in literal position, kind-checked; None (after a diagnostic) if it does not fit."""
+    def as_lit(self, raw: Any, where: str) -> ast.LitArg | None:
+        """A value in literal position; None (after a diagnostic) when it is not a literal.
+
+        Whether the literal's kind fits the parameter is the checker's rule (it also sees the
+        literals that reach a built-in through template parameters).
+        """
         if isinstance(raw, ast.Name):
             return raw
         if isinstance(raw, ast.Invalid):
@@ -225,37 +228,25 @@ class Builder:
                 help="literal parameters take a string, a number, NULL or TRUE/FALSE",
             )
             return None
-        problem = kind_problem(raw, kind, required)
-        if problem is not None:
-            self.error(
-                codes.LITERAL_TYPE, f"{where} must be {problem}, found {describe(raw)}", raw.span
-            )
-            return None
         return raw
 
-    def result_name(self, raw: Any, where: str, at: Span) -> ast.Str | ast.Name | None:
-        """A result name (``|=> 'x'``, df.as, df.if_rows): a valid name string or a template parameter."""
-        if isinstance(raw, ast.Name):
+    def string(self, raw: Any, where: str, at: Span, example: str) -> ast.Str | ast.Name | None:
+        """A string where the AST holds one: a result name (``|=> 'x'``, df.as, df.if_rows) or
+        the query of df.sql; a template parameter stands for one too.
+
+        Whether the string is valid (a result name's form, a SQL step's cast) is the checker's
+        rule, which also sees the strings that reach a built-in through template parameters.
+        """
+        if isinstance(raw, ast.Str | ast.Name):
             return raw
-        if isinstance(raw, ast.Invalid):
-            return None
-        if not isinstance(raw, ast.Str):
+        if not isinstance(raw, ast.Invalid):
             self.error(
-                codes.BAD_BIND_TARGET,
-                f"{where} must be a result name string, found {describe(raw)}",
+                codes.STRING_EXPECTED,
+                f"{where} must be a string, found {describe(raw)}",
                 self.raw_span(raw, at),
-                help="write the name as a string: |=> 'rows'",
+                help=f"write it as a string: {example}",
             )
-            return None
-        if RESULT_NAME_RE.fullmatch(raw.value) is None:
-            hint = "result names match [A-Za-z_][A-Za-z0-9_]*"
-            if raw.value.startswith("$") and RESULT_NAME_RE.fullmatch(raw.value[1:]):
-                hint = f"write the name without '$': '{raw.value[1:]}' (it is referenced as {raw.value})"
-            self.error(
-                codes.BAD_RESULT_NAME, f"invalid result name {raw.value!r}", raw.span, help=hint
-            )
-            return None
-        return raw
+        return None
 
     # -- literals -------------------------------------------------------------------------------
 
@@ -364,7 +355,7 @@ class Builder:
         left, _op, right = kids
         sp = self.span(meta)
         node = self.as_node(left, "the left side of '|=>'", sp)
-        name = self.result_name(right, "the right side of '|=>'", sp)
+        name = self.string(right, "the result name after '|=>'", sp, "|=> 'rows'")
         if name is None:
             return self.nest(ast.Invalid(span=sp), [node])
         same = node if isinstance(node, ast.Bind) else None
@@ -552,11 +543,12 @@ class Builder:
             where = f"the {p.name} argument of {fname}"
             if p.kind == "node":
                 vals[p.name] = self.as_node(bound[p.name], where, sp)
-            elif sig.name in ("as", "if_rows") and p.name in ("name", "result_name"):
-                vals[p.name] = self.result_name(bound[p.name], where, sp)
+            elif (sig.name, p.name) in _STRINGS:
+                example = _STRINGS[(sig.name, p.name)]
+                vals[p.name] = self.string(bound[p.name], where, sp, example)
                 ok = ok and vals[p.name] is not None
             else:
-                lit = self.as_lit(bound[p.name], p.kind, p.required, where)
+                lit = self.as_lit(bound[p.name], where)
                 ok = ok and lit is not None
                 vals[p.name] = lit
         rest = [self.as_node(r, f"a branch of {fname}", sp) for r in bound.get("*rest", [])]
@@ -568,21 +560,29 @@ class Builder:
             case "sql":
                 node = ast.Sql(query=v["query"], span=sp)
             case "seq":
-                node = ast.Seq(left=v["a"], right=v["b"], span=sp)
+                node = ast.Seq(left=v["a"], right=v["b"], spelling="call", span=sp)
             case "as":
-                node = ast.Bind(node=v["fut"], name=v["name"], span=sp)
+                node = ast.Bind(node=v["fut"], name=v["name"], spelling="call", span=sp)
             case "join" | "join3":
                 node = ast.Join(
-                    branches=(v["a"], v["b"], *([v["c"]] if "c" in v else []), *rest), span=sp
+                    branches=(v["a"], v["b"], *([v["c"]] if "c" in v else []), *rest),
+                    spelling="call",
+                    span=sp,
                 )
             case "race":
-                node = ast.Race(branches=(v["a"], v["b"]), span=sp)
+                node = ast.Race(branches=(v["a"], v["b"]), spelling="call", span=sp)
             case "if":
-                node = ast.If(cond=v["condition"], then=v["then"], orelse=v["else"], span=sp)
+                node = ast.If(
+                    cond=v["condition"],
+                    then=v["then"],
+                    orelse=v["else"],
+                    spelling="call",
+                    span=sp,
+                )
             case "if_rows":
                 node = ast.IfRows(name=v["result_name"], then=v["then"], orelse=v["else"], span=sp)
             case "loop":
-                node = ast.Loop(body=v["body"], cond=v["condition"], span=sp)
+                node = ast.Loop(body=v["body"], cond=v["condition"], spelling="call", span=sp)
             case "break":
                 node = ast.Break(value=v["value"], span=sp)
             case "sleep":
@@ -622,9 +622,11 @@ class Builder:
             case "timeout":
                 node = ast.Timeout(node=v["node"], seconds=v["seconds"], span=sp)
             case "with_undo":
-                node = ast.Compensate(node=v["node"], undo=v["undo"], span=sp)
+                node = ast.Compensate(node=v["node"], undo=v["undo"], spelling="call", span=sp)
+            case "start":
+                raise AssertionError("df.start is unwrapped by the workflow statement")
             case _:
-                raise AssertionError(f"no AST node for df.{sig.name}")
+                assert_never(sig.name)
         return self.nest(node, [x for x in (*v.values(), *rest) if x is not None])
 
     def b_tcall(self, meta: Meta, kids: list[Any]) -> ast.Expr:
@@ -769,6 +771,7 @@ class Builder:
                 )
         return ast.Def(
             name=str(name_tok),
+            name_span=self.tspan(name_tok),
             params=tuple(params),
             body=self.as_node(body, f"the body of {name_tok}", sp),
             span=sp,

@@ -13,6 +13,29 @@ from typing import Literal
 Kind = Literal["node", "text", "int", "numeric", "bool", "any"]
 
 
+Function = Literal[
+    "sql",
+    "seq",
+    "as",
+    "join",
+    "join3",
+    "race",
+    "if",
+    "if_rows",
+    "loop",
+    "break",
+    "sleep",
+    "wait_for_schedule",
+    "wait_for_signal",
+    "http",
+    "http_multipart",
+    "retry",
+    "timeout",
+    "with_undo",
+]
+"""The names of the built-in node functions (the keys of `SIGNATURES`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ParamSpec:
     """One parameter of a built-in: its name, what it accepts, whether it may be omitted."""
@@ -26,7 +49,7 @@ class ParamSpec:
 class Signature:
     """A built-in's parameters; ``variadic`` repeats the last parameter (df.join)."""
 
-    name: str
+    name: Function | Literal["start"]
     params: tuple[ParamSpec, ...]
     variadic: bool = False
 
@@ -46,7 +69,9 @@ class Signature:
         return f"df.{self.name}({inner})"
 
 
-def _sig(name: str, *params: ParamSpec, variadic: bool = False) -> Signature:
+def _sig(
+    name: Function | Literal["start"], *params: ParamSpec, variadic: bool = False
+) -> Signature:
     return Signature(name, params, variadic)
 
 

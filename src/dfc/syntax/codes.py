@@ -271,14 +271,16 @@ NODE_EXPECTED = code(
     bad="df.seq(5, 'SELECT 1')",
     good="df.seq(df.sleep(5), 'SELECT 1')",
 )
-LITERAL_TYPE = code(
+# Retired: the kind of a literal argument is the checker's rule, for literals written directly
+# and for those reaching a built-in through a template parameter. The number is never reused.
+code(
     "DFC130",
-    "literal of the wrong type",
+    "literal of the wrong type (retired)",
     E,
-    """The literal's type does not fit the parameter: an integer number of seconds, a text,
-    a boolean... A string that PostgreSQL would convert (df.sleep('30')) is accepted.""",
-    bad="df.sleep(TRUE)",
-    good="df.sleep(30)",
+    """Retired: a literal argument of the wrong kind is reported by the checker with the code of
+    the argument's rule: DFC407 for seconds, DFC408 for the HTTP method, DFC410 for headers,
+    DFC411 for multipart parts, DFC412 for retry options and DFC413 for the others. The
+    argument of df.sql is a string in the syntax (DFC134).""",
 )
 UNKNOWN_ARG = code(
     "DFC131",
@@ -304,21 +306,23 @@ POSITIONAL_AFTER_NAMED = code(
     bad="df.retry(attempts => 3, 'SELECT 1')",
     good="df.retry('SELECT 1', attempts => 3)",
 )
-BAD_BIND_TARGET = code(
+STRING_EXPECTED = code(
     "DFC134",
-    "the name after |=> must be a string",
+    "string literal expected",
     E,
-    "The right side of |=> (and the name of df.as and df.if_rows) is a result name written as a string literal.",
+    """The right side of |=> (and the name of df.as and df.if_rows) is a result name, and the
+    argument of df.sql is the SQL of the step: both are written as string literals.""",
     bad="'SELECT 1' |=> 1",
     good="'SELECT 1' |=> 'one'",
 )
-BAD_RESULT_NAME = code(
+# Retired: the checker owns the rule for every result name, written directly or reaching a
+# binding through a template parameter (DFC208). The number is never reused.
+code(
     "DFC135",
-    "invalid result name",
+    "invalid result name (retired)",
     E,
-    "Result names match [A-Za-z_][A-Za-z0-9_]* and are written without the $ they are referenced with.",
-    bad="'SELECT 1' |=> '$one'",
-    good="'SELECT 1' |=> 'one'",
+    """Retired: an invalid result name is reported as DFC208 by the checker, wherever the name
+    is written (`|=> 'name'`, `df.as`, `df.if_rows` or a template argument).""",
 )
 
 # -- declarations ---------------------------------------------------------------------------------

@@ -22,9 +22,10 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, assert_never
 
 from dfc import ast
+from dfc.syntax.layout import call_parts, chain_elements
 from dfc.syntax.lexer import Comment, lex
 
 
@@ -54,14 +55,12 @@ class _Anchor:
     enclosing: tuple[int, ...]
 
 
-def anchor_children(node: Any) -> Iterator[tuple[Any, bool]]:
+def anchor_children(node: ast.Expr) -> Iterator[tuple[ast.Expr | ast.LitArg, bool]]:
     """The children the printer lays out under ``node``: (child, is_anchor) pairs.
 
-    Mirrors `dfc.syntax.printer`: chains are flattened; a ``|=>`` chain is printed hugging its
-    operands, so they are not anchors.
+    Follows `dfc.syntax.layout`, as the printer does: chains are flattened; a ``|=>`` chain is
+    printed hugging its operands, so they are not anchors.
     """
-    from dfc.syntax.printer import call_parts, chain_elements
-
     chain = chain_elements(node)
     if chain is not None:
         hug = isinstance(node, ast.Bind)
@@ -74,16 +73,34 @@ def anchor_children(node: Any) -> Iterator[tuple[Any, bool]]:
             yield t, True
             if e is not None:
                 yield e, True
-            return
         case ast.Loop(body=b, cond=None):
             yield b, True
-            return
         case ast.Sql(query=ast.Str()) | ast.Name() | ast.Invalid():
-            return
-    parts = call_parts(node)
-    if parts is not None:
-        for _label, value in parts[1]:
-            yield value, True
+            pass
+        case (
+            ast.Sql()
+            | ast.Seq()
+            | ast.Bind()
+            | ast.Join()
+            | ast.Race()
+            | ast.IfRows()
+            | ast.Loop()
+            | ast.Break()
+            | ast.Sleep()
+            | ast.WaitSchedule()
+            | ast.WaitSignal()
+            | ast.Http()
+            | ast.HttpMultipart()
+            | ast.Retry()
+            | ast.Timeout()
+            | ast.Compensate()
+            | ast.TemplateCall()
+        ):
+            parts = call_parts(node)
+            for _label, value in parts[1] if parts is not None else ():
+                yield value, True
+        case _:
+            assert_never(node)
 
 
 def attach(module: ast.Module) -> CommentNotes:
@@ -139,8 +156,6 @@ def attach(module: ast.Module) -> CommentNotes:
 
 
 def _collect(module: ast.Module) -> list[_Anchor]:
-    from dfc.syntax.printer import call_parts
-
     out: list[_Anchor] = []
     stack: list[tuple[Any, int, tuple[int, ...]]] = []
 

@@ -11,13 +11,11 @@ from typing import Any
 
 from dfc.source import Span
 
-_SKIP = ("span", "text_map")
-
 
 def _fields(node: Any) -> list[tuple[str, Any]]:
-    return [
-        (f.name, getattr(node, f.name)) for f in dataclasses.fields(node) if f.name not in _SKIP
-    ]
+    """The fields that make a node's meaning (spans, text maps and other layout are excluded
+    from equality, and from the dumps)."""
+    return [(f.name, getattr(node, f.name)) for f in dataclasses.fields(node) if f.compare]
 
 
 def _is_node(value: Any) -> bool:
@@ -35,8 +33,8 @@ def _span_json(span: Span | None) -> dict[str, object] | None:
 def to_json(node: Any) -> dict[str, Any]:
     """The node as JSON-ready data: ``{"kind": "Seq", "span": {...}, "left": {...}, ...}``.
 
-    Every dataclass field appears under its own name (tuples as lists, absent optional fields
-    as null); spans give 1-based lines/columns and 0-based character offsets. The top-level
+    Every field of the node's meaning appears under its own name (tuples as lists, absent
+    optional fields as null; layout such as spelling is left out); spans give 1-based lines/columns and 0-based character offsets. The top-level
     object also names the file.
     """
     done: dict[int, dict[str, Any]] = {}

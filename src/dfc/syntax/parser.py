@@ -183,12 +183,19 @@ class _Run:
         toks = self.tokens
         i = 0
         while i < len(toks):
+            tok = toks[i]
+            if tok.type == "IDENT" and str(tok).lower() == "as" and self._alias_follows():
+                toks[i] = make_token("AS", str(tok), start_of(tok), end_of(tok))
             if self._feed(toks[i]):
                 i += 1
                 self.quiet -= 1
             else:
                 i = self._recover(i)
         return self.result
+
+    def _alias_follows(self) -> bool:
+        """Whether an ``as`` here is the keyword before a column alias (else it is a name)."""
+        return not self._accepts("IDENT") and self._accepts("AS")
 
     def _expected(self, tok: Token) -> set[str]:
         """The token kinds lark would accept instead of ``tok`` (in its post-reduction state)."""

@@ -9,9 +9,14 @@ single quotes, or ``$$...$$`` when they contain a quote (with a ``$q$`` tag when
 Layout: an expression is printed on one line when it fits in 100 columns. Otherwise a chain of
 ``~>``/``&``/``|`` at the start of a line puts one operand per line with the operator leading;
 a call puts one argument per line, indented four spaces, ``)`` back at the line's indent; a
-conditional puts ``?>`` and ``!>`` branches on their own lines (an else-if ladder stays flat);
-anything else that must break mid-line is wrapped in parentheses, which changes nothing in the
-AST. ``|=>`` keeps the result name on the line where its node ends.
+conditional puts ``?>`` and ``!>`` branches on their own lines; anything else that must break
+mid-line is wrapped in parentheses, which changes nothing in the AST. ``|=>`` keeps the result
+name on the line where its node ends.
+
+Parentheses: where the grammar needs them, and around every operand that pg_durable's flat
+reading (one precedence, left to right) would group differently (`dfc.syntax.flat`), so the
+output means the same in pg_durable and never draws DFC420: ``a ~> (b & c)``,
+``'x' |=> 'u' & ('y' |=> 'o')``, ``c ?> t !> (c2 ?> t2 !> e)``.
 
 Comments are kept (see `dfc.syntax.comments`): leading comments on their own lines before the
 declaration, workflow, chain element, branch or argument they precede, trailing comments at the
@@ -21,123 +26,20 @@ are kept (one at most) and added between different kinds of declarations.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, assert_never
 
 from dfc import ast
 from dfc.syntax.comments import CommentNotes, attach
+from dfc.syntax.flat import PRECEDENCE, alike_in_flat
+from dfc.syntax.layout import OPS, CallParts, call_parts, chain_elements
 
 WIDTH = 100
-_OPS: dict[type, str] = {
-    ast.Seq: "~>",
-    ast.Race: "|",
-    ast.Join: "&",
-    ast.Bind: "|=>",
-    ast.Compensate: "<->",
-}
-_PREC: dict[type, int] = {ast.Seq: 5, ast.Race: 4, ast.Join: 3, ast.Bind: 2, ast.Compensate: 1}
-
-CallParts = tuple[str, list[tuple[str | None, Any]], bool]
-
-
-# -- structure shared with the comment attacher --------------------------------------------------
-
-
-def chain_elements(node: Any) -> list[Any] | None:
-    """The operands of a left-nested chain of one binary operator (``a ~> b ~> c`` → [a, b, c]).
-
-    None when ``node`` is not printed as a binary operator (an n-ary join is a call).
-    """
-    cls = type(node)
-    if cls not in _OPS or (cls in (ast.Join, ast.Race) and len(node.branches) != 2):
-        return None
-    rights: list[Any] = []
-    x = node
-    while type(x) is cls and (cls not in (ast.Join, ast.Race) or len(x.branches) == 2):
-        match x:
-            case ast.Seq(left=a, right=b) | ast.Join(branches=(a, b)) | ast.Race(branches=(a, b)):
-                rights.append(b)
-                x = a
-            case ast.Bind(node=a, name=b) | ast.Compensate(node=a, undo=b):
-                rights.append(b)
-                x = a
-    rights.append(x)
-    rights.reverse()
-    return rights
-
-
-def _optional(names: tuple[str, ...], values: tuple[Any, ...]) -> list[tuple[str | None, Any]]:
-    """Positional arguments until the first omitted one, named after it."""
-    out: list[tuple[str | None, Any]] = []
-    named = False
-    for name, v in zip(names, values, strict=True):
-        if v is None:
-            named = True
-            continue
-        out.append((name if named else None, v))
-    return out
-
-
-def call_parts(node: Any) -> CallParts | None:
-    """How a node prints as a call: (callee, [(name or None, value)], is_template); None otherwise."""
-    match node:
-        case ast.Sql(query=ast.Name() as q):
-            return "df.sql", [(None, q)], False
-        case ast.Join(branches=bs) if len(bs) != 2:
-            return "df.join", [(None, b) for b in bs], False
-        case ast.Race(branches=bs) if len(bs) != 2:
-            return "df.race", [(None, b) for b in bs], False
-        case ast.IfRows(name=n, then=t, orelse=e):
-            return "df.if_rows", [(None, n), (None, t), (None, e)], False
-        case ast.Loop(body=b, cond=c) if c is not None:
-            return "df.loop", [(None, b), (None, c)], False
-        case ast.Break(value=v):
-            return "df.break", [] if v is None else [(None, v)], False
-        case ast.Sleep(seconds=s):
-            return "df.sleep", [(None, s)], False
-        case ast.WaitSchedule(cron=c):
-            return "df.wait_for_schedule", [(None, c)], False
-        case ast.WaitSignal(name=n, timeout=t):
-            return "df.wait_for_signal", _optional(("name", "timeout"), (n, t)), False
-        case ast.Http(url=u, method=m, body=b, headers=h, timeout=t):
-            return (
-                "df.http",
-                _optional(("url", "method", "body", "headers", "timeout"), (u, m, b, h, t)),
-                False,
-            )
-        case ast.HttpMultipart(url=u, method=m, parts=p, headers=h, timeout=t):
-            return (
-                "df.http_multipart",
-                _optional(("url", "method", "parts", "headers", "timeout"), (u, m, p, h, t)),
-                False,
-            )
-        case ast.Retry(node=n):
-            opts = [
-                (k, getattr(node, k))
-                for k in ("attempts", "backoff", "factor", "max_backoff", "jitter")
-            ]
-            return "df.retry", [(None, n), *((k, v) for k, v in opts if v is not None)], False
-        case ast.Timeout(node=n, seconds=s):
-            return "df.timeout", [(None, n), (None, s)], False
-        case ast.TemplateCall(name=name, args=targs):
-            return name, [(a.name, a.value) for a in targs], True
-        case ast.Workflow(body=b, label=label, options=opts) if label is not None or opts:
-            start: list[tuple[str | None, Any]] = [(None, b)]
-            if label is not None:
-                start.append((None, label))
-            start.extend((o.name, o.value) for o in opts)
-            return "df.start", start, False
-    return None
-
-
-def _paren_body(body: Any) -> bool:
-    """Whether a ``@>`` body is printed in parentheses (an operator expression other than a loop)."""
-    return 0 < prec(body) < 7
 
 
 def prec(node: Any) -> int:
     """Binding strength for parenthesisation: 0 for atoms and calls, 7 for ``@>`` (loosest)."""
     if chain_elements(node) is not None:
-        return _PREC[type(node)]
+        return PRECEDENCE[type(node)]
     if isinstance(node, ast.If):
         return 6
     if isinstance(node, ast.Loop) and node.cond is None:
@@ -145,18 +47,25 @@ def prec(node: Any) -> int:
     return 0
 
 
-def needs_parens(child: Any, max_prec: int, closed: bool, loop_ok: bool) -> bool:
-    """Whether ``child`` must be parenthesised where at most ``max_prec`` binds.
+Operand = tuple[type, int]
+"""Where a child stands: the operator it is an operand of, and its index among the operands."""
+
+
+def needs_parens(child: Any, max_prec: int, closed: bool, loop_ok: bool, at: Operand) -> bool:
+    """Whether ``child``, operand ``at`` where at most ``max_prec`` binds, is parenthesised.
 
     ``closed``: something follows on the right, so the child may not end in an open ``@>`` or
     in a ``?>`` without ``!>``. ``loop_ok``: the position is the right operand of an operator,
-    where an unparenthesised ``@>`` is allowed (it extends to the end).
+    where an unparenthesised ``@>`` is allowed (it extends to the end). Beyond what the grammar
+    needs, an operand that pg_durable's flat reading would group differently is parenthesised
+    too, so that the output means the same there (it never draws DFC420).
     """
     if isinstance(child, ast.Loop) and child.cond is None:
         return closed or (max_prec < 7 and not loop_ok)
     if isinstance(child, ast.If) and child.orelse is None and closed:
         return True
-    return prec(child) > max_prec
+    p = prec(child)
+    return p > max_prec or (p > 0 and not alike_in_flat(*at, type(child)))
 
 
 # -- literals ------------------------------------------------------------------------------------
@@ -176,9 +85,11 @@ def quote(value: str) -> str:
         n += 1
 
 
-def lit_text(lit: Any) -> str:
+def lit_text(lit: ast.LitArg) -> str:
     """The source text of a literal or a template-parameter name."""
-    cast = f"::{lit.cast}" if getattr(lit, "cast", None) else ""
+    if isinstance(lit, ast.Name):
+        return lit.name
+    cast = f"::{lit.cast}" if lit.cast else ""
     match lit:
         case ast.Str(value=v):
             return quote(v) + cast
@@ -188,11 +99,7 @@ def lit_text(lit: Any) -> str:
             return "NULL" + cast
         case ast.Bool(value=v):
             return ("TRUE" if v else "FALSE") + cast
-        case ast.Name(name=n):
-            return n
-        case ast.Invalid():
-            raise ValueError("cannot format an AST that contains errors (ast.Invalid)")
-    raise ValueError(f"not a literal: {lit!r}")
+    assert_never(lit)
 
 
 _LITS = (ast.Str, ast.Num, ast.Null, ast.Bool, ast.Name)
@@ -224,20 +131,21 @@ class _Printer:
         self.memo[key] = out
         return out
 
-    def _flat(self, e: Any, closed: bool) -> str | None:
+    def _flat(self, e: ast.Expr | ast.LitArg | ast.Workflow, closed: bool) -> str | None:
         if isinstance(e, _LITS):
             return lit_text(e)
         chain = chain_elements(e)
         if chain is not None:
-            p, op = _PREC[type(e)], _OPS[type(e)]
+            p, op = PRECEDENCE[type(e)], OPS[type(e)]
             parts: list[str] = []
             for i, el in enumerate(chain):
                 if i == 0:
-                    s = self.flat_child(el, p, True, False)
+                    s = self.flat_child(el, p, True, False, (type(e), 0))
                 elif isinstance(e, ast.Bind):
                     s = lit_text(el)
                 else:
-                    s = self.flat_child(el, p - 1, closed if i == len(chain) - 1 else True, True)
+                    last = i == len(chain) - 1
+                    s = self.flat_child(el, p - 1, closed if last else True, True, (type(e), 1))
                 if s is None:
                     return None
                 parts.append(s)
@@ -246,19 +154,46 @@ class _Printer:
             case ast.Sql(query=ast.Str() as q):
                 return lit_text(q)
             case ast.If(cond=c, then=t, orelse=None):
-                cs, ts = self.flat_child(c, 5, True, False), self.flat_child(t, 7, closed, True)
+                cs = self.flat_child(c, 5, True, False, (ast.If, 0))
+                ts = self.flat_child(t, 7, closed, True, (ast.If, 1))
                 return None if cs is None or ts is None else f"{cs} ?> {ts}"
             case ast.If(cond=c, then=t, orelse=el):
-                cs, ts = self.flat_child(c, 5, True, False), self.flat_child(t, 6, True, False)
-                es = self.flat_child(el, 6, closed, True)
+                cs = self.flat_child(c, 5, True, False, (ast.If, 0))
+                ts = self.flat_child(t, 6, True, False, (ast.If, 1))
+                es = self.flat_child(el, 6, closed, True, (ast.If, 2))
                 return None if cs is None or ts is None or es is None else f"{cs} ?> {ts} !> {es}"
             case ast.Loop(body=b, cond=None):
                 # An operator body is always parenthesised: `@> (a ~> b)` reads the same to a
                 # pg_durable user, for whom `@> a ~> b` is `(@> a) ~> b`.
-                bs = self.flat_child(b, 0 if _paren_body(b) else 7, closed, True)
+                bs = self.flat_child(b, 7, closed, True, (ast.Loop, 0))
                 return None if bs is None else f"@> {bs}"
             case ast.Invalid():
                 raise ValueError("cannot format an AST that contains errors (ast.Invalid)")
+            case (
+                ast.Sql()
+                | ast.Seq()
+                | ast.Bind()
+                | ast.Join()
+                | ast.Race()
+                | ast.IfRows()
+                | ast.Loop()
+                | ast.Break()
+                | ast.Sleep()
+                | ast.WaitSchedule()
+                | ast.WaitSignal()
+                | ast.Http()
+                | ast.HttpMultipart()
+                | ast.Retry()
+                | ast.Timeout()
+                | ast.Compensate()
+                | ast.TemplateCall()
+                | ast.Workflow()
+            ):
+                return self.flat_call(e)
+        assert_never(e)
+
+    def flat_call(self, e: ast.Expr | ast.Workflow) -> str | None:
+        """A call on one line (None when a comment inside forces it to break)."""
         parts_ = call_parts(e)
         if parts_ is None:
             raise ValueError(f"cannot format {type(e).__name__}")
@@ -271,8 +206,10 @@ class _Printer:
             texts.append(f"{label} => {s}" if label else s)
         return f"{callee}({', '.join(texts)})"
 
-    def flat_child(self, c: Any, max_prec: int, closed: bool, loop_ok: bool) -> str | None:
-        if needs_parens(c, max_prec, closed, loop_ok):
+    def flat_child(
+        self, c: Any, max_prec: int, closed: bool, loop_ok: bool, at: Operand
+    ) -> str | None:
+        if needs_parens(c, max_prec, closed, loop_ok, at):
             s = self.flat(c, False)
             return None if s is None else f"({s})"
         return self.flat(c, closed)
@@ -320,13 +257,12 @@ class _Printer:
         if isinstance(e, ast.If):
             if not block:
                 return self.paren_block(e, ind, trail=trail) + suffix
-            return ("\n" + " " * ind).join(self.if_lines(e, ind, closed, "", suffix + trail))
+            return ("\n" + " " * ind).join(self.if_lines(e, ind, closed, suffix + trail))
         if isinstance(e, ast.Loop) and e.cond is None:
             if self.lead(e.body) or self.trail(e.body):
                 return "@> " + self.paren_block(e.body, ind, own=True) + suffix + trail
-            body_prec = 0 if _paren_body(e.body) else 7
             return "@> " + self.render_child(
-                e.body, ind, col + 3, body_prec, closed, True, suffix, trail
+                e.body, ind, col + 3, 7, closed, True, (ast.Loop, 0), suffix, trail
             )
         parts = call_parts(e)
         if parts is None:
@@ -341,11 +277,12 @@ class _Printer:
         max_prec: int,
         closed: bool,
         loop_ok: bool,
+        at: Operand,
         suffix: str = "",
         trail: str = "",
     ) -> str:
-        """A child in an operand position, parenthesised when the grammar needs it."""
-        if needs_parens(c, max_prec, closed, loop_ok):
+        """A child in an operand position, parenthesised where `needs_parens` says."""
+        if needs_parens(c, max_prec, closed, loop_ok, at):
             f = self.flat(c, False)
             if f is not None and "\n" not in f and col + len(f) + 2 + len(suffix) <= WIDTH:
                 return f"({f}){suffix}{trail}"
@@ -367,17 +304,27 @@ class _Printer:
 
     def chain_block(self, e: Any, chain: list[Any], ind: int, closed: bool, suffix: str) -> str:
         """One operand per line, the operator leading: ``a`` / ``~> b`` / ``~> c``."""
-        p, op = _PREC[type(e)], _OPS[type(e)]
+        p, op = PRECEDENCE[type(e)], OPS[type(e)]
         lines: list[str] = []
         for i, el in enumerate(chain):
             end = suffix if i == len(chain) - 1 else ""
             if i == 0:
-                s = self.render_child(el, ind, ind, p, True, False, end, self.trail(el))
+                s = self.render_child(
+                    el, ind, ind, p, True, False, (type(e), 0), end, self.trail(el)
+                )
             else:
                 last = i == len(chain) - 1
                 col = ind + len(op) + 1
                 s = f"{op} " + self.render_child(
-                    el, ind, col, p - 1, closed if last else True, True, end, self.trail(el)
+                    el,
+                    ind,
+                    col,
+                    p - 1,
+                    closed if last else True,
+                    True,
+                    (type(e), 1),
+                    end,
+                    self.trail(el),
                 )
             lines.extend(self.lead(el))
             lines.append(s)
@@ -385,34 +332,36 @@ class _Printer:
 
     def hug(self, chain: list[Any], ind: int, col: int) -> str:
         """``x |=> 'a' |=> 'b'``: the names stay on the line where ``x`` ends."""
-        s = self.render_child(chain[0], ind, col, _PREC[ast.Bind], True, False)
+        s = self.render_child(chain[0], ind, col, PRECEDENCE[ast.Bind], True, False, (ast.Bind, 0))
         return s + "".join(f" |=> {lit_text(el)}" for el in chain[1:])
 
-    def if_lines(self, e: ast.If, ind: int, closed: bool, prefix: str, suffix: str) -> list[str]:
-        """``cond`` / ``?> then`` / ``!> else`` lines; an else that is a conditional continues the ladder."""
+    def if_lines(self, e: ast.If, ind: int, closed: bool, suffix: str) -> list[str]:
+        """``cond`` / ``?> then`` / ``!> else`` lines.
+
+        An else that is a conditional is parenthesised like any operator in a branch: pg_durable
+        would read ``c ?> t !> c2 ?> t2 !> e2`` as a conditional whose condition is ``c ?> t !> c2``.
+        """
         lines: list[str] = []
         c = e.cond
         lines.extend(self.lead(c))
-        lines.append(
-            prefix + self.render_child(c, ind, ind + len(prefix), 5, True, False, "", self.trail(c))
-        )
+        lines.append(self.render_child(c, ind, ind, 5, True, False, (ast.If, 0), "", self.trail(c)))
         t = e.then
         if e.orelse is None:
-            ts = self.render_child(t, ind, ind + 3, 7, closed, True, suffix, self.trail(t))
+            ts = self.render_child(
+                t, ind, ind + 3, 7, closed, True, (ast.If, 1), suffix, self.trail(t)
+            )
         else:
-            ts = self.render_child(t, ind, ind + 3, 6, True, False, "", self.trail(t))
+            ts = self.render_child(t, ind, ind + 3, 6, True, False, (ast.If, 1), "", self.trail(t))
         lines.extend(self.lead(t))
         lines.append("?> " + ts)
         el = e.orelse
         if el is None:
             return lines
         lines.extend(self.lead(el))
-        if isinstance(el, ast.If) and not needs_parens(el, 6, closed, True) and not self.trail(el):
-            lines.extend(self.if_lines(el, ind, closed, "!> ", suffix))
-        else:
-            lines.append(
-                "!> " + self.render_child(el, ind, ind + 3, 6, closed, True, suffix, self.trail(el))
-            )
+        es = self.render_child(
+            el, ind, ind + 3, 6, closed, True, (ast.If, 2), suffix, self.trail(el)
+        )
+        lines.append("!> " + es)
         return lines
 
     def call_block(self, parts: CallParts, ind: int) -> str:
@@ -472,7 +421,7 @@ class _Printer:
                     return f"{head} {f};"
                 lead = "".join("    " + c + "\n" for c in self.lead(body))
                 return f"{head}\n{lead}    {self.render(body, 4, 4, False, True, ';', self.trail(body))}"
-        raise ValueError(f"not a declaration: {d!r}")
+        assert_never(d)
 
     def param_default(self, v: Any) -> str:
         s = self.flat_arg(v, True)
@@ -493,6 +442,11 @@ def format_module(module: ast.Module) -> str:
 
     Raises ValueError if the AST contains `ast.Invalid` (format only files without errors).
     """
+    with ast.deep_recursion():  # the printer recurses once per nesting level
+        return _format_module(module)
+
+
+def _format_module(module: ast.Module) -> str:
     notes = attach(module)
     pr = _Printer(notes)
     items: list[Any] = [*module.decls]
@@ -529,4 +483,5 @@ def format_module(module: ast.Module) -> str:
 
 def format_expression(expr: ast.Expr) -> str:
     """One expression in canonical form (no comments), e.g. for messages and the SQL surface."""
-    return _Printer(CommentNotes()).render(expr, 0, 0, False, True)
+    with ast.deep_recursion():
+        return _Printer(CommentNotes()).render(expr, 0, 0, False, True)

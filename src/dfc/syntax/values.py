@@ -1,4 +1,4 @@
-"""Intermediate values of the AST builder, and the rules for literal arguments.
+"""Intermediate values of the AST builder, and how values are named in messages.
 
 While the parse tree is turned into AST nodes bottom-up, a value is either an AST expression, a
 literal (`dfc.ast.Lit`), or one of the markers below, which only their consumer can resolve (a
@@ -7,30 +7,13 @@ literal (`dfc.ast.Lit`), or one of the markers below, which only their consumer 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from dfc import ast
 from dfc.source import Span
-from dfc.syntax.builtins import CAST_KINDS, Kind
 
-RESULT_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_INT_RE = re.compile(r"\s*[+-]?\d+\s*")
-_FLOAT_RE = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
-_PG_BOOLS = {"t", "f", "true", "false", "y", "n", "yes", "no", "on", "off", "1", "0"}
 LIT_TYPES = (ast.Str, ast.Num, ast.Null, ast.Bool)
-DF_NAMES: dict[type, str] = {
-    ast.IfRows: "if_rows",
-    ast.Break: "break",
-    ast.Sleep: "sleep",
-    ast.WaitSchedule: "wait_for_schedule",
-    ast.WaitSignal: "wait_for_signal",
-    ast.Http: "http",
-    ast.HttpMultipart: "http_multipart",
-    ast.Retry: "retry",
-    ast.Timeout: "timeout",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +41,7 @@ class BadStmt:
     decl: bool
 
 
-def describe(raw: Any) -> str:
+def describe(raw: ast.Expr | ast.Lit | StartCall) -> str:
     """How a raw value is named in a message ("the number 5", "df.sql(...)")."""
     match raw:
         case ast.Str(value=v):
@@ -95,7 +78,25 @@ def describe(raw: Any) -> str:
             return "a step with compensation (<->)"
         case ast.Invalid():
             return "an invalid expression"
-    return f"df.{DF_NAMES.get(type(raw), 'call')}(...)"
+        case ast.IfRows():
+            return "df.if_rows(...)"
+        case ast.Break():
+            return "df.break(...)"
+        case ast.Sleep():
+            return "df.sleep(...)"
+        case ast.WaitSchedule():
+            return "df.wait_for_schedule(...)"
+        case ast.WaitSignal():
+            return "df.wait_for_signal(...)"
+        case ast.Http():
+            return "df.http(...)"
+        case ast.HttpMultipart():
+            return "df.http_multipart(...)"
+        case ast.Retry():
+            return "df.retry(...)"
+        case ast.Timeout():
+            return "df.timeout(...)"
+    assert_never(raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,36 +107,3 @@ class Word:
 def casts(kids: list[Any]) -> str | None:
     parts = [k for k in kids if isinstance(k, str)]
     return "::".join(parts) if parts else None
-
-
-def kind_problem(lit: ast.Lit, kind: Kind, required: bool) -> str | None:
-    """What a literal should have been for a parameter of ``kind``, or None when it fits."""
-    if kind == "any":
-        return None
-    want = {"text": "text", "int": "an integer", "numeric": "a number", "bool": "TRUE or FALSE"}[
-        kind
-    ]
-    if isinstance(lit, ast.Null):
-        return want if required else None
-    cast_kind = CAST_KINDS.get(lit.cast) if lit.cast else None
-    if lit.cast and cast_kind is None:
-        return None  # a type we do not know: PostgreSQL would decide
-    natural: Kind
-    if isinstance(lit, ast.Str):
-        natural = "text"
-    elif isinstance(lit, ast.Num):
-        natural = "int" if lit.is_integer else "numeric"
-    else:
-        natural = "bool"
-    actual = cast_kind or natural
-    if kind == "text":
-        return None if actual == "text" or cast_kind == "text" else want
-    if isinstance(lit, ast.Str) and cast_kind in (None, kind, "int" if kind == "numeric" else kind):
-        # An untyped string literal is converted by PostgreSQL: check that it would convert.
-        check = {"int": _INT_RE, "numeric": _FLOAT_RE}.get(kind)
-        if check is not None:
-            return None if check.fullmatch(lit.value) else want
-        return None if lit.value.strip().lower() in _PG_BOOLS else want
-    if kind == "numeric":
-        return None if actual in ("int", "numeric") else want
-    return None if actual == kind else want

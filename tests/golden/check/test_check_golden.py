@@ -1,7 +1,7 @@
 """One failing and one passing file per checker code, with snapshots of the diagnostics.
 
-``tests/golden/check/<CODE>/fail.df`` must produce ``<CODE>``; ``pass.df`` must not. The JSON of
-every diagnostic (`Diagnostic.to_dict`, file names made relative) is snapshotted with syrupy.
+``tests/golden/check/<CODE>/fail.df`` (and any ``fail-<case>.df``) must produce ``<CODE>``;
+``pass.df`` must not. The JSON of every diagnostic (`Diagnostic.to_dict`, file names made relative) is snapshotted with syrupy.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from dfc.diagnostics import Diagnostics
 
 HERE = Path(__file__).parent
 LIVE_ONLY = {check_codes.LIVE_REJECTED}  # needs a server: see tests/integration
-CASES = sorted(p for p in HERE.glob("DFC*/*.df") if p.stem in ("fail", "pass"))
+CASES = sorted(
+    p for p in HERE.glob("DFC*/*.df") if p.stem in ("fail", "pass") or p.stem.startswith("fail-")
+)
 
 
 def _relative(value: object) -> object:
@@ -58,7 +60,7 @@ def test_golden(path: Path, snapshot_json: SnapshotAssertion) -> None:
     diags = diagnose(path)
     found = {d["code"] for d in diags}
     if code not in LIVE_ONLY:
-        if path.stem == "fail":
+        if path.stem.startswith("fail"):
             assert code in found, f"{path} should produce {code}"
         else:
             assert code not in found, f"{path} should not produce {code}"

@@ -1,4 +1,5 @@
-"""Golden snapshots of the front end: AST dumps of the examples, diagnostics of invalid inputs.
+"""Golden snapshots of the front end: AST dumps of the examples and of the files under
+``valid/``, diagnostics of invalid inputs.
 
 Each file under ``invalid/`` starts with ``-- expect: DFC1xx LINE:COL`` (and optionally
 ``-- grammar: pg``): the test checks that a diagnostic with that code starts exactly there, and
@@ -21,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.df"))
 INVALID = sorted((HERE / "invalid").glob("*.df"))
+VALID = sorted((HERE / "valid").glob("*.df"))
 EXPECT_RE = re.compile(r"-- expect: (DFC\d{3}) (\d+):(\d+)\n(?:-- grammar: (dfc|pg)\n)?")
 
 
@@ -39,6 +41,19 @@ def test_example_ast(path: Path, snapshot: Any) -> None:
     _, pg_diags = parse_text(path.read_text(encoding="utf-8"), grammar="pg")
     assert all(d.code != "DFC199" for d in pg_diags)
     assert format_module(module) == path.read_text(encoding="utf-8"), "run dfc fmt on the example"
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.stem)
+def test_valid_input(path: Path, snapshot: Any) -> None:
+    # Files that are valid in both grammars (e.g. statements pasted from pg_durable scripts).
+    text = path.read_text(encoding="utf-8")
+    dumps = []
+    for grammar in ("dfc", "pg"):
+        module, diags = parse_text(text, f"valid/{path.name}", grammar=grammar)  # type: ignore[arg-type]
+        assert diags == [], [(d.code, str(d.span), d.message) for d in diags]
+        assert module is not None
+        dumps.append(dump(module))
+    assert dumps[0] == dumps[1] == snapshot
 
 
 @pytest.mark.parametrize("path", INVALID, ids=lambda p: p.stem)

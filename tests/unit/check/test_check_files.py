@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from dfc import ast
 from dfc.check import check_file, codes
-from dfc.check.walk import preorder
 from dfc.codes import markdown
 from dfc.diagnostics import Diagnostic, Diagnostics
 from dfc.source import SourceFile
@@ -153,7 +152,7 @@ def test_stdlib_templates_expand_cleanly(name: str) -> None:
     assert [d for d in sink if d.severity in ("error", "warning")] == []
     assert [d.code for d in sink if d.severity == "info"] in ([], [codes.AUTOCOMMIT])
     assert wf is not None
-    nodes = list(preorder(wf.body))
+    nodes = list(ast.preorder(wf.body))
     assert not any(isinstance(n, ast.TemplateCall | ast.Name | ast.Invalid) for n in nodes)
     assert any(wf.trail(n) for n in nodes)
     assert all(t[0].file.name == f"use_{name}.df" for t in wf.trails.values())
@@ -240,13 +239,13 @@ def test_checked_workflow_contract() -> None:
     wf = check_file(SourceFile("wf.df", text), diagnostics=sink)
     assert wf is not None
     assert wf.name == "job" and wf.label == "job"
-    sqls = [n for n in preorder(wf.body) if isinstance(n, ast.Sql)]
+    sqls = [n for n in ast.preorder(wf.body) if isinstance(n, ast.Sql)]
     assert len(sqls) == 4
     facts = [wf.facts(n) for n in sqls]
     assert facts[0] is not None and facts[0].columns == ("id",) and facts[0].vars == ("n",)
     assert facts[2] is not None and facts[2].autocommit
     assert facts[3] is not None and facts[3].refs == ("$r",)
-    assert len({id(n) for n in preorder(wf.body)}) == len(list(preorder(wf.body)))
+    assert len({id(n) for n in ast.preorder(wf.body)}) == len(list(ast.preorder(wf.body)))
     assert (
         check_file(SourceFile("unnamed.df", "'SELECT 1'"), diagnostics=Diagnostics()).name
         == "unnamed"
@@ -271,7 +270,7 @@ def test_a_2000_node_workflow() -> None:
     sink = Diagnostics()
     wf = check_file(SourceFile("big.df", generated_workflow(125)), diagnostics=sink)
     assert wf is not None, sink.sorted()[:3]
-    assert len(list(preorder(wf.body))) >= 2000
+    assert len(list(ast.preorder(wf.body))) >= 2000
     assert [d for d in sink if d.severity != "hint"] == []
 
 

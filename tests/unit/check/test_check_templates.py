@@ -19,7 +19,6 @@ from astbuild import (
 
 from dfc import ast
 from dfc.check import codes
-from dfc.check.walk import preorder
 
 
 def test_expansion_substitutes_nodes_and_literals() -> None:
@@ -42,14 +41,14 @@ def test_expansion_substitutes_nodes_and_literals() -> None:
     # Nodes from the template body carry the call's span; the argument keeps its own (none).
     assert len(wf.trail(first)) == 1
     assert wf.trail(first.node) == ()
-    assert all(not isinstance(n, ast.TemplateCall | ast.Name) for n in preorder(wf.body))
+    assert all(not isinstance(n, ast.TemplateCall | ast.Name) for n in ast.preorder(wf.body))
 
 
 def test_every_node_is_distinct() -> None:
     twice = defn("twice", ["x"], seq(name("x"), name("x")))
     wf, _ = run(call("twice", call("twice", sql("SELECT 1"))), twice)
     assert wf is not None
-    nodes = list(preorder(wf.body))
+    nodes = list(ast.preorder(wf.body))
     assert len(nodes) == 7
     assert len({id(n) for n in nodes}) == len(nodes)
     sqls = [n for n in nodes if isinstance(n, ast.Sql)]

@@ -66,7 +66,16 @@ def expr(src: str) -> str:
         ("('c' ?> 't') ~> 'u'", "('c' ?> 't') ~> 'u'"),
         ("'c' ?> ('c2' ?> 't') !> 'e'", "'c' ?> ('c2' ?> 't') !> 'e'"),
         ("'c' ?> (@> 't') !> 'e'", "'c' ?> (@> 't') !> 'e'"),
-        ("'c' ?> 't' !> ('c2' ?> 't2' !> 'e2')", "'c' ?> 't' !> 'c2' ?> 't2' !> 'e2'"),
+        # Parentheses wherever pg_durable's flat reading would group differently (DFC420).
+        ("'c' ?> 't' !> 'c2' ?> 't2' !> 'e2'", "'c' ?> 't' !> ('c2' ?> 't2' !> 'e2')"),
+        ("'c' ?> 'a' ~> 'b' !> 'e'", "'c' ?> ('a' ~> 'b') !> 'e'"),
+        ("'a' ~> 'b' & 'c'", "'a' ~> ('b' & 'c')"),
+        ("'a' | 'b' & 'c'", "'a' | ('b' & 'c')"),
+        ("'x' |=> 'u' & 'y' |=> 'o'", "'x' |=> 'u' & ('y' |=> 'o')"),
+        ("'a' <-> 'u' ~> 'b' <-> 'v'", "'a' <-> 'u' ~> 'b' <-> 'v'"),
+        ("'a' & 'b' <-> 'u'", "'a' & ('b' <-> 'u')"),
+        # Grouped differently but behaving the same: a sequence's result is its last step's.
+        ("'a' ~> 'b' |=> 'n'", "'a' ~> 'b' |=> 'n'"),
         ("(('a' & 'b') | 'c') <-> 'u'", "('a' & 'b' | 'c') <-> 'u'"),
         ("('a' | 'b') & 'c'", "('a' | 'b') & 'c'"),
     ],
@@ -159,16 +168,20 @@ def test_nested_chains_get_parenthesised_blocks() -> None:
     )
 
 
-def test_conditional_layout_and_else_if_ladder() -> None:
+def test_conditional_layout_and_else_if() -> None:
+    # pg_durable reads `c ?> t !> c2 ?> t2 !> e2` as a conditional whose condition is
+    # `c ?> t !> c2`: an else-if is parenthesised.
     c = "'SELECT count(*) > 100 FROM a_rather_long_table_name_for_the_test'"
-    src = f"{c} ?> 'SELECT 1' !> {c} ?> 'SELECT 2' !> 'SELECT 3'"
+    src = f"{c} ?> 'SELECT 1' !> {c} ?> 'SELECT 2' !> 'SELECT 3' ~> 'SELECT 4'"
     assert fmt(src) == textwrap.dedent(
         f"""\
         {c}
         ?> 'SELECT 1'
-        !> {c}
-        ?> 'SELECT 2'
-        !> 'SELECT 3';
+        !> (
+            {c}
+            ?> 'SELECT 2'
+            !> ('SELECT 3' ~> 'SELECT 4')
+        );
         """
     )
 
@@ -288,3 +301,14 @@ def _str(v: str) -> ast.Str:
     from dfc.source import TextMap
 
     return ast.Str(value=v, span=_SP, text_map=TextMap((), 0))
+
+
+def test_the_deepest_nesting_the_parser_accepts_formats() -> None:
+    # The printer recurses once per nesting level; this used to be a RecursionError.
+    n = ast.MAX_DEPTH - 1
+    src = "df.retry(" * n + "'SELECT 1'" + ")" * n
+    m, diags = parse_text(src)
+    assert diags == [] and m is not None
+    out = format_module(m)
+    back, diags = parse_text(out)
+    assert diags == [] and back == m

@@ -227,6 +227,24 @@ def test_format_then_parse_gives_the_same_ast(m: ast.Module) -> None:
     assert format_module(back) == text  # idempotent
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(modules)
+def test_formatted_text_means_the_same_in_pg_durable(m: ast.Module) -> None:
+    # `dfc fmt` writes the parentheses that make the meaning explicit: its own output never
+    # draws the pg_durable divergence warning (DFC420).
+    from dfc.check import codes as check_codes
+    from dfc.check.precedence import check_precedence
+    from dfc.check.report import Reporter
+    from dfc.diagnostics import Diagnostics
+
+    text = format_module(m)
+    back, _ = parse_text(text, "fmt.df")
+    assert back is not None
+    sink = Diagnostics()
+    check_precedence(back, Reporter(sink))
+    assert [d.message for d in sink if d.code == check_codes.PRECEDENCE] == [], text
+
+
 @settings(max_examples=150, deadline=None)
 @given(modules)
 def test_pg_parse_of_formatted_text_is_valid_or_diagnosed(m: ast.Module) -> None:
