@@ -85,6 +85,14 @@ def test_values_are_read_as_the_runtime_always_read_them() -> None:
     assert read(Retry, {"backoff": "1.5", "attempts": "4"}) == Retry(backoff=1.5, attempts=4)
 
 
+def test_a_flag_written_as_text_reads_as_a_bool_param() -> None:
+    # `jitter => 'false'` once turned jitter on: any non-empty text counted as true.
+    assert read(Retry, {"jitter": "false"}).jitter is False
+    assert read(Retry, {"jitter": "off"}).jitter is False
+    assert read(Retry, {"jitter": "TRUE"}).jitter is True
+    assert read(Retry, {"jitter": False}).jitter is False
+
+
 @pytest.mark.parametrize(
     ("kind", "raw", "message"),
     [
