@@ -25,8 +25,8 @@ import psycopg
 from dfc.diagnostics import DfcError
 from dfc.plan.model import Plan
 from dfc.runtime import instances
-from dfc.runtime.instances import HistoryEvent, InstanceInfo
 from dfc.store.db import open_database
+from dfc.store.instances import HistoryEvent, InstanceInfo
 from dfc.store.registry import DeployResult, VersionInfo
 
 
