@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from dfc import codes
+from dfc import catalogue
 from dfc.cli import deepjson
 from dfc.cli.render import print_diagnostics, summary, to_json
 from dfc.cli.settings import Settings
@@ -87,7 +87,7 @@ def check_cmd(
 ) -> None:
     """Check workflow files or folders of them (- reads standard input); exit 1 on errors."""
     if explain_code:
-        text = codes.explain(explain_code)
+        text = catalogue.explain(explain_code)
         if text is None:
             raise click.UsageError(
                 f"unknown diagnostic code {explain_code}; codes look like DFC201"
