@@ -7,17 +7,17 @@ transaction, so either error rolls the step's own effects back: that is the exac
 
 Round trips of a transactional SQL step: (1) ``BEGIN; [SET LOCAL statement_timeout]; <step>``
 as one simple-protocol query, which also allows several statements in one step; (2) the
-checkpoint and ``COMMIT``. The result must reach the worker between the two, because the
-checkpoint stores it; nothing else is waited for while the step's row locks are held. When the
-state machine says the next thing to do is exactly one more SQL step (a sequence), (2) and the
-next step's (1) go together — ``checkpoint; COMMIT; BEGIN; <next step>`` — so a sequence costs
-one round trip and one commit per step. A refused checkpoint makes the server skip the rest of
-that query, so the next step never runs on top of an uncommitted one.
+session reset (below), the checkpoint and ``COMMIT``. The result must reach the worker between
+the two, because the checkpoint stores it; nothing else is waited for while the step's row locks
+are held. When the state machine says the next thing to do is exactly one more SQL step (a
+sequence), (2) and the next step's (1) go together — ``reset; checkpoint; COMMIT; BEGIN; <next
+step>`` — so a sequence costs one round trip and one commit per step. A refused checkpoint makes
+the server skip the rest of that query, so the next step never runs on top of an uncommitted one.
 
 Every step gets the session as the worker opened it: whatever a step ``SET`` (settings,
 ``search_path``, ``ROLE``, ``SESSION AUTHORIZATION``) is undone before the worker writes
 anything, so the checkpoint runs as the worker with its own settings and nothing reaches the
-next step or another instance on the same pooled connection. (2) starts with
+next step or another instance on the same pooled connection. The reset is
 `dfc.store.db.RESET_SESSION`, inside the step's transaction (a rolled-back step needs nothing:
 ``SET`` is transactional); an autocommit step resets after running. When a step changed how
 query text is read (``standard_conforming_strings``, ``client_encoding``), the reset goes alone

@@ -233,3 +233,18 @@ _EXISTS = "SELECT 1 FROM dfc.instances WHERE id = %s"
 def exists_txn(conn: Conn, instance_id: str) -> bool:
     """Whether the instance exists."""
     return conn.execute(_EXISTS, (instance_id,)).fetchone() is not None
+
+
+FINISHED_CHANNEL = "dfc_done"
+"""Where ``dfc.finish_instance`` and ``dfc.cancel_instance`` announce an instance that ended
+(the payload is its id)."""
+
+
+def listen_finished(conn: Conn) -> None:
+    """Subscribe ``conn`` to `FINISHED_CHANNEL` (at commit, on a connection in a transaction)."""
+    conn.execute(f"LISTEN {FINISHED_CHANNEL}")
+
+
+def unlisten_finished(conn: Conn) -> None:
+    """Undo `listen_finished`."""
+    conn.execute(f"UNLISTEN {FINISHED_CHANNEL}")
