@@ -97,13 +97,12 @@ class Worker:
         self._stop_now = False
         self._backlog = False
         self._http_client: Any = None
-        kwargs = worker_kwargs(url)
-        self._conn_kwargs = kwargs
+        self._conn_kwargs = worker_kwargs(url)
         # One connection per held instance (its lane), plus room for concurrent branches.
         size = max(2 * self.options.concurrency, self.options.concurrency + 8)
         self.pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             url,
-            kwargs=kwargs,
+            kwargs=self._conn_kwargs,
             min_size=min(4, size),
             max_size=size,
             open=False,
