@@ -25,8 +25,9 @@ import psycopg
 from dfc.diagnostics import DfcError
 from dfc.plan.model import Plan
 from dfc.runtime import instances
-from dfc.runtime.instances import HistoryEvent, InstanceInfo
+from dfc.store import instances as stored
 from dfc.store.db import open_database
+from dfc.store.instances import HistoryEvent, InstanceInfo
 from dfc.store.registry import DeployResult, VersionInfo
 
 
@@ -129,7 +130,7 @@ class Client:
         seconds. Listens on ``dfc_done`` and looks again every ``poll`` seconds as a safety net.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        self.conn.execute("LISTEN dfc_done")
+        stored.listen_finished(self.conn)
         try:
             while True:
                 info = instances.status(self.conn, instance_id)
@@ -145,7 +146,7 @@ class Client:
                     if note.payload == instance_id:
                         break
         finally:
-            self.conn.execute("UNLISTEN dfc_done")
+            stored.unlisten_finished(self.conn)
 
 
 def _compile(path: str) -> Plan:

@@ -20,6 +20,7 @@ from dfc.runtime.engine import EngineSettings
 from dfc.runtime.logs import StepLog
 from dfc.runtime.worker import Worker, WorkerOptions
 from dfc.store.db import connect
+from dfc.store.instances import InstanceInfo
 from dfc.store.registry import deploy
 from plan_builder import Build
 
@@ -70,7 +71,7 @@ async def run_until_done(
         if only:
             await asyncio.wait_for(asyncio.gather(*tasks), timeout)
         else:
-            await asyncio.wait_for(_wait_finished(url, ids), timeout)
+            await asyncio.wait_for(wait_finished(url, ids), timeout)
     finally:
         for w in ws:
             w.request_stop()
@@ -79,7 +80,7 @@ async def run_until_done(
     return ws
 
 
-async def _wait_finished(url: str, ids: Sequence[str]) -> None:
+async def wait_finished(url: str, ids: Sequence[str]) -> None:
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         while True:
             cur = await conn.execute(
@@ -94,13 +95,13 @@ async def _wait_finished(url: str, ids: Sequence[str]) -> None:
 
 def run(
     url: str, plan: Plan, vars: Mapping[str, Any] | None = None, *, timeout: float = 30
-) -> instances.InstanceInfo:
+) -> InstanceInfo:
     """Start one instance, run it to its end in-process, return its final state."""
     (iid,) = start(url, plan, vars)
     asyncio.run(run_until_done(url, [iid], timeout=timeout))
     return info(url, iid)
 
 
-def info(url: str, iid: str) -> instances.InstanceInfo:
+def info(url: str, iid: str) -> InstanceInfo:
     with connect(url) as conn:
         return instances.status(conn, iid)

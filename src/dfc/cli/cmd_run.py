@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from dfc.cli.settings import Settings
+from dfc.cli import settings
 from dfc.diagnostics import DfcError
 from dfc.plan.explain import explain_lines
 from dfc.plan.model import Plan
@@ -33,10 +33,6 @@ VARS = click.option(
     metavar="NAME=VALUE",
     help="A workflow parameter (repeatable).",
 )
-
-
-def _settings() -> Settings:
-    return click.get_current_context().find_object(Settings) or Settings()
 
 
 def _echo_json(value: Any) -> None:
@@ -91,8 +87,8 @@ def run_cmd(
     from dfc.store.db import resolve_url
     from dfc.store.registry import deploy
 
-    settings = _settings()
-    err_console = settings.console(stderr=True)
+    opts = settings.current()
+    err_console = opts.console(stderr=True)
     comp = compile_path(file, grammar=grammar)  # type: ignore[arg-type]
     print_diagnostics(err_console, comp.sorted_diagnostics)
     if not comp.ok or comp.plan is None:
@@ -130,7 +126,7 @@ def run_cmd(
     if as_json:
         _echo_json(snap.info.to_dict())
     else:
-        console = settings.console()
+        console = opts.console()
         for line in _tree(snap):
             console.print(Text(line))
         _print_outcome(console, err_console, snap.info, snap.plan)
@@ -181,7 +177,7 @@ def _execute(url: str, instance_id: str, *, live: bool) -> int:
         from rich.live import Live
 
         with Live(
-            Text(""), console=_settings().console(), transient=True, refresh_per_second=10
+            Text(""), console=settings.current().console(), transient=True, refresh_per_second=10
         ) as lv:
             display = lv
             asyncio.run(main())
@@ -351,7 +347,7 @@ def status_cmd(instance_id: str, db: str | None, as_json: bool) -> None:
     if as_json:
         _echo_json(info.to_dict())
         return
-    console = _settings().console()
+    console = settings.current().console()
     console.print(
         Text.assemble(
             ("instance ", ""),
@@ -412,7 +408,7 @@ def ls_cmd(
     if as_json:
         _echo_json([r.to_dict() for r in rows])
         return
-    console = _settings().console()
+    console = settings.current().console()
     if not rows:
         console.print("no instances")
         return
@@ -444,7 +440,7 @@ def history_cmd(instance_id: str, db: str | None, as_json: bool) -> None:
     if as_json:
         _echo_json([e.to_dict() for e in events])
         return
-    console = _settings().console()
+    console = settings.current().console()
     for e in events:
         where = f" {e.key}" if e.key else ""
         detail = ""
@@ -510,7 +506,7 @@ def explain_instance(instance_id: str, db: str | None, as_json: bool) -> None:
         return
     from dfc.runtime.live import marks
 
-    console = _settings().console()
+    console = settings.current().console()
     info = snap.info
     console.print(
         Text.assemble(

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import click
 
-from dfc import codes
-from dfc.cli import deepjson
+from dfc import catalogue
+from dfc.cli import deepjson, settings
 from dfc.cli.render import print_diagnostics, summary, to_json
-from dfc.cli.settings import Settings
 from dfc.compiler import (
     Compilation,
     Grammar,
@@ -34,17 +33,13 @@ GRAMMAR = click.option(
 )
 
 
-def _settings() -> Settings:
-    return click.get_current_context().find_object(Settings) or Settings()
-
-
 def _report(comps: list[Compilation], fmt: str) -> int:
     """Print diagnostics of compilations; return the exit code (1 when any error)."""
     diags: list[Diagnostic] = [d for c in comps for d in c.sorted_diagnostics]
     if fmt == "json":
         click.echo(to_json(diags))
     else:
-        console = _settings().console()
+        console = settings.current().console()
         print_diagnostics(console, diags)
         if len(comps) > 1 or diags:
             console.print(summary(diags, len(comps)))
@@ -87,7 +82,7 @@ def check_cmd(
 ) -> None:
     """Check workflow files or folders of them (- reads standard input); exit 1 on errors."""
     if explain_code:
-        text = codes.explain(explain_code)
+        text = catalogue.explain(explain_code)
         if text is None:
             raise click.UsageError(
                 f"unknown diagnostic code {explain_code}; codes look like DFC201"
@@ -101,7 +96,7 @@ def check_cmd(
     if db is not None:
         _check_live(comps, db)
     code = _report(comps, fmt)
-    if fmt == "text" and _settings().debug:
+    if fmt == "text" and settings.current().debug:
         click.echo(f"checked in {(time.perf_counter() - started) * 1000:.1f} ms", err=True)
     sys.exit(code)
 
@@ -216,7 +211,7 @@ def explain_cmd(target: str, grammar: Grammar, db: str | None, as_json: bool) ->
 def _warnings(comp: Compilation) -> None:
     """Warnings go to stderr beside a tree or plan on stdout (hints and infos: see `dfc check`)."""
     warnings = [d for d in comp.sorted_diagnostics if d.severity is Severity.WARNING]
-    print_diagnostics(_settings().console(stderr=True), warnings)
+    print_diagnostics(settings.current().console(stderr=True), warnings)
 
 
 def _looks_like_instance(target: str) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from dfc import __version__
+from dfc.cli import settings
 from dfc.cli.settings import Settings
 from dfc.diagnostics import DfcError
 
@@ -81,13 +82,11 @@ class DfcGroup(click.Group):
 
 
 def _debug(ctx: click.Context) -> bool:
-    obj = ctx.find_object(Settings)
-    return bool(obj and obj.debug) or "--debug" in sys.argv
+    return settings.current(ctx).debug or "--debug" in sys.argv
 
 
 def _fail(ctx: click.Context, message: str, hint: str | None) -> None:
-    settings = ctx.find_object(Settings) or Settings()
-    console = settings.console(stderr=True)
+    console = settings.current(ctx).console(stderr=True)
     console.print(f"[bold red]error:[/] {_escape(message)}")
     if hint:
         console.print(f"[bold]hint:[/] {_escape(hint)}")

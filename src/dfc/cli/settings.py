@@ -28,8 +28,9 @@ class Settings:
         )
 
 
-def current() -> Settings:
-    """The settings of the running command (defaults outside a click context)."""
-    ctx = click.get_current_context(silent=True)
+def current(ctx: click.Context | None = None) -> Settings:
+    """The settings of ``ctx``, by default the running command's (defaults outside a click
+    context)."""
+    ctx = ctx or click.get_current_context(silent=True)
     found = ctx.find_object(Settings) if ctx is not None else None
     return found or Settings()

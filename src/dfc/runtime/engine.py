@@ -44,7 +44,9 @@ from dfc.runtime.state import (
     Signal,
     Store,
 )
-from dfc.runtime.steps import Conflict, Lease, LeaseLost, Outcome
+from dfc.runtime.steps import Conflict, Lease, LeaseLost, Written
+from dfc.store import instances, node_state, queue
+from dfc.store.inline import AConn
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
@@ -97,31 +99,9 @@ class Claimed:
 
 # -- loading state ----------------------------------------------------------------------------
 
-# wake_at as epoch seconds: worker connections load timestamps as JSON-ready text (for step
-# results), and a number reads the same whichever loaders a connection has.
-LOAD_RECORDS = """
-SELECT instance_id, key, node_id, status, result, error, extract(epoch FROM wake_at)::float8,
-       attempt, detail, seq
-  FROM dfc.node_state WHERE instance_id = ANY(%s)
-"""
-LOAD_SIGNALS = """
-SELECT instance_id, seq, name, payload FROM dfc.signals
- WHERE instance_id = ANY(%s) AND consumed_by IS NULL ORDER BY instance_id, seq
-"""
-REFRESH = "SELECT pokes, lease_owner FROM dfc.queue WHERE instance_id = %s"
-RELEASE = """
-UPDATE dfc.queue
-   SET lease_owner = NULL, lease_expires = NULL, claimed_at = NULL,
-       run_at = CASE WHEN pokes <> %(seen)s THEN now() ELSE %(run_at)s END
- WHERE instance_id = %(id)s AND lease_owner = %(owner)s
-RETURNING run_at
-"""
-FINISH = "SELECT dfc.finish_instance({}, {}, {}, {}, {}, {})"
-NOTIFY = "SELECT pg_notify('dfc_work', %s)"
-
 
 def record_from_row(row: Sequence[Any]) -> NodeRecord:
-    """A `NodeRecord` from a `LOAD_RECORDS` row (without its instance id)."""
+    """A `NodeRecord` from a record row of `dfc.store.node_state` without its instance id."""
     key, node_id, status, result, error, wake_epoch, attempt, detail, seq = row
     wake_at = None if wake_epoch is None else datetime.fromtimestamp(round(wake_epoch, 6), UTC)
     return NodeRecord(
@@ -137,20 +117,23 @@ def record_from_row(row: Sequence[Any]) -> NodeRecord:
     )
 
 
-async def load_state(conn: steps.AConn, claimed: Sequence[Claimed]) -> None:
+def signal_from_row(row: Sequence[Any]) -> Signal:
+    """A `Signal` from a signal row of `dfc.store.signals` without its instance id."""
+    seq, name, payload = row
+    return Signal(seq=seq, name=name, payload=payload)
+
+
+async def load_state(conn: AConn, claimed: Sequence[Claimed]) -> None:
     """Fill in records and unconsumed signals of freshly claimed instances (one round trip)."""
     if not claimed:
         return
     by_id = {c.instance_id: c for c in claimed}
-    ids = list(by_id)
-    async with conn.pipeline():
-        rc = await conn.execute(LOAD_RECORDS, (ids,), prepare=True)
-        sc = await conn.execute(LOAD_SIGNALS, (ids,), prepare=True)
-    for row in await rc.fetchall():
+    record_rows, signal_rows = await node_state.load(conn, list(by_id))
+    for row in record_rows:
         rec = record_from_row(row[1:])
         by_id[row[0]].records[rec.key] = rec
-    for iid, seq, name, payload in await sc.fetchall():
-        by_id[iid].signals.append(Signal(seq=seq, name=name, payload=payload))
+    for row in signal_rows:
+        by_id[row[0]].signals.append(signal_from_row(row[1:]))
 
 
 def utcnow() -> datetime:
@@ -176,7 +159,7 @@ class InstanceRun:
         self.records: dict[str, NodeRecord] = claimed.records
         self.signals: list[Signal] = claimed.signals
         self.pokes_seen = claimed.pokes
-        self.inflight: dict[str, asyncio.Task[Outcome | None]] = {}
+        self.inflight: dict[str, asyncio.Task[Written | None]] = {}
         self.cancelled_keys: set[str] = set()
         self.durations: dict[str, float] = {}  # key -> ms, for live trees
         self.on_evaluate = on_evaluate
@@ -190,7 +173,7 @@ class InstanceRun:
         self._internal_error: dict[str, Any] | None = None
         # A pooled connection kept for the whole run: sequential steps (the common case) reuse
         # it instead of going through the pool each time; concurrent branches take others.
-        self._lane: steps.AConn | None = None
+        self._lane: AConn | None = None
         self._lane_busy = False
         self._resync_needed = False
         self._chain_budget = host.settings.slice_steps  # chained steps before the loop looks
@@ -222,7 +205,7 @@ class InstanceRun:
     # -- the loop ---------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[steps.AConn]:
+    async def _connection(self) -> AsyncIterator[AConn]:
         if self._lane is not None and not self._lane_busy and not self._lane.closed:
             self._lane_busy = True
             try:
@@ -394,7 +377,7 @@ class InstanceRun:
         )
         self.inflight[action.key] = task
 
-    async def _perform(self, action: RunSql | RunHttp) -> Outcome | None:
+    async def _perform(self, action: RunSql | RunHttp) -> Written | None:
         if isinstance(action, RunSql):
             async with self._connection() as conn:
                 return await steps.run_sql(conn, self.lease, action, chain=self)
@@ -453,24 +436,24 @@ class InstanceRun:
             self.on_evaluate(self, ev)
         return action
 
-    def committed(self, outcome: Outcome, next_key: str) -> None:
+    def committed(self, written: Written, next_key: str) -> None:
         """A chained step committed and ``next_key`` runs in the same task."""
-        key = outcome.record.key
+        key = written.record.key
         task = self.inflight.pop(key, None)
         if task is not None:
             self.inflight[next_key] = task
-        self._take(outcome)
+        self._take(written)
 
     def uncertain(self) -> None:
         self._resync_needed = True
 
-    def _take(self, outcome: Outcome) -> None:
-        rec = outcome.record
+    def _take(self, written: Written) -> None:
+        rec = written.record
         self._steps += 1
         self.records[rec.key] = rec
-        self.durations[rec.key] = outcome.duration_ms
-        self._note_pokes(outcome.pokes)
-        self.host.log.step(self.instance_id, rec, outcome.duration_ms, self._kind(rec.key))
+        self.durations[rec.key] = written.duration_ms
+        self._note_pokes(written.pokes)
+        self.host.log.step(self.instance_id, rec, written.duration_ms, self._kind(rec.key))
 
     async def _cancel(self, keys: Sequence[str]) -> None:
         tasks = []
@@ -524,9 +507,9 @@ class InstanceRun:
                     await self._resync()
                     continue
                 raise exc
-            outcome = task.result()
-            if outcome is not None:
-                self._take(outcome)
+            written = task.result()
+            if written is not None:
+                self._take(written)
 
     def _kind(self, key: str) -> str:
         node = self.claimed.plan.nodes.get(node_id(key))
@@ -541,20 +524,16 @@ class InstanceRun:
         """Reread the queue row (still ours? signals?) and the unconsumed signals."""
         self._poked = False
         async with self._connection() as conn:
-            async with conn.pipeline():
-                qc = await conn.execute(REFRESH, (self.instance_id,), prepare=True)
-                sc = await conn.execute(LOAD_SIGNALS, ([self.instance_id],), prepare=True)
-            row = await qc.fetchone()
-            sigs = await sc.fetchall()
-        if row is None or row[1] != self.host.owner:
+            lease, rows = await queue.lease_and_signals(conn, self.instance_id)
+        if lease is None or lease[1] != self.host.owner:
             raise LeaseLost(self.instance_id)
-        self.pokes_seen = int(row[0])
-        self.signals = [Signal(seq=s, name=n, payload=p) for _, s, n, p in sigs]
+        self.pokes_seen = lease[0]
+        self.signals = [signal_from_row(r[1:]) for r in rows]
 
     async def _resync(self) -> None:
         """Reload records and signals from the database after a conflicting write."""
         async with self._connection() as conn:
-            rows = await (await conn.execute(LOAD_RECORDS, ([self.instance_id],))).fetchall()
+            rows = await node_state.records(conn, self.instance_id)
         self.records = {r[1]: record_from_row(r[1:]) for r in rows}
         await self._refresh()
 
@@ -562,16 +541,15 @@ class InstanceRun:
 
     async def _release(self, run_at: datetime | None, *, notify: bool = False) -> None:
         faults.fault("before_release")
-        params = {
-            "seen": self.pokes_seen,
-            "run_at": run_at,
-            "id": self.instance_id,
-            "owner": self.host.owner,
-        }
-        async with self._connection() as conn, conn.pipeline():
-            await conn.execute(RELEASE, params, prepare=True)
-            if notify:
-                await conn.execute(NOTIFY, (self.instance_id,))
+        async with self._connection() as conn:
+            await queue.release(
+                conn,
+                self.instance_id,
+                self.host.owner,
+                pokes_seen=self.pokes_seen,
+                run_at=run_at,
+                notify=notify,
+            )
         self.host.log.released(self.instance_id, run_at, self.last)
 
     async def _finish(self, ev: Evaluation) -> None:
@@ -580,20 +558,11 @@ class InstanceRun:
         await self._write_finish(ev.status, ev.result, error, compensated)
 
     async def _write_finish(self, status: str, result: Any, error: Any, compensated: bool) -> None:
-        lit = steps.literal
-        statement = FINISH.format(
-            lit(self.instance_id),
-            lit(self.host.owner),
-            lit(status),
-            "'null'::json"
-            if result is None and status == "completed"
-            else lit(result, as_json="json"),
-            lit(error, as_json="jsonb"),
-            lit(compensated),
-        )
         async with self._connection() as conn:
             try:
-                await conn.execute(statement)
+                await instances.finish(
+                    conn, self.instance_id, self.host.owner, status, result, error, compensated
+                )
             except psycopg.Error as e:
                 raise steps.classify(e) or e from e
         self.host.log.finished(self.instance_id, status, error)

@@ -2,9 +2,9 @@
 
 Every function takes a psycopg connection and runs in the caller's transaction (an autocommit
 connection makes each call its own transaction): starting an instance inside an application
-transaction that rolls back starts nothing. The mutations are SQL functions of migration 0002
-(``dfc.start_instance``, ``dfc.signal_instance``, ``dfc.cancel_instance``), shared with the SQL
-surface, and each notifies ``dfc_work`` so that idle workers react at once.
+transaction that rolls back starts nothing. This module checks what callers give (instance
+ids, variables against the plan's params) and says what went wrong; the statements are
+`dfc.store.instances`'.
 """
 
 from __future__ import annotations
@@ -17,15 +17,18 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from dfc.diagnostics import DfcError
 from dfc.params import ParamValueError, substitution_text
 from dfc.plan.model import Plan, PlanParam
 from dfc.references import SYSTEM_VARS
-from dfc.runtime.engine import LOAD_RECORDS, record_from_row
+from dfc.runtime.engine import record_from_row, signal_from_row
 from dfc.runtime.state import NodeRecord, Signal
+from dfc.store import instances as stored
+from dfc.store.instances import HistoryEvent, InstanceInfo
+from dfc.store.node_state import records_txn, timings_txn
 from dfc.store.registry import load_plan_txn
+from dfc.store.signals import unconsumed_txn
 
 Conn = psycopg.Connection[Any]
 
@@ -96,10 +99,6 @@ def parse_var_options(items: Sequence[str]) -> dict[str, str]:
 
 # -- lifecycle ----------------------------------------------------------------------------------
 
-_START = "SELECT dfc.start_instance(%s, %s, %s, %s, NULL)"
-_SIGNAL = "SELECT dfc.signal_instance(%s, %s, %s)"
-_CANCEL = "SELECT dfc.cancel_instance(%s, %s)"
-
 
 def start(
     conn: Conn,
@@ -113,16 +112,13 @@ def start(
     values = validate_vars(plan, vars)
     if label is None:
         label = plan.options.get("label") if isinstance(plan.options.get("label"), str) else None
-    row = conn.execute(_START, (name, found, label, Jsonb(values))).fetchone()
-    assert row is not None
-    return str(row[0])
+    return stored.start_txn(conn, name, found, label, values)
 
 
 def signal(conn: Conn, instance_id: str, name: str, data: str | None = None) -> None:
     """Send signal ``name`` with ``data`` (text; JSON text is delivered as JSON)."""
     _check_id(instance_id)
-    row = conn.execute(_SIGNAL, (instance_id, name, data)).fetchone()
-    status = row[0] if row else None
+    status = stored.signal_txn(conn, instance_id, name, data)
     if status is None:
         raise _unknown(instance_id)
     if status not in ("pending", "running"):
@@ -135,8 +131,7 @@ def signal(conn: Conn, instance_id: str, name: str, data: str | None = None) -> 
 def cancel(conn: Conn, instance_id: str, reason: str | None = None) -> str:
     """Cancel an unfinished instance; returns a one-line message of what happened."""
     _check_id(instance_id)
-    row = conn.execute(_CANCEL, (instance_id, reason)).fetchone()
-    status = row[0] if row else None
+    status = stored.cancel_txn(conn, instance_id, reason)
     if status is None:
         raise _unknown(instance_id)
     if status in ("pending", "running"):
@@ -159,89 +154,20 @@ def _unknown(instance_id: str) -> DfcError:
 # -- inspection ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class InstanceInfo:
-    """An instance as stored, plus what it waits for when unfinished."""
-
-    id: str
-    workflow: str
-    version: int
-    label: str | None
-    status: str
-    vars: Mapping[str, Any]
-    result: Any
-    error: Any
-    compensated: bool
-    cancel_reason: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    waiting_for: str | None = None
-
-    @property
-    def duration_s(self) -> float | None:
-        if self.started_at is None:
-            return None
-        end = self.finished_at or datetime.now(self.started_at.tzinfo)
-        return (end - self.started_at).total_seconds()
-
-    @property
-    def finished(self) -> bool:
-        return self.status in ("completed", "failed", "cancelled")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "workflow": self.workflow,
-            "version": self.version,
-            "label": self.label,
-            "status": self.status,
-            "vars": dict(self.vars),
-            "result": self.result,
-            "error": self.error,
-            "compensated": self.compensated,
-            "cancel_reason": self.cancel_reason,
-            "created_at": _iso(self.created_at),
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
-            "duration_s": None if self.duration_s is None else round(self.duration_s, 3),
-            "waiting_for": self.waiting_for,
-        }
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return None if dt is None else dt.isoformat()
-
-
-_COLUMNS = """
-i.id, i.workflow, i.version, i.label, i.status, i.vars, i.result, i.error, i.compensated,
-i.cancel_reason, i.created_at, i.started_at, i.finished_at, w.waiting_for
-"""
-_STATUS = f"SELECT {_COLUMNS} FROM dfc.instances i LEFT JOIN dfc.waits w ON w.instance_id = i.id WHERE i.id = %s"
-_LIST = f"""
-SELECT {_COLUMNS} FROM dfc.instances i LEFT JOIN dfc.waits w ON w.instance_id = i.id
- WHERE (%(status)s::text IS NULL OR i.status = %(status)s)
-   AND (%(workflow)s::text IS NULL OR i.workflow = %(workflow)s)
- ORDER BY i.created_at DESC, i.id
- LIMIT %(limit)s
-"""
-
-
 def status(conn: Conn, instance_id: str) -> InstanceInfo:
     """The instance's row; `DfcError` when there is none."""
     _check_id(instance_id)
-    row = conn.execute(_STATUS, (instance_id,)).fetchone()
-    if row is None:
+    info = stored.info_txn(conn, instance_id)
+    if info is None:
         raise _unknown(instance_id)
-    return InstanceInfo(*row)
+    return info
 
 
 def list_instances(
     conn: Conn, *, status: str | None = None, workflow: str | None = None, limit: int = 50
 ) -> list[InstanceInfo]:
     """The most recently created instances, newest first."""
-    rows = conn.execute(_LIST, {"status": status, "workflow": workflow, "limit": limit}).fetchall()
-    return [InstanceInfo(*r) for r in rows]
+    return stored.list_txn(conn, status=status, workflow=workflow, limit=limit)
 
 
 def result(conn: Conn, instance_id: str) -> Any:
@@ -262,44 +188,13 @@ def result(conn: Conn, instance_id: str) -> Any:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryEvent:
-    """One row of an instance's event log."""
-
-    seq: int
-    at: datetime
-    event: str
-    node_id: str | None
-    key: str | None
-    detail: Any
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "at": self.at.isoformat(),
-            "event": self.event,
-            "node": self.node_id,
-            "key": self.key,
-            "detail": self.detail,
-        }
-
-
-_HISTORY = """
-SELECT seq, at, event, node_id, key, detail FROM dfc.history WHERE instance_id = %s ORDER BY seq
-"""
-
-
 def history(conn: Conn, instance_id: str) -> list[HistoryEvent]:
     """The instance's events in order; `DfcError` for an unknown instance."""
     _check_id(instance_id)
-    rows = conn.execute(_HISTORY, (instance_id,)).fetchall()
-    if (
-        not rows
-        and conn.execute("SELECT 1 FROM dfc.instances WHERE id = %s", (instance_id,)).fetchone()
-        is None
-    ):
+    events = stored.history_txn(conn, instance_id)
+    if not events and not stored.exists_txn(conn, instance_id):
         raise _unknown(instance_id)
-    return [HistoryEvent(*r) for r in rows]
+    return events
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,12 +208,6 @@ class Snapshot:
     timings: dict[str, tuple[datetime | None, datetime | None]]  # key -> (started, finished)
 
 
-_TIMINGS = "SELECT key, started_at, finished_at FROM dfc.node_state WHERE instance_id = %s"
-_SIGNALS = """
-SELECT seq, name, payload FROM dfc.signals WHERE instance_id = %s AND consumed_by IS NULL ORDER BY seq
-"""
-
-
 def snapshot(conn: Conn, instance_id: str) -> Snapshot:
     """Load an instance's plan and state (one consistent read inside a repeatable-read snapshot)."""
     with conn.transaction():
@@ -326,11 +215,7 @@ def snapshot(conn: Conn, instance_id: str) -> Snapshot:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         info = status(conn, instance_id)
         _, plan = load_plan_txn(conn, info.workflow, info.version)
-        records = {
-            r[1]: record_from_row(r[1:]) for r in conn.execute(LOAD_RECORDS, ([instance_id],))
-        }
-        signals = [
-            Signal(seq=s, name=n, payload=p) for s, n, p in conn.execute(_SIGNALS, (instance_id,))
-        ]
-        timings = {k: (s, f) for k, s, f in conn.execute(_TIMINGS, (instance_id,))}
-    return Snapshot(info, plan, records, signals, timings)
+        records = {r[1]: record_from_row(r[1:]) for r in records_txn(conn, instance_id)}
+        sigs = [signal_from_row(r[1:]) for r in unconsumed_txn(conn, instance_id)]
+        timings = timings_txn(conn, instance_id)
+    return Snapshot(info, plan, records, sigs, timings)

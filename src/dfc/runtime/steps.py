@@ -7,23 +7,30 @@ transaction, so either error rolls the step's own effects back: that is the exac
 
 Round trips of a transactional SQL step: (1) ``BEGIN; [SET LOCAL statement_timeout]; <step>``
 as one simple-protocol query, which also allows several statements in one step; (2) the
-checkpoint and ``COMMIT``. The result must reach the worker between the two, because the
-checkpoint stores it; nothing else is waited for while the step's row locks are held. When the
-state machine says the next thing to do is exactly one more SQL step (a sequence), (2) and the
-next step's (1) go together — ``checkpoint; COMMIT; BEGIN; <next step>`` — so a sequence costs
-one round trip and one commit per step. A refused checkpoint makes the server skip the rest of
-that query, so the next step never runs on top of an uncommitted one.
+session reset (below), the checkpoint and ``COMMIT``. The result must reach the worker between
+the two, because the checkpoint stores it; nothing else is waited for while the step's row locks
+are held. When the state machine says the next thing to do is exactly one more SQL step (a
+sequence), (2) and the next step's (1) go together — ``reset; checkpoint; COMMIT; BEGIN; <next
+step>`` — so a sequence costs one round trip and one commit per step. A refused checkpoint makes
+the server skip the rest of that query, so the next step never runs on top of an uncommitted one.
+
+Every step gets the session as the worker opened it: whatever a step ``SET`` (settings,
+``search_path``, ``ROLE``, ``SESSION AUTHORIZATION``) is undone before the worker writes
+anything, so the checkpoint runs as the worker with its own settings and nothing reaches the
+next step or another instance on the same pooled connection. The reset is
+`dfc.store.db.RESET_SESSION`, inside the step's transaction (a rolled-back step needs nothing:
+``SET`` is transactional); an autocommit step resets after running. When a step changed how
+query text is read (``standard_conforming_strings``, ``client_encoding``), the reset goes alone
+first, as the rest of (2) would otherwise be read under the step's setting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 
 import psycopg
@@ -33,44 +40,9 @@ from dfc.plan.model import Plan
 from dfc.runtime import faults
 from dfc.runtime.state import NodeRecord, RunHttp, RunSql, Store
 from dfc.runtime.values import sql_result_async
-from dfc.sqlquote import quote_literal
-
-AConn = psycopg.AsyncConnection[Any]
-
-FINAL = frozenset({"completed", "failed", "cancelled", "skipped", "decided"})
-
-# Statements are sent as text with their values inlined as literals (see `literal`): one
-# simple-protocol query per round trip, no server-side parameters. For the worker that is the
-# cheapest way to talk to PostgreSQL from Python: psycopg's parameter and pipeline machinery
-# costs more CPU per step than the server spends parsing these short statements.
-CONSUME_SIGNAL = "UPDATE dfc.signals SET consumed_by = {}, consumed_at = now() WHERE instance_id = {} AND seq = {}"
-PRUNE_STATE = "DELETE FROM dfc.node_state WHERE instance_id = {} AND key = ANY({}::text[])"
-PRUNE_HISTORY = "DELETE FROM dfc.history WHERE instance_id = {} AND key = ANY({}::text[])"
-
-
-quote = quote_literal
-
-
-def literal(value: Any, *, as_json: str | None = None) -> str:
-    """``value`` as a SQL literal: NULL, an integer, a timestamptz, text, or JSON (``as_json``:
-    "json" or "jsonb")."""
-    if value is None:
-        return "NULL"
-    if as_json is not None:
-        return quote(dumps(value)) + "::" + as_json
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, datetime):
-        return quote(value.isoformat()) + "::timestamptz"
-    if isinstance(value, list | tuple):
-        return quote(
-            "{"
-            + ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in value)
-            + "}"
-        )
-    return quote(str(value))
+from dfc.store import node_state, signals
+from dfc.store.db import RESET_SESSION, reads_text_as_opened
+from dfc.store.inline import AConn, execute
 
 
 class LeaseLost(Exception):
@@ -91,7 +63,7 @@ class Lease:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class Written:
     """A written record, the queue's signal counter seen at that moment, and the step's time."""
 
     record: NodeRecord
@@ -99,45 +71,21 @@ class Outcome:
     duration_ms: float
 
 
-# One encoder for every step: `json.dumps` with non-default options builds a new encoder per
-# call, which costs about as much as encoding a small step result.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON text that keeps object keys in their order (a result's column order)."""
-    return _ENCODER.encode(value)
-
-
-def checkpoint_sql(lease: Lease, rec: NodeRecord, history: Mapping[str, Any] | None) -> str:
-    """The statement that writes one record through ``dfc.checkpoint`` (migration 0002).
-
-    Written out by hand rather than through `literal`: it is built once per step.
-    """
-    result = "NULL" if rec.result is None else quote(dumps(rec.result)) + "::json"
-    error = "NULL" if rec.error is None else quote(dumps(rec.error)) + "::jsonb"
-    wake = "NULL" if rec.wake_at is None else quote(rec.wake_at.isoformat()) + "::timestamptz"
-    detail = quote(dumps(dict(rec.detail))) + "::jsonb" if rec.detail else "NULL"
-    hist = "NULL" if history is None else quote(dumps(history)) + "::jsonb"
-    return (
-        f"SELECT seq, pokes FROM dfc.checkpoint({quote(lease.instance_id)},{quote(lease.owner)},"
-        f"{quote(rec.key)},{quote(rec.node_id)},{quote(rec.status)},{result},{error},{int(rec.attempt)},"
-        f"{wake},{detail},{hist})"
+def _checkpoint(lease: Lease, rec: NodeRecord, history: Mapping[str, Any] | None) -> str:
+    """The statement that writes ``rec`` for ``lease`` (`dfc.store.node_state.checkpoint_sql`)."""
+    return node_state.checkpoint_sql(
+        lease.instance_id,
+        lease.owner,
+        rec.key,
+        rec.node_id,
+        rec.status,
+        result=rec.result,
+        error=rec.error,
+        attempt=rec.attempt,
+        wake_at=rec.wake_at,
+        detail=rec.detail,
+        history=history,
     )
-
-
-async def execute(conn: AConn, query: str) -> psycopg.AsyncCursor[Any]:
-    """Run `query` (simple protocol) on the connection's own cursor and return it.
-
-    Each connection keeps one cursor for the statements sent here: `conn.execute` builds a new
-    cursor (adapters copied, a transformer made) per call, about 25 µs of the worker's CPU,
-    which for a short step is a tenth of its cost. A connection serves one step at a time, and
-    every caller reads its results before the next statement, so one cursor is enough.
-    """
-    cur: psycopg.AsyncCursor[Any] | None = conn.__dict__.get("_dfc_cursor")
-    if cur is None or cur.closed:
-        cur = conn.__dict__["_dfc_cursor"] = conn.cursor()
-    return await cur.execute(query)
 
 
 def classify(error: psycopg.Error) -> Exception | None:
@@ -186,8 +134,8 @@ class Chain(Protocol):
         """The step that runs right after ``done`` commits, if it is exactly one transactional
         SQL step and nothing else; None to stop chaining."""
 
-    def committed(self, outcome: Outcome, next_key: str) -> None:
-        """``outcome`` is durable and ``next_key`` has started (in the same task)."""
+    def committed(self, written: Written, next_key: str) -> None:
+        """``written`` is durable and ``next_key`` has started (in the same task)."""
 
     def uncertain(self) -> None:
         """The task was interrupted after a commit may have happened: reload from the database."""
@@ -200,7 +148,7 @@ def _begin(action: RunSql) -> str:
     return prefix + action.sql
 
 
-async def run_sql(conn: AConn, lease: Lease, action: RunSql, chain: Chain | None = None) -> Outcome:
+async def run_sql(conn: AConn, lease: Lease, action: RunSql, chain: Chain | None = None) -> Written:
     """Run a SQL step and checkpoint its result (or its failure); with a ``chain``, go on with
     the steps that follow it, one round trip each, and return the last one's outcome.
 
@@ -220,20 +168,24 @@ async def run_sql(conn: AConn, lease: Lease, action: RunSql, chain: Chain | None
             return await _fail(conn, lease, action, e, started)
         while True:
             faults.fault("after_step_sql")
+            if not reads_text_as_opened(conn):
+                await execute(conn, RESET_SESSION)  # before the text that follows is read
             rec = NodeRecord(
                 key=action.key, node_id=action.node_id, status="completed", result=result
             )
             ms = (time.perf_counter() - started) * 1000
-            ck = checkpoint_sql(lease, rec, {"ms": round(ms, 2)})
+            ck = _checkpoint(lease, rec, {"ms": round(ms, 2)})
             nxt = chain.next_step(rec) if chain is not None else None
             if nxt is None or nxt.autocommit:
                 try:
                     if faults.armed("before_commit"):
-                        (row,) = await script(conn, [ck])
+                        (row,) = await node_state.run_checkpoints(conn, [RESET_SESSION, ck])
                         faults.fault("before_commit")
                         await execute(conn, "COMMIT")
                     else:
-                        (row,) = await script(conn, [ck, "COMMIT"])
+                        (row,) = await node_state.run_checkpoints(
+                            conn, [RESET_SESSION, ck, "COMMIT"]
+                        )
                 except psycopg.Error as e:
                     raise classify(e) or e from e
                 seq, pokes = row
@@ -244,20 +196,22 @@ async def run_sql(conn: AConn, lease: Lease, action: RunSql, chain: Chain | None
             next_started = time.perf_counter()
             faults.fault("before_commit")  # nothing of this step is committed yet
             try:
-                cur = await execute(conn, f"{ck};COMMIT;{_begin(nxt)}")
+                cur = await execute(conn, f"{RESET_SESSION};{ck};COMMIT;{_begin(nxt)}")
+                while cur.description is None and cur.nextset():
+                    pass  # past the reset's results
                 first = await cur.fetchone()  # the checkpoint's (seq, pokes)
                 assert first is not None
-                done = Outcome(with_seq(rec, int(first[0])), int(first[1]), ms)
+                done = Written(with_seq(rec, int(first[0])), int(first[1]), ms)
                 result = await sql_result_async(cur)
             except psycopg.Error as e:
                 fence = classify(e)
                 if fence is not None:
                     raise fence from e
                 await _rollback(conn)
-                maybe = await _committed(conn, lease, rec)
+                maybe = await node_state.committed(conn, lease.instance_id, rec.key)
                 if maybe is None:  # the checkpoint failed (not the next step): not the user's
                     raise
-                chain.committed(Outcome(maybe[0], maybe[1], ms), nxt.key)
+                chain.committed(Written(with_seq(rec, maybe[0]), maybe[1], ms), nxt.key)
                 if not _is_step_error(conn, e):
                     raise
                 return await _fail(conn, lease, nxt, e, next_started)
@@ -271,22 +225,7 @@ async def run_sql(conn: AConn, lease: Lease, action: RunSql, chain: Chain | None
         await _rollback(conn)
         raise
     faults.fault("after_commit")
-    return Outcome(with_seq(rec, seq), pokes, (time.perf_counter() - started) * 1000)
-
-
-_COMMITTED = """
-SELECT n.seq, coalesce(q.pokes, 0) FROM dfc.node_state n
-  LEFT JOIN dfc.queue q ON q.instance_id = n.instance_id
- WHERE n.instance_id = {} AND n.key = {} AND n.status = 'completed'
-"""
-
-
-async def _committed(conn: AConn, lease: Lease, rec: NodeRecord) -> tuple[NodeRecord, int] | None:
-    """After an error in a chained round trip: whether the first step's checkpoint committed
-    (then the error is the next step's), with its record and the signal counter."""
-    cur = await execute(conn, _COMMITTED.format(literal(lease.instance_id), literal(rec.key)))
-    row = await cur.fetchone()
-    return None if row is None else (with_seq(rec, int(row[0])), int(row[1]))
+    return Written(with_seq(rec, seq), pokes, (time.perf_counter() - started) * 1000)
 
 
 def _is_step_error(conn: AConn, e: psycopg.Error) -> bool:
@@ -303,22 +242,26 @@ def _is_step_error(conn: AConn, e: psycopg.Error) -> bool:
     return True
 
 
-async def _run_autocommit(conn: AConn, lease: Lease, action: RunSql) -> Outcome:
+async def _run_autocommit(conn: AConn, lease: Lease, action: RunSql) -> Written:
     """A step that cannot run in a transaction block: at-least-once (SPEC §5.3)."""
     started = time.perf_counter()
+    failure: psycopg.Error | None = None
     try:
-        if action.timeout_s is not None:
-            await execute(conn, f"SET statement_timeout = {max(1, int(action.timeout_s * 1000))}")
         try:
+            if action.timeout_s is not None:
+                await execute(
+                    conn, f"SET statement_timeout = {max(1, int(action.timeout_s * 1000))}"
+                )
             cur = await execute(conn, action.sql)
             result = await sql_result_async(cur)
         except psycopg.Error as e:
             if not _is_step_error(conn, e):
                 raise
-            return await _fail(conn, lease, action, e, started)
+            failure = e
         finally:
-            if action.timeout_s is not None and not conn.closed:
-                await execute(conn, "RESET statement_timeout")
+            await _restore(conn)  # the timeout's SET and the step's own were not transactional
+        if failure is not None:
+            return await _fail(conn, lease, action, failure, started)
         faults.fault("after_step_sql")
         rec = NodeRecord(key=action.key, node_id=action.node_id, status="completed", result=result)
         ms = (time.perf_counter() - started) * 1000
@@ -329,12 +272,22 @@ async def _run_autocommit(conn: AConn, lease: Lease, action: RunSql) -> Outcome:
         await _rollback(conn)
         raise
     faults.fault("after_commit")
-    return Outcome(with_seq(rec, seq), pokes, (time.perf_counter() - started) * 1000)
+    return Written(with_seq(rec, seq), pokes, (time.perf_counter() - started) * 1000)
+
+
+async def _restore(conn: AConn) -> None:
+    """Give the session back its opening settings after an autocommit step (best effort: the
+    connection may be dead, and the pool then discards it)."""
+    if conn.closed:
+        return
+    await _rollback(conn)  # a step that opened a transaction and failed in it
+    with contextlib.suppress(psycopg.Error):
+        await execute(conn, RESET_SESSION)
 
 
 async def _fail(
     conn: AConn, lease: Lease, action: RunSql, error: psycopg.Error, started: float
-) -> Outcome:
+) -> Written:
     """Roll the step back, then store its failure in a transaction of its own."""
     await _rollback(conn)
     err = sql_error(lease.plan, action, error)
@@ -346,7 +299,7 @@ async def _fail(
         rec,
         {"ms": round(ms, 2), "message": err["message"], "sqlstate": err["sqlstate"]},
     )
-    return Outcome(with_seq(rec, seq), pokes, (time.perf_counter() - started) * 1000)
+    return Written(with_seq(rec, seq), pokes, (time.perf_counter() - started) * 1000)
 
 
 async def _checkpoint_one(
@@ -354,7 +307,7 @@ async def _checkpoint_one(
 ) -> tuple[int, int]:
     """Write one record in its own (implicit) transaction."""
     try:
-        (row,) = await script(conn, [checkpoint_sql(lease, rec, history)])
+        (row,) = await node_state.run_checkpoints(conn, [_checkpoint(lease, rec, history)])
     except psycopg.Error as e:
         raise classify(e) or e from e
     return row
@@ -397,7 +350,7 @@ async def checkpoint_http(
     envelope: Any,
     error: dict[str, Any] | None,
     ms: float,
-) -> Outcome:
+) -> Written:
     """Store an HTTP step's envelope (or its failure) after the request was made."""
     started = time.perf_counter()
     if error is None:
@@ -416,7 +369,7 @@ async def checkpoint_http(
         history = {"ms": round(ms, 2), "message": error.get("message")}
     seq, pokes = await _checkpoint_one(conn, lease, rec, history)
     faults.fault("after_commit")
-    return Outcome(with_seq(rec, seq), pokes, ms + (time.perf_counter() - started) * 1000)
+    return Written(with_seq(rec, seq), pokes, ms + (time.perf_counter() - started) * 1000)
 
 
 # -- records decided by the machine ---------------------------------------------------------
@@ -427,21 +380,19 @@ async def store_records(
 ) -> tuple[list[NodeRecord], int]:
     """Write the machine's records of one evaluation (and apply loop-history pruning) in one
     transaction; returns the records with their sequence numbers and the signal counter."""
-    prune_keys = list(prune)
-    iid = literal(lease.instance_id)
     parts: list[str] = []
     for st in stores:
         rec = st.record
-        parts.append(checkpoint_sql(lease, rec, _history(st)))
+        parts.append(_checkpoint(lease, rec, _history(st)))
         if st.consume_signal is not None:
-            parts.append(CONSUME_SIGNAL.format(literal(rec.key), iid, literal(st.consume_signal)))
+            parts.append(signals.consume_sql(lease.instance_id, st.consume_signal, rec.key))
+    prune_keys = list(prune)
     if prune_keys:
-        parts.append(PRUNE_STATE.format(iid, literal(prune_keys)))
-        parts.append(PRUNE_HISTORY.format(iid, literal(prune_keys)))
+        parts.extend(node_state.prune_sql(lease.instance_id, prune_keys))
     if len(parts) > 1:  # one statement is a transaction by itself
         parts = ["BEGIN", *parts, "COMMIT"]
     try:
-        rows = await script(conn, parts)
+        rows = await node_state.run_checkpoints(conn, parts)
     except psycopg.Error as e:
         await _rollback(conn)
         raise classify(e) or e from e
@@ -452,25 +403,11 @@ async def store_records(
     return written, rows[-1][1] if rows else 0
 
 
-async def script(conn: AConn, statements: Sequence[str]) -> list[tuple[int, int]]:
-    """Run statements as one simple-protocol query (one round trip) and return the first row of
-    every statement that returns rows, in order, as (seq, pokes) integers."""
-    cur = await execute(conn, ";".join(statements))
-    out: list[tuple[int, int]] = []
-    while True:
-        if cur.description is not None:
-            row = await cur.fetchone()
-            assert row is not None
-            out.append((int(row[0]), int(row[1])))
-        if not cur.nextset():
-            return out
-
-
 def _history(st: Store) -> dict[str, Any]:
     rec = st.record
     out: dict[str, Any] = {}
     if rec.wake_at is not None:
-        out["wake_at"] = _iso(rec.wake_at)
+        out["wake_at"] = rec.wake_at.isoformat()
     if st.consume_signal is not None:
         out["signal"] = st.consume_signal
     if rec.error is not None and isinstance(rec.error, Mapping):
@@ -478,7 +415,3 @@ def _history(st: Store) -> dict[str, Any]:
     if rec.detail:
         out.update({k: v for k, v in rec.detail.items() if isinstance(v, str | int | float | bool)})
     return out
-
-
-def _iso(dt: datetime) -> str:
-    return dt.isoformat()

@@ -43,75 +43,10 @@ from dfc.runtime.engine import Claimed, EngineSettings, InstanceRun, load_state
 from dfc.runtime.logs import StepLog
 from dfc.runtime.state import Evaluation
 from dfc.runtime.values import configure_loaders
-from dfc.store.db import connect_kwargs
-
-CLAIM = """
-WITH c AS (
-    SELECT instance_id, lease_owner AS previous FROM dfc.queue
-     WHERE run_at <= now() {only}
-     ORDER BY run_at
-     LIMIT %(n)s
-       FOR UPDATE SKIP LOCKED
-), q AS (
-    UPDATE dfc.queue AS q
-       SET lease_owner = %(owner)s, claimed_at = now(),
-           lease_expires = now() + make_interval(secs => %(lease)s),
-           run_at = now() + make_interval(secs => %(lease)s)
-      FROM c
-     WHERE q.instance_id = c.instance_id
- RETURNING q.instance_id, q.pokes
-), s AS (
-    UPDATE dfc.instances AS i
-       SET status = 'running', started_at = coalesce(i.started_at, now()), updated_at = now()
-      FROM q
-     WHERE i.id = q.instance_id AND i.status = 'pending'
- RETURNING i.id
-), r AS (
-    INSERT INTO dfc.history (instance_id, event, detail)
-    SELECT id, 'running', jsonb_build_object('worker', %(owner)s) FROM s
-), h AS (
-    INSERT INTO dfc.history (instance_id, event, detail)
-    SELECT instance_id, 'resumed', jsonb_build_object('worker', %(owner)s, 'previous', previous)
-      FROM c WHERE previous IS NOT NULL
-)
-SELECT q.instance_id, q.pokes, i.workflow, i.version, i.label, i.vars
-  FROM q JOIN dfc.instances AS i ON i.id = q.instance_id
-"""
-CLAIM_ANY = CLAIM.format(only="")
-CLAIM_ONLY = CLAIM.format(only="AND instance_id = ANY(%(only)s)")
-
-HEARTBEAT = """
-UPDATE dfc.queue
-   SET lease_expires = now() + make_interval(secs => %(lease)s),
-       run_at = now() + make_interval(secs => %(lease)s)
- WHERE lease_owner = %(owner)s AND instance_id = ANY(%(ids)s::text[])
-RETURNING instance_id
-"""
-WORKER_BEAT = "UPDATE dfc.workers SET heartbeat_at = now() WHERE id = %s"
-REGISTER = """
-INSERT INTO dfc.workers (id, host, pid, started_at, heartbeat_at, concurrency)
-VALUES (%s, %s, %s, now(), now(), %s)
-"""
-UNREGISTER = "DELETE FROM dfc.workers WHERE id = %s"
-RELEASE_ALL = """
-UPDATE dfc.queue SET lease_owner = NULL, lease_expires = NULL, claimed_at = NULL, run_at = now()
- WHERE lease_owner = %s
-"""
-UNCLAIM = """
-UPDATE dfc.queue SET lease_owner = NULL, lease_expires = NULL, claimed_at = NULL,
-       run_at = now() + interval '1 second'
- WHERE instance_id = ANY(%s) AND lease_owner = %s
-"""
-BACKLOG = "SELECT EXISTS (SELECT 1 FROM dfc.queue WHERE run_at <= now())"
-LOAD_PLANS = """
-SELECT name, version, plan, source FROM dfc.workflows
- WHERE (name, version) IN (SELECT * FROM unnest(%s::text[], %s::int[]))
-"""
-UNFINISHED = (
-    "SELECT count(*) FROM dfc.instances WHERE id = ANY(%s) AND status IN ('pending', 'running')"
-)
-PURGE_WORKERS = "DELETE FROM dfc.workers WHERE heartbeat_at < now() - interval '1 day'"
-FAIL_UNREADABLE = "SELECT dfc.finish_instance(%s, %s, 'failed', NULL, %s, false)"
+from dfc.store import instances, queue
+from dfc.store.db import worker_kwargs
+from dfc.store.inline import AConn
+from dfc.store.registry import plan_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,14 +97,12 @@ class Worker:
         self._stop_now = False
         self._backlog = False
         self._http_client: Any = None
-        kwargs = connect_kwargs(url)
-        kwargs.update(autocommit=True, options="-c standard_conforming_strings=on")
-        self._conn_kwargs = kwargs
+        self._conn_kwargs = worker_kwargs(url)
         # One connection per held instance (its lane), plus room for concurrent branches.
         size = max(2 * self.options.concurrency, self.options.concurrency + 8)
         self.pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             url,
-            kwargs=kwargs,
+            kwargs=self._conn_kwargs,
             min_size=min(4, size),
             max_size=size,
             open=False,
@@ -205,8 +138,8 @@ class Worker:
         faults.load_env()
         await self.pool.open(wait=True, timeout=30)
         async with self.pool.connection() as conn:
-            await conn.execute(
-                REGISTER, (self.owner, socket.gethostname(), os.getpid(), self.options.concurrency)
+            await queue.register(
+                conn, self.owner, socket.gethostname(), os.getpid(), self.options.concurrency
             )
         self.log.info("started", worker=self.owner, concurrency=self.options.concurrency)
         helpers = [
@@ -246,8 +179,7 @@ class Worker:
             elif not self._backlog:
                 with contextlib.suppress(psycopg.Error, OSError):
                     async with self.pool.connection() as conn:
-                        row = await (await conn.execute(BACKLOG, prepare=True)).fetchone()
-                        self._backlog = bool(row and row[0])
+                        self._backlog = await queue.backlog(conn)
             if opts.stop_when_done and opts.only is not None and await self._all_done():
                 return
             if full_batch:
@@ -262,19 +194,16 @@ class Worker:
             return False
         try:
             async with self.pool.connection() as conn:
-                row = await (await conn.execute(UNFINISHED, (list(self.options.only),))).fetchone()
+                left = await instances.unfinished(conn, self.options.only)
         except psycopg.Error:
             return False
-        return row is not None and row[0] == 0
+        return left == 0
 
     async def _claim(self, n: int) -> list[Claimed]:
-        params: dict[str, Any] = {"n": n, "owner": self.owner, "lease": self.options.lease_seconds}
-        query = CLAIM_ANY
-        if self.options.only is not None:
-            query = CLAIM_ONLY
-            params["only"] = list(self.options.only)
         async with self.pool.connection() as conn:
-            rows = await (await conn.execute(query, params, prepare=True)).fetchall()
+            rows = await queue.claim(
+                conn, self.owner, n, self.options.lease_seconds, self.options.only
+            )
             if not rows:
                 return []
             now = time.monotonic()
@@ -298,28 +227,25 @@ class Worker:
                 for iid in ids:
                     self._claimed_at.pop(iid, None)
                 with contextlib.suppress(Exception):
-                    await conn.execute(UNCLAIM, (ids, self.owner))
+                    await queue.unclaim(conn, ids, self.owner)
                 raise
         return claimed
 
-    async def _load_plans(self, conn: Any, keys: Collection[tuple[str, int]]) -> None:
+    async def _load_plans(self, conn: AConn, keys: Collection[tuple[str, int]]) -> None:
         missing = [k for k in keys if k not in self._plans]
         if not missing:
             return
-        cur = await conn.execute(LOAD_PLANS, ([k[0] for k in missing], [k[1] for k in missing]))
-        for name, version, data, source in await cur.fetchall():
+        for name, version, data, source in await plan_rows(conn, missing):
             try:
                 self._plans[(name, version)] = Plan.from_json({**data, "source": source or ""})
             except PlanFormatError as e:
                 self._plans[(name, version)] = e
 
     async def _fail_unreadable(
-        self, conn: Any, iid: str, workflow: str, version: int, e: Exception
+        self, conn: AConn, iid: str, workflow: str, version: int, e: Exception
     ) -> None:
-        from psycopg.types.json import Jsonb
-
         error = {"message": f"workflow {workflow} version {version} cannot be executed: {e}"}
-        await conn.execute(FAIL_UNREADABLE, (iid, self.owner, Jsonb(error)))
+        await instances.fail(conn, iid, self.owner, error)
         self.log.finished(iid, "failed", error)
 
     def _start(self, claimed: Claimed) -> None:
@@ -350,7 +276,7 @@ class Worker:
             try:
                 conn = await psycopg.AsyncConnection.connect(self.url, **self._conn_kwargs)
                 async with conn:
-                    await conn.execute("LISTEN dfc_work")
+                    await queue.listen(conn)
                     self._work.set()  # anything sent while we were not listening
                     async for note in conn.notifies():
                         run = self.runs.get(note.payload)
@@ -382,14 +308,7 @@ class Worker:
                 try:
                     if conn is None or conn.closed:
                         conn = await psycopg.AsyncConnection.connect(self.url, **self._conn_kwargs)
-                    async with conn.pipeline():
-                        cur = await conn.execute(
-                            HEARTBEAT,
-                            {"lease": self.options.lease_seconds, "owner": self.owner, "ids": ids},
-                            prepare=True,
-                        )
-                        await conn.execute(WORKER_BEAT, (self.owner,), prepare=True)
-                    held = {r[0] for r in await cur.fetchall()}
+                    held = await queue.heartbeat(conn, self.owner, ids, self.options.lease_seconds)
                 except (psycopg.Error, OSError) as e:
                     self.log.error(None, f"heartbeat failed: {e}")
                     if conn is not None:
@@ -427,7 +346,7 @@ class Worker:
 
         def purge_sync() -> int:
             with connect(self.url) as conn:
-                conn.execute(PURGE_WORKERS)
+                queue.purge_workers_txn(conn)
                 return purge_finished(conn)
 
         total = await asyncio.to_thread(purge_sync)
@@ -457,9 +376,7 @@ class Worker:
     async def _shutdown(self) -> None:
         with contextlib.suppress(psycopg.Error, OSError):
             async with self.pool.connection() as conn:
-                await conn.execute(RELEASE_ALL, (self.owner,))
-                await conn.execute("SELECT pg_notify('dfc_work', '')")
-                await conn.execute(UNREGISTER, (self.owner,))
+                await queue.unregister(conn, self.owner)
         if self._http_client is not None:
             with contextlib.suppress(Exception):
                 await self._http_client.aclose()

@@ -1,15 +1,26 @@
-"""The storage layer: the embedded PostgreSQL, connections, migrations and the registry.
+"""The storage layer: the embedded PostgreSQL, connections, migrations and every statement
+about dfc's tables.
 
-This package and `dfc.runtime` are the only ones that import psycopg. The names below are the
-public API; the modules behind them are:
+Besides `dfc.runtime` and the client, this is the only package that imports psycopg (the
+import contracts in pyproject.toml say so). The names below are the public API; the modules
+behind them are:
 
-- `dfc.store.db`: which database (``--db`` > ``DFC_DATABASE_URL`` > embedded) and connecting;
+- `dfc.store.db`: which database (``--db`` > ``DFC_DATABASE_URL`` > embedded), connecting, and
+  the worker's session settings;
 - `dfc.store.embedded`: dfc's own PostgreSQL server (``dfc db start/stop/status/url``);
 - `dfc.store.migrations`: the versioned ``dfc`` schema (``migrations/NNNN_name.sql``);
 - `dfc.store.registry`: deployed workflow versions and their plans;
-- `dfc.store.retention`: ``dfc.settings`` and purging finished instances.
+- `dfc.store.retention`: ``dfc.settings`` and purging finished instances;
+- `dfc.store.instances`: instances and their event log;
+- `dfc.store.queue`: the work queue, its leases and the workers;
+- `dfc.store.node_state`: node records (the checkpoints);
+- `dfc.store.signals`: signals buffered for instances;
+- `dfc.store.inline`: statements sent as text with inlined literals (the worker's hot path).
 
-Functions named ``*_txn`` run inside the caller's transaction; the others open their own.
+The last five serve the runtime and are used as modules rather than through the names below.
+Functions named ``*_txn`` run inside the caller's transaction; the others open their own, except
+the asynchronous ones and the statement builders (``*_sql``), which the worker composes into
+its own transactions.
 Names are imported on first use, so that importing `dfc.store.codes` (as `dfc.codes` does)
 does not load psycopg.
 """

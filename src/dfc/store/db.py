@@ -88,6 +88,44 @@ def connect_kwargs(url: str) -> dict[str, Any]:
     return extra
 
 
+# -- worker sessions ----------------------------------------------------------------------------
+
+_WORKER_SESSION = {"standard_conforming_strings": "on", "client_encoding": "UTF8"}
+"""Settings a worker's session starts with, which `RESET_SESSION` returns to: standard strings
+(the statements the worker writes are plain text) and UTF-8 (the text psycopg sends)."""
+
+_REPORTED = tuple((k.encode(), v.encode()) for k, v in _WORKER_SESSION.items())
+
+RESET_SESSION = "RESET SESSION AUTHORIZATION;RESET ROLE;RESET ALL"
+"""Statements that give a session back its opening settings after a user's step: ``RESET ALL``
+leaves the role and the session authorization alone (PostgreSQL exempts both), so they are
+reset first. Transactional: inside a transaction, a rollback undoes the reset too."""
+
+
+def worker_kwargs(url: str) -> dict[str, Any]:
+    """`connect_kwargs` plus what the worker's connections need: autocommit, and the settings
+    `RESET_SESSION` returns to."""
+    kwargs = connect_kwargs(url)
+    kwargs["autocommit"] = True
+    kwargs["client_encoding"] = _WORKER_SESSION["client_encoding"]
+    kwargs["options"] = (
+        f"-c standard_conforming_strings={_WORKER_SESSION['standard_conforming_strings']}"
+    )
+    return kwargs
+
+
+def reads_text_as_opened(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """Whether the server still reads query text as when the session was opened.
+
+    A simple-protocol query is decoded and lexed as a whole before its first statement runs, so
+    a ``RESET_SESSION`` at its start comes too late for the rest of that text when a step
+    changed ``client_encoding`` or ``standard_conforming_strings``. The server reports both
+    (no round trip needed to look).
+    """
+    status = conn.pgconn.parameter_status
+    return all(status(name) == value for name, value in _REPORTED)
+
+
 def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[TupleRow]:
     """Open a connection, or raise a `DfcError` that says why not (password masked).
 

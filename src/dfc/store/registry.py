@@ -7,6 +7,7 @@ their own.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -243,3 +244,19 @@ def _describe_versions(nums: list[int]) -> str:
     if nums == list(range(nums[0], nums[-1] + 1)):
         return f"versions {nums[0]}–{nums[-1]}"
     return "versions " + ", ".join(map(str, nums))
+
+
+_PLAN_ROWS = """
+SELECT name, version, plan, source FROM dfc.workflows
+ WHERE (name, version) IN (SELECT * FROM unnest(%s::text[], %s::int[]))
+"""
+
+
+async def plan_rows(
+    conn: psycopg.AsyncConnection[Any], keys: Collection[tuple[str, int]]
+) -> list[tuple[str, int, dict[str, Any], str | None]]:
+    """The stored plans of these (name, version) pairs as ``(name, version, plan json,
+    source)`` rows, for a worker that reads them with `Plan.from_json` itself (an unreadable
+    plan fails its instances rather than the worker)."""
+    cur = await conn.execute(_PLAN_ROWS, ([k[0] for k in keys], [k[1] for k in keys]))
+    return await cur.fetchall()

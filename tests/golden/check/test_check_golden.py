@@ -12,9 +12,9 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 
+from dfc.catalogue import all_codes
 from dfc.check import check_file
 from dfc.check import codes as check_codes
-from dfc.codes import all_codes
 from dfc.diagnostics import Diagnostics
 
 HERE = Path(__file__).parent

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dfc import ast
+from dfc.catalogue import markdown
 from dfc.check import check_file, codes
-from dfc.codes import markdown
 from dfc.diagnostics import Diagnostic, Diagnostics
 from dfc.source import SourceFile
 from dfc.syntax import parse_text
@@ -218,13 +218,13 @@ def test_precedence_in_templates_and_not_for_pg_files() -> None:
 def test_docs_checks_md_is_current() -> None:
     path = ROOT / "docs" / "checks.md"
     assert path.read_text(encoding="utf-8") == markdown(), (
-        "docs/checks.md is stale: run `python -m dfc.codes > docs/checks.md`"
+        "docs/checks.md is stale: run `python -m dfc.catalogue > docs/checks.md`"
     )
 
 
 def test_codes_module_prints_the_docs() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "dfc.codes"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "dfc.catalogue"], capture_output=True, text=True, check=True
     ).stdout
     assert out == markdown()
 

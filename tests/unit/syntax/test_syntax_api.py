@@ -171,7 +171,7 @@ def test_internal_errors_become_diagnostics(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_codes_are_registered_with_examples() -> None:
-    from dfc.codes import all_codes
+    from dfc.catalogue import all_codes
 
     registered = {c: v for c, v in all_codes().items() if c.startswith("DFC1")}
     assert len(registered) >= 40
@@ -187,7 +187,7 @@ def test_codes_are_registered_with_examples() -> None:
     "code", [c for c in dir(codes) if c.isupper() and c not in ("E", "TOO_DEEP", "INTERNAL")]
 )
 def test_bad_examples_trigger_their_code_and_good_ones_are_clean(code: str) -> None:
-    from dfc.codes import all_codes
+    from dfc.catalogue import all_codes
 
     entry = all_codes()[getattr(codes, code)]
     assert entry.bad is not None and entry.good is not None

@@ -1,0 +1,137 @@
+"""Node records (``dfc.node_state``) and their history: writing, reading and pruning them.
+
+Every record is written through ``dfc.checkpoint`` (migration 0002), which checks that the
+writing worker still holds the instance's lease (else SQLSTATE DF001) and that the node key has
+no final record yet (else DF002), and appends the history event. The worker composes these
+statements with others into one round trip, so the writers here are statement *builders*
+(text, values inlined by `dfc.store.inline.literal`); `run_checkpoints` sends such a script.
+
+A stored record is read as a *record row*: ``(instance_id, key, node_id, status, result, error,
+wake_epoch, attempt, detail, seq)``; the runtime turns rows into its own record type (this layer
+knows tables, not the state machine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from dfc.sqlquote import quote_literal
+from dfc.store import signals
+from dfc.store.inline import AConn, dumps, execute, literal
+
+Conn = psycopg.Connection[Any]
+
+# wake_at as epoch seconds: worker connections load timestamps as JSON-ready text (for step
+# results), and a number reads the same whichever loaders a connection has.
+LOAD_RECORDS = """
+SELECT instance_id, key, node_id, status, result, error, extract(epoch FROM wake_at)::float8,
+       attempt, detail, seq
+  FROM dfc.node_state WHERE instance_id = ANY(%s)
+"""
+
+
+def records_txn(conn: Conn, instance_id: str) -> list[tuple[Any, ...]]:
+    """The instance's record rows (see the module docstring)."""
+    return conn.execute(LOAD_RECORDS, ([instance_id],)).fetchall()
+
+
+async def records(conn: AConn, instance_id: str) -> list[tuple[Any, ...]]:
+    """The instance's record rows (see the module docstring)."""
+    cur = await conn.execute(LOAD_RECORDS, ([instance_id],), prepare=True)
+    return await cur.fetchall()
+
+
+async def load(
+    conn: AConn, instance_ids: Sequence[str]
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The record rows and the unconsumed signal rows (`dfc.store.signals`) of these
+    instances, in one round trip."""
+    ids = list(instance_ids)
+    async with conn.pipeline():
+        rc = await conn.execute(LOAD_RECORDS, (ids,), prepare=True)
+        sc = await conn.execute(signals.UNCONSUMED, (ids,), prepare=True)
+    return await rc.fetchall(), await sc.fetchall()
+
+
+_TIMINGS = "SELECT key, started_at, finished_at FROM dfc.node_state WHERE instance_id = %s"
+
+
+def timings_txn(conn: Conn, instance_id: str) -> dict[str, tuple[datetime | None, datetime | None]]:
+    """When each of the instance's records started and finished, by key."""
+    return {k: (s, f) for k, s, f in conn.execute(_TIMINGS, (instance_id,))}
+
+
+# -- writing (statement builders) ----------------------------------------------------------
+
+
+def checkpoint_sql(
+    instance_id: str,
+    owner: str,
+    key: str,
+    node_id: str,
+    status: str,
+    *,
+    result: Any,
+    error: Any,
+    attempt: int,
+    wake_at: datetime | None,
+    detail: Mapping[str, Any],
+    history: Mapping[str, Any] | None,
+) -> str:
+    """The statement that writes one record through ``dfc.checkpoint``; it returns one row,
+    ``(seq, pokes)``: the record's sequence number and the queue's signal counter.
+
+    Written out by hand rather than through `literal`: it is built once per step.
+    """
+    res = "NULL" if result is None else quote_literal(dumps(result)) + "::json"
+    err = "NULL" if error is None else quote_literal(dumps(error)) + "::jsonb"
+    wake = "NULL" if wake_at is None else quote_literal(wake_at.isoformat()) + "::timestamptz"
+    det = quote_literal(dumps(dict(detail))) + "::jsonb" if detail else "NULL"
+    hist = "NULL" if history is None else quote_literal(dumps(history)) + "::jsonb"
+    return (
+        f"SELECT seq, pokes FROM dfc.checkpoint({quote_literal(instance_id)},"
+        f"{quote_literal(owner)},{quote_literal(key)},{quote_literal(node_id)},"
+        f"{quote_literal(status)},{res},{err},{int(attempt)},{wake},{det},{hist})"
+    )
+
+
+_PRUNE_STATE = "DELETE FROM dfc.node_state WHERE instance_id = {} AND key = ANY({}::text[])"
+_PRUNE_HISTORY = "DELETE FROM dfc.history WHERE instance_id = {} AND key = ANY({}::text[])"
+
+
+def prune_sql(instance_id: str, keys: Sequence[str]) -> list[str]:
+    """The statements that forget these records and their history (a loop's old iterations)."""
+    iid, ks = literal(instance_id), literal(list(keys))
+    return [_PRUNE_STATE.format(iid, ks), _PRUNE_HISTORY.format(iid, ks)]
+
+
+async def run_checkpoints(conn: AConn, statements: Sequence[str]) -> list[tuple[int, int]]:
+    """Run statements as one simple-protocol query (one round trip) and return the first row
+    of every statement that returns rows — the checkpoints' — in order, as (seq, pokes)."""
+    cur = await execute(conn, ";".join(statements))
+    out: list[tuple[int, int]] = []
+    while True:
+        if cur.description is not None:
+            row = await cur.fetchone()
+            assert row is not None
+            out.append((int(row[0]), int(row[1])))
+        if not cur.nextset():
+            return out
+
+
+_COMMITTED = """
+SELECT n.seq, coalesce(q.pokes, 0) FROM dfc.node_state n
+  LEFT JOIN dfc.queue q ON q.instance_id = n.instance_id
+ WHERE n.instance_id = {} AND n.key = {} AND n.status = 'completed'
+"""
+
+
+async def committed(conn: AConn, instance_id: str, key: str) -> tuple[int, int] | None:
+    """(seq, pokes) when the record ``key`` is stored as completed; None when it is not."""
+    cur = await execute(conn, _COMMITTED.format(literal(instance_id), literal(key)))
+    row = await cur.fetchone()
+    return None if row is None else (int(row[0]), int(row[1]))
