@@ -90,7 +90,7 @@ def test_every_workflow_deployed_before_is_unchanged_after(
         # An instance pinned to a format-1 version, started before the upgrade.
         pinned = instances.start(conn, fixtures["batch_etl"]["name"], 1)
 
-    assert [m.name for m in migrate(conn)] == ["0003_typed_plans"]
+    assert "0003_typed_plans" in [m.name for m in migrate(conn)]
 
     for stem, old in fixtures.items():
         stored_plan, stored_hash = conn.execute(
