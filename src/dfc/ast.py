@@ -6,9 +6,10 @@ spelled, the pg_durable reading of a body) are excluded from equality, so
 the canonical spelling; the checker reads it to quote the user's own text back.
 
 Every expression class declares in ``NODE_FIELDS`` which of its fields hold nodes (a node, an
-optional node, or a tuple of them); all other fields hold literal arguments. `children` and every
-pass that walks fields generically read that one declaration, and mypy reports a new class of the
-`Expr` union that lacks it.
+optional node, or a tuple of them; a `Leaf` inherits the empty declaration); all other fields
+hold literal arguments. `children` and every pass that walks fields generically read that one
+declaration, and mypy reports a new class of the `Expr` union that lacks it. `Leaf` and `Wrapper`
+name the kinds that many passes treat alike.
 
 Literal arguments of built-ins (seconds, cron, URL, ...) are `Lit` values; inside a template body
 they may also be a `Name` standing for a template parameter.
@@ -23,6 +24,30 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal, TypeAlias
 
 from dfc.source import Span, TextMap
+
+# --------------------------------------------------------------------------------------------
+# Kinds of expression nodes shared by many classes
+
+
+class Leaf:
+    """An expression node that holds no node: a step (SQL, wait, HTTP), ``df.break``, a template
+    parameter `Name`, or `Invalid`.
+
+    A pass that treats every leaf alike matches ``case ast.Leaf():`` (or tests
+    ``isinstance(n, ast.Leaf)``) and mypy narrows as for the classes one by one, so a match that
+    ends in `assert_never` still lists a new node kind that is not a leaf.
+    """
+
+    __slots__ = ()
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+
+class Wrapper:
+    """An expression node that runs one inner ``node`` and has that node's result: a binding, a
+    retry, a timeout, a compensation (whose ``undo`` runs only after a later failure)."""
+
+    __slots__ = ()
+
 
 # --------------------------------------------------------------------------------------------
 # Literals
@@ -73,10 +98,8 @@ class Bool:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Name:
+class Name(Leaf):
     """A bare identifier: a template parameter inside a ``def`` body."""
-
-    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     name: str
     span: Span = field(compare=False, repr=False)
@@ -97,10 +120,8 @@ Spelling: TypeAlias = Literal["operator", "call"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Sql:
+class Sql(Leaf):
     """A SQL step: a bare string in node position or ``df.sql('...')``."""
-
-    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     query: Str | Name
     span: Span = field(compare=False, repr=False)
@@ -119,7 +140,7 @@ class Seq:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Bind:
+class Bind(Wrapper):
     """``node |=> 'name'`` / ``df.as(node, 'name')``: bind node's result to ``$name``."""
 
     NODE_FIELDS: ClassVar[tuple[str, ...]] = ("node",)
@@ -194,40 +215,32 @@ class Loop:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Break:
+class Break(Leaf):
     """``df.break([value])``: leave the nearest loop with value as its result."""
-
-    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     value: LitArg | None = None
     span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Sleep:
+class Sleep(Leaf):
     """``df.sleep(seconds)``: a durable timer."""
-
-    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     seconds: LitArg
     span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class WaitSchedule:
+class WaitSchedule(Leaf):
     """``df.wait_for_schedule(cron)``: wait for the next minute matching a 5-field cron."""
-
-    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     cron: LitArg
     span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class WaitSignal:
+class WaitSignal(Leaf):
     """``df.wait_for_signal(name [, timeout])``."""
-
-    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     name: LitArg
     timeout: LitArg | None = None
@@ -235,10 +248,8 @@ class WaitSignal:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Http:
+class Http(Leaf):
     """``df.http(url [, method [, body [, headers [, timeout]]]])``; omitted arguments are None."""
-
-    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     url: LitArg
     method: LitArg | None = None
@@ -249,10 +260,8 @@ class Http:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class HttpMultipart:
+class HttpMultipart(Leaf):
     """``df.http_multipart(url [, method [, parts [, headers [, timeout]]]])``."""
-
-    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     url: LitArg
     method: LitArg | None = None
@@ -263,7 +272,7 @@ class HttpMultipart:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Retry:
+class Retry(Wrapper):
     """``df.retry(node, attempts => n, backoff => s, factor => f, max_backoff => s, jitter => b)``."""
 
     NODE_FIELDS: ClassVar[tuple[str, ...]] = ("node",)
@@ -278,7 +287,7 @@ class Retry:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Timeout:
+class Timeout(Wrapper):
     """``df.timeout(node, seconds)``."""
 
     NODE_FIELDS: ClassVar[tuple[str, ...]] = ("node",)
@@ -289,7 +298,7 @@ class Timeout:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Compensate:
+class Compensate(Wrapper):
     """``node <-> undo`` / ``df.with_undo(node, undo)``: undo runs if the instance fails later."""
 
     NODE_FIELDS: ClassVar[tuple[str, ...]] = ("node", "undo")
@@ -321,10 +330,8 @@ class TemplateCall:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Invalid:
+class Invalid(Leaf):
     """Stands where the parser could not build a node (an error was already reported)."""
-
-    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     span: Span = field(compare=False, repr=False)
 
