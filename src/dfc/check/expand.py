@@ -491,21 +491,7 @@ class _Expander:
                 t2 = self.expr(t, env, trail, subst)
                 o2 = self.expr(o, env, trail, subst)
                 return self._new(ast.IfRows(name=n2, then=t2, orelse=o2, span=e.span), tr)
-            case (
-                ast.Join()
-                | ast.Race()
-                | ast.If()
-                | ast.Loop()
-                | ast.Break()
-                | ast.Sleep()
-                | ast.WaitSchedule()
-                | ast.WaitSignal()
-                | ast.Http()
-                | ast.HttpMultipart()
-                | ast.Retry()
-                | ast.Timeout()
-                | ast.Compensate()
-            ):
+            case ast.Leaf() | ast.Wrapper() | ast.Join() | ast.Race() | ast.If() | ast.Loop():
                 return self._new(self._rebuild(e, env, trail, subst), tr)
         assert_never(e)
 
