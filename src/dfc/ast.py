@@ -21,8 +21,9 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, TypeAlias
+from typing import ClassVar, Literal, TypeAlias, assert_never
 
+from dfc.json_types import JSON
 from dfc.source import Span, TextMap
 
 # --------------------------------------------------------------------------------------------
@@ -462,6 +463,23 @@ def children(node: Expr) -> tuple[Expr, ...]:
             if item is not None and not isinstance(item, Str | Num | Null | Bool):
                 out.append(item)
     return tuple(out)
+
+
+def literal_value(lit: LitArg | None) -> JSON:
+    """The JSON value a literal argument stands for, as the plan stores it (an omitted one,
+    None, is null). A template parameter has none: templates are expanded before this is asked."""
+    match lit:
+        case None | Null():
+            return None
+        case Str(value=v):
+            return v
+        case Num(text=t):
+            return int(t) if lit.is_integer else float(t)
+        case Bool(value=b):
+            return b
+        case Name(name=n):
+            raise AssertionError(f"template parameter {n} left in a checked workflow")
+    assert_never(lit)
 
 
 def preorder(e: Expr) -> Iterator[Expr]:
