@@ -223,12 +223,9 @@ def _check_quoted_vars(text: str, quoted: list[re.Match[str]]) -> None:
     for m in quoted:
         where = place(code, m.start())
         if where is not None and where.literal is not None and where.literal.form in IDENT_FORMS:
-            name = m.group(0)
-            raise SubstitutionError(
-                f"the value of {name} holds a double quote, which would end the quoted "
-                "identifier it stands in",
-                reference=name,
-                code=codes.UNSAFE_VALUE,
+            raise _unsafe(
+                m.group(0),
+                "holds a double quote, which would end the quoted identifier it stands in",
             )
 
 
@@ -364,11 +361,9 @@ class _SqlWriter:
             try:
                 raw = escape_in(raw, form, esc)
             except ValueError as e:
-                raise SubstitutionError(
-                    f"the value of {_spelled(s.m)} holds a quote, which cannot stand inside the "
-                    "bit-string literal it is placed in",
-                    reference=_spelled(s.m),
-                    code=codes.UNSAFE_VALUE,
+                raise _unsafe(
+                    _spelled(s.m),
+                    "holds a quote, which cannot stand inside the bit-string literal it is placed in",
                 ) from e
             _check_tags(s.m, raw, code.tags)
             out.append(text[pos : s.start])
@@ -519,24 +514,24 @@ def raw_text(value: JSON) -> str:
     return _dumps(value)
 
 
+def _unsafe(ref: str, problem: str) -> SubstitutionError:
+    """The error for a value that cannot stand where ``ref`` is written: "the value of ``ref``
+    ``problem``"."""
+    return SubstitutionError(
+        f"the value of {ref} {problem}", reference=ref, code=codes.UNSAFE_VALUE
+    )
+
+
 def _check_nul(m: re.Match[str], text: str) -> None:
     if "\x00" in text:
-        raise SubstitutionError(
-            f"the value of {_spelled(m)} contains a NUL character, which PostgreSQL text cannot "
-            "hold",
-            reference=_spelled(m),
-            code=codes.UNSAFE_VALUE,
-        )
+        raise _unsafe(_spelled(m), "contains a NUL character, which PostgreSQL text cannot hold")
 
 
 def _check_tags(m: re.Match[str], text: str, tags: tuple[str, ...]) -> None:
     for t in tags:
         if t in text:
-            raise SubstitutionError(
-                f"the value of {_spelled(m)} contains {t}, which would end the dollar-quoted "
-                "text it is placed in",
-                reference=_spelled(m),
-                code=codes.UNSAFE_VALUE,
+            raise _unsafe(
+                _spelled(m), f"contains {t}, which would end the dollar-quoted text it is placed in"
             )
 
 
