@@ -156,29 +156,19 @@ def substitute_raw(text: str, bindings: Mapping[str, JSON], variables: Mapping[s
     """
     if not has_candidates(text):
         return text
+    composed, refs, _ = _compose(text, bindings, variables)
     out: list[str] = []
     pos = 0
-    for m in _PATTERN.finditer(text):
-        var = m.group("var")
-        if var is not None:
-            value = variables.get(var)
-            if value is None:
-                continue
-            out.append(text[pos : m.start()])
-            out.append(value)
-            pos = m.end()
-            continue
-        if m.group("name") not in bindings:
-            continue
-        resolved = _resolve(m, bindings, sql=False)
+    for r in refs:
+        resolved = _resolve(r.m, bindings, sql=False)
         if resolved is None:  # pragma: no cover - raw context never leaves a reference as is
             continue
-        out.append(text[pos : m.start()])
+        out.append(composed[pos : r.start])
         out.append(_raw_form(resolved))
-        pos = _end(m)
+        pos = r.end
     if not out:
-        return text
-    out.append(text[pos:])
+        return composed
+    out.append(composed[pos:])
     return "".join(out)
 
 
