@@ -494,14 +494,11 @@ def _describe(result: JSON) -> str:
 # -- rendering ------------------------------------------------------------------------------------
 
 
-_dumps = dumps
-
-
 def raw_text(value: JSON) -> str:
     """Plain text for a JSON value in raw contexts: strings as they are, anything else as JSON."""
     if isinstance(value, str):
         return value
-    return _dumps(value)
+    return dumps(value)
 
 
 def _unsafe(ref: str, problem: str) -> SubstitutionError:
@@ -533,7 +530,7 @@ def _sql_form(m: re.Match[str], value: _Value, tags: tuple[str, ...]) -> str:
         case "value":
             text = sql_literal(v)
         case "whole":
-            text = quote_literal(_dumps(v))
+            text = quote_literal(dumps(v))
         case "rows":
             text = _relation(m, v)
         case _:  # pragma: no cover - the Literal above is exhaustive
@@ -551,7 +548,7 @@ def _raw_form(value: _Value) -> str:
         case "value":
             return raw_text(v)
         case "whole" | "rows":
-            return _dumps(v)
+            return dumps(v)
         case _:  # pragma: no cover
             assert_never(kind)
 
@@ -587,7 +584,7 @@ def _cell(value: JSON) -> str:
     if isinstance(value, str):
         return quote_literal(value) + "::text"
     if isinstance(value, dict | list):
-        return quote_literal(_dumps(value)) + "::jsonb"
+        return quote_literal(dumps(value)) + "::jsonb"
     return sql_literal(value)
 
 
