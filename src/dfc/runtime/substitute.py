@@ -405,31 +405,20 @@ def _resolve(m: re.Match[str], bindings: Mapping[str, JSON], *, sql: bool) -> _V
                 code=codes.NOT_A_ROW_SET,
             )
         return ("rows", result["rows"])
+    missing: str | None = None  # why there is no value, when not simply NULL
     if is_row_set(result):
         rows = result["rows"]
+        row = rows[0] if rows and isinstance(rows[0], dict) else {}
         if not rows:
-            if optional:
-                return ("null", None)
-            raise SubstitutionError(
-                f"{ref} has no value: the result bound to '{name}' has no rows; write "
-                f"{_optional(m)} to use NULL instead, or test for rows with "
-                f"df.if_rows('{name}', ...)",
-                reference=ref,
-                code=codes.MISSING_VALUE,
+            value = None
+            missing = (
+                f"has no value: the result bound to '{name}' has no rows; write {_optional(m)} "
+                f"to use NULL instead, or test for rows with df.if_rows('{name}', ...)"
             )
-        row = rows[0]
-        if not isinstance(row, dict):
-            row = {}
-        if col is None:
+        elif col is None:
+            value = next(iter(row.values()), None)
             if not row:
-                if optional:
-                    return ("null", None)
-                raise SubstitutionError(
-                    f"{ref} has no value: the first row bound to '{name}' has no columns",
-                    reference=ref,
-                    code=codes.MISSING_VALUE,
-                )
-            value = next(iter(row.values()))
+                missing = f"has no value: the first row bound to '{name}' has no columns"
         elif col in row:
             value = row[col]
         elif sql:
@@ -461,11 +450,9 @@ def _resolve(m: re.Match[str], bindings: Mapping[str, JSON], *, sql: bool) -> _V
     if value is None:
         if optional:
             return ("null", None)
-        raise SubstitutionError(
-            f"{ref} is NULL; write {_optional(m)} to use NULL instead, or test for it first",
-            reference=ref,
-            code=codes.MISSING_VALUE,
-        )
+        if missing is None:
+            missing = f"is NULL; write {_optional(m)} to use NULL instead, or test for it first"
+        raise SubstitutionError(f"{ref} {missing}", reference=ref, code=codes.MISSING_VALUE)
     return ("value", value)
 
 
