@@ -96,7 +96,7 @@ class _Compare:
                     self.flats[id(last)] = (last, [last])
                     out = [*xs[:-1], last]
             case ast.Leaf() | ast.Wrapper() | ast.Join() | ast.Race() | ast.If() | ast.IfRows():
-                out = [e]  # a retry or timeout is written as a call: its grouping is explicit
+                out = [e]  # the wrappers left, a retry or a timeout, are calls: grouped explicitly
             case ast.Loop() | ast.TemplateCall():
                 out = [e]
             case _:
@@ -192,7 +192,7 @@ class _Compare:
             case ast.Join() | ast.Race() | ast.Loop():
                 return e.span.text  # n-ary, or a loop with a condition: a call
             case ast.Leaf() | ast.Wrapper() | ast.IfRows() | ast.TemplateCall():
-                return e.span.text  # a retry or timeout is a call
+                return e.span.text  # the wrappers left, a retry or a timeout, are calls
         assert_never(e)
 
 
