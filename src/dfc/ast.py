@@ -6,9 +6,10 @@ spelled, the pg_durable reading of a body) are excluded from equality, so
 the canonical spelling; the checker reads it to quote the user's own text back.
 
 Every expression class declares in ``NODE_FIELDS`` which of its fields hold nodes (a node, an
-optional node, or a tuple of them); all other fields hold literal arguments. `children` and every
-pass that walks fields generically read that one declaration, and mypy reports a new class of the
-`Expr` union that lacks it.
+optional node, or a tuple of them; a `Leaf` inherits the empty declaration); all other fields
+hold literal arguments. `children` and every pass that walks fields generically read that one
+declaration, and mypy reports a new class of the `Expr` union that lacks it. `Leaf` and `Wrapper`
+name the kinds that many passes treat alike.
 
 Literal arguments of built-ins (seconds, cron, URL, ...) are `Lit` values; inside a template body
 they may also be a `Name` standing for a template parameter.
@@ -20,9 +21,34 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, TypeAlias
+from typing import ClassVar, Literal, TypeAlias, assert_never
 
+from dfc.json_types import JSON
 from dfc.source import Span, TextMap
+
+# --------------------------------------------------------------------------------------------
+# Kinds of expression nodes shared by many classes
+
+
+class Leaf:
+    """An expression node that holds no node: a step (SQL, wait, HTTP), ``df.break``, a template
+    parameter `Name`, or `Invalid`.
+
+    A pass that treats every leaf alike matches ``case ast.Leaf():`` (or tests
+    ``isinstance(n, ast.Leaf)``) and mypy narrows as for the classes one by one, so a match that
+    ends in `assert_never` still lists a new node kind that is not a leaf.
+    """
+
+    __slots__ = ()
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+
+class Wrapper:
+    """An expression node that runs one inner ``node`` and has that node's result: a binding, a
+    retry, a timeout, a compensation (whose ``undo`` runs only after a later failure)."""
+
+    __slots__ = ()
+
 
 # --------------------------------------------------------------------------------------------
 # Literals
@@ -73,10 +99,8 @@ class Bool:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Name:
+class Name(Leaf):
     """A bare identifier: a template parameter inside a ``def`` body."""
-
-    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     name: str
     span: Span = field(compare=False, repr=False)
@@ -97,10 +121,8 @@ Spelling: TypeAlias = Literal["operator", "call"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Sql:
+class Sql(Leaf):
     """A SQL step: a bare string in node position or ``df.sql('...')``."""
-
-    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     query: Str | Name
     span: Span = field(compare=False, repr=False)
@@ -119,7 +141,7 @@ class Seq:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Bind:
+class Bind(Wrapper):
     """``node |=> 'name'`` / ``df.as(node, 'name')``: bind node's result to ``$name``."""
 
     NODE_FIELDS: ClassVar[tuple[str, ...]] = ("node",)
@@ -194,40 +216,32 @@ class Loop:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Break:
+class Break(Leaf):
     """``df.break([value])``: leave the nearest loop with value as its result."""
-
-    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     value: LitArg | None = None
     span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Sleep:
+class Sleep(Leaf):
     """``df.sleep(seconds)``: a durable timer."""
-
-    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     seconds: LitArg
     span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class WaitSchedule:
+class WaitSchedule(Leaf):
     """``df.wait_for_schedule(cron)``: wait for the next minute matching a 5-field cron."""
-
-    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     cron: LitArg
     span: Span = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class WaitSignal:
+class WaitSignal(Leaf):
     """``df.wait_for_signal(name [, timeout])``."""
-
-    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     name: LitArg
     timeout: LitArg | None = None
@@ -235,10 +249,8 @@ class WaitSignal:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Http:
+class Http(Leaf):
     """``df.http(url [, method [, body [, headers [, timeout]]]])``; omitted arguments are None."""
-
-    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     url: LitArg
     method: LitArg | None = None
@@ -249,10 +261,8 @@ class Http:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class HttpMultipart:
+class HttpMultipart(Leaf):
     """``df.http_multipart(url [, method [, parts [, headers [, timeout]]]])``."""
-
-    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     url: LitArg
     method: LitArg | None = None
@@ -263,7 +273,7 @@ class HttpMultipart:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Retry:
+class Retry(Wrapper):
     """``df.retry(node, attempts => n, backoff => s, factor => f, max_backoff => s, jitter => b)``."""
 
     NODE_FIELDS: ClassVar[tuple[str, ...]] = ("node",)
@@ -278,7 +288,7 @@ class Retry:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Timeout:
+class Timeout(Wrapper):
     """``df.timeout(node, seconds)``."""
 
     NODE_FIELDS: ClassVar[tuple[str, ...]] = ("node",)
@@ -289,7 +299,7 @@ class Timeout:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Compensate:
+class Compensate(Wrapper):
     """``node <-> undo`` / ``df.with_undo(node, undo)``: undo runs if the instance fails later."""
 
     NODE_FIELDS: ClassVar[tuple[str, ...]] = ("node", "undo")
@@ -321,10 +331,8 @@ class TemplateCall:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Invalid:
+class Invalid(Leaf):
     """Stands where the parser could not build a node (an error was already reported)."""
-
-    NODE_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     span: Span = field(compare=False, repr=False)
 
@@ -455,6 +463,23 @@ def children(node: Expr) -> tuple[Expr, ...]:
             if item is not None and not isinstance(item, Str | Num | Null | Bool):
                 out.append(item)
     return tuple(out)
+
+
+def literal_value(lit: LitArg | None) -> JSON:
+    """The JSON value a literal argument stands for, as the plan stores it (an omitted one,
+    None, is null). A template parameter has none: templates are expanded before this is asked."""
+    match lit:
+        case None | Null():
+            return None
+        case Str(value=v):
+            return v
+        case Num(text=t):
+            return int(t) if lit.is_integer else float(t)
+        case Bool(value=b):
+            return b
+        case Name(name=n):
+            raise AssertionError(f"template parameter {n} left in a checked workflow")
+    assert_never(lit)
 
 
 def preorder(e: Expr) -> Iterator[Expr]:

@@ -70,12 +70,18 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+# One encoder for every call: `json.dumps` with non-default options builds a new encoder per
+# call, which costs about as much as encoding a small step result (the worker's hot path).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def dumps(value: JSON) -> str:
-    """Compact JSON text; non-finite floats, which JSON cannot hold, become null."""
+    """Compact JSON text that keeps object keys in their order (a result's column order);
+    non-finite floats, which JSON cannot hold, become null."""
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return _ENCODER.encode(value)
     except ValueError:
-        return json.dumps(_finite(value), ensure_ascii=False, separators=(",", ":"))
+        return _ENCODER.encode(_finite(value))
 
 
 def _finite(value: JSON) -> JSON:

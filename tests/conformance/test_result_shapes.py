@@ -8,6 +8,7 @@ envelope through a local HTTP server.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -246,7 +247,7 @@ def test_http_envelope(server: str) -> None:
         timeout_s=5,
         idempotency_key="dfc-abcd1234-n1",
     )
-    env = perform(request, policy=EgressPolicy(allow=("127.0.0.1",)))
+    env = asyncio.run(perform(request, policy=EgressPolicy(allow=("127.0.0.1",))))
     assert list(env) == ["status", "body", "encoding", "headers", "ok", "duration_ms"]
     assert env["status"] == 201 and env["ok"] is True and env["encoding"] == "text"
     assert json.loads(env["body"]) == {"id": 12}

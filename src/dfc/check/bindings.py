@@ -26,7 +26,7 @@ from dfc.check.refs import Ref, scan
 from dfc.check.report import Reporter
 from dfc.check.result import SqlFacts
 from dfc.check.sql import sql_refs
-from dfc.check.walk import seq_items, texts
+from dfc.check.walk import result_step, seq_items, texts
 from dfc.diagnostics import Label
 from dfc.references import RESULT_NAME
 from dfc.source import Span
@@ -57,46 +57,36 @@ UNKNOWN = Shape("unknown")
 
 def shape(e: ast.Expr, facts: Callable[[ast.Sql], SqlFacts | None]) -> Shape:
     """The shape of the result of ``e`` (a sequence's is its last step's)."""
-    while True:
-        match e:
-            case ast.Seq():
-                e = seq_items(e)[-1]
-            case (
-                ast.Bind(node=x) | ast.Retry(node=x) | ast.Timeout(node=x) | ast.Compensate(node=x)
-            ):
-                e = x
-            case ast.Sql():
-                f = facts(e)
-                if f is None:
-                    return UNKNOWN
-                return Shape("rows", f.columns, f.returns_rows, "the statement")
-            case ast.Http() | ast.HttpMultipart():
-                return Shape("record", HTTP_FIELDS, None, "an HTTP response")
-            case ast.WaitSignal():
-                return Shape("record", SIGNAL_FIELDS, None, "a signal wait")
-            case ast.Sleep():
-                return Shape("record", SLEEP_FIELDS, None, "a sleep")
-            case ast.WaitSchedule():
-                return Shape("record", SCHEDULE_FIELDS, None, "a schedule wait")
-            case ast.If(then=t, orelse=o) if o is not None:
-                return _same([shape(t, facts), shape(o, facts)])
-            case ast.IfRows(then=t, orelse=o):
-                return _same([shape(t, facts), shape(o, facts)])
-            case ast.Race(branches=bs):
-                return _same([shape(b, facts) for b in bs])
-            case ast.Join(branches=bs):
-                return Shape("array", (), None, "a join", tuple(shape(b, facts) for b in bs))
-            case (
-                ast.If()  # without else: reported on its own
-                | ast.Loop()  # the last body result or a break value
-                | ast.Break()
-                | ast.TemplateCall()
-                | ast.Name()
-                | ast.Invalid()
-            ):
+    match e:
+        case ast.Seq() | ast.Wrapper():
+            return shape(result_step(e), facts)
+        case ast.Sql():
+            f = facts(e)
+            if f is None:
                 return UNKNOWN
-            case _:
-                assert_never(e)
+            return Shape("rows", f.columns, f.returns_rows, "the statement")
+        case ast.Http() | ast.HttpMultipart():
+            return Shape("record", HTTP_FIELDS, None, "an HTTP response")
+        case ast.WaitSignal():
+            return Shape("record", SIGNAL_FIELDS, None, "a signal wait")
+        case ast.Sleep():
+            return Shape("record", SLEEP_FIELDS, None, "a sleep")
+        case ast.WaitSchedule():
+            return Shape("record", SCHEDULE_FIELDS, None, "a schedule wait")
+        case ast.If(then=t, orelse=o) if o is not None:
+            return _same([shape(t, facts), shape(o, facts)])
+        case ast.IfRows(then=t, orelse=o):
+            return _same([shape(t, facts), shape(o, facts)])
+        case ast.Race(branches=bs):
+            return _same([shape(b, facts) for b in bs])
+        case ast.Join(branches=bs):
+            return Shape("array", (), None, "a join", tuple(shape(b, facts) for b in bs))
+        case ast.If() | ast.Loop():  # without else: reported on its own; a loop's varies
+            return UNKNOWN
+        case ast.Break() | ast.TemplateCall() | ast.Name() | ast.Invalid():
+            return UNKNOWN
+        case _:
+            assert_never(e)
 
 
 def _bound(b: ast.Bind) -> str:
@@ -261,14 +251,7 @@ class _Bindings:
             case ast.Sql() | ast.Http() | ast.HttpMultipart():
                 self._texts(e, f)
                 return f
-            case (
-                ast.Sleep()
-                | ast.WaitSchedule()
-                | ast.WaitSignal()
-                | ast.TemplateCall()
-                | ast.Name()
-                | ast.Invalid()
-            ):
+            case ast.Leaf() | ast.TemplateCall():
                 return f
         assert_never(e)
 
@@ -429,28 +412,13 @@ class _Bindings:
                 return 2, "it is bound in a compensation step, which runs only after a failure"
             case ast.Compensate() if iu == 1:
                 return 3, "an undo step sees only the bindings made before its step completed"
-            case (
-                ast.Sql()
-                | ast.Seq()
-                | ast.Bind()
-                | ast.If()
-                | ast.IfRows()
-                | ast.Loop()
-                | ast.Break()
-                | ast.Sleep()
-                | ast.WaitSchedule()
-                | ast.WaitSignal()
-                | ast.Http()
-                | ast.HttpMultipart()
-                | ast.Retry()
-                | ast.Timeout()
-                | ast.Compensate()
-                | ast.TemplateCall()
-                | ast.Name()
-                | ast.Invalid()
-            ):
-                return 8, "no path to this step binds it"
-        assert_never(container)
+            case ast.Leaf() | ast.Wrapper() | ast.Seq() | ast.If() | ast.IfRows() | ast.Loop():
+                pass
+            case ast.TemplateCall():
+                pass
+            case _:
+                assert_never(container)
+        return 8, "no path to this step binds it"
 
     def _loop_note(self, b: ast.Bind) -> tuple[str, ...]:
         """A note when the reference is in a loop: earlier iterations' bindings are not visible."""

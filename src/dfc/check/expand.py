@@ -491,21 +491,7 @@ class _Expander:
                 t2 = self.expr(t, env, trail, subst)
                 o2 = self.expr(o, env, trail, subst)
                 return self._new(ast.IfRows(name=n2, then=t2, orelse=o2, span=e.span), tr)
-            case (
-                ast.Join()
-                | ast.Race()
-                | ast.If()
-                | ast.Loop()
-                | ast.Break()
-                | ast.Sleep()
-                | ast.WaitSchedule()
-                | ast.WaitSignal()
-                | ast.Http()
-                | ast.HttpMultipart()
-                | ast.Retry()
-                | ast.Timeout()
-                | ast.Compensate()
-            ):
+            case ast.Leaf() | ast.Wrapper() | ast.Join() | ast.Race() | ast.If() | ast.Loop():
                 return self._new(self._rebuild(e, env, trail, subst), tr)
         assert_never(e)
 
@@ -548,15 +534,28 @@ class _Expander:
             return arg
         if isinstance(arg, ast.Sql) and isinstance(arg.query, ast.Str):
             return arg.query  # a string argument was read as a SQL step
+        self._wrong_kind(v, node, arg, "a literal", "a step", need)
+        return None
+
+    def _wrong_kind(
+        self,
+        param: ast.Name,
+        node: ast.Expr,
+        arg: ast.Expr | ast.Lit,
+        used: str,
+        given: str,
+        help_: str,
+    ) -> None:
+        """Report a template parameter used as one kind (a step, a literal) whose argument is the
+        other."""
         self.rep.error(
             codes.ARGUMENT_KIND,
-            f"parameter `{v.name}` is used as a literal here, but its argument is a step",
-            v.span,
+            f"parameter `{param.name}` is used as {used} here, but its argument is {given}",
+            param.span,
             node=node,
             labels=(Label(arg.span, "the argument"),),
-            help=need,
+            help=help_,
         )
-        return None
 
     def _as_str(self, v: ast.LitArg | None, orig: ast.LitArg, node: ast.Expr) -> ast.Str:
         """``v`` where only a string is allowed (reporting any other literal)."""
@@ -583,14 +582,8 @@ class _Expander:
         if isinstance(arg, ast.Str):
             return self._new(ast.Sql(query=arg, span=arg.span), arg_trail)
         if isinstance(arg, ast.Num | ast.Null | ast.Bool):
-            self.rep.error(
-                codes.ARGUMENT_KIND,
-                f"parameter `{name}` is used as a step here, but its argument is a literal",
-                n.span,
-                node=n,
-                labels=(Label(arg.span, "the argument"),),
-                help="pass a step, e.g. a SQL string or df.sleep(...)",
-            )
+            need = "pass a step, e.g. a SQL string or df.sleep(...)"
+            self._wrong_kind(n, n, arg, "a step", "a literal", need)
             return self._new(ast.Invalid(span=n.span), trail)
         return self.expr(arg, None, None, {})  # a fresh copy: a parameter may be used twice
 

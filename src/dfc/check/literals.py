@@ -23,7 +23,6 @@ from dfc.check.refs import SYSTEM_VARS, Ref, json_neutralize, scan
 from dfc.check.report import Reporter
 from dfc.check.walk import texts
 from dfc.diagnostics import Label
-from dfc.json_types import JSON
 from dfc.params import BOOL_WORDS, EXAMPLES, INT_TEXT, ParamValueError, substitution_text
 from dfc.references import RESULT_NAME
 from dfc.source import Span
@@ -75,18 +74,9 @@ def check_literals(body: ast.Expr, rep: Reporter) -> None:
             case ast.Timeout(seconds=s):
                 if _fits(s, ("timeout", "seconds"), "df.timeout", codes.BAD_SECONDS, n, rep):
                     _seconds(s, n, rep, "df.timeout", allow_null=False)
-            case (
-                ast.Seq()
-                | ast.Join()
-                | ast.Race()
-                | ast.If()
-                | ast.Loop()
-                | ast.Break()  # any literal is a valid break value
-                | ast.Compensate()
-                | ast.TemplateCall()
-                | ast.Name()
-                | ast.Invalid()
-            ):
+            case ast.Leaf() | ast.Wrapper():
+                pass  # a break's value may be any literal; the others have no literal arguments
+            case ast.Seq() | ast.Join() | ast.Race() | ast.If() | ast.Loop() | ast.TemplateCall():
                 pass
             case _:
                 assert_never(n)
@@ -480,24 +470,10 @@ def _default_problem(p: ast.Param) -> str | None:
     if d is None:
         return None
     try:
-        substitution_text(p.type, _default_value(d))
+        substitution_text(p.type, ast.literal_value(d))
     except ParamValueError as e:
         return e.problem(d.span.text)
     return None
-
-
-def _default_value(d: ast.Lit) -> JSON:
-    """The JSON value a default literal stands for (as the plan stores it)."""
-    match d:
-        case ast.Str(value=v):
-            return v
-        case ast.Num(text=t):
-            return int(t) if d.is_integer else float(t)
-        case ast.Bool(value=b):
-            return b
-        case ast.Null():
-            return None
-    assert_never(d)
 
 
 def check_variables(body: ast.Expr, declared: Mapping[str, object], rep: Reporter) -> None:

@@ -21,18 +21,18 @@ function, type or schema, and syntax errors.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import assert_never
 
 import psycopg
 from psycopg import pq
 
 from dfc import ast
 from dfc.check import codes
+from dfc.check.bindings import shape
 from dfc.check.refs import Ref, neutralize
 from dfc.check.report import Reporter
 from dfc.check.result import CheckedWorkflow
 from dfc.check.sql import StatementInfo, analyze
-from dfc.check.walk import seq_items
+from dfc.check.walk import result_step
 from dfc.diagnostics import DfcError, Diagnostics
 from dfc.sqllex import tokenize
 
@@ -95,11 +95,11 @@ class _Live:
         self.envelopes: set[str] = set()
         for n in ast.preorder(wf.body):
             if isinstance(n, ast.Bind):
-                target = _result_node(n.node)
+                target = result_step(n.node)
                 if isinstance(target, ast.Sql):
                     self.bound_by[id(target)] = _name(n)
-                elif target is not None:
-                    self.envelopes.add(_name(n))
+                elif isinstance(target, ast.Leaf) and shape(target, wf.facts).kind == "record":
+                    self.envelopes.add(_name(n))  # a step's own record, not a branch's
 
     def _exec(self, sql: str) -> pq.abc.PGresult:
         return self.pg.exec_(sql.encode())
@@ -348,38 +348,3 @@ def _quote(name: str) -> str:
 def _is_index(text: str) -> bool:
     words = [t.upper for t in tokenize(text)[:4] if t.kind == "word"]
     return "INDEX" in words[:3]
-
-
-def _result_node(e: ast.Expr) -> ast.Expr | None:
-    """The node whose result a binding of ``e`` holds (a sequence's last step, ...)."""
-    while True:
-        match e:
-            case ast.Seq():
-                e = seq_items(e)[-1]
-            case (
-                ast.Bind(node=x) | ast.Retry(node=x) | ast.Timeout(node=x) | ast.Compensate(node=x)
-            ):
-                e = x
-            case (
-                ast.Sql()
-                | ast.Http()
-                | ast.HttpMultipart()
-                | ast.WaitSignal()
-                | ast.Sleep()
-                | ast.WaitSchedule()
-            ):
-                return e
-            case (
-                ast.Join()
-                | ast.Race()
-                | ast.If()
-                | ast.IfRows()
-                | ast.Loop()
-                | ast.Break()
-                | ast.TemplateCall()
-                | ast.Name()
-                | ast.Invalid()
-            ):
-                return None
-            case _:
-                assert_never(e)

@@ -95,25 +95,9 @@ class _Compare:
                     self.pseudo.add(id(last))
                     self.flats[id(last)] = (last, [last])
                     out = [*xs[:-1], last]
-            case (
-                ast.Sql()
-                | ast.Join()
-                | ast.Race()
-                | ast.If()
-                | ast.IfRows()
-                | ast.Loop()
-                | ast.Break()
-                | ast.Sleep()
-                | ast.WaitSchedule()
-                | ast.WaitSignal()
-                | ast.Http()
-                | ast.HttpMultipart()
-                | ast.Retry()
-                | ast.Timeout()
-                | ast.TemplateCall()
-                | ast.Name()
-                | ast.Invalid()
-            ):
+            case ast.Leaf() | ast.Wrapper() | ast.Join() | ast.Race() | ast.If() | ast.IfRows():
+                out = [e]  # the wrappers left, a retry or a timeout, are calls: grouped explicitly
+            case ast.Loop() | ast.TemplateCall():
                 out = [e]
             case _:
                 assert_never(e)
@@ -205,25 +189,10 @@ class _Compare:
                 return out if o is None else f"{out} !> {self.show(o, 6, 'right')}"
             case ast.Loop(body=b, cond=None):
                 return f"@> {self.show(b, 7, 'unary')}"
-            case (
-                ast.Join()  # n-ary: a call
-                | ast.Race()
-                | ast.Loop()  # with a condition: a call
-                | ast.Sql()
-                | ast.IfRows()
-                | ast.Break()
-                | ast.Sleep()
-                | ast.WaitSchedule()
-                | ast.WaitSignal()
-                | ast.Http()
-                | ast.HttpMultipart()
-                | ast.Retry()
-                | ast.Timeout()
-                | ast.TemplateCall()
-                | ast.Name()
-                | ast.Invalid()
-            ):
-                return e.span.text
+            case ast.Join() | ast.Race() | ast.Loop():
+                return e.span.text  # n-ary, or a loop with a condition: a call
+            case ast.Leaf() | ast.Wrapper() | ast.IfRows() | ast.TemplateCall():
+                return e.span.text  # the wrappers left, a retry or a timeout, are calls
         assert_never(e)
 
 

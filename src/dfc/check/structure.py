@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import assert_never
+from collections.abc import Iterator
+from typing import Literal, assert_never
 
 from dfc import ast
 from dfc.check import codes
@@ -10,6 +11,7 @@ from dfc.check.report import Reporter
 from dfc.check.walk import seq_items
 
 _CHAINS = (ast.Seq, ast.Join, ast.Race)
+_WAITS = (ast.Sleep, ast.WaitSchedule, ast.WaitSignal)
 
 
 def check_depth(body: ast.Expr, rep: Reporter) -> bool:
@@ -72,113 +74,64 @@ def check_structure(body: ast.Expr, rep: Reporter, *, in_template: bool = False)
                         chained.add(id(cur))
                         stack += (cur.left, cur.right)
                 _unreachable(n, rep, ending)
-            case (
-                ast.Sql()
-                | ast.Seq()  # inside a chain already looked at
-                | ast.Bind()
-                | ast.Join()
-                | ast.Race()
-                | ast.If()
-                | ast.IfRows()
-                | ast.Loop()
-                | ast.Break()
-                | ast.Sleep()
-                | ast.WaitSchedule()
-                | ast.WaitSignal()
-                | ast.Http()
-                | ast.HttpMultipart()
-                | ast.Retry()
-                | ast.Timeout()
-                | ast.Compensate()
-                | ast.TemplateCall()
-                | ast.Name()
-                | ast.Invalid()
-            ):
+            case ast.Seq() | ast.If() | ast.Loop():
+                pass  # a chain already looked at, a complete conditional, a loop that waits
+            case ast.Leaf() | ast.Wrapper() | ast.Join() | ast.Race() | ast.IfRows():
+                pass
+            case ast.TemplateCall():
                 pass
             case _:
                 assert_never(n)
 
 
-def _breaks(body: ast.Expr, rep: Reporter, in_template: bool) -> None:
-    stack: list[tuple[ast.Expr, bool]] = [(body, in_template)]
+_Scope = Literal["outside", "own", "inner"]
+"""Which loop a ``df.break`` at a place would leave: none ("outside" every loop), the loop
+whose body is being looked at ("own"), or a loop nested in it ("inner")."""
+
+
+def _scoped(body: ast.Expr, scope: _Scope, *, undo: bool) -> Iterator[tuple[ast.Expr, _Scope]]:
+    """Every node of ``body`` with the loop a break there would leave.
+
+    A compensation's undo runs after the failure, outside any loop; it is visited only when
+    ``undo`` is set.
+    """
+    stack: list[tuple[ast.Expr, _Scope]] = [(body, scope)]
     while stack:
-        n, in_loop = stack.pop()
+        n, s = stack.pop()
+        yield n, s
         match n:
-            case ast.Break() if not in_loop:
-                rep.error(
-                    codes.BREAK_OUTSIDE_LOOP,
-                    "df.break is not inside a loop",
-                    n.span,
-                    node=n,
-                    help="df.break ends the nearest enclosing @> or df.loop",
-                )
-            case ast.Loop(body=b, cond=c):
-                stack.append((b, True))
-                if c is not None:
-                    stack.append((c, True))
+            case ast.Loop():
+                stack.extend((k, "inner") for k in ast.children(n))
             case ast.Compensate(node=x, undo=u):
-                stack.append((x, in_loop))
-                stack.append((u, False))  # undo runs after the failure, outside any loop
-            case (
-                ast.Sql()
-                | ast.Seq()
-                | ast.Bind()
-                | ast.Join()
-                | ast.Race()
-                | ast.If()
-                | ast.IfRows()
-                | ast.Break()
-                | ast.Sleep()
-                | ast.WaitSchedule()
-                | ast.WaitSignal()
-                | ast.Http()
-                | ast.HttpMultipart()
-                | ast.Retry()
-                | ast.Timeout()
-                | ast.TemplateCall()
-                | ast.Name()
-                | ast.Invalid()
-            ):
-                stack.extend((k, in_loop) for k in ast.children(n))
+                stack.append((x, s))
+                if undo:
+                    stack.append((u, "outside"))
+            case ast.Leaf() | ast.Wrapper() | ast.Seq() | ast.Join() | ast.Race():
+                stack.extend((k, s) for k in ast.children(n))
+            case ast.If() | ast.IfRows() | ast.TemplateCall():
+                stack.extend((k, s) for k in ast.children(n))
             case _:
                 assert_never(n)
+
+
+def _breaks(body: ast.Expr, rep: Reporter, in_template: bool) -> None:
+    for n, scope in _scoped(body, "inner" if in_template else "outside", undo=True):
+        if isinstance(n, ast.Break) and scope == "outside":
+            rep.error(
+                codes.BREAK_OUTSIDE_LOOP,
+                "df.break is not inside a loop",
+                n.span,
+                node=n,
+                help="df.break ends the nearest enclosing @> or df.loop",
+            )
 
 
 def _waits_or_breaks(body: ast.Expr) -> bool:
     """True when the loop body waits somewhere or contains a break of this loop."""
-    stack: list[tuple[ast.Expr, bool]] = [(body, True)]
-    while stack:
-        n, own = stack.pop()
-        match n:
-            case ast.Sleep() | ast.WaitSchedule() | ast.WaitSignal():
-                return True
-            case ast.Break() if own:
-                return True
-            case ast.Loop():
-                stack.extend((k, False) for k in ast.children(n))  # its breaks are its own
-            case ast.Compensate(node=x):
-                stack.append((x, own))  # the undo runs only after a failure
-            case (
-                ast.Sql()
-                | ast.Seq()
-                | ast.Bind()
-                | ast.Join()
-                | ast.Race()
-                | ast.If()
-                | ast.IfRows()
-                | ast.Break()
-                | ast.Http()
-                | ast.HttpMultipart()
-                | ast.Retry()
-                | ast.Timeout()
-                | ast.TemplateCall()
-                | ast.Name()
-                | ast.Invalid()
-            ):
-                stack.extend((k, own) for k in ast.children(n))
-            case _:
-                assert_never(n)
-    return False
+    return any(
+        isinstance(n, _WAITS) or (isinstance(n, ast.Break) and scope == "own")
+        for n, scope in _scoped(body, "own", undo=False)
+    )
 
 
 def _unreachable(seq: ast.Seq, rep: Reporter, memo: dict[int, str | None]) -> None:
@@ -225,8 +178,8 @@ def _never_completes(e: ast.Expr, memo: dict[int, str | None]) -> str | None:
         case ast.IfRows(then=t, orelse=o):
             a, b = _never_completes(t, memo), _never_completes(o, memo)
             result = a if a is not None and b is not None else None
-        case ast.Bind(node=x) | ast.Retry(node=x) | ast.Timeout(node=x) | ast.Compensate(node=x):
-            result = _never_completes(x, memo)
+        case ast.Wrapper():
+            result = _never_completes(e.node, memo)
         case ast.Join(branches=bs):
             result = next((r for r in (_never_completes(b, memo) for b in bs) if r), None)
         case ast.Race(branches=bs):
@@ -234,19 +187,7 @@ def _never_completes(e: ast.Expr, memo: dict[int, str | None]) -> str | None:
             result = rs[0] if all(rs) else None
         case ast.Loop(cond=None, body=b) if not _has_own_break(b):
             result = "forever"
-        case (
-            ast.Sql()
-            | ast.If()  # without else: reported on its own
-            | ast.Loop()
-            | ast.Sleep()
-            | ast.WaitSchedule()
-            | ast.WaitSignal()
-            | ast.Http()
-            | ast.HttpMultipart()
-            | ast.TemplateCall()
-            | ast.Name()
-            | ast.Invalid()
-        ):
+        case ast.Leaf() | ast.If() | ast.Loop() | ast.TemplateCall():  # If without else: reported
             result = None
         case _:
             assert_never(e)
@@ -256,36 +197,6 @@ def _never_completes(e: ast.Expr, memo: dict[int, str | None]) -> str | None:
 
 def _has_own_break(body: ast.Expr) -> bool:
     """Whether the loop body holds a break that leaves this loop (not a nested one's)."""
-    stack = [body]
-    while stack:
-        n = stack.pop()
-        match n:
-            case ast.Break():
-                return True
-            case ast.Loop():
-                pass  # its breaks are its own
-            case ast.Compensate(node=x):
-                stack.append(x)  # the undo runs only after a failure
-            case (
-                ast.Sql()
-                | ast.Seq()
-                | ast.Bind()
-                | ast.Join()
-                | ast.Race()
-                | ast.If()
-                | ast.IfRows()
-                | ast.Sleep()
-                | ast.WaitSchedule()
-                | ast.WaitSignal()
-                | ast.Http()
-                | ast.HttpMultipart()
-                | ast.Retry()
-                | ast.Timeout()
-                | ast.TemplateCall()
-                | ast.Name()
-                | ast.Invalid()
-            ):
-                stack.extend(ast.children(n))
-            case _:
-                assert_never(n)
-    return False
+    return any(
+        isinstance(n, ast.Break) and scope == "own" for n, scope in _scoped(body, "own", undo=False)
+    )

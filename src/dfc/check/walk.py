@@ -25,6 +25,18 @@ def seq_items(e: ast.Expr) -> list[ast.Expr]:
     return out
 
 
+def result_step(e: ast.Expr) -> ast.Expr:
+    """The node whose result is ``e``'s: a sequence's last step, the node inside a wrapper
+    (binding, retry, timeout, compensation), repeatedly; ``e`` itself for any other node."""
+    while True:
+        if isinstance(e, ast.Seq):
+            e = e.right
+        elif isinstance(e, ast.Wrapper):
+            e = e.node
+        else:
+            return e
+
+
 def texts(n: ast.Expr) -> list[tuple[str, ast.Str]]:
     """The literals of a node whose text may contain references, with their role.
 
@@ -49,24 +61,9 @@ def texts(n: ast.Expr) -> list[tuple[str, ast.Str]]:
             add("headers", h)
         case ast.Break(value=v):
             add("break", v)
-        case (
-            ast.Seq()
-            | ast.Bind()
-            | ast.Join()
-            | ast.Race()
-            | ast.If()
-            | ast.IfRows()
-            | ast.Loop()
-            | ast.Sleep()
-            | ast.WaitSchedule()
-            | ast.WaitSignal()
-            | ast.Retry()
-            | ast.Timeout()
-            | ast.Compensate()
-            | ast.TemplateCall()
-            | ast.Name()
-            | ast.Invalid()
-        ):
+        case ast.Leaf() | ast.Wrapper() | ast.Seq() | ast.Join() | ast.Race():
+            pass
+        case ast.If() | ast.IfRows() | ast.Loop() | ast.TemplateCall():
             pass
         case _:
             assert_never(n)

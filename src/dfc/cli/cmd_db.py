@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from dfc.cli.options import JSON_OUT
 from dfc.store.db import connect, embedded_server, is_embedded, mask_url, resolve_url
 from dfc.store.embedded import ServerStatus
 from dfc.store.migrations import SchemaStatus, ensure_schema, schema_status
@@ -32,7 +33,6 @@ db_option = click.option(
     default=None,
     help="PostgreSQL URL, or 'embedded' (default: $DFC_DATABASE_URL, else the embedded server).",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 @click.group("db")
@@ -42,7 +42,7 @@ def db() -> None:
 
 @db.command("start")
 @data_dir_option
-@json_option
+@JSON_OUT
 def start_cmd(data_dir: Path | None, as_json: bool) -> None:
     """Start the embedded PostgreSQL server (a no-op when it runs)."""
     server = embedded_server(data_dir)
@@ -61,7 +61,7 @@ def start_cmd(data_dir: Path | None, as_json: bool) -> None:
 
 @db.command("stop")
 @data_dir_option
-@json_option
+@JSON_OUT
 def stop_cmd(data_dir: Path | None, as_json: bool) -> None:
     """Stop the embedded PostgreSQL server; the next command that needs it starts it again."""
     server = embedded_server(data_dir)
@@ -87,7 +87,7 @@ def url_cmd(data_dir: Path | None, tcp: bool) -> None:
 @db.command("migrate")
 @db_option
 @data_dir_option
-@json_option
+@JSON_OUT
 def migrate_cmd(db_url: str | None, data_dir: Path | None, as_json: bool) -> None:
     """Apply pending migrations of the dfc schema (every command also does this by itself)."""
     url = resolve_url(db_url, data_dir=data_dir)
@@ -112,7 +112,7 @@ def migrate_cmd(db_url: str | None, data_dir: Path | None, as_json: bool) -> Non
 @db.command("status")
 @db_option
 @data_dir_option
-@json_option
+@JSON_OUT
 def status_cmd(db_url: str | None, data_dir: Path | None, as_json: bool) -> None:
     """Show the embedded server and the schema of the database dfc would use.
 

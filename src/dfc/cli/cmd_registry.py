@@ -8,26 +8,19 @@ import sys
 
 import click
 
-from dfc.cli.cmd_source import GRAMMAR, _report
+from dfc.cli.cmd_source import _report
+from dfc.cli.options import DB, GRAMMAR, JSON_OUT
 from dfc.compiler import Compilation, Grammar, compile_path
 from dfc.plan.explain import explain_lines
 from dfc.plan.model import Plan
 from dfc.store.db import open_database
 from dfc.store.registry import deploy, load_plan, versions
 
-DB = click.option(
-    "--db",
-    "db",
-    metavar="URL",
-    help="Database URL (default: DFC_DATABASE_URL, else the embedded server).",
-)
-JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-
 
 @click.command("deploy")
 @click.argument("files", nargs=-1, required=True)
 @DB
-@JSON
+@JSON_OUT
 @GRAMMAR
 def deploy_cmd(files: tuple[str, ...], db: str | None, as_json: bool, grammar: Grammar) -> None:
     """Check, compile and store workflows as new versions (unchanged plans are not stored again)."""
@@ -65,7 +58,7 @@ def deploy_cmd(files: tuple[str, ...], db: str | None, as_json: bool, grammar: G
 @click.command("versions")
 @click.argument("name")
 @DB
-@JSON
+@JSON_OUT
 def versions_cmd(name: str, db: str | None, as_json: bool) -> None:
     """List the deployed versions of a workflow."""
     with open_database(db) as conn:
@@ -88,7 +81,7 @@ def versions_cmd(name: str, db: str | None, as_json: bool) -> None:
 @click.argument("v1", type=int)
 @click.argument("v2", type=int)
 @DB
-@JSON
+@JSON_OUT
 def diff_cmd(name: str, v1: int, v2: int, db: str | None, as_json: bool) -> None:
     """Show what changed between two versions of a workflow, as a diff of their plan trees."""
     with open_database(db) as conn:

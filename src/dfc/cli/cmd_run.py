@@ -7,7 +7,7 @@ import asyncio
 import json
 import signal as signals
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
@@ -15,17 +15,11 @@ from rich.console import Console
 from rich.text import Text
 
 from dfc.cli import settings
+from dfc.cli.options import DB, GRAMMAR, JSON_OUT
 from dfc.diagnostics import DfcError
 from dfc.plan.explain import explain_lines
 from dfc.plan.model import Plan
 
-DB = click.option(
-    "--db",
-    "db",
-    metavar="URL",
-    help="Database URL (default: DFC_DATABASE_URL, else the embedded server).",
-)
-JSON_OUT = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 VARS = click.option(
     "--var",
     "var_items",
@@ -35,8 +29,28 @@ VARS = click.option(
 )
 
 
+INSTANCE = click.argument("instance_id", metavar="ID")
+
+
+def _shows_an_instance(name: str) -> Callable[[Callable[..., None]], click.Command]:
+    """The command ``dfc NAME ID [--db URL] [--json]``, which shows one instance."""
+
+    def make(f: Callable[..., None]) -> click.Command:
+        return click.command(name)(INSTANCE(DB(JSON_OUT(f))))
+
+    return make
+
+
 def _echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def _console_unless_json(as_json: bool, data: Any) -> Console | None:
+    """With ``--json``, print ``data`` as JSON and return None; else the console for the text."""
+    if as_json:
+        _echo_json(data)
+        return None
+    return settings.current().console()
 
 
 def _open(db: str | None) -> Any:
@@ -58,13 +72,7 @@ def _open(db: str | None) -> Any:
     metavar="ID",
     help="Continue an interrupted instance instead of starting one.",
 )
-@click.option(
-    "--grammar",
-    type=click.Choice(["dfc", "pg"]),
-    default="dfc",
-    show_default=True,
-    help="Operator precedence: dfc's table, or pg_durable's flat parse.",
-)
+@GRAMMAR
 @click.option("--label", help="Label of the new instance.")
 @JSON_OUT
 def run_cmd(
@@ -127,7 +135,7 @@ def run_cmd(
         _echo_json(snap.info.to_dict())
     else:
         console = opts.console()
-        for line in _tree(snap):
+        for line in _tree(snap, _replay(snap)):
             console.print(Text(line))
         _print_outcome(console, err_console, snap.info, snap.plan)
     sys.exit(0 if snap.info.status == "completed" else 1)
@@ -186,11 +194,11 @@ def _execute(url: str, instance_id: str, *, live: bool) -> int:
     return 130 if interrupted else 0
 
 
-def _tree(snap: Any) -> list[str]:
+def _replay(snap: Any) -> Any:
+    """The machine's evaluation of an instance snapshot, now (node statuses for the tree)."""
     from dfc.runtime import machine
-    from dfc.runtime.live import marks
 
-    ev = machine.evaluate(
+    return machine.evaluate(
         snap.plan,
         instance_id=snap.info.id,
         label=snap.info.label,
@@ -199,6 +207,12 @@ def _tree(snap: Any) -> list[str]:
         signals=snap.signals,
         now=_now(),
     )
+
+
+def _tree(snap: Any, ev: Any) -> list[str]:
+    """The plan tree of a snapshot, each node marked with its status in ``ev``."""
+    from dfc.runtime.live import marks
+
     return explain_lines(snap.plan, marks(ev.statuses, snap.records, timings=snap.timings))
 
 
@@ -333,10 +347,7 @@ def worker_cmd(
 # -- inspection --------------------------------------------------------------------------------
 
 
-@click.command("status")
-@click.argument("instance_id", metavar="ID")
-@DB
-@JSON_OUT
+@_shows_an_instance("status")
 def status_cmd(instance_id: str, db: str | None, as_json: bool) -> None:
     """Show an instance's status, timing, error and what it waits for."""
     from dfc.runtime import instances
@@ -344,10 +355,9 @@ def status_cmd(instance_id: str, db: str | None, as_json: bool) -> None:
     with _open(db) as conn:
         info = instances.status(conn, instance_id)
         plan = instances.snapshot(conn, instance_id).plan if info.status == "failed" else None
-    if as_json:
-        _echo_json(info.to_dict())
+    console = _console_unless_json(as_json, info.to_dict())
+    if console is None:
         return
-    console = settings.current().console()
     console.print(
         Text.assemble(
             ("instance ", ""),
@@ -379,7 +389,7 @@ _STATUS_STYLE = {
 
 
 @click.command("result")
-@click.argument("instance_id", metavar="ID")
+@INSTANCE
 @DB
 def result_cmd(instance_id: str, db: str | None) -> None:
     """Print a completed instance's result as JSON."""
@@ -405,10 +415,9 @@ def ls_cmd(
 
     with _open(db) as conn:
         rows = instances.list_instances(conn, status=status, workflow=workflow, limit=limit)
-    if as_json:
-        _echo_json([r.to_dict() for r in rows])
+    console = _console_unless_json(as_json, [r.to_dict() for r in rows])
+    if console is None:
         return
-    console = settings.current().console()
     if not rows:
         console.print("no instances")
         return
@@ -427,20 +436,16 @@ def ls_cmd(
         console.print(line)
 
 
-@click.command("history")
-@click.argument("instance_id", metavar="ID")
-@DB
-@JSON_OUT
+@_shows_an_instance("history")
 def history_cmd(instance_id: str, db: str | None, as_json: bool) -> None:
     """Print an instance's event log with timestamps."""
     from dfc.runtime import instances
 
     with _open(db) as conn:
         events = instances.history(conn, instance_id)
-    if as_json:
-        _echo_json([e.to_dict() for e in events])
+    console = _console_unless_json(as_json, [e.to_dict() for e in events])
+    if console is None:
         return
-    console = settings.current().console()
     for e in events:
         where = f" {e.key}" if e.key else ""
         detail = ""
@@ -450,7 +455,7 @@ def history_cmd(instance_id: str, db: str | None, as_json: bool) -> None:
 
 
 @click.command("signal")
-@click.argument("instance_id", metavar="ID")
+@INSTANCE
 @click.argument("name")
 @click.argument("data", required=False)
 @DB
@@ -470,7 +475,7 @@ def signal_cmd(
 
 
 @click.command("cancel")
-@click.argument("instance_id", metavar="ID")
+@INSTANCE
 @click.option("--reason", help="Why (stored with the instance).")
 @DB
 @JSON_OUT
@@ -488,25 +493,16 @@ def cancel_cmd(instance_id: str, reason: str | None, db: str | None, as_json: bo
 
 def explain_instance(instance_id: str, db: str | None, as_json: bool) -> None:
     """``dfc explain ID``: the plan tree of a live instance with a status mark per node."""
-    from dfc.runtime import instances, machine
+    from dfc.runtime import instances
 
     with _open(db) as conn:
         snap = instances.snapshot(conn, instance_id)
-    ev = machine.evaluate(
-        snap.plan,
-        instance_id=snap.info.id,
-        label=snap.info.label,
-        vars=snap.info.vars,
-        records=snap.records,
-        signals=snap.signals,
-        now=_now(),
+    ev = _replay(snap)
+    console = _console_unless_json(
+        as_json, {"instance": snap.info.to_dict(), "nodes": dict(ev.statuses)}
     )
-    if as_json:
-        _echo_json({"instance": snap.info.to_dict(), "nodes": dict(ev.statuses)})
+    if console is None:
         return
-    from dfc.runtime.live import marks
-
-    console = settings.current().console()
     info = snap.info
     console.print(
         Text.assemble(
@@ -515,7 +511,7 @@ def explain_instance(instance_id: str, db: str | None, as_json: bool) -> None:
             (info.status, _STATUS_STYLE.get(info.status, "")),
         )
     )
-    for line in explain_lines(snap.plan, marks(ev.statuses, snap.records, timings=snap.timings)):
+    for line in _tree(snap, ev):
         console.print(Text(line))
 
 

@@ -11,6 +11,7 @@ import click
 
 from dfc import catalogue
 from dfc.cli import deepjson, settings
+from dfc.cli.options import GRAMMAR
 from dfc.cli.render import print_diagnostics, summary, to_json
 from dfc.compiler import (
     Compilation,
@@ -23,14 +24,6 @@ from dfc.compiler import (
 from dfc.diagnostics import DfcError, Diagnostic, Severity
 from dfc.plan.explain import dot, explain_lines, mermaid
 from dfc.plan.model import Plan
-
-GRAMMAR = click.option(
-    "--grammar",
-    type=click.Choice(["dfc", "pg"]),
-    default="dfc",
-    show_default=True,
-    help="Operator precedence: dfc's table, or pg_durable's flat left-to-right parse.",
-)
 
 
 def _report(comps: list[Compilation], fmt: str) -> int:

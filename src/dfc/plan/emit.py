@@ -17,34 +17,18 @@ from dfc.plan.model import Plan, PlanNode, PlanParam, SourceSpan, SqlAnalysis
 from dfc.source import Span
 
 
-def literal_value(lit: ast.LitArg | None) -> JSON:
-    """The JSON value of a literal argument (templates are expanded, so no `Name` remains)."""
-    match lit:
-        case None | ast.Null():
-            return None
-        case ast.Str(value=v):
-            return v
-        case ast.Num(text=t):
-            return int(t) if lit.is_integer else float(t)
-        case ast.Bool(value=b):
-            return b
-        case ast.Name(name=n):
-            raise AssertionError(f"template parameter {n} left in a checked workflow")
-    assert_never(lit)
-
-
 def emit(checked: CheckedWorkflow) -> Plan:
     """Compile a checked workflow to its plan."""
     e = _Emitter(checked)
     root = e.emit(checked.body)
-    options: dict[str, JSON] = {o.name: literal_value(o.value) for o in checked.options}
+    options: dict[str, JSON] = {o.name: ast.literal_value(o.value) for o in checked.options}
     if checked.label is not None:
         options["label"] = checked.label
     params = tuple(
         PlanParam(
             name=p.name,
             type=p.type,
-            default=literal_value(p.default) if p.default is not None else None,
+            default=ast.literal_value(p.default) if p.default is not None else None,
             has_default=p.default is not None,
         )
         for p in checked.params
@@ -86,7 +70,9 @@ class _Emitter:
             n, name, undo = stack.pop()
             match n:
                 case ast.Bind(node=inner, name=bound):
-                    stack.append((inner, name if name is not None else literal_value(bound), undo))
+                    stack.append(
+                        (inner, name if name is not None else ast.literal_value(bound), undo)
+                    )
                 case ast.Compensate(node=inner, undo=undo_tree):
                     stack.append((undo_tree, None, None))  # numbered after inner's subtree
                     stack.append((inner, name, undo if undo is not None else undo_tree))
@@ -134,7 +120,9 @@ class _Emitter:
                         vars=facts.vars,
                     )
                 autocommit = facts.autocommit if facts else False
-                return read(nodes.Sql, {"query": literal_value(q), "autocommit": autocommit}), ()
+                return read(
+                    nodes.Sql, {"query": ast.literal_value(q), "autocommit": autocommit}
+                ), ()
             case ast.Seq(left=a, right=b):
                 return nodes.Then(), kids(a, b)
             case ast.Join(branches=bs):
@@ -145,42 +133,27 @@ class _Emitter:
                 assert e is not None, "the checker rejects ?> without !>"
                 return nodes.If(), kids(c, t, e)
             case ast.IfRows(name=rows_of, then=t, orelse=e):
-                return read(nodes.IfRows, {"result_name": literal_value(rows_of)}), kids(t, e)
+                return read(nodes.IfRows, {"result_name": ast.literal_value(rows_of)}), kids(t, e)
             case ast.Loop(body=b, cond=c):
                 return nodes.Loop(), kids(b) if c is None else kids(b, c)
-            case ast.Break(value=v):
-                return read(nodes.Break, {"value": literal_value(v)}), ()
-            case ast.Sleep(seconds=secs):
-                return read(nodes.Sleep, {"seconds": literal_value(secs)}), ()
-            case ast.WaitSchedule(cron=c):
+            case ast.Break():
+                return read(nodes.Break, _args(n, "value")), ()
+            case ast.Sleep():
+                return read(nodes.Sleep, _args(n, "seconds")), ()
+            case ast.WaitSchedule():
                 # Cron times are UTC (SPEC §5.2); the field leaves room for a per-workflow zone.
-                return read(nodes.WaitSchedule, {"cron": literal_value(c)}), ()
-            case ast.WaitSignal(name=signal, timeout=t):
-                raw = {"name": literal_value(signal), "timeout": literal_value(t)}
-                return read(nodes.Signal, raw), ()
-            case ast.Http(url=u, method=m, body=b, headers=h, timeout=t):
-                raw = {
-                    "url": literal_value(u),
-                    "method": literal_value(m),
-                    "body": literal_value(b),
-                    "headers": literal_value(h),
-                    "timeout": literal_value(t),
-                }
-                return read(nodes.Http, raw), ()
-            case ast.HttpMultipart(url=u, method=m, parts=parts, headers=h, timeout=t):
-                raw = {
-                    "url": literal_value(u),
-                    "method": literal_value(m),
-                    "parts": literal_value(parts),
-                    "headers": literal_value(h),
-                    "timeout": literal_value(t),
-                }
+                return read(nodes.WaitSchedule, _args(n, "cron")), ()
+            case ast.WaitSignal():
+                return read(nodes.Signal, _args(n, "name", "timeout")), ()
+            case ast.Http():
+                return read(nodes.Http, _args(n, "url", "method", "body", "headers", "timeout")), ()
+            case ast.HttpMultipart():
+                raw = _args(n, "url", "method", "parts", "headers", "timeout")
                 return read(nodes.HttpMultipart, raw), ()
             case ast.Retry(node=inner):
-                raw = {key: literal_value(getattr(n, key)) for key in _RETRY_OPTIONS}
-                return read(nodes.Retry, raw), kids(inner)
-            case ast.Timeout(node=inner, seconds=secs):
-                return read(nodes.Timeout, {"seconds": literal_value(secs)}), kids(inner)
+                return read(nodes.Retry, _args(n, *_RETRY_OPTIONS)), kids(inner)
+            case ast.Timeout(node=inner):
+                return read(nodes.Timeout, _args(n, "seconds")), kids(inner)
             case ast.Bind() | ast.Compensate():
                 raise AssertionError("wrappers have no plan node of their own")
             case ast.TemplateCall() | ast.Name() | ast.Invalid():
@@ -190,6 +163,12 @@ class _Emitter:
 
 # The options of df.retry: its AST fields and its configuration's, by the same names.
 _RETRY_OPTIONS = tuple(f.name for f in dataclasses.fields(nodes.Retry))
+
+
+def _args(n: ast.Expr, *names: str) -> dict[str, JSON]:
+    """The values of literal arguments of ``n``; a plan node's configuration names its fields
+    as the AST does."""
+    return {name: ast.literal_value(getattr(n, name)) for name in names}
 
 
 def _source_span(span: Span, trail: tuple[Span, ...]) -> SourceSpan:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, ClassVar, Final, Literal, TypeVar
+from typing import Any, ClassVar, Final, Literal, TypeVar, get_args
 
 from dfc.json_types import JSON
 from dfc.params import TRUE_WORDS
@@ -291,24 +291,9 @@ NodeConfig = (
 )
 """The configuration of any node; its class is the node's kind."""
 
+# IF nodes are an `If` or an `IfRows` by their ``test``, which `read_node` looks at first.
 _KINDS: Mapping[str, type[NodeConfig]] = {
-    k.TYPE: k
-    for k in (
-        Sql,
-        Then,
-        Join,
-        Race,
-        If,
-        Loop,
-        Break,
-        Sleep,
-        WaitSchedule,
-        Signal,
-        Http,
-        HttpMultipart,
-        Retry,
-        Timeout,
-    )
+    k.TYPE: k for k in get_args(NodeConfig) if k is not IfRows
 }
 
 C = TypeVar("C", bound=NodeConfig)

@@ -329,20 +329,24 @@ class InstanceRun:
             ):
                 yielding = True
 
-    def _evaluate(self) -> Evaluation | None:
+    def _replay(self, records: Mapping[str, NodeRecord]) -> Evaluation:
+        """The machine's evaluation of the claimed instance over ``records``, now."""
         c = self.claimed
+        return machine.evaluate(
+            c.plan,
+            instance_id=c.instance_id,
+            label=c.label,
+            vars=c.vars,
+            records=records,
+            signals=self.signals,
+            now=utcnow(),
+            history_limit=self.host.settings.history_limit,
+            memo=self._memo,
+        )
+
+    def _evaluate(self) -> Evaluation | None:
         try:
-            ev = machine.evaluate(
-                c.plan,
-                instance_id=c.instance_id,
-                label=c.label,
-                vars=c.vars,
-                records=self.records,
-                signals=self.signals,
-                now=utcnow(),
-                history_limit=self.host.settings.history_limit,
-                memo=self._memo,
-            )
+            ev = self._replay(self.records)
         except Exception as e:
             # A bug in the state machine or a plan it cannot execute: retrying would fail the
             # same way forever, so the instance fails with the reason.
@@ -411,19 +415,8 @@ class InstanceRun:
             return None
         records = dict(self.records)
         records[done.key] = steps.with_seq(done, _PROVISIONAL_SEQ)
-        c = self.claimed
         try:
-            ev = machine.evaluate(
-                c.plan,
-                instance_id=c.instance_id,
-                label=c.label,
-                vars=c.vars,
-                records=records,
-                signals=self.signals,
-                now=utcnow(),
-                history_limit=self.host.settings.history_limit,
-                memo=self._memo,
-            )
+            ev = self._replay(records)
         except Exception:
             return None  # the loop evaluates again and reports it
         if ev.status != "running" or len(ev.actions) != 1:

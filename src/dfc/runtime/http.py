@@ -1,6 +1,6 @@
 """Performing HTTP steps (SPEC §5.2 HTTP): the request, the egress policy, the result envelope.
 
-`perform` / `perform_async` send one `HttpRequest` and return the envelope
+`perform` sends one `HttpRequest` and returns the envelope
 ``{"status", "body", "encoding", "headers", "ok", "duration_ms"}`` for 2xx, 3xx and 4xx
 responses (redirects are never followed: a 3xx completes with its status). A 5xx response, a
 timeout, a connection error, a response over the size limit or a destination the egress policy
@@ -199,22 +199,8 @@ def _unresolvable(host: str, e: OSError) -> HttpError:
     return HttpError(f"cannot resolve host {host}: {e}", code=codes.HTTP_TRANSPORT_ERROR)
 
 
-def check_egress(url: str, policy: EgressPolicy) -> None:
-    """Resolve the URL's host and apply `policy` (blocking)."""
-    host, port = _destination(url)
-    literal = _literal(host)
-    if literal is not None:
-        policy.check(host, port, [literal])
-        return
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as e:
-        raise _unresolvable(host, e) from None
-    policy.check(host, port, _addresses(infos))
-
-
-async def check_egress_async(url: str, policy: EgressPolicy) -> None:
-    """`check_egress` without blocking the event loop."""
+async def check_egress(url: str, policy: EgressPolicy) -> None:
+    """Resolve the URL's host (without blocking the event loop) and apply `policy`."""
     host, port = _destination(url)
     literal = _literal(host)
     if literal is not None:
@@ -230,17 +216,12 @@ async def check_egress_async(url: str, policy: EgressPolicy) -> None:
 # -- requests ---------------------------------------------------------------------------------
 
 
-def sync_client(**kwargs: Any) -> httpx.Client:
-    """A client for HTTP steps: no redirects, no proxies or netrc from the environment."""
-    return httpx.Client(follow_redirects=False, trust_env=False, **kwargs)
-
-
 def async_client(**kwargs: Any) -> httpx.AsyncClient:
     """An async client for HTTP steps (share one per worker)."""
     return httpx.AsyncClient(follow_redirects=False, trust_env=False, **kwargs)
 
 
-def _build(http: httpx.Client | httpx.AsyncClient, request: HttpRequest) -> httpx.Request:
+def _build(http: httpx.AsyncClient, request: HttpRequest) -> httpx.Request:
     headers = dict(request.headers)
     lower = {k.lower() for k in headers}
     if "idempotency-key" not in lower:  # a key the user set deliberately wins
@@ -362,39 +343,7 @@ def _too_large(request: HttpRequest, limit: int) -> HttpError:
     )
 
 
-def perform(
-    request: HttpRequest,
-    *,
-    client: httpx.Client | None = None,
-    policy: EgressPolicy | None = None,
-    max_body: int = MAX_BODY,
-) -> dict[str, JSON]:
-    """Send `request` (blocking) and return its envelope; raises `HttpError`."""
-    policy = policy if policy is not None else EgressPolicy.from_env()
-    check_egress(request.url, policy)
-    own = client is None
-    http = client if client is not None else sync_client()
-    try:
-        started = time.perf_counter()
-        try:
-            response = http.send(_build(http, request), stream=True)
-            try:
-                body = bytearray()
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > max_body:
-                        raise _too_large(request, max_body)
-            finally:
-                response.close()
-        except httpx.HTTPError as e:
-            raise _transport_error(request, e) from None
-        return _finish(request, response, bytes(body), started)
-    finally:
-        if own:
-            http.close()
-
-
-async def perform_async(
+async def perform(
     request: HttpRequest,
     *,
     client: httpx.AsyncClient | None = None,
@@ -403,7 +352,7 @@ async def perform_async(
 ) -> dict[str, JSON]:
     """Send `request` and return its envelope; raises `HttpError`."""
     policy = policy if policy is not None else EgressPolicy.from_env()
-    await check_egress_async(request.url, policy)
+    await check_egress(request.url, policy)
     own = client is None
     http = client if client is not None else async_client()
     try:

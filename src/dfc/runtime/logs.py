@@ -65,14 +65,8 @@ class StepLog:
         """A SQL or HTTP step finished (completed or failed)."""
         if self.quiet:  # once per step: skip building a line that would be dropped
             return
-        fields: dict[str, Any] = {
-            "instance": instance,
-            "event": (kind or "step").lower(),
-            "node": rec.node_id,
-            "key": rec.key,
-            "status": rec.status,
-            "ms": round(ms, 2),
-        }
+        fields = _node_fields(instance, rec, kind or "step")
+        fields["ms"] = round(ms, 2)
         if rec.status == "failed" and isinstance(rec.error, Mapping):
             fields["error"] = rec.error.get("message")
             fields["sqlstate"] = rec.error.get("sqlstate")
@@ -82,13 +76,7 @@ class StepLog:
         """The machine decided something (timer started or fired, signal consumed, ...)."""
         if self.quiet:
             return
-        fields: dict[str, Any] = {
-            "instance": instance,
-            "event": (kind or "node").lower(),
-            "node": rec.node_id,
-            "key": rec.key,
-            "status": rec.status,
-        }
+        fields = _node_fields(instance, rec, kind or "node")
         if rec.wake_at is not None and rec.status == "waiting":
             fields["until"] = rec.wake_at.isoformat(timespec="seconds")
         self._emit(fields)
@@ -115,3 +103,14 @@ class StepLog:
 
     def info(self, message: str, **fields: Any) -> None:
         self._emit({"event": "worker", "message": message, **fields}, important=True)
+
+
+def _node_fields(instance: str, rec: NodeRecord, event: str) -> dict[str, Any]:
+    """The fields of a line about one node's record."""
+    return {
+        "instance": instance,
+        "event": event.lower(),
+        "node": rec.node_id,
+        "key": rec.key,
+        "status": rec.status,
+    }

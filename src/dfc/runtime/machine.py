@@ -241,8 +241,11 @@ class _Run(Composites):
 
     # -- leaves -------------------------------------------------------------------------------
 
-    def _finished(self, rec: NodeRecord, scope: Scope) -> Outcome | None:
-        """The outcome a leaf's record already settles, if any."""
+    def _finished(self, key: str, scope: Scope) -> Outcome | None:
+        """The outcome the record of the leaf at ``key`` already settles, if any."""
+        rec = self.records.get(key)
+        if rec is None:
+            return None
         status = rec.status
         if status == "completed":
             return Outcome(DONE, scope, result=rec.result, seq=rec.seq)
@@ -261,11 +264,9 @@ class _Run(Composites):
     def _sql(
         self, node: PlanNode, config: nodes.Sql, key: str, scope: Scope, deadline: datetime | None
     ) -> Outcome:
-        rec = self.records.get(key)
-        if rec is not None:
-            done = self._finished(rec, scope)
-            if done is not None:
-                return done
+        done = self._finished(key, scope)
+        if done is not None:
+            return done
         try:
             sql = substitute_sql(config.query, scope, self.vars)
         except SubstitutionError as e:
@@ -294,11 +295,10 @@ class _Run(Composites):
     def _timer(
         self, node: PlanNode, config: nodes.Sleep | nodes.WaitSchedule, key: str, scope: Scope
     ) -> Outcome:
+        done = self._finished(key, scope)
+        if done is not None:
+            return done
         rec = self.records.get(key)
-        if rec is not None:
-            done = self._finished(rec, scope)
-            if done is not None:
-                return done
         if isinstance(config, nodes.Sleep):
             result: JSON = {"slept": True, "seconds": config.seconds}
             wake = self.now + timedelta(seconds=config.seconds)
@@ -316,11 +316,10 @@ class _Run(Composites):
         return Outcome(WAITING, scope)
 
     def _signal(self, node: PlanNode, config: nodes.Signal, key: str, scope: Scope) -> Outcome:
+        done = self._finished(key, scope)
+        if done is not None:
+            return done
         rec = self.records.get(key)
-        if rec is not None:
-            done = self._finished(rec, scope)
-            if done is not None:
-                return done
         name = config.name
         for sig in self.by_name.get(name, ()):
             if sig.seq not in self.claimed:
@@ -354,11 +353,9 @@ class _Run(Composites):
         scope: Scope,
         deadline: datetime | None,
     ) -> Outcome:
-        rec = self.records.get(key)
-        if rec is not None:
-            done = self._finished(rec, scope)
-            if done is not None:
-                return done
+        done = self._finished(key, scope)
+        if done is not None:
+            return done
         try:
             request = build_request(
                 config,

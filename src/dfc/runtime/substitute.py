@@ -156,29 +156,19 @@ def substitute_raw(text: str, bindings: Mapping[str, JSON], variables: Mapping[s
     """
     if not has_candidates(text):
         return text
+    composed, refs, _ = _compose(text, bindings, variables)
     out: list[str] = []
     pos = 0
-    for m in _PATTERN.finditer(text):
-        var = m.group("var")
-        if var is not None:
-            value = variables.get(var)
-            if value is None:
-                continue
-            out.append(text[pos : m.start()])
-            out.append(value)
-            pos = m.end()
-            continue
-        if m.group("name") not in bindings:
-            continue
-        resolved = _resolve(m, bindings, sql=False)
+    for r in refs:
+        resolved = _resolve(r.m, bindings, sql=False)
         if resolved is None:  # pragma: no cover - raw context never leaves a reference as is
             continue
-        out.append(text[pos : m.start()])
+        out.append(composed[pos : r.start])
         out.append(_raw_form(resolved))
-        pos = _end(m)
+        pos = r.end
     if not out:
-        return text
-    out.append(text[pos:])
+        return composed
+    out.append(composed[pos:])
     return "".join(out)
 
 
@@ -223,12 +213,9 @@ def _check_quoted_vars(text: str, quoted: list[re.Match[str]]) -> None:
     for m in quoted:
         where = place(code, m.start())
         if where is not None and where.literal is not None and where.literal.form in IDENT_FORMS:
-            name = m.group(0)
-            raise SubstitutionError(
-                f"the value of {name} holds a double quote, which would end the quoted "
-                "identifier it stands in",
-                reference=name,
-                code=codes.UNSAFE_VALUE,
+            raise _unsafe(
+                m.group(0),
+                "holds a double quote, which would end the quoted identifier it stands in",
             )
 
 
@@ -364,11 +351,9 @@ class _SqlWriter:
             try:
                 raw = escape_in(raw, form, esc)
             except ValueError as e:
-                raise SubstitutionError(
-                    f"the value of {_spelled(s.m)} holds a quote, which cannot stand inside the "
-                    "bit-string literal it is placed in",
-                    reference=_spelled(s.m),
-                    code=codes.UNSAFE_VALUE,
+                raise _unsafe(
+                    _spelled(s.m),
+                    "holds a quote, which cannot stand inside the bit-string literal it is placed in",
                 ) from e
             _check_tags(s.m, raw, code.tags)
             out.append(text[pos : s.start])
@@ -420,31 +405,20 @@ def _resolve(m: re.Match[str], bindings: Mapping[str, JSON], *, sql: bool) -> _V
                 code=codes.NOT_A_ROW_SET,
             )
         return ("rows", result["rows"])
+    missing: str | None = None  # why there is no value, when not simply NULL
     if is_row_set(result):
         rows = result["rows"]
+        row = rows[0] if rows and isinstance(rows[0], dict) else {}
         if not rows:
-            if optional:
-                return ("null", None)
-            raise SubstitutionError(
-                f"{ref} has no value: the result bound to '{name}' has no rows; write "
-                f"{_optional(m)} to use NULL instead, or test for rows with "
-                f"df.if_rows('{name}', ...)",
-                reference=ref,
-                code=codes.MISSING_VALUE,
+            value = None
+            missing = (
+                f"has no value: the result bound to '{name}' has no rows; write {_optional(m)} "
+                f"to use NULL instead, or test for rows with df.if_rows('{name}', ...)"
             )
-        row = rows[0]
-        if not isinstance(row, dict):
-            row = {}
-        if col is None:
+        elif col is None:
+            value = next(iter(row.values()), None)
             if not row:
-                if optional:
-                    return ("null", None)
-                raise SubstitutionError(
-                    f"{ref} has no value: the first row bound to '{name}' has no columns",
-                    reference=ref,
-                    code=codes.MISSING_VALUE,
-                )
-            value = next(iter(row.values()))
+                missing = f"has no value: the first row bound to '{name}' has no columns"
         elif col in row:
             value = row[col]
         elif sql:
@@ -476,11 +450,9 @@ def _resolve(m: re.Match[str], bindings: Mapping[str, JSON], *, sql: bool) -> _V
     if value is None:
         if optional:
             return ("null", None)
-        raise SubstitutionError(
-            f"{ref} is NULL; write {_optional(m)} to use NULL instead, or test for it first",
-            reference=ref,
-            code=codes.MISSING_VALUE,
-        )
+        if missing is None:
+            missing = f"is NULL; write {_optional(m)} to use NULL instead, or test for it first"
+        raise SubstitutionError(f"{ref} {missing}", reference=ref, code=codes.MISSING_VALUE)
     return ("value", value)
 
 
@@ -509,34 +481,31 @@ def _describe(result: JSON) -> str:
 # -- rendering ------------------------------------------------------------------------------------
 
 
-_dumps = dumps
-
-
 def raw_text(value: JSON) -> str:
     """Plain text for a JSON value in raw contexts: strings as they are, anything else as JSON."""
     if isinstance(value, str):
         return value
-    return _dumps(value)
+    return dumps(value)
+
+
+def _unsafe(ref: str, problem: str) -> SubstitutionError:
+    """The error for a value that cannot stand where ``ref`` is written: "the value of ``ref``
+    ``problem``"."""
+    return SubstitutionError(
+        f"the value of {ref} {problem}", reference=ref, code=codes.UNSAFE_VALUE
+    )
 
 
 def _check_nul(m: re.Match[str], text: str) -> None:
     if "\x00" in text:
-        raise SubstitutionError(
-            f"the value of {_spelled(m)} contains a NUL character, which PostgreSQL text cannot "
-            "hold",
-            reference=_spelled(m),
-            code=codes.UNSAFE_VALUE,
-        )
+        raise _unsafe(_spelled(m), "contains a NUL character, which PostgreSQL text cannot hold")
 
 
 def _check_tags(m: re.Match[str], text: str, tags: tuple[str, ...]) -> None:
     for t in tags:
         if t in text:
-            raise SubstitutionError(
-                f"the value of {_spelled(m)} contains {t}, which would end the dollar-quoted "
-                "text it is placed in",
-                reference=_spelled(m),
-                code=codes.UNSAFE_VALUE,
+            raise _unsafe(
+                _spelled(m), f"contains {t}, which would end the dollar-quoted text it is placed in"
             )
 
 
@@ -548,7 +517,7 @@ def _sql_form(m: re.Match[str], value: _Value, tags: tuple[str, ...]) -> str:
         case "value":
             text = sql_literal(v)
         case "whole":
-            text = quote_literal(_dumps(v))
+            text = quote_literal(dumps(v))
         case "rows":
             text = _relation(m, v)
         case _:  # pragma: no cover - the Literal above is exhaustive
@@ -566,7 +535,7 @@ def _raw_form(value: _Value) -> str:
         case "value":
             return raw_text(v)
         case "whole" | "rows":
-            return _dumps(v)
+            return dumps(v)
         case _:  # pragma: no cover
             assert_never(kind)
 
@@ -602,7 +571,7 @@ def _cell(value: JSON) -> str:
     if isinstance(value, str):
         return quote_literal(value) + "::text"
     if isinstance(value, dict | list):
-        return quote_literal(_dumps(value)) + "::jsonb"
+        return quote_literal(dumps(value)) + "::jsonb"
     return sql_literal(value)
 
 

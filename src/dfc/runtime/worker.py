@@ -131,7 +131,7 @@ class Worker:
 
         if self._http_client is None:
             self._http_client = http.async_client()
-        return await http.perform_async(request, client=self._http_client)
+        return await http.perform(request, client=self._http_client)
 
     async def run(self) -> None:
         """Serve until stopped; leaves no lease behind."""

@@ -443,10 +443,8 @@ class EmbeddedServer:
                 or _last_line(proc.stderr)
                 or f"pg_ctl exited with {proc.returncode}"
             )
-            raise DfcError(
-                f"the embedded PostgreSQL in {self.data_dir} did not start: {reason}",
-                hint=f"the server log is {self.log_file}",
-                code=EMBEDDED_FAILED,
+            raise self._failed(
+                f"the embedded PostgreSQL in {self.data_dir} did not start: {reason}"
             )
 
     def _initdb(self, account: Account, bins: Binaries) -> None:
@@ -570,12 +568,14 @@ class EmbeddedServer:
                 ):
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
         except psycopg.Error as e:
-            raise DfcError(
+            raise self._failed(
                 f"the embedded PostgreSQL started but the {DATABASE!r} database could not be "
-                f"created: {_last_line(str(e))}",
-                hint=f"the server log is {self.log_file}",
-                code=EMBEDDED_FAILED,
+                f"created: {_last_line(str(e))}"
             ) from e
+
+    def _failed(self, message: str) -> DfcError:
+        """The error for a failure whose details are in the server log."""
+        return DfcError(message, hint=f"the server log is {self.log_file}", code=EMBEDDED_FAILED)
 
     def _log_since(self, offset: int) -> str:
         try:
@@ -614,11 +614,9 @@ class EmbeddedServer:
                     **switch,  # type: ignore[call-overload]
                 )
             except subprocess.TimeoutExpired as e:
-                raise DfcError(
+                raise self._failed(
                     f"{Path(args[0]).name} did not finish within {int(timeout)} s for the embedded "
-                    f"PostgreSQL in {self.data_dir}",
-                    hint=f"the server log is {self.log_file}",
-                    code=EMBEDDED_FAILED,
+                    f"PostgreSQL in {self.data_dir}"
                 ) from e
             out.seek(0)
             err.seek(0)

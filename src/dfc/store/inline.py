@@ -13,25 +13,15 @@ worker's next statements are read as one query string.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 import psycopg
 
-from dfc.sqlquote import quote_literal
+from dfc.sqlquote import dumps, quote_literal
 
 AConn = psycopg.AsyncConnection[Any]
 """A worker connection (autocommit, options of `dfc.store.db.worker_kwargs`)."""
-
-# One encoder for every step: `json.dumps` with non-default options builds a new encoder per
-# call, which costs about as much as encoding a small step result.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON text that keeps object keys in their order (a result's column order)."""
-    return _ENCODER.encode(value)
 
 
 def literal(value: Any, *, as_json: str | None = None) -> str:

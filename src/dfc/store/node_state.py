@@ -19,9 +19,9 @@ from typing import Any
 
 import psycopg
 
-from dfc.sqlquote import quote_literal
+from dfc.sqlquote import dumps, quote_literal
 from dfc.store import signals
-from dfc.store.inline import AConn, dumps, execute, literal
+from dfc.store.inline import AConn, execute, literal
 
 Conn = psycopg.Connection[Any]
 

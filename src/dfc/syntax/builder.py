@@ -592,33 +592,11 @@ class Builder:
             case "wait_for_signal":
                 node = ast.WaitSignal(name=v["name"], timeout=v["timeout"], span=sp)
             case "http":
-                node = ast.Http(
-                    url=v["url"],
-                    method=v["method"],
-                    body=v["body"],
-                    headers=v["headers"],
-                    timeout=v["timeout"],
-                    span=sp,
-                )
+                node = ast.Http(**v, span=sp)  # the parameters are named as the fields
             case "http_multipart":
-                node = ast.HttpMultipart(
-                    url=v["url"],
-                    method=v["method"],
-                    parts=v["parts"],
-                    headers=v["headers"],
-                    timeout=v["timeout"],
-                    span=sp,
-                )
+                node = ast.HttpMultipart(**v, span=sp)
             case "retry":
-                node = ast.Retry(
-                    node=v["node"],
-                    attempts=v["attempts"],
-                    backoff=v["backoff"],
-                    factor=v["factor"],
-                    max_backoff=v["max_backoff"],
-                    jitter=v["jitter"],
-                    span=sp,
-                )
+                node = ast.Retry(**v, span=sp)
             case "timeout":
                 node = ast.Timeout(node=v["node"], seconds=v["seconds"], span=sp)
             case "with_undo":

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, assert_never
 
 from dfc import ast
-from dfc.syntax.layout import call_parts, chain_elements
+from dfc.syntax.layout import Call, Chain, form, start_call
 from dfc.syntax.lexer import Comment, lex
 
 
@@ -61,46 +61,26 @@ def anchor_children(node: ast.Expr) -> Iterator[tuple[ast.Expr | ast.LitArg, boo
     Follows `dfc.syntax.layout`, as the printer does: chains are flattened; a ``|=>`` chain is
     printed hugging its operands, so they are not anchors.
     """
-    chain = chain_elements(node)
-    if chain is not None:
-        hug = isinstance(node, ast.Bind)
-        for el in chain:
-            yield el, not hug
-        return
-    match node:
+    how = form(node)
+    match how:
+        case Chain(elements=chain):
+            hug = isinstance(node, ast.Bind)
+            for el in chain:
+                yield el, not hug
+        case Call(args=args):
+            for _label, value in args:
+                yield value, True
         case ast.If(cond=c, then=t, orelse=e):
             yield c, True
             yield t, True
             if e is not None:
                 yield e, True
-        case ast.Loop(body=b, cond=None):
+        case ast.Loop(body=b):
             yield b, True
-        case ast.Sql(query=ast.Str()) | ast.Name() | ast.Invalid():
+        case ast.Str() | ast.Name() | ast.Invalid():
             pass
-        case (
-            ast.Sql()
-            | ast.Seq()
-            | ast.Bind()
-            | ast.Join()
-            | ast.Race()
-            | ast.IfRows()
-            | ast.Loop()
-            | ast.Break()
-            | ast.Sleep()
-            | ast.WaitSchedule()
-            | ast.WaitSignal()
-            | ast.Http()
-            | ast.HttpMultipart()
-            | ast.Retry()
-            | ast.Timeout()
-            | ast.Compensate()
-            | ast.TemplateCall()
-        ):
-            parts = call_parts(node)
-            for _label, value in parts[1] if parts is not None else ():
-                yield value, True
         case _:
-            assert_never(node)
+            assert_never(how)
 
 
 def attach(module: ast.Module) -> CommentNotes:
@@ -175,9 +155,9 @@ def _collect(module: ast.Module) -> list[_Anchor]:
     wf = module.workflow
     if wf is not None:
         anchor(wf, 0, ())
-        parts = call_parts(wf)
-        if parts is not None:
-            for _label, value in parts[1]:
+        call = start_call(wf)
+        if call is not None:
+            for _label, value in call.args:
                 anchor(value, 1, (id(wf),))
                 stack.append((value, 1, (id(wf),)))
         else:

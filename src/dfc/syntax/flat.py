@@ -61,21 +61,7 @@ def is_operator(e: ast.Expr) -> bool:
             | ast.Compensate(spelling=s)
         ):
             return s == "operator"
-        case (
-            ast.Sql()
-            | ast.IfRows()
-            | ast.Break()
-            | ast.Sleep()
-            | ast.WaitSchedule()
-            | ast.WaitSignal()
-            | ast.Http()
-            | ast.HttpMultipart()
-            | ast.Retry()
-            | ast.Timeout()
-            | ast.TemplateCall()
-            | ast.Name()
-            | ast.Invalid()
-        ):
+        case ast.Leaf() | ast.Retry() | ast.Timeout() | ast.IfRows() | ast.TemplateCall():
             return False
     assert_never(e)
 

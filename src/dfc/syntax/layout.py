@@ -1,4 +1,5 @@
-"""How the printer lays nodes out: chains of one binary operator, and calls with their arguments.
+"""How the printer lays nodes out: chains of one binary operator, calls with their arguments,
+conditionals, loops and literals (`form`, the one place that decides it for each node kind).
 
 The printer (`dfc.syntax.printer`) and the comment attacher (`dfc.syntax.comments`) both read
 this, so that a comment is attached to a place where the printer puts a line of its own.
@@ -6,7 +7,8 @@ this, so that a comment is attached to a place where the printer puts a line of 
 
 from __future__ import annotations
 
-from typing import Any, TypeGuard, assert_never
+from dataclasses import dataclass
+from typing import Any, TypeAlias, TypeGuard, assert_never
 
 from dfc import ast
 
@@ -18,7 +20,33 @@ OPS: dict[type, str] = {
     ast.Compensate: "<->",
 }
 
-CallParts = tuple[str, list[tuple[str | None, Any]], bool]
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """A left-nested chain of one binary operator, printed operand by operand (``a ~> b ~> c``).
+
+    After the first, the operands of a ``|=>`` chain are the result names.
+    """
+
+    elements: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A node printed as a call, ``callee(args)``: each argument a (name or None, value) pair.
+
+    ``template`` for a call of a template, whose bare string arguments stay literals.
+    """
+
+    callee: str
+    args: list[tuple[str | None, Any]]
+    template: bool = False
+
+
+Form: TypeAlias = Chain | Call | ast.If | ast.Loop | ast.Str | ast.Name | ast.Invalid
+"""How an expression is printed: a chain of one operator, a call, a conditional (``?> !>``),
+a loop without a condition (``@> body``), a SQL step's string literal, a template parameter's
+name, or nothing (`ast.Invalid` cannot be printed)."""
 
 
 _Binary = ast.Seq | ast.Join | ast.Race | ast.Bind | ast.Compensate
@@ -30,8 +58,10 @@ def chain_elements(node: object) -> list[Any] | None:
     None when ``node`` is not printed as a binary operator (an n-ary join is a call). The
     operands of a ``|=>`` chain after the first are the result names.
     """
-    if not _binary(node):
-        return None
+    return _chain(node) if _binary(node) else None
+
+
+def _chain(node: _Binary) -> list[Any]:
     cls = type(node)
     rights: list[Any] = []
     x: object = node
@@ -71,67 +101,61 @@ def _optional(names: tuple[str, ...], values: tuple[Any, ...]) -> list[tuple[str
     return out
 
 
-def call_parts(node: ast.Expr | ast.Workflow) -> CallParts | None:
-    """How a node prints as a call: (callee, [(name or None, value)], is_template); None otherwise."""
+def form(node: ast.Expr) -> Form:
+    """How ``node`` is printed; the printer and the comment attacher both follow it."""
     match node:
-        case ast.Sql(query=ast.Name() as q):
-            return "df.sql", [(None, q)], False
-        case ast.Join(branches=bs) if len(bs) != 2:
-            return "df.join", [(None, b) for b in bs], False
-        case ast.Race(branches=bs) if len(bs) != 2:
-            return "df.race", [(None, b) for b in bs], False
+        case ast.Seq() | ast.Bind() | ast.Compensate():
+            return Chain(_chain(node))
+        case ast.Join(branches=bs) | ast.Race(branches=bs) if len(bs) == 2:
+            return Chain(_chain(node))
+        case ast.Join(branches=bs):
+            return Call("df.join", [(None, b) for b in bs])
+        case ast.Race(branches=bs):
+            return Call("df.race", [(None, b) for b in bs])
+        case ast.Sql(query=ast.Str() as q):
+            return q
+        case ast.Sql(query=q):
+            return Call("df.sql", [(None, q)])
+        case ast.If() | ast.Loop(cond=None) | ast.Name() | ast.Invalid():
+            return node
+        case ast.Loop(body=b, cond=c):
+            return Call("df.loop", [(None, b), (None, c)])
         case ast.IfRows(name=n, then=t, orelse=e):
-            return "df.if_rows", [(None, n), (None, t), (None, e)], False
-        case ast.Loop(body=b, cond=c) if c is not None:
-            return "df.loop", [(None, b), (None, c)], False
+            return Call("df.if_rows", [(None, n), (None, t), (None, e)])
         case ast.Break(value=v):
-            return "df.break", [] if v is None else [(None, v)], False
+            return Call("df.break", [] if v is None else [(None, v)])
         case ast.Sleep(seconds=s):
-            return "df.sleep", [(None, s)], False
+            return Call("df.sleep", [(None, s)])
         case ast.WaitSchedule(cron=c):
-            return "df.wait_for_schedule", [(None, c)], False
+            return Call("df.wait_for_schedule", [(None, c)])
         case ast.WaitSignal(name=n, timeout=t):
-            return "df.wait_for_signal", _optional(("name", "timeout"), (n, t)), False
+            return Call("df.wait_for_signal", _optional(("name", "timeout"), (n, t)))
         case ast.Http(url=u, method=m, body=b, headers=h, timeout=t):
-            return (
-                "df.http",
-                _optional(("url", "method", "body", "headers", "timeout"), (u, m, b, h, t)),
-                False,
-            )
+            names = ("url", "method", "body", "headers", "timeout")
+            return Call("df.http", _optional(names, (u, m, b, h, t)))
         case ast.HttpMultipart(url=u, method=m, parts=p, headers=h, timeout=t):
-            return (
-                "df.http_multipart",
-                _optional(("url", "method", "parts", "headers", "timeout"), (u, m, p, h, t)),
-                False,
-            )
+            names = ("url", "method", "parts", "headers", "timeout")
+            return Call("df.http_multipart", _optional(names, (u, m, p, h, t)))
         case ast.Retry(node=n):
             opts = [
                 (k, getattr(node, k))
                 for k in ("attempts", "backoff", "factor", "max_backoff", "jitter")
             ]
-            return "df.retry", [(None, n), *((k, v) for k, v in opts if v is not None)], False
+            return Call("df.retry", [(None, n), *((k, v) for k, v in opts if v is not None)])
         case ast.Timeout(node=n, seconds=s):
-            return "df.timeout", [(None, n), (None, s)], False
+            return Call("df.timeout", [(None, n), (None, s)])
         case ast.TemplateCall(name=name, args=targs):
-            return name, [(a.name, a.value) for a in targs], True
-        case ast.Workflow(body=b, label=label, options=opts) if label is not None or opts:
-            start: list[tuple[str | None, Any]] = [(None, b)]
-            if label is not None:
-                start.append((None, label))
-            start.extend((o.name, o.value) for o in opts)
-            return "df.start", start, False
-        case (
-            ast.Sql()
-            | ast.Seq()
-            | ast.Bind()
-            | ast.Join()
-            | ast.Race()
-            | ast.If()
-            | ast.Loop()
-            | ast.Compensate()
-            | ast.Name()
-            | ast.Invalid()
-            | ast.Workflow()
-        ):
-            return None
+            return Call(name, [(a.name, a.value) for a in targs], template=True)
     assert_never(node)
+
+
+def start_call(wf: ast.Workflow) -> Call | None:
+    """The ``df.start(body, label, options...)`` call of a workflow with a label or options;
+    None for a bare body."""
+    if wf.label is None and not wf.options:
+        return None
+    args: list[tuple[str | None, Any]] = [(None, wf.body)]
+    if wf.label is not None:
+        args.append((None, wf.label))
+    args.extend((o.name, o.value) for o in wf.options)
+    return Call("df.start", args)

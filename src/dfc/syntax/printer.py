@@ -31,7 +31,7 @@ from typing import Any, assert_never
 from dfc import ast
 from dfc.syntax.comments import CommentNotes, attach
 from dfc.syntax.flat import PRECEDENCE, alike_in_flat
-from dfc.syntax.layout import OPS, CallParts, call_parts, chain_elements
+from dfc.syntax.layout import OPS, Call, Chain, chain_elements, form, start_call
 
 WIDTH = 100
 
@@ -131,28 +131,29 @@ class _Printer:
         self.memo[key] = out
         return out
 
-    def _flat(self, e: ast.Expr | ast.LitArg | ast.Workflow, closed: bool) -> str | None:
+    def _flat(self, e: ast.Expr | ast.LitArg, closed: bool) -> str | None:
         if isinstance(e, _LITS):
             return lit_text(e)
-        chain = chain_elements(e)
-        if chain is not None:
-            p, op = PRECEDENCE[type(e)], OPS[type(e)]
-            parts: list[str] = []
-            for i, el in enumerate(chain):
-                if i == 0:
-                    s = self.flat_child(el, p, True, False, (type(e), 0))
-                elif isinstance(e, ast.Bind):
-                    s = lit_text(el)
-                else:
-                    last = i == len(chain) - 1
-                    s = self.flat_child(el, p - 1, closed if last else True, True, (type(e), 1))
-                if s is None:
-                    return None
-                parts.append(s)
-            return f" {op} ".join(parts)
-        match e:
-            case ast.Sql(query=ast.Str() as q):
-                return lit_text(q)
+        how = form(e)
+        match how:
+            case Chain(elements=chain):
+                p, op = PRECEDENCE[type(e)], OPS[type(e)]
+                parts: list[str] = []
+                for i, el in enumerate(chain):
+                    if i == 0:
+                        s = self.flat_child(el, p, True, False, (type(e), 0))
+                    elif isinstance(e, ast.Bind):
+                        s = lit_text(el)
+                    else:
+                        last = i == len(chain) - 1
+                        at = (type(e), 1)
+                        s = self.flat_child(el, p - 1, closed if last else True, True, at)
+                    if s is None:
+                        return None
+                    parts.append(s)
+                return f" {op} ".join(parts)
+            case ast.Str() | ast.Name():
+                return lit_text(how)
             case ast.If(cond=c, then=t, orelse=None):
                 cs = self.flat_child(c, 5, True, False, (ast.If, 0))
                 ts = self.flat_child(t, 7, closed, True, (ast.If, 1))
@@ -162,49 +163,26 @@ class _Printer:
                 ts = self.flat_child(t, 6, True, False, (ast.If, 1))
                 es = self.flat_child(el, 6, closed, True, (ast.If, 2))
                 return None if cs is None or ts is None or es is None else f"{cs} ?> {ts} !> {es}"
-            case ast.Loop(body=b, cond=None):
+            case ast.Loop(body=b):
                 # An operator body is always parenthesised: `@> (a ~> b)` reads the same to a
                 # pg_durable user, for whom `@> a ~> b` is `(@> a) ~> b`.
                 bs = self.flat_child(b, 7, closed, True, (ast.Loop, 0))
                 return None if bs is None else f"@> {bs}"
             case ast.Invalid():
                 raise ValueError("cannot format an AST that contains errors (ast.Invalid)")
-            case (
-                ast.Sql()
-                | ast.Seq()
-                | ast.Bind()
-                | ast.Join()
-                | ast.Race()
-                | ast.IfRows()
-                | ast.Loop()
-                | ast.Break()
-                | ast.Sleep()
-                | ast.WaitSchedule()
-                | ast.WaitSignal()
-                | ast.Http()
-                | ast.HttpMultipart()
-                | ast.Retry()
-                | ast.Timeout()
-                | ast.Compensate()
-                | ast.TemplateCall()
-                | ast.Workflow()
-            ):
-                return self.flat_call(e)
-        assert_never(e)
+            case Call():
+                return self.flat_call(how)
+        assert_never(how)
 
-    def flat_call(self, e: ast.Expr | ast.Workflow) -> str | None:
+    def flat_call(self, call: Call) -> str | None:
         """A call on one line (None when a comment inside forces it to break)."""
-        parts_ = call_parts(e)
-        if parts_ is None:
-            raise ValueError(f"cannot format {type(e).__name__}")
-        callee, args, tcall = parts_
         texts: list[str] = []
-        for label, v in args:
-            s = self.flat_arg(v, tcall)
+        for label, v in call.args:
+            s = self.flat_arg(v, call.template)
             if s is None:
                 return None
             texts.append(f"{label} => {s}" if label else s)
-        return f"{callee}({', '.join(texts)})"
+        return f"{call.callee}({', '.join(texts)})"
 
     def flat_child(
         self, c: Any, max_prec: int, closed: bool, loop_ok: bool, at: Operand
@@ -245,29 +223,31 @@ class _Printer:
             ("\n" not in f and col + len(f) + len(suffix) <= WIDTH) or isinstance(e, _LITS)
         ):
             return f + suffix + trail
-        if isinstance(e, ast.Sql) and isinstance(e.query, ast.Str):
-            return lit_text(e.query) + suffix + trail
-        chain = chain_elements(e)
-        if chain is not None:
-            if isinstance(e, ast.Bind):
-                return self.hug(chain, ind, col) + suffix + trail
-            if block:
-                return self.chain_block(e, chain, ind, closed, suffix + trail)
-            return self.paren_block(e, ind, trail=trail) + suffix
-        if isinstance(e, ast.If):
-            if not block:
+        how = form(e)
+        match how:
+            case ast.Str():
+                return lit_text(how) + suffix + trail
+            case Chain(elements=chain):
+                if isinstance(e, ast.Bind):
+                    return self.hug(chain, ind, col) + suffix + trail
+                if block:
+                    return self.chain_block(e, chain, ind, closed, suffix + trail)
                 return self.paren_block(e, ind, trail=trail) + suffix
-            return ("\n" + " " * ind).join(self.if_lines(e, ind, closed, suffix + trail))
-        if isinstance(e, ast.Loop) and e.cond is None:
-            if self.lead(e.body) or self.trail(e.body):
-                return "@> " + self.paren_block(e.body, ind, own=True) + suffix + trail
-            return "@> " + self.render_child(
-                e.body, ind, col + 3, 7, closed, True, (ast.Loop, 0), suffix, trail
-            )
-        parts = call_parts(e)
-        if parts is None:
-            return (f or "") + suffix + trail
-        return self.call_block(parts, ind) + suffix + trail
+            case ast.If():
+                if not block:
+                    return self.paren_block(how, ind, trail=trail) + suffix
+                return ("\n" + " " * ind).join(self.if_lines(how, ind, closed, suffix + trail))
+            case ast.Loop(body=b):
+                if self.lead(b) or self.trail(b):
+                    return "@> " + self.paren_block(b, ind, own=True) + suffix + trail
+                return "@> " + self.render_child(
+                    b, ind, col + 3, 7, closed, True, (ast.Loop, 0), suffix, trail
+                )
+            case Call():
+                return self.call_block(how, ind) + suffix + trail
+            case ast.Name() | ast.Invalid():
+                return (f or "") + suffix + trail
+        assert_never(how)
 
     def render_child(
         self,
@@ -364,9 +344,9 @@ class _Printer:
         lines.append("!> " + es)
         return lines
 
-    def call_block(self, parts: CallParts, ind: int) -> str:
+    def call_block(self, call: Call, ind: int) -> str:
         """``name(`` / one argument per line, indented four more / ``)``."""
-        callee, args, tcall = parts
+        callee, args, tcall = call.callee, call.args, call.template
         if not args:
             return f"{callee}()"
         inner = ind + 4
@@ -428,13 +408,13 @@ class _Printer:
         return s if s is not None else self.render_arg(v, 0, 0, False, True)
 
     def workflow(self, wf: ast.Workflow) -> str:
-        parts = call_parts(wf)
-        if parts is None:
+        call = start_call(wf)
+        if call is None:
             return self.render(wf.body, 0, 0, False, True, ";")
-        f = None if id(wf) in self.notes.must_break else self._flat(wf, False)
+        f = None if id(wf) in self.notes.must_break else self.flat_call(call)
         if f is not None and "\n" not in f and len(f) + 1 <= WIDTH:
             return f + ";"
-        return self.call_block(parts, 0) + ";"
+        return self.call_block(call, 0) + ";"
 
 
 def format_module(module: ast.Module) -> str:

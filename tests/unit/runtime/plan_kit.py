@@ -58,17 +58,21 @@ class Sim:
         self.log: list[Any] = []  # every action applied, in order
 
     def evaluate(self) -> Evaluation:
-        self.last = evaluate(
-            self.plan,
-            instance_id=self.instance_id,
-            label=self.label,
-            vars=self.vars,
-            records=dict(self.records),
-            signals=list(self.signals),
-            now=self.now,
-            history_limit=self.history_limit,
-        )
+        self.last = evaluate(self.plan, **self.inputs())
         return self.last
+
+    def inputs(self) -> dict[str, Any]:
+        """The machine's inputs for this instance now: the arguments of `evaluate` after the
+        plan."""
+        return {
+            "instance_id": self.instance_id,
+            "label": self.label,
+            "vars": self.vars,
+            "records": dict(self.records),
+            "signals": list(self.signals),
+            "now": self.now,
+            "history_limit": self.history_limit,
+        }
 
     def write(self, record: NodeRecord) -> None:
         self.seq += 1

@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 
 from dfc.runtime import codes
-from dfc.runtime.http import (
-    EgressPolicy,
-    HttpError,
-    is_textual,
-    perform,
-    perform_async,
-)
+from dfc.runtime import http as runtime_http
+from dfc.runtime.http import EgressPolicy, HttpError, is_textual
 from dfc.runtime.state import HttpRequest
 
 LOCAL = EgressPolicy(allow=("127.0.0.1",))
+
+
+def perform(request: HttpRequest, **options: Any) -> dict[str, Any]:
+    """`runtime_http.perform` run to completion."""
+    return asyncio.run(runtime_http.perform(request, **options))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -209,12 +209,12 @@ def test_multipart(server: str) -> None:
 
 def test_async(server: str) -> None:
     async def go() -> dict[str, Any]:
-        return await perform_async(req(f"{server}/echo", "GET"), policy=LOCAL)
+        return await runtime_http.perform(req(f"{server}/echo", "GET"), policy=LOCAL)
 
     env = asyncio.run(go())
     assert env["status"] == 200
     with pytest.raises(HttpError) as e:
-        asyncio.run(perform_async(req(f"{server}/echo"), policy=EgressPolicy()))
+        asyncio.run(runtime_http.perform(req(f"{server}/echo"), policy=EgressPolicy()))
     assert e.value.code == codes.HTTP_EGRESS_DENIED
 
 
