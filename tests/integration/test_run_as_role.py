@@ -149,6 +149,8 @@ QUERIES = {
     "several statements": "CREATE TEMP TABLE t_tmp (x int); INSERT INTO t_tmp VALUES (4), (5); "
     "SELECT x FROM t_tmp ORDER BY x DESC",
     "show": "SHOW standard_conforming_strings",
+    "statements without rows": "CREATE TEMP TABLE t2 (x int) ON COMMIT DROP; "
+    "INSERT INTO t2 VALUES (1), (2); UPDATE t2 SET x = x + 1",
     "null": "SELECT NULL::int AS z, NULL AS u",
 }
 
@@ -170,6 +172,7 @@ def test_results_convert_exactly_as_for_the_workers_own_steps(db_url: str, role:
     assert theirs["typmods"]["rows"] == [{"b": "10101010", "c": "ab   ", "v": "xyz", "cut": "ab"}]
     assert theirs["duplicate names"]["rows"] == [{"a": "two", "b": 3}]
     assert theirs["several statements"]["rows"] == [{"x": 5}, {"x": 4}]
+    assert theirs["statements without rows"]["rows"] == []
 
 
 def test_an_error_points_into_the_steps_text(db_url: str, role: str) -> None:
@@ -185,6 +188,14 @@ def test_an_error_points_into_the_steps_text(db_url: str, role: str) -> None:
     assert failed.error["position"] == earlier.index("nosuch") + 1
     in_rows = "SELECT 1 / (id - 1) FROM shared"
     assert run_as(db_url, one_step(in_rows), role).error["message"] == "division by zero"
+    dml = "SELECT 1; INSERT INTO nosuch VALUES (1)"
+    failed = run_as(db_url, one_step(dml), role)
+    assert failed.error["message"] == 'relation "nosuch" does not exist'
+    assert failed.error["position"] == dml.index("nosuch") + 1
+    domain = "INSERT INTO shared (id) VALUES (-1)"
+    mine, theirs = (run_as(db_url, one_step(domain), who) for who in (worker_role(db_url), role))
+    assert theirs.error["message"] == mine.error["message"]
+    assert theirs.error["sqlstate"] == mine.error["sqlstate"] == "23514"
 
 
 def test_autocommit_steps_go_through_the_executor_too(db_url: str, role: str) -> None:

@@ -7,7 +7,8 @@ together, as for steps the worker runs directly: exactly once):
 1. ``BEGIN; [SET LOCAL statement_timeout]; SELECT exec(s1); ... SELECT exec(s(n-1));
    [SET LOCAL ROLE role]``: the statements before the last one (split with `dfc.sqllex`) run
    through the role's ``exec`` executor; then, when the worker may, the session reads names as
-   the role does for what follows;
+   the role does for what follows. When the last statement surely returns no rows (DML
+   without RETURNING, DDL, SET, DO), it runs here too, and 2-5 are skipped;
 2. a protocol-level Parse and 3. Describe of the last statement (after the ones before it
    ran, so it may use what they created);
 4. for user-defined column types only: their names, as the role reads them;
@@ -50,6 +51,7 @@ class _Statement:
     text: str
     start: int
     wrapping: roles.Wrapping
+    no_rows: bool  # surely returns no rows: no Describe needed
 
 
 _DATA_MODIFYING = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE"})
@@ -60,10 +62,10 @@ def statements(sql: str) -> list[_Statement]:
     out = []
     for st in sqllex.split(sqllex.lex(sql)):
         first = st.first_word
-        modifying = first == "WITH" and any(
-            t.kind == "word" and t.upper in _DATA_MODIFYING for t in st.tokens
-        )
-        out.append(_Statement(sql[st.start : st.end], st.start, roles.wrap(first, modifying)))
+        words = frozenset(t.upper for t in st.tokens if t.kind == "word")
+        wrapping = roles.wrap(first, first == "WITH" and bool(words & _DATA_MODIFYING))
+        no_rows = roles.returns_no_rows(first, words)
+        out.append(_Statement(sql[st.start : st.end], st.start, wrapping, no_rows))
     return out
 
 
@@ -114,6 +116,13 @@ async def _run(conn: AConn, role: RunAs, action: RunSql, sts: list[_Statement]) 
     prelude = ["BEGIN"]
     if action.timeout_s is not None:
         prelude.append(f"SET LOCAL statement_timeout = {max(1, int(action.timeout_s * 1000))}")
+    if not sts or sts[-1].no_rows:  # no Describe: every statement in this round trip
+        prelude += [roles.exec_call(role, st.text) for st in sts]
+        try:
+            cur = await _last_result(conn, ";".join(prelude))
+        except psycopg.Error as e:
+            raise _StepError(e, _in_executor(sts)(e)) from e
+        return shaped(None, None, _count(await cur.fetchone()) if sts else 0)
     prelude += [roles.exec_call(role, st.text) for st in sts[:-1]]
     if role.can_set_role:
         prelude.append(roles.set_role(role))
@@ -121,8 +130,6 @@ async def _run(conn: AConn, role: RunAs, action: RunSql, sts: list[_Statement]) 
         await execute(conn, ";".join(prelude))
     except psycopg.Error as e:
         raise _StepError(e, _in_executor(sts)(e)) from e
-    if not sts:
-        return shaped(None, None, 0)
     last = sts[-1]
     try:
         columns = await roles.describe(conn, last.text)

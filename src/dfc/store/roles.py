@@ -165,6 +165,43 @@ async def type_names(conn: AConn, columns: Sequence[Column]) -> list[str]:
 
 Wrapping = Literal["subquery", "cte", "none"]
 
+_NO_ROWS = frozenset(
+    [
+        "ALTER",
+        "ANALYZE",
+        "CHECKPOINT",
+        "CLUSTER",
+        "COMMENT",
+        "CREATE",
+        "DISCARD",
+        "DO",
+        "DROP",
+        "GRANT",
+        "IMPORT",
+        "LISTEN",
+        "LOAD",
+        "LOCK",
+        "NOTIFY",
+        "REASSIGN",
+        "REFRESH",
+        "REINDEX",
+        "RESET",
+        "REVOKE",
+        "SECURITY",
+        "SET",
+        "TRUNCATE",
+        "UNLISTEN",
+        "VACUUM",
+    ]
+)
+_DML = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE"})
+
+
+def returns_no_rows(first_word: str, words: frozenset[str]) -> bool:
+    """Whether a statement surely returns no rows (DML without RETURNING, DDL, SET, DO ...),
+    from its first keyword and the words in it: it needs no Describe. When unsure, False."""
+    return first_word in _NO_ROWS or (first_word in _DML and "RETURNING" not in words)
+
 
 def wrap(first_word: str, has_data_modifying_cte: bool) -> Wrapping:
     """How a statement returning rows can be wrapped to cast its columns: a query (SELECT,
