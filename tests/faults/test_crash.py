@@ -114,6 +114,38 @@ def steps_done(conn: psycopg.Connection) -> int:
     return int(row[0])
 
 
+def crash_until_done(
+    url: str,
+    conn: psycopg.Connection,
+    ids: list[str],
+    workers: list[WorkerProcess],
+    *,
+    concurrency: int,
+) -> WorkerProcess:
+    """Run a worker that crashes itself at the critical points (effects done, checkpoint
+    written but not committed, committed but not yet acted on), restarting it until every
+    instance has finished; returns it (killed)."""
+    crashy = WorkerProcess(
+        url,
+        "--concurrency",
+        str(concurrency),
+        "--lease-seconds",
+        "1",
+        env={
+            "DFC_FAULT": "after_step_sql:crash:0.01,before_commit:crash:0.01,after_commit:crash:0.01"
+        },
+    )
+    workers.append(crashy)
+    deadline = time.monotonic() + 120
+    while unfinished(conn, ids) and time.monotonic() < deadline:
+        if not crashy.alive():
+            crashy.start()
+        time.sleep(0.2)
+    assert unfinished(conn, ids) == 0, crashy.stderr()
+    crashy.kill()
+    return crashy
+
+
 @pytest.mark.timeout(180)
 def test_sigkill_at_random_moments_loses_and_repeats_nothing(
     db_url: str, workers: list[WorkerProcess]
@@ -147,24 +179,7 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(
         assert unfinished(conn, ids) > 0, "phase 1 finished everything: kill sooner"
         # Phase 2: the worker crashes itself at the critical points (effects done, checkpoint
         # written but not committed, committed but not yet acted on); restart it until done.
-        crashy = WorkerProcess(
-            db_url,
-            "--concurrency",
-            "16",
-            "--lease-seconds",
-            "1",
-            env={
-                "DFC_FAULT": "after_step_sql:crash:0.01,before_commit:crash:0.01,after_commit:crash:0.01"
-            },
-        )
-        workers.append(crashy)
-        deadline = time.monotonic() + 120
-        while unfinished(conn, ids) and time.monotonic() < deadline:
-            if not crashy.alive():
-                crashy.start()
-            time.sleep(0.2)
-        assert unfinished(conn, ids) == 0, crashy.stderr()
-        crashy.kill()
+        crashy = crash_until_done(db_url, conn, ids, workers, concurrency=16)
 
         statuses = dict(
             conn.execute(
@@ -363,25 +378,7 @@ def test_steps_run_as_another_role_survive_sigkill_exactly_once(
                 w.start()
                 time.sleep(random.uniform(0.3, 0.8))
                 w.kill()
-            crashy = WorkerProcess(
-                db_url,
-                "--concurrency",
-                "8",
-                "--lease-seconds",
-                "1",
-                env={
-                    "DFC_FAULT": "after_step_sql:crash:0.01,before_commit:crash:0.01,"
-                    "after_commit:crash:0.01"
-                },
-            )
-            workers.append(crashy)
-            deadline = time.monotonic() + 120
-            while unfinished(conn, ids) and time.monotonic() < deadline:
-                if not crashy.alive():
-                    crashy.start()
-                time.sleep(0.2)
-            assert unfinished(conn, ids) == 0, crashy.stderr()
-            crashy.kill()
+            crashy = crash_until_done(db_url, conn, ids, workers, concurrency=8)
             statuses = dict(
                 conn.execute(
                     "SELECT status, count(*) FROM dfc.instances WHERE id = ANY(%s) GROUP BY status",

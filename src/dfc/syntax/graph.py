@@ -370,22 +370,27 @@ class _Reader:
                     timeout=_seconds_lit(config.get("timeout_seconds")),
                     span=_SPAN,
                 )
-            case "HTTP":
-                return ast.Http(
-                    url=_str(config["url"]),
-                    method=_text_lit(config.get("method")),
-                    body=_text_lit(config.get("body")),
-                    headers=_text_lit(config.get("headers")),
-                    timeout=_seconds_lit(config.get("timeout_seconds")),
-                    span=_SPAN,
-                )
-            case "HTTP_MULTIPART":
+            case "HTTP" | "HTTP_MULTIPART":
+                url, method = _str(config["url"]), _text_lit(config.get("method"))
+                headers = _text_lit(config.get("headers"))
+                timeout = _seconds_lit(config.get("timeout_seconds"))
+                if t == "HTTP":
+                    body = _text_lit(config.get("body"))
+                    return ast.Http(
+                        url=url,
+                        method=method,
+                        body=body,
+                        headers=headers,
+                        timeout=timeout,
+                        span=_SPAN,
+                    )
+                parts = _text_lit(config.get("parts"))
                 return ast.HttpMultipart(
-                    url=_str(config["url"]),
-                    method=_text_lit(config.get("method")),
-                    parts=_text_lit(config.get("parts")),
-                    headers=_text_lit(config.get("headers")),
-                    timeout=_seconds_lit(config.get("timeout_seconds")),
+                    url=url,
+                    method=method,
+                    parts=parts,
+                    headers=headers,
+                    timeout=timeout,
                     span=_SPAN,
                 )
         raise AssertionError(f"not a leaf node type: {t}")
