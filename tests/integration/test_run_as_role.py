@@ -259,3 +259,23 @@ def test_worker_sessions_say_they_run_a_workflow(db_url: str, role: str) -> None
 def test_plain_connections_do_not(conn: psycopg.Connection[Any]) -> None:
     row = conn.execute("SELECT current_setting('dfc.in_workflow', true)").fetchone()
     assert row is not None and row[0] in (None, "")
+
+
+def test_a_worker_that_may_not_set_role_describes_as_itself(
+    db_url: str, role: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from dfc.store import roles
+
+    real = roles.lookup
+
+    async def without_set_role(conn: Any, names: Any) -> dict[str, roles.RunAs]:
+        return {k: replace(v, can_set_role=False) for k, v in (await real(conn, names)).items()}
+
+    monkeypatch.setattr(roles, "lookup", without_set_role)
+    done = run_as(db_url, one_step("SELECT id, current_user AS u FROM shared"), role)
+    assert done.result == {"rows": [{"id": 1, "u": role}], "row_count": 1}
+    # Names are then read as the worker reads them: the role's own schema is not searched.
+    missing = run_as(db_url, one_step("SELECT v FROM mine"), role)
+    assert missing.error["message"] == 'relation "mine" does not exist'

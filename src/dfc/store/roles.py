@@ -61,7 +61,9 @@ SELECT r.rolname, r.oid::int8,
        (SELECT count(*) = 2 FROM pg_catalog.pg_proc p
           JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
          WHERE n.nspname = 'dfc_run' AND p.proname IN ('rows_' || r.oid, 'exec_' || r.oid)),
-       pg_catalog.pg_has_role(r.oid, 'MEMBER')
+       -- PostgreSQL 16 made SET ROLE an option of a membership of its own.
+       pg_catalog.pg_has_role(r.oid, CASE WHEN current_setting('server_version_num')::int >= 160000
+                                          THEN 'SET' ELSE 'MEMBER' END)
   FROM pg_catalog.pg_roles r WHERE r.rolname = ANY(%s)
 """
 
