@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -24,12 +24,14 @@ from dfc.plan.model import Plan, PlanParam
 from dfc.references import SYSTEM_VARS
 from dfc.runtime.engine import record_from_row, signal_from_row
 from dfc.runtime.state import NodeRecord, Signal
-from dfc.runtime.worker import GraphCompiler
 from dfc.store import instances as stored
 from dfc.store.instances import HistoryEvent, InstanceInfo
 from dfc.store.node_state import records_txn, timings_txn
 from dfc.store.registry import load_plan_txn
 from dfc.store.signals import unconsumed_txn
+
+if TYPE_CHECKING:
+    from dfc.runtime.worker import GraphCompiler
 
 Conn = psycopg.Connection[Any]
 
