@@ -5,19 +5,22 @@ The CLI, the Python client and the tests use this instead of wiring the stages t
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from dfc import ast
 from dfc.check import check
 from dfc.check.result import CheckedWorkflow
-from dfc.diagnostics import DfcError, Diagnostic, Diagnostics
+from dfc.diagnostics import DfcError, Diagnostic, Diagnostics, render_plain
 from dfc.plan.emit import emit
 from dfc.plan.model import Plan
 from dfc.source import SourceFile
 from dfc.syntax import parse
+from dfc.syntax.graph import graph_module, read_graph, with_retries
 
 Grammar = Literal["dfc", "pg"]
 
@@ -81,3 +84,70 @@ def compile_source(source: SourceFile, *, grammar: Grammar = "dfc") -> Compilati
 
 def compile_path(path: str, *, grammar: Grammar = "dfc") -> Compilation:
     return compile_source(read_source(path), grammar=grammar)
+
+
+# -- graphs from SQL (df.start) ---------------------------------------------------------------------
+
+GRAPH_WORKFLOW_PREFIX = "sql:"
+MAX_BACKOFF = 16.0
+"""``df.start``'s default ``max_backoff`` ('16 seconds'), in seconds."""
+
+
+def graph_workflow_name(label: str | None) -> str:
+    """The workflow an instance started with ``df.start(graph, label)`` is deployed as."""
+    return GRAPH_WORKFLOW_PREFIX + ("unlabelled" if label is None else label)
+
+
+def compile_graph(
+    graph: str, *, label: str | None = None, max_attempts: int = 1, max_backoff: float = MAX_BACKOFF
+) -> Compilation:
+    """Compile a pg_durable JSON graph (what ``df.start`` stores) into the plan of workflow
+    `graph_workflow_name` (``label``), with the checker and emitter of ``.df`` files.
+
+    The source of the compilation, and of the plan, is the graph printed as DSL text (see
+    `dfc.syntax.graph`), so diagnostics and source maps point into it; a graph that cannot
+    become a workflow at all has diagnostics without positions. ``max_attempts > 1`` retries
+    every SQL and HTTP step (``df.start(..., max_attempts => n, max_backoff => ...)``).
+    """
+    name = graph_workflow_name(label)
+    comp = Compilation(SourceFile(name, graph))
+    body, diags = read_graph(graph, name)
+    comp.diagnostics.extend(diags)
+    if body is None:
+        return comp
+    if max_attempts > 1:
+        body = with_retries(body, max_attempts, max_backoff)
+    module, diags = graph_module(body, name)
+    comp.diagnostics.extend(diags)
+    if module is None:
+        return comp
+    comp.module = module
+    comp.source = module.span.file
+    comp.checked = check(module, comp.source, comp.diagnostics, grammar="pg")
+    if comp.checked is not None and not comp.diagnostics.has_errors:
+        comp.plan = dataclasses.replace(emit(comp.checked), name=name)
+    return comp
+
+
+def graph_compiler(graph: str, label: str | None, options: Mapping[str, Any] | None) -> Plan | str:
+    """`compile_graph` as a worker calls it (``dfc.runtime.worker.GraphCompiler``): the plan,
+    or why there is none as text (the errors rendered as ``dfc check`` prints them, without
+    colour). ``options`` are the instance's compile options as ``df.start`` stores them
+    (``{"max_attempts": n, "max_backoff": seconds}``, or None)."""
+    options = options or {}
+    attempts, backoff = options.get("max_attempts", 1), options.get("max_backoff", MAX_BACKOFF)
+    if (
+        not isinstance(attempts, int)
+        or isinstance(attempts, bool)
+        or attempts < 1
+        or not isinstance(backoff, int | float)
+        or backoff <= 0
+    ):
+        return (
+            f"error: the instance's options {dict(options)!r} are not valid: max_attempts must "
+            "be a whole number of at least 1 and max_backoff a positive number of seconds\n"
+        )
+    comp = compile_graph(graph, label=label, max_attempts=attempts, max_backoff=float(backoff))
+    if comp.plan is not None:
+        return comp.plan
+    return "".join(render_plain(d) for d in comp.sorted_diagnostics if d.is_error)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
 
 from dfc.source import Span
 
@@ -135,6 +136,91 @@ class Diagnostics:
 
     def __len__(self) -> int:
         return len(self.items)
+
+
+# -- rendering ------------------------------------------------------------------------------------
+
+Role: TypeAlias = Literal["error", "warning", "info", "hint", "strong", "frame", ""]
+"""What a piece of rendered text is, for a front end that colours it: a severity (the header and
+the primary carets), ``strong`` (the message, "note:", "help:"), ``frame`` (gutters, arrows and
+the carets of labels), or plain text."""
+
+Segment: TypeAlias = tuple[str, Role]
+
+_ROLES: dict[Severity, Role] = {
+    Severity.ERROR: "error",
+    Severity.WARNING: "warning",
+    Severity.INFO: "info",
+    Severity.HINT: "hint",
+}
+
+
+def render(diag: Diagnostic) -> list[Segment]:
+    """One diagnostic rustc-style, as text segments with their roles: header, location, the
+    source lines with carets under the spans, notes, help. Joined, the texts are the plain
+    rendering (`render_plain`); the CLI colours them by role."""
+    out: list[Segment] = []
+    sev = _ROLES[diag.severity]
+    out.append((f"{diag.severity}[{diag.code}]", sev))
+    out.append((f": {diag.message}\n", "strong"))
+    if diag.span is None:
+        _tail(out, diag, "")
+        return out
+    line, col = diag.span.start_line_col
+    same_file = [lab for lab in diag.labels if lab.span.file.name == diag.span.file.name]
+    other = [lab for lab in diag.labels if lab.span.file.name != diag.span.file.name]
+    marks: list[tuple[Span, str, Role, str]] = [(diag.span, "", sev, "^")] + [
+        (lab.span, lab.message, "frame", "-") for lab in same_file
+    ]
+    gutter = len(str(max(m[0].start_line_col[0] for m in marks)))
+    pad = " " * gutter
+    out.append((f"{pad}--> ", "frame"))
+    out.append((f"{diag.span.file.name}:{line}:{col}\n", ""))
+    out.append((f"{pad} |\n", "frame"))
+    # Each source line is shown once, in file order, with the marks of every span starting on it.
+    by_line: dict[int, list[tuple[Span, str, Role, str]]] = {}
+    for m in marks:
+        by_line.setdefault(m[0].start_line_col[0], []).append(m)
+    for number in sorted(by_line):
+        _snippet(out, number, by_line[number], gutter)
+    for lab in other:
+        out.append((f"{pad} = ", "frame"))
+        out.append((f"{lab.message}: {lab.span}\n", ""))
+    _tail(out, diag, pad)
+    return out
+
+
+def _snippet(
+    out: list[Segment], number: int, marks: list[tuple[Span, str, Role, str]], gutter: int
+) -> None:
+    file = marks[0][0].file
+    text = file.line_text(number).expandtabs(1)
+    out.append((f"{number:>{gutter}} | ", "frame"))
+    out.append((text + "\n", ""))
+    for span, message, role, mark in marks:
+        _, col = span.start_line_col
+        end_line, end_col = span.end_line_col
+        width = max(1, end_col - col) if end_line == number else max(1, len(text) - col + 1)
+        out.append((f"{' ' * gutter} | ", "frame"))
+        out.append((" " * (col - 1), ""))
+        out.append((mark * width + (f" {message}" if message else ""), role))
+        out.append(("\n", ""))
+
+
+def _tail(out: list[Segment], diag: Diagnostic, pad: str) -> None:
+    for note in diag.notes:
+        out.append((f"{pad} = ", "frame"))
+        out.append(("note: ", "strong"))
+        out.append((note + "\n", ""))
+    if diag.help:
+        out.append((f"{pad} = ", "frame"))
+        out.append(("help: ", "strong"))
+        out.append((diag.help + "\n", ""))
+
+
+def render_plain(diag: Diagnostic) -> str:
+    """`render` without colour (snapshots, logs, an instance's stored error)."""
+    return "".join(text for text, _ in render(diag))
 
 
 class DfcError(Exception):

@@ -114,6 +114,38 @@ def steps_done(conn: psycopg.Connection) -> int:
     return int(row[0])
 
 
+def crash_until_done(
+    url: str,
+    conn: psycopg.Connection,
+    ids: list[str],
+    workers: list[WorkerProcess],
+    *,
+    concurrency: int,
+) -> WorkerProcess:
+    """Run a worker that crashes itself at the critical points (effects done, checkpoint
+    written but not committed, committed but not yet acted on), restarting it until every
+    instance has finished; returns it (killed)."""
+    crashy = WorkerProcess(
+        url,
+        "--concurrency",
+        str(concurrency),
+        "--lease-seconds",
+        "1",
+        env={
+            "DFC_FAULT": "after_step_sql:crash:0.01,before_commit:crash:0.01,after_commit:crash:0.01"
+        },
+    )
+    workers.append(crashy)
+    deadline = time.monotonic() + 120
+    while unfinished(conn, ids) and time.monotonic() < deadline:
+        if not crashy.alive():
+            crashy.start()
+        time.sleep(0.2)
+    assert unfinished(conn, ids) == 0, crashy.stderr()
+    crashy.kill()
+    return crashy
+
+
 @pytest.mark.timeout(180)
 def test_sigkill_at_random_moments_loses_and_repeats_nothing(
     db_url: str, workers: list[WorkerProcess]
@@ -147,24 +179,7 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(
         assert unfinished(conn, ids) > 0, "phase 1 finished everything: kill sooner"
         # Phase 2: the worker crashes itself at the critical points (effects done, checkpoint
         # written but not committed, committed but not yet acted on); restart it until done.
-        crashy = WorkerProcess(
-            db_url,
-            "--concurrency",
-            "16",
-            "--lease-seconds",
-            "1",
-            env={
-                "DFC_FAULT": "after_step_sql:crash:0.01,before_commit:crash:0.01,after_commit:crash:0.01"
-            },
-        )
-        workers.append(crashy)
-        deadline = time.monotonic() + 120
-        while unfinished(conn, ids) and time.monotonic() < deadline:
-            if not crashy.alive():
-                crashy.start()
-            time.sleep(0.2)
-        assert unfinished(conn, ids) == 0, crashy.stderr()
-        crashy.kill()
+        crashy = crash_until_done(db_url, conn, ids, workers, concurrency=16)
 
         statuses = dict(
             conn.execute(
@@ -322,3 +337,59 @@ def test_second_sigterm_cancels_running_steps(db_url: str, workers: list[WorkerP
             "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%%pg_sleep(30)%%' AND state = 'active' AND pid <> pg_backend_pid()"
         ).fetchone() == (0,)
         instances.cancel(conn, iid)
+
+
+@pytest.mark.timeout(180)
+def test_steps_run_as_another_role_survive_sigkill_exactly_once(
+    db_url: str, workers: list[WorkerProcess]
+) -> None:
+    """The executor call, the session reset and the checkpoint commit together: a worker
+    killed anywhere in an as-role step neither loses nor repeats its effect."""
+    role = f"dfc_crash_{random.randrange(16**6):06x}"
+    steps, count = 10, 30
+    with connect(db_url) as conn:
+        conn.execute(f'CREATE ROLE "{role}"')
+        try:
+            conn.execute("SELECT dfc.create_executor(%s::regrole)", (role,))
+            conn.execute("CREATE TABLE crash_role (k text PRIMARY KEY, who text)")
+            conn.execute(f'GRANT ALL ON crash_role TO "{role}"')
+            plan = chain_plan(
+                "crash_role",
+                [
+                    "SELECT pg_sleep(0.005); INSERT INTO crash_role (k, who) "
+                    f"VALUES ('{{sys_instance_id}}-s{i}', current_user)"
+                    for i in range(1, steps + 1)
+                ],
+            )
+            version = deploy(conn, plan).version
+            with conn.transaction():
+                ids = [
+                    str(
+                        conn.execute(
+                            "SELECT dfc.start_instance('crash_role', %s, NULL, '{}', %s)",
+                            (version, role),
+                        ).fetchone()[0]  # type: ignore[index]
+                    )
+                    for _ in range(count)
+                ]
+            w = WorkerProcess(db_url, "--concurrency", "8", "--lease-seconds", "1")
+            workers.append(w)
+            for _ in range(3):  # killed mid-flight
+                w.start()
+                time.sleep(random.uniform(0.3, 0.8))
+                w.kill()
+            crashy = crash_until_done(db_url, conn, ids, workers, concurrency=8)
+            statuses = dict(
+                conn.execute(
+                    "SELECT status, count(*) FROM dfc.instances WHERE id = ANY(%s) GROUP BY status",
+                    (ids,),
+                ).fetchall()
+            )
+            assert statuses == {"completed": count}, crashy.stderr()
+            assert conn.execute(
+                "SELECT count(*), count(DISTINCT k), min(who), max(who) FROM crash_role"
+            ).fetchone() == (count * steps, count * steps, role, role)
+            assert crashy.starts > 1, "no crash happened: raise the fault probabilities"
+        finally:
+            conn.execute(f'DROP OWNED BY "{role}"')
+            conn.execute(f'DROP ROLE "{role}"')

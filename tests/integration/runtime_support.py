@@ -18,7 +18,7 @@ from dfc.plan.model import Plan
 from dfc.runtime import instances
 from dfc.runtime.engine import EngineSettings
 from dfc.runtime.logs import StepLog
-from dfc.runtime.worker import Worker, WorkerOptions
+from dfc.runtime.worker import GraphCompiler, Worker, WorkerOptions
 from dfc.store.db import connect
 from dfc.store.instances import InstanceInfo
 from dfc.store.registry import deploy
@@ -54,6 +54,8 @@ async def run_until_done(
     only: bool = True,
     engine: EngineSettings = FAST,
     lease_seconds: float = 15,
+    compile_graph: GraphCompiler | None = None,
+    log: StepLog | None = None,
 ) -> list[Worker]:
     """Run in-process workers until every instance in ``ids`` has finished."""
     opts = WorkerOptions(
@@ -65,7 +67,10 @@ async def run_until_done(
         engine=engine,
         lease_seconds=lease_seconds,
     )
-    ws = [Worker(url, opts, log=StepLog(quiet=True)) for _ in range(workers)]
+    ws = [
+        Worker(url, opts, log=log or StepLog(quiet=True), compile_graph=compile_graph)
+        for _ in range(workers)
+    ]
     tasks = [asyncio.create_task(w.run()) for w in ws]
     try:
         if only:

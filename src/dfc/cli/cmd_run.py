@@ -143,6 +143,7 @@ def run_cmd(
 
 def _execute(url: str, instance_id: str, *, live: bool) -> int:
     """Run the instance in-process until it finishes; 130 when interrupted."""
+    from dfc.compiler import graph_compiler
     from dfc.runtime.engine import InstanceRun
     from dfc.runtime.live import marks
     from dfc.runtime.logs import StepLog
@@ -169,7 +170,13 @@ def _execute(url: str, instance_id: str, *, live: bool) -> int:
 
     async def main() -> None:
         nonlocal interrupted
-        worker = Worker(url, options, log=StepLog(errors_only=True), on_evaluate=on_evaluate)
+        worker = Worker(
+            url,
+            options,
+            log=StepLog(errors_only=True),
+            on_evaluate=on_evaluate,
+            compile_graph=graph_compiler,
+        )
 
         def stop() -> None:
             nonlocal interrupted
@@ -330,6 +337,7 @@ def worker_cmd(
     db: str | None, concurrency: int, lease_seconds: float, log_format: str, quiet: bool
 ) -> None:
     """Execute instances until SIGTERM or Ctrl-C (then finish or release in-flight steps)."""
+    from dfc.compiler import graph_compiler
     from dfc.runtime.engine import EngineSettings
     from dfc.runtime.logs import StepLog
     from dfc.runtime.worker import WorkerOptions, run_worker
@@ -341,7 +349,7 @@ def worker_cmd(
     options = WorkerOptions(
         concurrency=concurrency, lease_seconds=lease_seconds, engine=EngineSettings()
     )
-    run_worker(url, options, log=StepLog(fmt=log_format, quiet=quiet))
+    run_worker(url, options, log=StepLog(fmt=log_format, quiet=quiet), compile_graph=graph_compiler)
 
 
 # -- inspection --------------------------------------------------------------------------------
@@ -354,7 +362,8 @@ def status_cmd(instance_id: str, db: str | None, as_json: bool) -> None:
 
     with _open(db) as conn:
         info = instances.status(conn, instance_id)
-        plan = instances.snapshot(conn, instance_id).plan if info.status == "failed" else None
+        failed = info.status == "failed"
+        plan = instances.snapshot(conn, instance_id).plan if failed and info.workflow else None
     console = _console_unless_json(as_json, info.to_dict())
     if console is None:
         return
@@ -362,7 +371,7 @@ def status_cmd(instance_id: str, db: str | None, as_json: bool) -> None:
         Text.assemble(
             ("instance ", ""),
             (info.id, "bold"),
-            f"  {info.workflow} v{info.version}",
+            f"  {_workflow_text(info)}",
             f"  label {info.label}" if info.label else "",
         )
     )
@@ -377,6 +386,16 @@ def status_cmd(instance_id: str, db: str | None, as_json: bool) -> None:
     if plan is not None:
         for line in error_lines(info.error, plan):
             console.print(line)
+    elif failed:  # started from SQL, its graph did not compile: the diagnostics as text
+        message = info.error.get("message") if isinstance(info.error, Mapping) else info.error
+        console.print(Text(str(message).rstrip(), style="red"))
+
+
+def _workflow_text(info: Any) -> str:
+    """``name vN``, or what an instance started from SQL has before its graph is compiled."""
+    if info.workflow is None:
+        return "sql graph (not compiled)"
+    return f"{info.workflow} v{info.version}"
 
 
 _STATUS_STYLE = {
@@ -427,7 +446,7 @@ def ls_cmd(
             (r.id, "bold"),
             "  ",
             (f"{r.status:<9}", _STATUS_STYLE.get(r.status, "")),
-            f"  {r.workflow} v{r.version}",
+            f"  {_workflow_text(r)}",
             f"  [{r.label}]" if r.label else "",
             f"  {r.created_at:%Y-%m-%d %H:%M:%S}",
             f"  {dur}" if dur else "",
@@ -493,10 +512,11 @@ def cancel_cmd(instance_id: str, reason: str | None, db: str | None, as_json: bo
 
 def explain_instance(instance_id: str, db: str | None, as_json: bool) -> None:
     """``dfc explain ID``: the plan tree of a live instance with a status mark per node."""
+    from dfc.compiler import graph_compiler
     from dfc.runtime import instances
 
     with _open(db) as conn:
-        snap = instances.snapshot(conn, instance_id)
+        snap = instances.snapshot(conn, instance_id, graph_compiler)
     ev = _replay(snap)
     console = _console_unless_json(
         as_json, {"instance": snap.info.to_dict(), "nodes": dict(ev.statuses)}
@@ -507,7 +527,7 @@ def explain_instance(instance_id: str, db: str | None, as_json: bool) -> None:
     console.print(
         Text.assemble(
             (f"instance {info.id}", "bold"),
-            f"  {info.workflow} v{info.version}  ",
+            f"  {_workflow_text(info) if info.workflow else snap.plan.name + ' (not compiled yet)'}  ",
             (info.status, _STATUS_STYLE.get(info.status, "")),
         )
     )

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import psycopg
 
 from dfc.plan.model import Plan
-from dfc.runtime import faults, machine, steps
+from dfc.runtime import faults, machine, run_as, steps
 from dfc.runtime.frontier import Memo
 from dfc.runtime.keys import node_id
 from dfc.runtime.state import (
@@ -47,6 +47,7 @@ from dfc.runtime.state import (
 from dfc.runtime.steps import Conflict, Lease, LeaseLost, Written
 from dfc.store import instances, node_state, queue
 from dfc.store.inline import AConn
+from dfc.store.roles import RunAs
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
@@ -84,7 +85,8 @@ class Host(Protocol):
 
 @dataclass(slots=True)
 class Claimed:
-    """An instance as claimed: its row, and the state loaded for it."""
+    """An instance as claimed: its row, and the state loaded for it. ``run_as`` is the role its
+    steps run as when that is not the worker's own (None: the worker's)."""
 
     instance_id: str
     workflow: str
@@ -95,6 +97,7 @@ class Claimed:
     plan: Plan
     records: dict[str, NodeRecord] = field(default_factory=dict)
     signals: list[Signal] = field(default_factory=list)
+    run_as: RunAs | None = None
 
 
 # -- loading state ----------------------------------------------------------------------------
@@ -155,7 +158,7 @@ class InstanceRun:
     ) -> None:
         self.host = host
         self.claimed = claimed
-        self.lease = Lease(claimed.instance_id, host.owner, claimed.plan)
+        self.lease = Lease(claimed.instance_id, host.owner, claimed.plan, claimed.run_as)
         self.records: dict[str, NodeRecord] = claimed.records
         self.signals: list[Signal] = claimed.signals
         self.pokes_seen = claimed.pokes
@@ -384,6 +387,8 @@ class InstanceRun:
     async def _perform(self, action: RunSql | RunHttp) -> Written | None:
         if isinstance(action, RunSql):
             async with self._connection() as conn:
+                if self.lease.run_as is not None:
+                    return await run_as.run_sql(conn, self.lease, action)
                 return await steps.run_sql(conn, self.lease, action, chain=self)
         started = time.perf_counter()
         envelope: Any = None

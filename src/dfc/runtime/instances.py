@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -29,6 +29,9 @@ from dfc.store.instances import HistoryEvent, InstanceInfo
 from dfc.store.node_state import records_txn, timings_txn
 from dfc.store.registry import load_plan_txn
 from dfc.store.signals import unconsumed_txn
+
+if TYPE_CHECKING:
+    from dfc.runtime.worker import GraphCompiler
 
 Conn = psycopg.Connection[Any]
 
@@ -208,14 +211,39 @@ class Snapshot:
     timings: dict[str, tuple[datetime | None, datetime | None]]  # key -> (started, finished)
 
 
-def snapshot(conn: Conn, instance_id: str) -> Snapshot:
-    """Load an instance's plan and state (one consistent read inside a repeatable-read snapshot)."""
+def snapshot(conn: Conn, instance_id: str, compile_graph: GraphCompiler | None = None) -> Snapshot:
+    """Load an instance's plan and state (one consistent read inside a repeatable-read snapshot).
+
+    An instance started from SQL that no worker compiled yet has only its graph: with
+    ``compile_graph`` its plan is compiled for display (not deployed); without, or when the
+    graph does not compile, this raises `DfcError`.
+    """
     with conn.transaction():
         if conn.autocommit:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         info = status(conn, instance_id)
-        _, plan = load_plan_txn(conn, info.workflow, info.version)
+        if info.workflow is None or info.version is None:
+            plan = _graph_plan(info, compile_graph)
+        else:
+            _, plan = load_plan_txn(conn, info.workflow, info.version)
         records = {r[1]: record_from_row(r[1:]) for r in records_txn(conn, instance_id)}
         sigs = [signal_from_row(r[1:]) for r in unconsumed_txn(conn, instance_id)]
         timings = timings_txn(conn, instance_id)
     return Snapshot(info, plan, records, sigs, timings)
+
+
+def _graph_plan(info: InstanceInfo, compile_graph: GraphCompiler | None) -> Plan:
+    """The plan of an instance started from SQL and not compiled yet (see `snapshot`)."""
+    if compile_graph is None or info.graph is None:
+        raise DfcError(
+            f"instance {info.id} was started from SQL and has not been compiled yet",
+            hint="a worker compiles it when it runs it; `dfc status` shows where it stands",
+        )
+    plan = compile_graph(info.graph, info.label, info.options)
+    if isinstance(plan, str):
+        raise DfcError(
+            f"instance {info.id} was started from SQL and its graph does not compile:\n"
+            + plan.rstrip(),
+            hint=f"`dfc status {info.id}` shows the instance",
+        )
+    return plan

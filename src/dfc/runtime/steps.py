@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -43,6 +43,7 @@ from dfc.runtime.values import sql_result_async
 from dfc.store import node_state, signals
 from dfc.store.db import RESET_SESSION, reads_text_as_opened
 from dfc.store.inline import AConn, execute
+from dfc.store.roles import RunAs
 
 
 class LeaseLost(Exception):
@@ -55,11 +56,13 @@ class Conflict(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """Who writes for which instance, and where its source positions come from."""
+    """Who writes for which instance, where its source positions come from, and the role its
+    steps run as when that is not the worker's own (`dfc.runtime.run_as`)."""
 
     instance_id: str
     owner: str
     plan: Plan
+    run_as: RunAs | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,7 @@ class Written:
     duration_ms: float
 
 
-def _checkpoint(lease: Lease, rec: NodeRecord, history: Mapping[str, Any] | None) -> str:
+def checkpoint(lease: Lease, rec: NodeRecord, history: Mapping[str, Any] | None) -> str:
     """The statement that writes ``rec`` for ``lease`` (`dfc.store.node_state.checkpoint_sql`)."""
     return node_state.checkpoint_sql(
         lease.instance_id,
@@ -102,8 +105,20 @@ def location(plan: Plan, node_id: str) -> str | None:
     return str(span) if span is not None else None
 
 
-def sql_error(plan: Plan, action: RunSql, error: psycopg.Error) -> dict[str, Any]:
-    """The stored error of a failed SQL step: server message and SQLSTATE, node and location."""
+def statement_position(error: psycopg.Error) -> int | None:
+    """Where in the step's text the server says the error is (1-based), if it says."""
+    pos = error.diag.statement_position
+    return int(pos) if pos else None
+
+
+def sql_error(
+    plan: Plan,
+    action: RunSql,
+    error: psycopg.Error,
+    position: Callable[[psycopg.Error], int | None] = statement_position,
+) -> dict[str, Any]:
+    """The stored error of a failed SQL step: server message and SQLSTATE, node and location
+    (``position`` finds where in the step's text the error is)."""
     diag = error.diag
     out: dict[str, Any] = {
         "message": diag.message_primary or str(error).strip(),
@@ -118,8 +133,9 @@ def sql_error(plan: Plan, action: RunSql, error: psycopg.Error) -> dict[str, Any
         out["detail"] = diag.message_detail
     if diag.message_hint:
         out["hint"] = diag.message_hint
-    if diag.statement_position:
-        out["position"] = int(diag.statement_position)
+    pos = position(error)
+    if pos is not None:
+        out["position"] = pos
     return out
 
 
@@ -156,16 +172,16 @@ async def run_sql(conn: AConn, lease: Lease, action: RunSql, chain: Chain | None
     rolled back), and lets connection errors through (the transaction dies with the connection).
     """
     if action.autocommit:
-        return await _run_autocommit(conn, lease, action)
+        return await run_autocommit(conn, lease, action)
     started = time.perf_counter()
     try:
         try:
             cur = await execute(conn, _begin(action))
             result = await sql_result_async(cur)  # the last statement's result
         except psycopg.Error as e:
-            if not _is_step_error(conn, e):
+            if not is_step_error(conn, e):
                 raise
-            return await _fail(conn, lease, action, e, started)
+            return await fail(conn, lease, action, e, started)
         while True:
             faults.fault("after_step_sql")
             if not reads_text_as_opened(conn):
@@ -174,21 +190,10 @@ async def run_sql(conn: AConn, lease: Lease, action: RunSql, chain: Chain | None
                 key=action.key, node_id=action.node_id, status="completed", result=result
             )
             ms = (time.perf_counter() - started) * 1000
-            ck = _checkpoint(lease, rec, {"ms": round(ms, 2)})
+            ck = checkpoint(lease, rec, {"ms": round(ms, 2)})
             nxt = chain.next_step(rec) if chain is not None else None
             if nxt is None or nxt.autocommit:
-                try:
-                    if faults.armed("before_commit"):
-                        (row,) = await node_state.run_checkpoints(conn, [RESET_SESSION, ck])
-                        faults.fault("before_commit")
-                        await execute(conn, "COMMIT")
-                    else:
-                        (row,) = await node_state.run_checkpoints(
-                            conn, [RESET_SESSION, ck, "COMMIT"]
-                        )
-                except psycopg.Error as e:
-                    raise classify(e) or e from e
-                seq, pokes = row
+                seq, pokes = await commit(conn, ck)
                 break
             assert chain is not None
             # Commit this step and start the next in one round trip. If the checkpoint is
@@ -207,14 +212,14 @@ async def run_sql(conn: AConn, lease: Lease, action: RunSql, chain: Chain | None
                 fence = classify(e)
                 if fence is not None:
                     raise fence from e
-                await _rollback(conn)
+                await rollback(conn)
                 maybe = await node_state.committed(conn, lease.instance_id, rec.key)
                 if maybe is None:  # the checkpoint failed (not the next step): not the user's
                     raise
                 chain.committed(Written(with_seq(rec, maybe[0]), maybe[1], ms), nxt.key)
-                if not _is_step_error(conn, e):
+                if not is_step_error(conn, e):
                     raise
-                return await _fail(conn, lease, nxt, e, next_started)
+                return await fail(conn, lease, nxt, e, next_started)
             except asyncio.CancelledError:
                 chain.uncertain()  # the first step may have committed before the cancel
                 raise
@@ -222,13 +227,31 @@ async def run_sql(conn: AConn, lease: Lease, action: RunSql, chain: Chain | None
             chain.committed(done, nxt.key)
             action, started = nxt, next_started
     except BaseException:
-        await _rollback(conn)
+        await rollback(conn)
         raise
     faults.fault("after_commit")
     return Written(with_seq(rec, seq), pokes, (time.perf_counter() - started) * 1000)
 
 
-def _is_step_error(conn: AConn, e: psycopg.Error) -> bool:
+async def commit(conn: AConn, checkpoint_sql: str) -> tuple[int, int]:
+    """End a step's transaction: the session reset, its checkpoint, ``COMMIT``, in one round
+    trip; returns the checkpoint's (seq, pokes). Raises `LeaseLost`/`Conflict` when the fence
+    refuses it."""
+    try:
+        if faults.armed("before_commit"):
+            (row,) = await node_state.run_checkpoints(conn, [RESET_SESSION, checkpoint_sql])
+            faults.fault("before_commit")
+            await execute(conn, "COMMIT")
+        else:
+            (row,) = await node_state.run_checkpoints(
+                conn, [RESET_SESSION, checkpoint_sql, "COMMIT"]
+            )
+    except psycopg.Error as e:
+        raise classify(e) or e from e
+    return row
+
+
+def is_step_error(conn: AConn, e: psycopg.Error) -> bool:
     """Whether the error is the step's own (it fails the node) rather than the infrastructure's
     (the connection or server went away: the step will simply run again)."""
     if conn.closed or e.sqlstate is None or e.sqlstate.startswith("08"):
@@ -242,8 +265,19 @@ def _is_step_error(conn: AConn, e: psycopg.Error) -> bool:
     return True
 
 
-async def _run_autocommit(conn: AConn, lease: Lease, action: RunSql) -> Written:
-    """A step that cannot run in a transaction block: at-least-once (SPEC §5.3)."""
+async def _run_directly(conn: AConn, action: RunSql) -> dict[str, Any]:
+    return await sql_result_async(await execute(conn, action.sql))
+
+
+async def run_autocommit(
+    conn: AConn,
+    lease: Lease,
+    action: RunSql,
+    perform: Callable[[AConn, RunSql], Awaitable[dict[str, Any]]] = _run_directly,
+    position: Callable[[psycopg.Error], int | None] = statement_position,
+) -> Written:
+    """A step that cannot run in a transaction block: at-least-once (SPEC §5.3). ``perform``
+    runs it and gives its result (the worker's session runs it directly, by default)."""
     started = time.perf_counter()
     failure: psycopg.Error | None = None
     try:
@@ -252,16 +286,15 @@ async def _run_autocommit(conn: AConn, lease: Lease, action: RunSql) -> Written:
                 await execute(
                     conn, f"SET statement_timeout = {max(1, int(action.timeout_s * 1000))}"
                 )
-            cur = await execute(conn, action.sql)
-            result = await sql_result_async(cur)
+            result = await perform(conn, action)
         except psycopg.Error as e:
-            if not _is_step_error(conn, e):
+            if not is_step_error(conn, e):
                 raise
             failure = e
         finally:
             await _restore(conn)  # the timeout's SET and the step's own were not transactional
         if failure is not None:
-            return await _fail(conn, lease, action, failure, started)
+            return await fail(conn, lease, action, failure, started, position)
         faults.fault("after_step_sql")
         rec = NodeRecord(key=action.key, node_id=action.node_id, status="completed", result=result)
         ms = (time.perf_counter() - started) * 1000
@@ -269,7 +302,7 @@ async def _run_autocommit(conn: AConn, lease: Lease, action: RunSql) -> Written:
             conn, lease, rec, {"ms": round(ms, 2), "autocommit": True}
         )
     except BaseException:
-        await _rollback(conn)
+        await rollback(conn)
         raise
     faults.fault("after_commit")
     return Written(with_seq(rec, seq), pokes, (time.perf_counter() - started) * 1000)
@@ -280,17 +313,26 @@ async def _restore(conn: AConn) -> None:
     connection may be dead, and the pool then discards it)."""
     if conn.closed:
         return
-    await _rollback(conn)  # a step that opened a transaction and failed in it
+    await rollback(conn)  # a step that opened a transaction and failed in it
     with contextlib.suppress(psycopg.Error):
         await execute(conn, RESET_SESSION)
 
 
-async def _fail(
-    conn: AConn, lease: Lease, action: RunSql, error: psycopg.Error, started: float
+async def fail(
+    conn: AConn,
+    lease: Lease,
+    action: RunSql,
+    error: psycopg.Error,
+    started: float,
+    position: Callable[[psycopg.Error], int | None] = statement_position,
+    message: str | None = None,
 ) -> Written:
-    """Roll the step back, then store its failure in a transaction of its own."""
-    await _rollback(conn)
-    err = sql_error(lease.plan, action, error)
+    """Roll the step back, then store its failure (`sql_error`; ``message`` instead of the
+    server's) in a transaction of its own."""
+    await rollback(conn)
+    err = sql_error(lease.plan, action, error, position)
+    if message is not None:
+        err["message"] = message
     rec = NodeRecord(key=action.key, node_id=action.node_id, status="failed", error=err)
     ms = (time.perf_counter() - started) * 1000
     seq, pokes = await _checkpoint_one(
@@ -307,13 +349,13 @@ async def _checkpoint_one(
 ) -> tuple[int, int]:
     """Write one record in its own (implicit) transaction."""
     try:
-        (row,) = await node_state.run_checkpoints(conn, [_checkpoint(lease, rec, history)])
+        (row,) = await node_state.run_checkpoints(conn, [checkpoint(lease, rec, history)])
     except psycopg.Error as e:
         raise classify(e) or e from e
     return row
 
 
-async def _rollback(conn: AConn) -> None:
+async def rollback(conn: AConn) -> None:
     """Leave no transaction open on a pooled connection (best effort: it may be dead)."""
     if conn.closed:
         return
@@ -383,7 +425,7 @@ async def store_records(
     parts: list[str] = []
     for st in stores:
         rec = st.record
-        parts.append(_checkpoint(lease, rec, _history(st)))
+        parts.append(checkpoint(lease, rec, _history(st)))
         if st.consume_signal is not None:
             parts.append(signals.consume_sql(lease.instance_id, st.consume_signal, rec.key))
     prune_keys = list(prune)
@@ -394,10 +436,10 @@ async def store_records(
     try:
         rows = await node_state.run_checkpoints(conn, parts)
     except psycopg.Error as e:
-        await _rollback(conn)
+        await rollback(conn)
         raise classify(e) or e from e
     except BaseException:
-        await _rollback(conn)
+        await rollback(conn)
         raise
     written = [with_seq(st.record, seq) for st, (seq, _) in zip(stores, rows, strict=True)]
     return written, rows[-1][1] if rows else 0

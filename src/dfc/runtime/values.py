@@ -152,3 +152,21 @@ async def sql_result_async(cursor: psycopg.AsyncCursor[Any]) -> dict[str, JSON]:
     _to_last_result(cursor)
     rows = await cursor.fetchall() if cursor.description is not None else None
     return _shape(cursor.description, rows, cursor.rowcount)
+
+
+class _Named:
+    """A stand-in for a column description: `_shape` reads only the name."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def shaped(
+    names: list[str] | None, rows: list[tuple[Any, ...]] | None, rowcount: int
+) -> dict[str, JSON]:
+    """The step result of rows read another way than from the statement's own cursor (a step
+    run as another role, whose columns come back renamed): ``names`` are the statement's own
+    column names (None when it returns no rows), ``rows`` read with these loaders."""
+    return _shape(None if names is None else [_Named(n) for n in names], rows, rowcount)

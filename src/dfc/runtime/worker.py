@@ -12,6 +12,17 @@ One asyncio process with a connection pool. Four loops cooperate:
   an instance missing from the result was cancelled or taken over, and its run stops.
 - **housekeeping**: now and then, delete finished instances older than the retention setting.
 
+Instances started from SQL (``df.start``) carry a pg_durable graph and no workflow version. The
+worker compiles such a graph with the function the layer above gives it (``compile_graph``,
+`GraphCompiler`: the runtime never imports the front end), deploys the plan as workflow
+``sql:<label>`` (a version with the same hash is reused), pins the instance to that version and
+runs it; a graph the checker refuses fails its instance with the diagnostics as text. A worker
+without a compiler leaves such instances to one that has it, and says so once in its log.
+Compiled graphs are remembered, so that starting the same graph again costs no compile.
+
+Steps of an instance started by another role than the worker's run as that role
+(`dfc.runtime.run_as`); an instance whose role has no executors fails, saying what to grant.
+
 While an instance is held its queue row's ``run_at`` equals ``lease_expires``: a worker that dies
 simply stops extending them, and the rows become due again when the leases expire.
 
@@ -25,14 +36,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import os
 import secrets
 import signal
 import socket
 import time
-from collections.abc import Callable, Collection
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
@@ -43,10 +56,22 @@ from dfc.runtime.engine import Claimed, EngineSettings, InstanceRun, load_state
 from dfc.runtime.logs import StepLog
 from dfc.runtime.state import Evaluation
 from dfc.runtime.values import configure_loaders
-from dfc.store import instances, queue
-from dfc.store.db import worker_kwargs
+from dfc.store import instances, queue, roles
+from dfc.store.db import connect, worker_kwargs
 from dfc.store.inline import AConn
-from dfc.store.registry import plan_rows
+from dfc.store.queue import ClaimRow
+from dfc.store.registry import deploy, plan_rows
+from dfc.store.roles import RunAs
+
+GraphCompiler: TypeAlias = Callable[[str, str | None, Mapping[str, Any] | None], Plan | str]
+"""Compiles the graph of an instance started from SQL: ``(graph, label, options)`` → the plan
+of workflow ``sql:<label>``, or why there is none as text (``dfc.compiler.graph_compiler``).
+``options`` are ``dfc.instances.options`` (``{"max_attempts": n, "max_backoff": s}``)."""
+
+_GraphKey: TypeAlias = tuple[str, str | None, str]  # graph, label, options as canonical JSON
+_Compiled: TypeAlias = tuple[str, int] | str  # (workflow, version), or why it does not compile
+_COMPILED_KEPT = 256  # compiled graphs remembered
+_UNCOMPILED_CHECK_EVERY = 60.0  # seconds between looks for graphs this worker cannot compile
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +105,14 @@ class Worker:
         log: StepLog | None = None,
         on_evaluate: Callable[[InstanceRun, Evaluation], None] | None = None,
         worker_id: str | None = None,
+        compile_graph: GraphCompiler | None = None,
     ) -> None:
         self.url = url
+        self.compile_graph = compile_graph
+        self.role: str | None = None  # current_user of the worker's sessions
+        self._compiled: OrderedDict[_GraphKey, _Compiled] = OrderedDict()
+        self._uncompiled_checked = 0.0
+        self._told_uncompiled = False
         self.options = options or WorkerOptions()
         self.settings = self.options.engine
         self.log = log or StepLog()
@@ -141,6 +172,7 @@ class Worker:
             await queue.register(
                 conn, self.owner, socket.gethostname(), os.getpid(), self.options.concurrency
             )
+            self.role = await roles.current_role(conn)
         self.log.info("started", worker=self.owner, concurrency=self.options.concurrency)
         helpers = [
             asyncio.create_task(self._listen(), name="dfc-listen"),
@@ -176,6 +208,8 @@ class Worker:
                     self._start(c)
                 full_batch = len(claimed) == want
                 self._backlog = full_batch
+                if not claimed:
+                    await self._tell_uncompiled()
             elif not self._backlog:
                 with contextlib.suppress(psycopg.Error, OSError):
                     async with self.pool.connection() as conn:
@@ -202,34 +236,162 @@ class Worker:
     async def _claim(self, n: int) -> list[Claimed]:
         async with self.pool.connection() as conn:
             rows = await queue.claim(
-                conn, self.owner, n, self.options.lease_seconds, self.options.only
+                conn,
+                self.owner,
+                n,
+                self.options.lease_seconds,
+                self.options.only,
+                compiled_only=self.compile_graph is None,
             )
             if not rows:
                 return []
             now = time.monotonic()
             for r in rows:
-                self._claimed_at[r[0]] = now
+                self._claimed_at[r.instance_id] = now
             try:
                 faults.fault("after_claim")
-                await self._load_plans(conn, {(r[2], r[3]) for r in rows})
+                rows = await self._compile(conn, rows)
+                run_as = await self._roles(conn, rows)
+                rows = [r for r in rows if r.instance_id in run_as]
+                await self._load_plans(conn, {_version(r) for r in rows})
                 claimed: list[Claimed] = []
-                for iid, pokes, workflow, version, label, vars_ in rows:
+                for r in rows:
+                    workflow, version = _version(r)
                     plan = self._plans[(workflow, version)]
                     if isinstance(plan, PlanFormatError):
-                        await self._fail_unreadable(conn, iid, workflow, version, plan)
+                        await self._fail_unreadable(conn, r.instance_id, workflow, version, plan)
                         continue
                     claimed.append(
-                        Claimed(iid, workflow, version, label, vars_ or {}, int(pokes), plan)
+                        Claimed(
+                            r.instance_id,
+                            workflow,
+                            version,
+                            r.label,
+                            r.vars or {},
+                            int(r.pokes),
+                            plan,
+                            run_as=run_as[r.instance_id],
+                        )
                     )
                 await load_state(conn, claimed)
             except BaseException:
-                ids = [r[0] for r in rows]
+                ids = [r.instance_id for r in rows]
                 for iid in ids:
                     self._claimed_at.pop(iid, None)
                 with contextlib.suppress(Exception):
                     await queue.unclaim(conn, ids, self.owner)
                 raise
         return claimed
+
+    # -- graphs started from SQL --------------------------------------------------------------
+
+    async def _compile(self, conn: AConn, rows: list[ClaimRow]) -> list[ClaimRow]:
+        """Pin the instances that carry a graph to the version it compiles to (compiling and
+        deploying it first unless that was done before); fail those whose graph does not
+        compile. Returns the rows that are to run, with their workflow versions."""
+        keys = {r.instance_id: _graph_key(r) for r in rows if r.workflow is None}
+        if not keys:
+            return rows
+        missing = [k for k in dict.fromkeys(keys.values()) if k not in self._compiled]
+        if missing and self.compile_graph is not None:
+            compiled = await asyncio.to_thread(self._compile_and_deploy, missing)
+            self._compiled.update(compiled)
+            while len(self._compiled) > _COMPILED_KEPT:
+                self._compiled.popitem(last=False)
+        out: list[ClaimRow] = []
+        for r in rows:
+            key = keys.get(r.instance_id)
+            if key is None:
+                out.append(r)
+                continue
+            outcome = self._compiled.get(key)
+            if outcome is None:  # no compiler: another worker takes it (`dfc run` has one)
+                await queue.unclaim(conn, [r.instance_id], self.owner)
+                self._claimed_at.pop(r.instance_id, None)
+                continue
+            if isinstance(outcome, str):
+                await self._fail_claimed(conn, r.instance_id, {"message": outcome})
+                continue
+            self._compiled.move_to_end(key)
+            workflow, version = outcome
+            try:
+                await instances.pin(conn, r.instance_id, workflow, version)
+            except psycopg.errors.ForeignKeyViolation:
+                self._compiled.pop(key, None)  # the version was deleted: compile again
+                raise
+            out.append(r._replace(workflow=workflow, version=version))
+        return out
+
+    def _compile_and_deploy(self, keys: list[_GraphKey]) -> dict[_GraphKey, _Compiled]:
+        """Compile graphs and deploy their plans (in a thread: compiling takes CPU, deploying
+        a connection of its own)."""
+        assert self.compile_graph is not None
+        out: dict[_GraphKey, _Compiled] = {}
+        conn = None
+        try:
+            for key in keys:
+                graph, label, options = key
+                try:
+                    plan = self.compile_graph(graph, label, json.loads(options))
+                except Exception as e:  # a bug in the compiler: fail the instance, not the worker
+                    plan = f"internal error while compiling the graph: {type(e).__name__}: {e}"
+                if isinstance(plan, str):
+                    out[key] = plan
+                    continue
+                if conn is None:
+                    conn = connect(self.url)
+                deployed = deploy(conn, plan, any_version=True)
+                out[key] = (deployed.name, deployed.version)
+                if deployed.created:
+                    self.log.info("deployed", workflow=deployed.name, version=deployed.version)
+        finally:
+            if conn is not None:
+                conn.close()
+        return out
+
+    async def _tell_uncompiled(self) -> None:
+        """A worker without a compiler says once that instances started from SQL wait."""
+        if self.compile_graph is not None or self._told_uncompiled:
+            return
+        now = time.monotonic()
+        if now - self._uncompiled_checked < _UNCOMPILED_CHECK_EVERY:
+            return
+        self._uncompiled_checked = now
+        with contextlib.suppress(psycopg.Error, OSError):
+            async with self.pool.connection() as conn:
+                if await queue.uncompiled_waiting(conn):
+                    self._told_uncompiled = True
+                    self.log.info(
+                        "instances started from SQL (df.start) wait for a worker that can "
+                        "compile their graphs; this one cannot: run `dfc worker`"
+                    )
+
+    # -- roles --------------------------------------------------------------------------------
+
+    async def _roles(self, conn: AConn, rows: list[ClaimRow]) -> dict[str, RunAs | None]:
+        """The role each instance's steps run as (None: the worker's own), for the instances
+        that can run; those whose role has no executors (or no longer exists) fail."""
+        others = {r.created_by for r in rows if r.created_by != self.role}
+        found = await roles.lookup(conn, others) if others else {}
+        out: dict[str, RunAs | None] = {}
+        for r in rows:
+            role = found.get(r.created_by)
+            if role is not None and (role.oid is None or not role.executors):
+                message = (
+                    roles.no_role_message(role.name)
+                    if role.oid is None
+                    else roles.no_executor_message(role.name)
+                )
+                await self._fail_claimed(conn, r.instance_id, {"message": message})
+                continue
+            out[r.instance_id] = role
+        return out
+
+    async def _fail_claimed(self, conn: AConn, iid: str, error: dict[str, Any]) -> None:
+        """End an instance claimed just now as failed, before it ran."""
+        await instances.fail(conn, iid, self.owner, error)
+        self._claimed_at.pop(iid, None)
+        self.log.finished(iid, "failed", error)
 
     async def _load_plans(self, conn: AConn, keys: Collection[tuple[str, int]]) -> None:
         missing = [k for k in keys if k not in self._plans]
@@ -245,8 +407,7 @@ class Worker:
         self, conn: AConn, iid: str, workflow: str, version: int, e: Exception
     ) -> None:
         error = {"message": f"workflow {workflow} version {version} cannot be executed: {e}"}
-        await instances.fail(conn, iid, self.owner, error)
-        self.log.finished(iid, "failed", error)
+        await self._fail_claimed(conn, iid, error)
 
     def _start(self, claimed: Claimed) -> None:
         run = InstanceRun(self, claimed, on_evaluate=self.on_evaluate)
@@ -394,11 +555,12 @@ def run_worker(
     *,
     log: StepLog | None = None,
     install_signals: bool = True,
+    compile_graph: GraphCompiler | None = None,
 ) -> None:
     """Run a worker in this process until SIGTERM/SIGINT (then stop gracefully)."""
 
     async def main() -> None:
-        worker = Worker(url, options, log=log)
+        worker = Worker(url, options, log=log, compile_graph=compile_graph)
         if install_signals:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -406,3 +568,13 @@ def run_worker(
         await worker.run()
 
     asyncio.run(main())
+
+
+def _graph_key(row: ClaimRow) -> _GraphKey:
+    assert row.graph is not None, "an instance has a workflow version or a graph"
+    return (row.graph, row.label, json.dumps(row.options, sort_keys=True))
+
+
+def _version(row: ClaimRow) -> tuple[str, int]:
+    assert row.workflow is not None and row.version is not None
+    return row.workflow, row.version

@@ -96,6 +96,11 @@ _WORKER_SESSION = {"standard_conforming_strings": "on", "client_encoding": "UTF8
 
 _REPORTED = tuple((k.encode(), v.encode()) for k, v in _WORKER_SESSION.items())
 
+IN_WORKFLOW = "dfc.in_workflow"
+"""A setting that is ``on`` in every worker session (a startup option, so `RESET_SESSION`
+keeps it): the SQL surface's ``df.setvar``, ``df.await_instance`` and ``df.start(...,
+transaction_mode => 'new')`` refuse to run inside a workflow step by looking at it."""
+
 RESET_SESSION = "RESET SESSION AUTHORIZATION;RESET ROLE;RESET ALL"
 """Statements that give a session back its opening settings after a user's step: ``RESET ALL``
 leaves the role and the session authorization alone (PostgreSQL exempts both), so they are
@@ -103,13 +108,14 @@ reset first. Transactional: inside a transaction, a rollback undoes the reset to
 
 
 def worker_kwargs(url: str) -> dict[str, Any]:
-    """`connect_kwargs` plus what the worker's connections need: autocommit, and the settings
-    `RESET_SESSION` returns to."""
+    """`connect_kwargs` plus what the worker's connections need: autocommit, the settings
+    `RESET_SESSION` returns to, and `IN_WORKFLOW`."""
     kwargs = connect_kwargs(url)
     kwargs["autocommit"] = True
     kwargs["client_encoding"] = _WORKER_SESSION["client_encoding"]
     kwargs["options"] = (
         f"-c standard_conforming_strings={_WORKER_SESSION['standard_conforming_strings']}"
+        f" -c {IN_WORKFLOW}=on"
     )
     return kwargs
 

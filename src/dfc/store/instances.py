@@ -24,11 +24,15 @@ Conn = psycopg.Connection[Any]
 
 @dataclass(frozen=True, slots=True)
 class InstanceInfo:
-    """An instance as stored, plus what it waits for when unfinished."""
+    """An instance as stored, plus what it waits for when unfinished.
+
+    ``workflow`` and ``version`` are None for an instance started from SQL whose ``graph`` was
+    not compiled yet (or could not be: it then failed with the reasons).
+    """
 
     id: str
-    workflow: str
-    version: int
+    workflow: str | None
+    version: int | None
     label: str | None
     status: str
     vars: Mapping[str, Any]
@@ -40,6 +44,9 @@ class InstanceInfo:
     started_at: datetime | None
     finished_at: datetime | None
     waiting_for: str | None = None
+    created_by: str | None = None
+    graph: str | None = None
+    options: Mapping[str, Any] | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -69,6 +76,7 @@ class InstanceInfo:
             "finished_at": _iso(self.finished_at),
             "duration_s": None if self.duration_s is None else round(self.duration_s, 3),
             "waiting_for": self.waiting_for,
+            "created_by": self.created_by,
         }
 
 
@@ -174,6 +182,26 @@ async def fail(conn: AConn, instance_id: str, owner: str, error: Mapping[str, An
     await conn.execute(_FAIL, (instance_id, owner, Jsonb(dict(error))))
 
 
+_PIN = """
+WITH i AS (
+    UPDATE dfc.instances SET workflow = {workflow}, version = {version}, updated_at = now()
+     WHERE id = {id} AND workflow IS NULL
+ RETURNING id
+)
+INSERT INTO dfc.history (instance_id, event, detail)
+SELECT id, 'compiled', jsonb_build_object('workflow', {workflow}, 'version', {version}) FROM i
+"""
+
+
+async def pin(conn: AConn, instance_id: str, workflow: str, version: int) -> None:
+    """Give an instance started from SQL the workflow version its graph was deployed as (the
+    FK to ``dfc.workflows`` refuses a version that does not exist)."""
+    await execute(
+        conn,
+        _PIN.format(id=literal(instance_id), workflow=literal(workflow), version=literal(version)),
+    )
+
+
 _UNFINISHED = (
     "SELECT count(*) FROM dfc.instances WHERE id = ANY(%s) AND status IN ('pending', 'running')"
 )
@@ -189,7 +217,8 @@ async def unfinished(conn: AConn, instance_ids: Collection[str]) -> int:
 
 _COLUMNS = """
 i.id, i.workflow, i.version, i.label, i.status, i.vars, i.result, i.error, i.compensated,
-i.cancel_reason, i.created_at, i.started_at, i.finished_at, w.waiting_for
+i.cancel_reason, i.created_at, i.started_at, i.finished_at, w.waiting_for, i.created_by, i.graph,
+i.options
 """
 _INFO = f"SELECT {_COLUMNS} FROM dfc.instances i LEFT JOIN dfc.waits w ON w.instance_id = i.id WHERE i.id = %s"
 

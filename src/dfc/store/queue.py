@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 
@@ -52,25 +52,69 @@ WITH c AS (
     SELECT instance_id, 'resumed', jsonb_build_object('worker', %(owner)s, 'previous', previous)
       FROM c WHERE previous IS NOT NULL
 )
-SELECT q.instance_id, q.pokes, i.workflow, i.version, i.label, i.vars
+SELECT q.instance_id, q.pokes, i.workflow, i.version, i.label, i.vars, i.created_by,
+       CASE WHEN i.workflow IS NULL THEN i.graph END, CASE WHEN i.workflow IS NULL THEN i.options END
   FROM q JOIN dfc.instances AS i ON i.id = q.instance_id
 """
-_CLAIM_ANY = _CLAIM.format(only="")
-_CLAIM_ONLY = _CLAIM.format(only="AND instance_id = ANY(%(only)s)")
+# A worker that cannot compile graphs leaves the instances that still carry one to others.
+_COMPILED = (
+    "AND EXISTS (SELECT 1 FROM dfc.instances AS ci"
+    " WHERE ci.id = instance_id AND ci.workflow IS NOT NULL)"
+)
+_ONLY = "AND instance_id = ANY(%(only)s)"
+_CLAIMS = {
+    (only, compiled): _CLAIM.format(
+        only=" ".join(([_ONLY] if only else []) + ([_COMPILED] if compiled else []))
+    )
+    for only in (False, True)
+    for compiled in (False, True)
+}
+
+
+class ClaimRow(NamedTuple):
+    """A claimed instance as the queue hands it over. ``graph`` and ``options`` are given only
+    while the instance has no workflow version yet (started from SQL, not compiled)."""
+
+    instance_id: str
+    pokes: int
+    workflow: str | None
+    version: int | None
+    label: str | None
+    vars: dict[str, Any] | None
+    created_by: str
+    graph: str | None
+    options: dict[str, Any] | None
 
 
 async def claim(
-    conn: AConn, owner: str, n: int, lease_seconds: float, only: Collection[str] | None = None
-) -> list[tuple[Any, ...]]:
-    """Lease up to ``n`` due instances (only those in ``only``, when given) to ``owner``; mark
-    pending ones running. Rows: ``(instance_id, pokes, workflow, version, label, vars)``."""
+    conn: AConn,
+    owner: str,
+    n: int,
+    lease_seconds: float,
+    only: Collection[str] | None = None,
+    *,
+    compiled_only: bool = False,
+) -> list[ClaimRow]:
+    """Lease up to ``n`` due instances (only those in ``only``, when given; only those with a
+    workflow version, with ``compiled_only``) to ``owner``; mark pending ones running."""
     params: dict[str, Any] = {"n": n, "owner": owner, "lease": lease_seconds}
-    query = _CLAIM_ANY
     if only is not None:
-        query = _CLAIM_ONLY
         params["only"] = list(only)
+    query = _CLAIMS[(only is not None, compiled_only)]
     cur = await conn.execute(query, params, prepare=True)
-    return await cur.fetchall()
+    return [ClaimRow(*r) for r in await cur.fetchall()]
+
+
+_UNCOMPILED = """
+SELECT EXISTS (SELECT 1 FROM dfc.queue AS q JOIN dfc.instances AS i ON i.id = q.instance_id
+                WHERE i.workflow IS NULL)
+"""
+
+
+async def uncompiled_waiting(conn: AConn) -> bool:
+    """Whether an unfinished instance still carries a graph to compile."""
+    row = await (await conn.execute(_UNCOMPILED)).fetchone()
+    return bool(row and row[0])
 
 
 _UNCLAIM = """

@@ -74,8 +74,16 @@ VALUES (%s, %s, %s, %s, %s, %s)
 """
 
 
-def deploy_txn(conn: Conn, plan: Plan, *, dev: bool = False) -> DeployResult:
-    """Store ``plan`` as the next version of its workflow unless the latest has its hash.
+_WITH_HASH = """
+SELECT version FROM dfc.workflows WHERE name = %s AND hash = %s ORDER BY version DESC LIMIT 1
+"""
+
+
+def deploy_txn(
+    conn: Conn, plan: Plan, *, dev: bool = False, any_version: bool = False
+) -> DeployResult:
+    """Store ``plan`` as the next version of its workflow unless the latest has its hash (any
+    version, with ``any_version``: graphs started from SQL under one label alternate).
 
     Runs in the caller's transaction, which must be at READ COMMITTED (PostgreSQL's default)
     for the per-name lock to order concurrent deploys. A non-dev deploy of a plan equal to a
@@ -83,6 +91,10 @@ def deploy_txn(conn: Conn, plan: Plan, *, dev: bool = False) -> DeployResult:
     """
     digest = plan.hash
     conn.execute(_LOCK_NAME, (_LOCK_SPACE, plan.name))
+    if any_version:
+        found = conn.execute(_WITH_HASH, (plan.name, digest)).fetchone()
+        if found is not None:
+            return DeployResult(plan.name, found[0], digest, created=False)
     row = conn.execute(_LATEST, (plan.name,)).fetchone()
     if row is not None and row[1] == digest:
         version, _, was_dev = row
@@ -94,14 +106,14 @@ def deploy_txn(conn: Conn, plan: Plan, *, dev: bool = False) -> DeployResult:
     return DeployResult(plan.name, version, digest, created=True)
 
 
-def deploy(conn: Conn, plan: Plan, *, dev: bool = False) -> DeployResult:
+def deploy(conn: Conn, plan: Plan, *, dev: bool = False, any_version: bool = False) -> DeployResult:
     """`deploy_txn` in a transaction of its own (a savepoint inside the caller's)."""
     outermost = conn.info.transaction_status == TransactionStatus.IDLE
     with conn.transaction():
         if outermost:
             # The per-name lock orders deploys only if each reads after acquiring it.
             conn.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-        return deploy_txn(conn, plan, dev=dev)
+        return deploy_txn(conn, plan, dev=dev, any_version=any_version)
 
 
 def _stored_json(plan: Plan) -> Jsonb:

@@ -369,6 +369,32 @@ TOO_DEEP = code(
     counts as one level). Split the workflow into templates.""",
 )
 
+# -- pg_durable JSON graphs (df.start) ------------------------------------------------------------
+
+GRAPH_NODE_TYPE = code(
+    "DFC150",
+    "unknown node type in a graph",
+    E,
+    """A graph given to df.start (pg_durable's JSON form) has a node whose node_type is not one
+    of SQL, THEN, IF, JOIN, LOOP, BREAK, RACE, SLEEP, WAIT_SCHEDULE, HTTP, HTTP_MULTIPART,
+    SIGNAL. Graphs built with the df.* functions and operators never do; this one was written
+    by hand or by another tool. The examples are graph texts.""",
+    bad='{"node_type":"SEQ","left_node":"SELECT 1","right_node":"SELECT 2"}',
+    good='{"node_type":"THEN","left_node":{"node_type":"SQL","query":"SELECT 1"},'
+    '"right_node":{"node_type":"SQL","query":"SELECT 2"}}',
+)
+GRAPH_MALFORMED = code(
+    "DFC151",
+    "malformed graph node",
+    E,
+    """A node of a graph given to df.start lacks what its type needs (a THEN needs left_node
+    and right_node, a SQL node its query, ...) or holds something else than a node object
+    where a child belongs. The note says where in the graph. The examples are graph texts.""",
+    bad='{"node_type":"THEN","left_node":{"node_type":"SQL","query":"SELECT 1"}}',
+    good='{"node_type":"THEN","left_node":{"node_type":"SQL","query":"SELECT 1"},'
+    '"right_node":{"node_type":"SQL","query":"SELECT 2"}}',
+)
+
 INTERNAL = code(
     "DFC199",
     "internal parser error",
