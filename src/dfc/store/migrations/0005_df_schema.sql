@@ -415,8 +415,10 @@ BEGIN
 END $$;
 
 -- The canonical text of a builder argument: a SQL node for plain text, the graph it holds
--- otherwise (as written when a builder wrote it, canonical: only hand-written JSON is
--- rewritten, so a chain of builders never rewrites what it already wrote).
+-- otherwise. Text a builder wrote is kept as it is, so that a chain of builders never rewrites
+-- what it already wrote; it starts with node_type, and the newer envelope never holds an
+-- escaped "condition_node" or "extra_nodes" (an older one, or a query that mentions them, is
+-- rewritten, correctly either way).
 CREATE FUNCTION df._wrap(p_text text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     v jsonb;
@@ -427,7 +429,8 @@ BEGIN
     v := df._node(p_text);
     IF v IS NULL THEN
         RETURN df._sql_node(p_text);
-    ELSIF p_text LIKE '{"node_type":"%}' THEN
+    ELSIF p_text LIKE '{"node_type":"%}' AND strpos(p_text, '\"condition_node\"') = 0
+          AND strpos(p_text, '\"extra_nodes\"') = 0 THEN
         RETURN p_text;
     END IF;
     RETURN (df._graph(v, false)).graph;
@@ -1021,7 +1024,7 @@ BEGIN
         NULL, NULL, p_label, v_vars, p_role, v_graph.graph,
         CASE WHEN p_max_attempts > 1 THEN
             jsonb_build_object('max_attempts', p_max_attempts,
-                               'max_backoff', extract(epoch FROM p_max_backoff))
+                               'max_backoff', extract(epoch FROM p_max_backoff)::float8)
         END);
 END $$;
 
