@@ -88,7 +88,9 @@ def _embedded(pg_server: PgServer) -> Iterator[tuple[Path, str, str]]:
 @contextlib.contextmanager
 def _debian15() -> Iterator[tuple[Path, str, str | None]]:
     """A throwaway cluster of Debian's PostgreSQL 15, run as the embedded server's OS user."""
-    missing = [p for p in (PG15_BIN / "initdb", PG15_BIN / "pg_ctl", PG15_BIN / "psql") if not p.exists()]
+    missing = [
+        p for p in (PG15_BIN / "initdb", PG15_BIN / "pg_ctl", PG15_BIN / "psql") if not p.exists()
+    ]
     if missing:
         pytest.skip(f"Debian PostgreSQL 15 is not installed here: {missing[0]} is missing")
     account = server_account()
@@ -120,8 +122,17 @@ def _debian15() -> Iterator[tuple[Path, str, str | None]]:
     initdb = [str(PG15_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
     run(*initdb, "--no-sync", "--encoding=UTF8", "--locale=C")
     options = f"-p {port} -k {sock} -c listen_addresses='' -c fsync=off -c max_connections=60"
-    run(str(PG15_BIN / "pg_ctl"), "start", "-D", str(data), "-l", str(base / "log"), "-w",
-        "-o", options)
+    run(
+        str(PG15_BIN / "pg_ctl"),
+        "start",
+        "-D",
+        str(data),
+        "-l",
+        str(base / "log"),
+        "-w",
+        "-o",
+        options,
+    )
     try:
         yield PG15_BIN / "psql", f"postgresql://postgres@/postgres?host={sock}&port={port}", None
     finally:
@@ -159,7 +170,9 @@ def _create_roles(admin_url: str) -> None:
 def _drop(admin_url: str, databases: list[str]) -> None:
     with psycopg.connect(admin_url, autocommit=True) as c:
         for name in databases:
-            c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            c.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
         for role in ROLES:
             c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
@@ -185,11 +198,11 @@ def _worker(url: str, log: Path) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module", params=["pg18", "pg15"])
-def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+def target(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Target]:
     server = (
-        _embedded(request.getfixturevalue("pg_server"))
-        if request.param == "pg18"
-        else _debian15()
+        _embedded(request.getfixturevalue("pg_server")) if request.param == "pg18" else _debian15()
     )
     with server as (psql, admin_url, template):
         _create_roles(admin_url)

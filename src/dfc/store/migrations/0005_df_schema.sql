@@ -484,8 +484,9 @@ BEGIN
 END $$;
 
 -- A 5-field cron expression: minute hour day-of-month month day-of-week, each a list of
--- values, ranges a-b and steps */n or a-b/n (names for months and days; L, W, # and ? forms
--- are left to the checker the worker runs).
+-- values, ranges a-b and steps */n or a-b/n, with names for months and days, L and LW for the
+-- last day of the month, 5L and FRI#3 for the last and the third Friday (cronsim's syntax, which
+-- the worker uses).
 CREATE FUNCTION df._check_cron(p_cron text) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     v_fields text[] := regexp_split_to_array(btrim(coalesce(p_cron, '')), '\s+');
@@ -514,7 +515,10 @@ BEGIN
     FOR f IN 1..5 LOOP
         v_ok := true;
         FOREACH v_item IN ARRAY string_to_array(v_fields[f], ',') LOOP
-            IF f IN (3, 5) AND v_item ~* '^(\?|L|LW|[0-9]{1,2}[WL]|([0-7]|[A-Z]{3})(#[0-9]|L))$' THEN
+            -- The last day of the month (and weekday), the last or nth weekday of a month.
+            IF (f = 3 AND upper(v_item) IN ('L', 'LW')) OR (f = 5 AND upper(v_item) ~ '^[0-7]L$')
+               OR (f = 5 AND upper(v_item) ~ '^([0-7]|[A-Z]{3})#[1-5]$'
+                   AND (upper(v_item) ~ '^[0-7]' OR upper(left(v_item, 3)) = ANY (v_day))) THEN
                 CONTINUE;
             END IF;
             v_m := regexp_match(upper(v_item),
