@@ -14,7 +14,9 @@ scripts; the others run in a database that no worker serves, so the instances th
 pending and what they print does not depend on timing. The ids of instances started by df.start
 are random: the output shows them as ``xxxxxxxx``. The roles ``regress_alice``,
 ``regress_bob`` (granted ``include_http``) and ``regress_admin`` (granted ``with_grant``) are
-granted usage in both databases before the scripts run; a script connects as them with
+granted usage in both databases before the scripts run, and each role owns a schema of its
+name, where its tables go (``"$user"`` comes first on its search_path); a script connects as
+them with
 ``\\c - regress_alice`` and as the superuser with ``\\c - postgres``.
 """
 
@@ -56,6 +58,7 @@ GRANTS = (
 )
 UPDATE = os.environ.get("DFC_REGRESS_UPDATE") == "1"
 _SCRIPT_TIMEOUT = 120
+_PROBE_SECONDS = 10
 
 
 @dataclass
@@ -67,6 +70,7 @@ class Target:
     plain_url: str = ""
     worker_url: str = ""
     worker_log: Path | None = None
+    worker_problem: str | None = None  # why the worker cannot run instances df.start wrote
 
 
 def _needs_worker(script: Path) -> bool:
@@ -157,6 +161,14 @@ def _make_database(admin_url: str, name: str, template: str | None) -> str:
         ensure_schema(c)
         for grant in GRANTS:
             c.execute(grant)
+        for role in ROLES:
+            # PostgreSQL 15+ lets only the owner create in public: each role gets its own
+            # schema, first on its search_path ("$user"), as PostgreSQL's docs recommend.
+            c.execute(
+                sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
+                    sql.Identifier(role), sql.Identifier(role)
+                )
+            )
     return url
 
 
@@ -214,9 +226,27 @@ def target(
             t.worker_url = _make_database(admin_url, names[1], template)
             t.worker_log = tmp_path_factory.mktemp(f"worker-{request.param}") / "worker.log"
             with _worker(t.worker_url, t.worker_log):
+                t.worker_problem = _probe(t.worker_url)
                 yield t
         finally:
             _drop(admin_url, names)
+
+
+def _probe(url: str) -> str | None:
+    """None when the worker runs an instance df.start wrote, else why not (in a few seconds,
+    rather than every await of every script timing out)."""
+    with psycopg.connect(url, autocommit=True) as c:
+        c.execute("SET ROLE regress_alice")
+        row = c.execute("SELECT df.start('SELECT 1', 'probe')").fetchone()
+        assert row is not None
+        try:
+            c.execute("SELECT df.await_instance(%s, %s)", (row[0], _PROBE_SECONDS))
+        except psycopg.Error as e:
+            return f"the worker did not run an instance started with df.start: {e}"
+        status = c.execute("SELECT df.status(%s)", (row[0],)).fetchone()
+    if status is None or status[0] != "completed":
+        return f"the worker ran an instance started with df.start to {status}, not completed"
+    return None
 
 
 # -- running a script -----------------------------------------------------------------------
@@ -280,6 +310,11 @@ def _expected(script: Path) -> list[Path]:
 @pytest.mark.parametrize("script", SCRIPTS, ids=[s.stem for s in SCRIPTS])
 def test_script(target: Target, script: Path) -> None:
     """The script's output equals its expected output, byte for byte."""
+    if _needs_worker(script) and target.worker_problem is not None:
+        pytest.fail(
+            f"{script.name} on {target.name} needs a worker: {target.worker_problem}"
+            + _worker_log(target)
+        )
     out = _run(target, script)
     expected = _expected(script)
     if UPDATE and target.name == "pg18":
@@ -299,12 +334,15 @@ def test_script(target: Target, script: Path) -> None:
             tofile=f"results/{target.name}/{script.stem}.out",
         )
     )
-    log = ""
-    if _needs_worker(script) and target.worker_log is not None and target.worker_log.exists():
-        log = "\n--- worker log (last 40 lines) ---\n" + "\n".join(
-            target.worker_log.read_text(errors="replace").splitlines()[-40:]
-        )
+    log = _worker_log(target) if _needs_worker(script) else ""
     pytest.fail(f"{script.name} on {target.name} differs from its expected output:\n{diff}{log}")
+
+
+def _worker_log(target: Target) -> str:
+    if target.worker_log is None or not target.worker_log.exists():
+        return ""
+    lines = target.worker_log.read_text(errors="replace").splitlines()[-40:]
+    return "\n--- worker log (last 40 lines) ---\n" + "\n".join(lines)
 
 
 def test_every_script_has_expected_output() -> None:

@@ -1489,14 +1489,6 @@ BEGIN
                           ELSE 'running' END;
         END IF;
     END LOOP;
-    -- Once the instance has ended nothing runs any more.
-    IF inst.status IN ('completed', 'failed', 'cancelled') THEN
-        FOR i IN 1..cardinality(ids) LOOP
-            IF st[i] = 'running' THEN
-                st[i] := CASE inst.status WHEN 'completed' THEN 'completed' ELSE 'failed' END;
-            END IF;
-        END LOOP;
-    END IF;
     IF inst.status = 'completed' THEN
         res[1] := coalesce(inst.result::jsonb, 'null'::jsonb);
     END IF;
@@ -1537,6 +1529,17 @@ BEGIN
             END LOOP;
         END IF;
     END LOOP;
+    -- Once the instance has ended nothing runs any more: what still ran completed with it, or
+    -- was stopped (a race's loser, a step cut short by a failure or a cancellation).
+    IF inst.status IN ('completed', 'failed', 'cancelled') THEN
+        FOR i IN 1..cardinality(ids) LOOP
+            IF st[i] = 'running' THEN
+                st[i] := CASE WHEN inst.status = 'completed' AND inf[i] <> 'skipped' THEN 'completed'
+                              ELSE 'failed' END;
+                inf[i] := CASE WHEN inf[i] = 'skipped' THEN 'skipped' ELSE st[i] END;
+            END IF;
+        END LOOP;
+    END IF;
     FOR i IN 1..cardinality(ids) LOOP
         kp := df._positions(pos, kid_list[i]);
         j := CASE WHEN typ[i] = 'IF' AND NOT rows_test[i] THEN 1 ELSE 0 END;  -- skip a condition
