@@ -12,7 +12,7 @@ installed those runs are skipped and say so). On each, a script whose first line
 ``-- needs: worker`` runs in a database served by one ``dfc worker`` process shared by those
 scripts; the others run in a database that no worker serves, so the instances they start stay
 pending and what they print does not depend on timing. The ids of instances started by df.start
-are random: the output shows them as ``xxxxxxxx``. The roles ``regress_alice``,
+are random: the output shows them as ``xxxxxxxx``, and the database's name as ``"<db>"``. The roles ``regress_alice``,
 ``regress_bob`` (granted ``include_http``) and ``regress_admin`` (granted ``with_grant``) are
 granted usage in both databases before the scripts run, and each role owns a schema of its
 name, where its tables go (``"$user"`` comes first on its search_path); a script connects as
@@ -290,9 +290,11 @@ def _run(target: Target, script: Path) -> str:
 
 
 def _normalize(out: str, url: str) -> str:
-    """The output with the ids of instances started by df.start (random) as ``xxxxxxxx``."""
+    """The output with the ids of instances started by df.start (random) as ``xxxxxxxx`` and
+    the database's name (one per server and test process) as ``<db>``."""
     with psycopg.connect(url, autocommit=True) as c:
         ids = [r[0] for r in c.execute("SELECT id FROM dfc.instances WHERE graph IS NOT NULL")]
+        out = out.replace(f'"{c.info.dbname}"', '"<db>"')
     if not ids:
         return out
     pattern = re.compile(r"(?<![0-9a-f])(?:" + "|".join(ids) + r")(?![0-9a-f])")

@@ -45,3 +45,5 @@ SELECT has_schema_privilege('regress_carol', 'df', 'USAGE') AS usage;
 SELECT df.version() ~ '^[0-9]+\.[0-9]+\.[0-9]+.* \(dfc schema [0-9]+\)$' AS version_shape;
 \c - regress_alice
 SELECT df.version() = (SELECT df.version()) AS callable;
+-- pg_durable's no-op and its database setting
+SELECT df.run() AS run_all, df.run('abc12345') AS run_one, df.target_database() = current_database() AS here;
