@@ -17,6 +17,7 @@ version this dfc does not know was migrated by a newer dfc, and is refused.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,6 @@ from psycopg import errors
 from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 
-from dfc import __version__
 from dfc.diagnostics import DfcError
 from dfc.store.codes import MIGRATION_FAILED, SCHEMA_TOO_NEW
 from dfc.store.registry import upgrade_plans_txn
@@ -274,7 +274,7 @@ def migrate(conn: Conn, migrations: Sequence[Migration] | None = None) -> list[M
 def _record_version(conn: Conn) -> None:
     row = conn.execute("SELECT to_regclass('dfc.settings') IS NOT NULL").fetchone()
     if row is not None and row[0]:  # not so for a test's own migrations
-        conn.execute(_RECORD_VERSION, (__version__,))
+        conn.execute(_RECORD_VERSION, (importlib.metadata.version("dfc"),))
 
 
 def _refuse_unknown(applied: set[int], migrations: Sequence[Migration]) -> None:
