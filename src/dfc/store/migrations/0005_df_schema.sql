@@ -115,12 +115,19 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         OR EXISTS (SELECT 1 FROM dfc.grants WHERE role = p_role AND include_http)
 $$;
 
--- The instance p_id as p_role may see it (NULL: no such instance, or another role's).
-CREATE FUNCTION dfc.owned_instance(p_role text, p_id text) RETURNS dfc.instances
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT i FROM dfc.instances i
-     WHERE i.id = p_id AND (i.created_by = p_role OR dfc.is_admin(p_role))
-$$;
+-- Raise unless p_role may act on instance p_id: the rule of the view df._instances, for the
+-- role a definer function acts for.
+CREATE FUNCTION dfc.check_owner(p_role text, p_id text) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF p_id = '' THEN
+        RAISE EXCEPTION 'Instance ID cannot be empty' USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM dfc.instances i
+                    WHERE i.id = p_id AND (i.created_by = p_role OR dfc.is_admin(p_role))) THEN
+        RAISE EXCEPTION 'Instance not found or access denied: %', p_id USING ERRCODE = '42501';
+    END IF;
+END $$;
 
 CREATE SCHEMA df;
 REVOKE ALL ON SCHEMA df FROM PUBLIC;
@@ -145,10 +152,7 @@ SELECT i.id, i.workflow, i.version, i.label, i.vars, i.status, i.result, i.error
        i.graph, i.options, w.plan
   FROM dfc.instances i
   LEFT JOIN dfc.workflows w ON w.name = i.workflow AND w.version = i.version
- WHERE i.created_by = current_user::text
-    OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles r, pg_catalog.pg_namespace n
-                WHERE r.rolname = current_user AND n.nspname = 'dfc'
-                  AND (r.rolsuper OR r.oid = n.nspowner));
+ WHERE i.created_by = current_user::text OR (SELECT dfc.is_admin(current_user::text));
 COMMENT ON VIEW df._instances IS
     'The instances the current role may see: its own (superusers and the dfc owner: all).';
 
@@ -200,6 +204,14 @@ BEGIN
           array_to_string(df._types(), ', ') USING ERRCODE = '22023';
 END $$;
 
+-- The checker's IF_WITHOUT_ELSE, with more help where there is more to say.
+CREATE FUNCTION df._no_else(p_more_help text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '`?>` without `!>`: this conditional has no else arm'
+          USING ERRCODE = '22023',
+                HINT = 'add `!> step`; a no-op else can be `!> ''SELECT 1''`' || p_more_help;
+END $$;
+
 CREATE FUNCTION df._malformed(p_type text, p_what text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'Malformed Durofut JSON with node_type ''%'': %', p_type, p_what
@@ -214,11 +226,8 @@ DECLARE
     v jsonb := df._object(p_text);
 BEGIN
     IF v IS NOT NULL AND v ? '_partial_if' THEN
-        RAISE EXCEPTION '`?>` without `!>`: this conditional has no else arm'
-              USING ERRCODE = '22023',
-                    HINT = 'add `!> step`; a no-op else can be `!> ''SELECT 1''`. In SQL the '
-                           'operators have one precedence, left to right: write c ?> (t ~> u) !> e '
-                           'for a then-arm of several steps';
+        PERFORM df._no_else('. In SQL the operators have one precedence, left to right: write '
+                            'c ?> (t ~> u) !> e for a then-arm of several steps');
     END IF;
     IF v IS NULL OR NOT v ? 'node_type' THEN
         RETURN NULL;
@@ -355,9 +364,7 @@ BEGIN
             IF kid_left[i] IS NULL THEN
                 PERFORM df._malformed(t, 'needs left_node (the then branch)');
             ELSIF kid_right[i] IS NULL THEN
-                RAISE EXCEPTION '`?>` without `!>`: this conditional has no else arm'
-                      USING ERRCODE = '22023',
-                            HINT = 'add `!> step`; a no-op else can be `!> ''SELECT 1''`';
+                PERFORM df._no_else('');
             ELSIF kid_cond[i] IS NULL THEN
                 IF df._object(env.query) ->> 'condition_type' IS DISTINCT FROM 'result_has_rows' THEN
                     PERFORM df._malformed(t, 'needs condition_node, or a result_has_rows query');
@@ -1046,15 +1053,10 @@ DECLARE
     v_before text;
 BEGIN
     PERFORM dfc.acting_role(p_role);
-    IF p_id = '' THEN
-        RAISE EXCEPTION 'Instance ID cannot be empty' USING ERRCODE = '22023';
-    END IF;
-    IF btrim(p_name) = '' THEN
+    IF p_id <> '' AND btrim(p_name) = '' THEN
         RAISE EXCEPTION 'Signal name cannot be empty' USING ERRCODE = '22023';
     END IF;
-    IF (dfc.owned_instance(p_role, p_id)).id IS NULL THEN
-        RAISE EXCEPTION 'Instance not found or access denied: %', p_id USING ERRCODE = '42501';
-    END IF;
+    PERFORM dfc.check_owner(p_role, p_id);
     v_before := dfc.signal_instance(p_id, p_name, p_data);
     IF v_before NOT IN ('pending', 'running') THEN
         RAISE WARNING 'instance % is % already: the signal % was not delivered', p_id, v_before,
@@ -1074,12 +1076,7 @@ DECLARE
     v_before text;
 BEGIN
     PERFORM dfc.acting_role(p_role);
-    IF p_id = '' THEN
-        RAISE EXCEPTION 'Instance ID cannot be empty' USING ERRCODE = '22023';
-    END IF;
-    IF (dfc.owned_instance(p_role, p_id)).id IS NULL THEN
-        RAISE EXCEPTION 'Instance not found or access denied: %', p_id USING ERRCODE = '42501';
-    END IF;
+    PERFORM dfc.check_owner(p_role, p_id);
     v_before := dfc.cancel_instance(p_id, p_reason);
     IF v_before NOT IN ('pending', 'running') THEN
         RAISE NOTICE 'instance % is % already: nothing was cancelled', p_id, v_before;
@@ -2070,6 +2067,7 @@ $$;
 GRANT SELECT ON df._instances, df._node_state, df.instances, df.nodes TO PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON df.vars TO PUBLIC;
 REVOKE EXECUTE ON FUNCTION df.metrics() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION dfc.acting_role(text), dfc.is_admin(text), dfc.may_start(text),
-    dfc.may_http(text), dfc.owned_instance(text, text), dfc.start_detached(
+-- dfc.is_admin stays callable: the views run it as their caller.
+REVOKE EXECUTE ON FUNCTION dfc.acting_role(text), dfc.may_start(text),
+    dfc.may_http(text), dfc.check_owner(text, text), dfc.start_detached(
         text, text, text, integer, interval, text) FROM PUBLIC;
