@@ -21,7 +21,7 @@ SELECT df.start(
 ) AS instance_id \gset
 SELECT df.await_instance(:'instance_id') AS status;
 SELECT branch, variant FROM test_race_log ORDER BY id;
-SELECT node_type, status, inferred_status FROM df.instance_nodes(:'instance_id')
+SELECT node_type, inferred_status FROM df.instance_nodes(:'instance_id')
  ORDER BY length(node_id), node_id;
 -- if_rows: no SQL of its own, it asks whether a bound result has rows
 CREATE TABLE orders (id int PRIMARY KEY, status text);
