@@ -83,7 +83,8 @@ def _needs_worker(script: Path) -> bool:
 
 @contextlib.contextmanager
 def _embedded(pg_server: PgServer) -> Iterator[tuple[Path, str, str]]:
-    """The session's embedded server: its psql, and (url of database, template)."""
+    """The session's embedded server: its psql, the URL of its postgres database, and the
+    template the databases are copied from (migrated already)."""
     bin_dir = pg_server.server.status().bin_dir
     assert bin_dir is not None
     yield bin_dir / "psql", pg_server.socket_url, "dfc_template"
@@ -91,7 +92,9 @@ def _embedded(pg_server: PgServer) -> Iterator[tuple[Path, str, str]]:
 
 @contextlib.contextmanager
 def _debian15() -> Iterator[tuple[Path, str, str | None]]:
-    """A throwaway cluster of Debian's PostgreSQL 15, run as the embedded server's OS user."""
+    """A throwaway cluster of Debian's PostgreSQL 15, run as the embedded server's OS user
+    (``dfc-postgres`` when the tests run as root): its psql, the URL of its postgres database,
+    and no template (the databases are migrated as they are made)."""
     missing = [
         p for p in (PG15_BIN / "initdb", PG15_BIN / "pg_ctl", PG15_BIN / "psql") if not p.exists()
     ]
