@@ -535,6 +535,14 @@ def explain_instance(instance_id: str, db: str | None, as_json: bool) -> None:
         console.print(Text(line))
 
 
+def explain_pg(target: str, db: str | None) -> None:
+    """``dfc explain --format pg``: pg_durable's text for an instance id or a graph, rendered by
+    the database's ``df.explain`` (one renderer for SQL and the CLI)."""
+    with _open(db) as conn:
+        row = conn.execute("SELECT df.explain(%s)", (target,)).fetchone()
+    click.echo(row[0] if row else "")
+
+
 COMMANDS = [
     run_cmd,
     start_cmd,

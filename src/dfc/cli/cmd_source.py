@@ -24,6 +24,7 @@ from dfc.compiler import (
 from dfc.diagnostics import DfcError, Diagnostic, Severity
 from dfc.plan.explain import dot, explain_lines, mermaid
 from dfc.plan.model import Plan
+from dfc.plan.pg_graph import to_graph
 
 
 def _report(comps: list[Compilation], fmt: str) -> int:
@@ -188,9 +189,23 @@ def fmt_cmd(files: tuple[str, ...], check_only: bool, show_diff: bool) -> None:
     "--db", "db", metavar="URL", help="Database of the instance (when TARGET is an instance id)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Node statuses as JSON (instances only).")
-def explain_cmd(target: str, grammar: Grammar, db: str | None, as_json: bool) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["tree", "pg"]),
+    default="tree",
+    show_default=True,
+    help="tree: dfc's tree; pg: pg_durable's df.explain text, rendered by the database.",
+)
+def explain_cmd(target: str, grammar: Grammar, db: str | None, as_json: bool, fmt: str) -> None:
     """Show the plan tree of a FILE, or the live tree of an instance ID."""
-    if not Path(target).exists() and target != "-" and _looks_like_instance(target):
+    instance = not Path(target).exists() and target != "-" and _looks_like_instance(target)
+    if fmt == "pg":
+        if as_json:
+            raise click.UsageError("--json goes with the tree format, not --format pg")
+        _explain_pg(target, instance, grammar, db)
+        return
+    if instance:
         from dfc.cli.cmd_run import explain_instance
 
         explain_instance(target, db, as_json)
@@ -199,6 +214,25 @@ def explain_cmd(target: str, grammar: Grammar, db: str | None, as_json: bool) ->
     _warnings(comp)
     for line in explain_lines(plan):
         click.echo(line)
+
+
+def _explain_pg(target: str, instance: bool, grammar: Grammar, db: str | None) -> None:
+    """Ask the database's df.explain: for a FILE, about the graph its workflow builds in SQL."""
+    from dfc.cli.cmd_run import explain_pg
+
+    if instance:
+        explain_pg(target, db)
+        return
+    comp, _ = _compiled(target, grammar)
+    _warnings(comp)
+    assert comp.checked is not None  # a compiled workflow was checked
+    graph = to_graph(comp.checked.body)
+    console = settings.current().console(stderr=True)
+    for o in graph.omitted:
+        console.print(
+            f"{o.span}: note: pg_durable's graph has no {o.construct}; the step it wraps is shown"
+        )
+    explain_pg(graph.text(), db)
 
 
 def _warnings(comp: Compilation) -> None:

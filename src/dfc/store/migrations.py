@@ -17,6 +17,7 @@ version this dfc does not know was migrated by a newer dfc, and is refused.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -217,6 +218,11 @@ CREATE TABLE dfc.schema_migrations (
 COMMENT ON TABLE dfc.schema_migrations IS 'Schema migrations applied by dfc (dfc db status).';
 """
 _RECORD = "INSERT INTO dfc.schema_migrations (version, name, checksum) VALUES (%s, %s, %s)"
+# What df.version() reports (migration 0005): the dfc that last brought the schema up to date.
+_RECORD_VERSION = """
+INSERT INTO dfc.settings (key, value) VALUES ('dfc_version', to_jsonb(%s::text))
+ON CONFLICT (key) DO UPDATE SET value = excluded.value
+"""
 
 # Data changes that need dfc's own code, by migration: each runs right after its file's SQL, in
 # the same transaction, so both commit or neither does.
@@ -251,6 +257,7 @@ def migrate(conn: Conn, migrations: Sequence[Migration] | None = None) -> list[M
                 _refuse_unknown(applied, migrations)
                 todo = [m for m in migrations if m.version not in applied]
                 if not todo:
+                    _record_version(conn)
                     return done
                 step = todo[0]
                 conn.execute(step.sql.encode())  # bytes: the file's % signs are not placeholders
@@ -262,6 +269,12 @@ def migrate(conn: Conn, migrations: Sequence[Migration] | None = None) -> list[M
             raise _migration_error(conn, e, step) from e
         assert step is not None
         done.append(step)
+
+
+def _record_version(conn: Conn) -> None:
+    row = conn.execute("SELECT to_regclass('dfc.settings') IS NOT NULL").fetchone()
+    if row is not None and row[0]:  # not so for a test's own migrations
+        conn.execute(_RECORD_VERSION, (importlib.metadata.version("dfc"),))
 
 
 def _refuse_unknown(applied: set[int], migrations: Sequence[Migration]) -> None:
