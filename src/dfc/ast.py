@@ -18,9 +18,9 @@ they may also be a `Name` standing for a template parameter.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Literal, TypeAlias, assert_never
 
 from dfc.json_types import JSON
@@ -463,6 +463,35 @@ def children(node: Expr) -> tuple[Expr, ...]:
             if item is not None and not isinstance(item, Str | Num | Null | Bool):
                 out.append(item)
     return tuple(out)
+
+
+def with_children(node: Expr, kids: Sequence[Expr]) -> Expr:
+    """``node`` with its node children replaced by ``kids``, given in `children` order.
+
+    Not for template calls (their children are arguments): expand templates first.
+    """
+    if isinstance(node, TemplateCall):
+        raise ValueError("a template call's children are its arguments; expand it first")
+    it = iter(kids)
+    changes: dict[str, object] = {}
+    for name in node.NODE_FIELDS:
+        value = getattr(node, name)
+        if isinstance(value, tuple):
+            changes[name] = tuple(next(it) for _ in value)
+        elif value is not None:
+            changes[name] = next(it)
+    return replace(node, **changes) if changes else node  # type: ignore[arg-type]
+
+
+def rebuild(body: Expr, visit: Callable[[Expr], Expr]) -> Expr:
+    """``body`` rebuilt bottom-up: every node, its children already rebuilt, is replaced by
+    ``visit(node)``. Iterative, so a chain of thousands of steps is fine."""
+    done: dict[int, Expr] = {}
+    for n in reversed(list(preorder(body))):
+        kids = children(n)
+        node = with_children(n, [done.pop(id(k)) for k in kids]) if kids else n
+        done[id(n)] = visit(node)
+    return done[id(body)]
 
 
 def literal_value(lit: LitArg | None) -> JSON:

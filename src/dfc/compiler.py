@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,11 +16,12 @@ from dfc import ast
 from dfc.check import check
 from dfc.check.result import CheckedWorkflow
 from dfc.diagnostics import DfcError, Diagnostic, Diagnostics, render_plain
+from dfc.plan import nodes
 from dfc.plan.emit import emit
 from dfc.plan.model import Plan
-from dfc.source import SourceFile
+from dfc.source import SourceFile, Span, TextMap
 from dfc.syntax import parse
-from dfc.syntax.graph import graph_module, read_graph, with_retries
+from dfc.syntax.graph import graph_module, graph_text, read_graph, with_retries
 
 Grammar = Literal["dfc", "pg"]
 
@@ -151,3 +152,94 @@ def graph_compiler(graph: str, label: str | None, options: Mapping[str, Any] | N
     if comp.plan is not None:
         return comp.plan
     return "".join(render_plain(d) for d in comp.sorted_diagnostics if d.is_error)
+
+
+# -- a file as pg_durable's graph ---------------------------------------------------------------
+#
+# A workflow as pg_durable's JSON graph (SPEC §7): the text the SQL builders would produce.
+#
+# `to_graph` turns an expanded workflow body (no template calls left: the checker's
+# ``CheckedWorkflow.body``) into the graph ``df.seq``, ``df.as``, ``df.http`` ... build in SQL:
+# the canonical text of `dfc.syntax.graph.graph_text`, after the tree is brought to what those
+# builders can build: the language's defaults (`dfc.plan.nodes`) written for omitted HTTP
+# arguments, as ``df.http`` writes them; numbers given to text parameters as their text; a race of
+# n branches as nested races. ``dfc explain --format pg FILE`` sends it to ``df.explain``, so
+# that the database renders files and instances alike; `dfc.syntax.graph` reads such a graph
+# back into an AST. It lives in the façade because it reaches both the syntax and the plan.
+#
+# pg_durable's graph has no node for dfc's extensions: a ``df.retry`` or ``df.timeout`` stands as
+# the step it wraps, and a compensation (``<->``) as its step without the undo. `to_graph` says
+# which it left out, with their positions, so that the caller can warn.
+
+
+@dataclass(frozen=True, slots=True)
+class Omitted:
+    """A dfc construct the graph cannot hold, shown as the step it wraps."""
+
+    construct: str  # "df.retry", "df.timeout", "compensation"
+    span: Span
+
+
+@dataclass(slots=True)
+class Graph:
+    """A workflow as pg_durable's graph text, and the dfc constructs it leaves out."""
+
+    text: str
+    omitted: list[Omitted] = field(default_factory=list)
+
+
+def to_graph(body: ast.Expr) -> Graph:
+    """The graph of an expanded workflow body (see the module docstring)."""
+    omitted: list[Omitted] = []
+
+    def visit(n: ast.Expr) -> ast.Expr:
+        match n:
+            case ast.Retry(node=x) | ast.Timeout(node=x) | ast.Compensate(node=x):
+                name = {ast.Retry: "df.retry", ast.Timeout: "df.timeout"}.get(type(n))
+                omitted.append(Omitted(name or "compensation", n.span))
+                return x
+            case ast.Race(branches=bs) if len(bs) > 2:
+                # pg_durable races two branches; the first of three to finish is the first of
+                # (the first of two) and the third.
+                race = ast.Race(branches=bs[:2], span=n.span)
+                for b in bs[2:]:
+                    race = ast.Race(branches=(race, b), span=n.span)
+                return race
+            case ast.Http() | ast.HttpMultipart():
+                kind = nodes.Http if isinstance(n, ast.Http) else nodes.HttpMultipart
+                method = _as_text(n.method, n.span) if n.method is not None else None
+                return replace(
+                    n,
+                    method=_text(
+                        str(method.value if method else _default(kind, "method")).upper(), n.span
+                    ),
+                    timeout=n.timeout or ast.Num(text=str(_default(kind, "timeout")), span=n.span),
+                )
+            case ast.Break(value=ast.Num() | ast.Bool() as v):
+                return replace(n, value=_as_text(v, n.span))
+            case _:
+                return n
+
+    return Graph(graph_text(ast.rebuild(body, visit)), omitted)
+
+
+def _default(kind: type[nodes.Http] | type[nodes.HttpMultipart], name: str) -> object:
+    """The language's default of an HTTP argument: one definition, in `dfc.plan.nodes`."""
+    return next(f.default for f in fields(kind) if f.name == name)
+
+
+def _text(value: str, span: Span) -> ast.Str:
+    return ast.Str(value=value, span=span, text_map=TextMap((), 0))
+
+
+def _as_text(lit: ast.LitArg, span: Span) -> ast.Str:
+    """A literal as the text a text parameter of the SQL builders receives (numbers as written)."""
+    match lit:
+        case ast.Str():
+            return lit
+        case ast.Num(text=t):
+            return _text(t, span)
+        case ast.Bool(value=b):
+            return _text("true" if b else "false", span)
+        case ast.Null() | ast.Name():
+            raise ValueError("a text parameter cannot be NULL or a template parameter here")

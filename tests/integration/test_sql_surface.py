@@ -199,11 +199,11 @@ SAME_GRAPH = [
 
 
 def _graph_text(source: str) -> str:
-    from dfc.plan.pg_graph import to_graph
+    from dfc.compiler import to_graph
 
     comp = check_source(SourceFile("t.df", source))
     assert comp.checked is not None, comp.sorted_diagnostics
-    return to_graph(comp.checked.body).text()
+    return to_graph(comp.checked.body).text
 
 
 @pytest.mark.parametrize(("df_source", "sql"), SAME_GRAPH)

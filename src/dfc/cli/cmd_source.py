@@ -20,11 +20,11 @@ from dfc.compiler import (
     compile_source,
     parse_source,
     read_source,
+    to_graph,
 )
 from dfc.diagnostics import DfcError, Diagnostic, Severity
 from dfc.plan.explain import dot, explain_lines, mermaid
 from dfc.plan.model import Plan
-from dfc.plan.pg_graph import to_graph
 
 
 def _report(comps: list[Compilation], fmt: str) -> int:
@@ -232,7 +232,7 @@ def _explain_pg(target: str, instance: bool, grammar: Grammar, db: str | None) -
         console.print(
             f"{o.span}: note: pg_durable's graph has no {o.construct}; the step it wraps is shown"
         )
-    explain_pg(graph.text(), db)
+    explain_pg(graph.text, db)
 
 
 def _warnings(comp: Compilation) -> None:

@@ -485,64 +485,10 @@ def with_retries(body: ast.Expr, attempts: int, max_backoff: float) -> ast.Expr:
             span=_SPAN,
         )
 
-    return _rebuild(body, lambda n: retried(n) if isinstance(n, _RETRIED) else n)
+    return ast.rebuild(body, lambda n: retried(n) if isinstance(n, _RETRIED) else n)
 
 
 _RETRIED = (ast.Sql, ast.Http, ast.HttpMultipart)
-
-
-def _rebuild(body: ast.Expr, leaf: Callable[[ast.Expr], ast.Expr]) -> ast.Expr:
-    """``body`` with each leaf replaced by ``leaf(it)``, composites rebuilt around their new
-    children (iteratively)."""
-    order = list(ast.preorder(body))
-    done: dict[int, ast.Expr] = {}
-    for n in reversed(order):
-        kids = ast.children(n)
-        if not kids:
-            done[id(n)] = leaf(n)
-            continue
-        new = [done.pop(id(k)) for k in kids]
-        done[id(n)] = _with_children(n, new)
-    return done[id(body)]
-
-
-def _with_children(n: ast.Expr, k: list[ast.Expr]) -> ast.Expr:
-    match n:
-        case ast.Seq():
-            return ast.Seq(left=k[0], right=k[1], spelling=n.spelling, span=n.span)
-        case ast.Bind():
-            return ast.Bind(node=k[0], name=n.name, spelling=n.spelling, span=n.span)
-        case ast.Join():
-            return ast.Join(branches=tuple(k), spelling=n.spelling, span=n.span)
-        case ast.Race():
-            return ast.Race(branches=tuple(k), spelling=n.spelling, span=n.span)
-        case ast.If():
-            orelse = k[2] if n.orelse is not None else None
-            return ast.If(cond=k[0], then=k[1], orelse=orelse, spelling=n.spelling, span=n.span)
-        case ast.IfRows():
-            return ast.IfRows(name=n.name, then=k[0], orelse=k[1], span=n.span)
-        case ast.Loop():
-            cond = k[1] if n.cond is not None else None
-            return ast.Loop(body=k[0], cond=cond, spelling=n.spelling, span=n.span)
-        case ast.Retry():
-            return ast.Retry(
-                node=k[0],
-                attempts=n.attempts,
-                backoff=n.backoff,
-                factor=n.factor,
-                max_backoff=n.max_backoff,
-                jitter=n.jitter,
-                span=n.span,
-            )
-        case ast.Timeout():
-            return ast.Timeout(node=k[0], seconds=n.seconds, span=n.span)
-        case ast.Compensate():
-            return ast.Compensate(node=k[0], undo=k[1], spelling=n.spelling, span=n.span)
-        case ast.TemplateCall():
-            raise ValueError("a template call has no place in a graph")
-        case ast.Leaf():
-            return n
-    assert_never(n)
 
 
 # -- AST → graph ----------------------------------------------------------------------------------
