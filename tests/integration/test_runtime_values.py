@@ -113,13 +113,18 @@ def test_duplicate_column_names_keep_the_last_value(cur: psycopg.Cursor[Any]) ->
     assert sql_result(cur) == {"rows": [{"a": 3, "b": 2}], "row_count": 1}
 
 
-def test_statements_without_rows_report_affected_rows(cur: psycopg.Cursor[Any]) -> None:
+def test_row_count_counts_the_rows_returned(cur: psycopg.Cursor[Any]) -> None:
+    # pg_durable's shape: DML without RETURNING returns no rows, whatever it affected.
     cur.execute("CREATE TABLE items (id int)")
     assert sql_result(cur) == {"rows": [], "row_count": 0}
     cur.execute("INSERT INTO items SELECT generate_series(1, 3)")
-    assert sql_result(cur) == {"rows": [], "row_count": 3}
+    assert sql_result(cur) == {"rows": [], "row_count": 0}
     cur.execute("UPDATE items SET id = id + 1 WHERE id > 1")
-    assert sql_result(cur) == {"rows": [], "row_count": 2}
+    assert sql_result(cur) == {"rows": [], "row_count": 0}
+    cur.execute("UPDATE items SET id = id + 1 WHERE id > 2 RETURNING id")
+    assert sql_result(cur) == {"rows": [{"id": 4}, {"id": 5}], "row_count": 2}
+    cur.execute("WITH d AS (DELETE FROM items WHERE id > 3 RETURNING 1) SELECT count(*) AS n FROM d")
+    assert sql_result(cur) == {"rows": [{"n": 2}], "row_count": 1}
     cur.execute("SELECT * FROM items WHERE false")
     assert sql_result(cur) == {"rows": [], "row_count": 0}
     cur.execute("DELETE FROM items WHERE id = 1 RETURNING id")
@@ -132,7 +137,7 @@ def test_several_statements_give_the_last_result(cur: psycopg.Cursor[Any]) -> No
     )
     assert sql_result(cur) == {"rows": [{"s": 3}], "row_count": 1}
     cur.execute("SELECT 1; UPDATE t SET x = 0")
-    assert sql_result(cur) == {"rows": [], "row_count": 2}
+    assert sql_result(cur) == {"rows": [], "row_count": 0}
 
 
 def test_async(db_url: str) -> None:

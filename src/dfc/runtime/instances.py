@@ -115,10 +115,17 @@ def start(
     return stored.start_txn(conn, name, found, label, values)
 
 
+NO_DATA = "{}"
+"""The payload of a signal sent without data: pg_durable's default (``df.signal``'s
+``signal_data text DEFAULT '{}'``), so the waiting step sees ``"data": {}``."""
+
+
 def signal(conn: Conn, instance_id: str, name: str, data: str | None = None) -> None:
-    """Send signal ``name`` with ``data`` (text; JSON text is delivered as JSON)."""
+    """Send signal ``name`` with ``data`` (text; JSON text is delivered as JSON). Without data
+    (None) the payload is `NO_DATA`, an empty JSON object; send the text ``null`` for JSON
+    null."""
     _check_id(instance_id)
-    status = stored.signal_txn(conn, instance_id, name, data)
+    status = stored.signal_txn(conn, instance_id, name, NO_DATA if data is None else data)
     if status is None:
         raise _unknown(instance_id)
     if status not in ("pending", "running"):

@@ -119,10 +119,13 @@ def configure_loaders(context: AdaptContext) -> None:
     adapters.register_loader("timestamp", _Timestamp)
 
 
-def _shape(description: Any, rows: list[tuple[Any, ...]] | None, rowcount: int) -> dict[str, JSON]:
+def _shape(description: Any, rows: list[tuple[Any, ...]] | None) -> dict[str, JSON]:
+    """``row_count`` is the number of rows *returned*, as in pg_durable: a statement without a
+    result set (INSERT/UPDATE/DELETE without RETURNING, DDL) gives ``{"rows": [], "row_count":
+    0}``, whatever it affected. No other key holds the affected count, so that a result is
+    byte for byte pg_durable's (docs/runtime.md, "Result shapes")."""
     if description is None or rows is None:
-        # No result set (INSERT/UPDATE/DDL): the affected rows, 0 when the server gives none.
-        return {"rows": [], "row_count": max(rowcount, 0)}
+        return {"rows": [], "row_count": 0}
     names = [col.name for col in description]
     # dict(zip()) keeps the *last* value of a duplicated column name at the position of its first
     # occurrence, as building a JSON object key by key does (pg_durable, jsonb_build_object).
@@ -144,11 +147,11 @@ def sql_result(cursor: psycopg.Cursor[Any]) -> dict[str, JSON]:
     `cursor` (a tuple-row cursor on a connection set up with `configure_loaders`)."""
     _to_last_result(cursor)
     rows = cursor.fetchall() if cursor.description is not None else None
-    return _shape(cursor.description, rows, cursor.rowcount)
+    return _shape(cursor.description, rows)
 
 
 async def sql_result_async(cursor: psycopg.AsyncCursor[Any]) -> dict[str, JSON]:
     """`sql_result` for an async cursor."""
     _to_last_result(cursor)
     rows = await cursor.fetchall() if cursor.description is not None else None
-    return _shape(cursor.description, rows, cursor.rowcount)
+    return _shape(cursor.description, rows)
