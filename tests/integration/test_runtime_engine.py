@@ -40,6 +40,19 @@ def test_dml_without_returning_returns_no_rows(db_url: str, conn: psycopg.Connec
     assert conn.execute("SELECT count(*) FROM dml_t").fetchone() == (3,)
 
 
+def test_arrays_of_user_types_are_json_arrays(db_url: str, conn: psycopg.Connection) -> None:
+    conn.execute("CREATE TYPE engine_mood AS ENUM ('calm', 'busy')")
+    b = B()
+    root = b.then(
+        b.sql("SELECT ARRAY['busy', 'calm']::engine_mood[] AS m", name="x"),
+        b.sql("SELECT $x::jsonb AS m, ARRAY['calm']::engine_mood[] AS again"),
+    )
+    assert run(db_url, b.plan(root)).result == {
+        "rows": [{"m": ["busy", "calm"], "again": ["calm"]}],
+        "row_count": 1,
+    }
+
+
 def test_several_statements_give_the_last_result(db_url: str) -> None:
     b = B()
     root = b.sql("SELECT 1 AS a; SELECT 2 AS b")
