@@ -59,13 +59,16 @@ class Str:
     """A string literal (any PostgreSQL form, adjacent literals already concatenated).
 
     ``value`` is the decoded text; ``text_map`` maps each character of it back to the file.
-    ``cast`` is a kept ``::type`` suffix (``'{}'::jsonb`` has cast ``jsonb``).
+    ``cast`` is a kept ``::type`` suffix (``'{}'::jsonb`` has cast ``jsonb``). Layout:
+    ``joins`` has, for each literal after the first of newline-separated literals, the index in
+    ``value`` where its text begins and its span (a forgotten ``~>`` looks like that, DFC306).
     """
 
     value: str
     cast: str | None = None
     span: Span = field(compare=False, repr=False)
     text_map: TextMap = field(compare=False, repr=False)
+    joins: tuple[tuple[int, Span], ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -264,7 +264,11 @@ class Builder:
                 text_map=TextMap(((0, start_of(tok)),), len(text)),
             )
         return ast.Str(
-            value=sv.value, cast=casts(kids[1:]), span=self.span(meta), text_map=sv.text_map
+            value=sv.value,
+            cast=casts(kids[1:]),
+            span=self.span(meta),
+            text_map=sv.text_map,
+            joins=tuple((at, Span(self.file, a, b)) for at, a, b in sv.joins),
         )
 
     def b_number(self, meta: Meta, kids: list[Any]) -> ast.Num:
