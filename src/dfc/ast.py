@@ -109,8 +109,20 @@ class Name(Leaf):
     span: Span = field(compare=False, repr=False)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SqlExpr:
+    """A SQL expression where a built-in takes a literal (``--grammar pg`` files only):
+    ``jsonb_build_array(...)``, ``now()::text``. In pg_durable every argument is SQL, evaluated
+    once by PostgreSQL when ``df.start`` builds the graph; dfc evaluates it once, by the
+    database, when the instance starts, and uses its text as the literal's. ``text`` is the
+    expression as written."""
+
+    text: str
+    span: Span = field(compare=False, repr=False)
+
+
 Lit: TypeAlias = Str | Num | Null | Bool
-LitArg: TypeAlias = Str | Num | Null | Bool | Name
+LitArg: TypeAlias = Str | Num | Null | Bool | Name | SqlExpr
 
 MAX_DEPTH = 256
 """How deeply constructs may nest (SPEC §3); a chain of one operator (``a ~> b ~> c``) is one
@@ -317,7 +329,7 @@ class Compensate(Wrapper):
 class Arg:
     """An argument of a template call: positional (``name`` None) or ``name => value``."""
 
-    value: Expr | LitArg
+    value: Expr | Lit
     name: str | None = None
     span: Span = field(compare=False, repr=False)
 
@@ -450,7 +462,7 @@ class Module:
     span: Span = field(compare=False, repr=False)
 
 
-Node: TypeAlias = Expr | Lit | Decl | Arg | DefParam | Option | Workflow | Module
+Node: TypeAlias = Expr | Lit | SqlExpr | Decl | Arg | DefParam | Option | Workflow | Module
 
 
 def children(node: Expr) -> tuple[Expr, ...]:
@@ -463,7 +475,7 @@ def children(node: Expr) -> tuple[Expr, ...]:
         value = getattr(node, name)
         for v in value if isinstance(value, tuple) else (value,):
             item = v.value if isinstance(v, Arg) else v
-            if item is not None and not isinstance(item, Str | Num | Null | Bool):
+            if item is not None and not isinstance(item, Str | Num | Null | Bool | SqlExpr):
                 out.append(item)
     return tuple(out)
 
@@ -482,6 +494,9 @@ def literal_value(lit: LitArg | None) -> JSON:
             return b
         case Name(name=n):
             raise AssertionError(f"template parameter {n} left in a checked workflow")
+        case SqlExpr():
+            # Its value exists only once an instance starts: the emitter names it instead.
+            raise AssertionError("a SQL expression has no value before the instance starts")
     assert_never(lit)
 
 

@@ -602,6 +602,26 @@ BAD_LITERAL = code(
     good="df.wait_for_signal('approved')",
 )
 
+EXPRESSION_ARGUMENT = code(
+    "DFC414",
+    "SQL expression where the plan needs a literal",
+    ERR,
+    """
+    In a `--grammar pg` file an argument may be a SQL expression, as in pg_durable's SQL:
+    `jsonb_build_array(...)` for multipart parts, `'Bearer ' || current_setting('app.key')`
+    in headers, `now()::text` in a body. The database evaluates it once, when the instance
+    starts (as the role that starts it), and the step uses its text as it would a literal's
+    (`$refs` and `{vars}` in that text are substituted when the step runs). That works for the
+    texts a step substitutes: the URL, body, headers and parts of `df.http` and
+    `df.http_multipart`, and the value of `df.break`. Durations, timeouts, cron expressions,
+    signal names, HTTP methods, retry options, SQL steps and result names decide the plan
+    itself and must be written as literals. (In `.df` files read with the dfc grammar, an
+    argument is always a literal.)
+    """,
+    bad="-- grammar: pg\ndf.sleep(60 * 5)",
+    good="-- grammar: pg\ndf.sleep(300)",
+)
+
 PRECEDENCE = code(
     "DFC420",
     "pg_durable reads this expression differently",

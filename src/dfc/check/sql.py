@@ -21,7 +21,7 @@ import difflib
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -603,3 +603,19 @@ def starts_statement(text: str) -> bool:
     statement (``SELECT``, ``UPDATE``, ``CREATE``...)."""
     first = next((t for t in tokenize(text) if t.kind != "comment"), None)
     return first is not None and first.kind == "word" and first.upper in STATEMENT_WORDS
+
+
+_EXPRESSION_PREFIX = "SELECT ("
+
+
+def expression_issues(text: str) -> list[SqlIssue]:
+    """What is wrong with a SQL expression written as an argument (``--grammar pg``), at
+    indices of ``text``: it is checked as the statement that evaluates it when the instance
+    starts, ``SELECT (<text>)``."""
+    statement = f"{_EXPRESSION_PREFIX}{text}\n)"
+    n, end = len(_EXPRESSION_PREFIX), len(text)
+    out = []
+    for i in analyze(statement).issues:
+        start = min(max(i.start - n, 0), end)
+        out.append(replace(i, start=start, end=min(max(i.end - n, start), end)))
+    return out

@@ -38,6 +38,7 @@ from dfc.syntax.builtins import (
 )
 from dfc.syntax.lexer import Lexed, end_of, start_of
 from dfc.syntax.values import (
+    ARG_TYPES,
     LIT_TYPES,
     BadStmt,
     Named,
@@ -219,7 +220,7 @@ class Builder:
             return raw
         if isinstance(raw, ast.Invalid):
             return None
-        if not isinstance(raw, LIT_TYPES):
+        if not isinstance(raw, ARG_TYPES):
             span = self.raw_span(raw, Span(self.file, 0, 0))
             self.error(
                 codes.LITERAL_EXPECTED,
@@ -283,6 +284,9 @@ class Builder:
 
     def b_false(self, meta: Meta, kids: list[Any]) -> ast.Bool:
         return ast.Bool(value=False, cast=casts(kids[1:]), span=self.span(meta))
+
+    def b_sql_expr(self, meta: Meta, kids: list[Any]) -> ast.SqlExpr:
+        return ast.SqlExpr(text=str(kids[0]), span=self.span(meta))
 
     def b_cast(self, meta: Meta, kids: list[Any]) -> str:
         out = ""
