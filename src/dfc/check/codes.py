@@ -618,8 +618,8 @@ EXPRESSION_ARGUMENT = code(
     itself and must be written as literals. (In `.df` files read with the dfc grammar, an
     argument is always a literal.)
     """,
-    bad="-- grammar: pg\ndf.sleep(60 * 5)",
-    good="-- grammar: pg\ndf.sleep(300)",
+    bad="df.sleep(60 * 5)  -- read with --grammar pg",
+    good="df.sleep(300)",
 )
 
 PRECEDENCE = code(

@@ -141,7 +141,7 @@ def _fits(
     if v is None or isinstance(v, ast.Name):
         return True
     if isinstance(v, ast.SqlExpr):
-        _expression(v, at, what, node, rep)
+        _expression(v, at, node, rep)
         return False  # its value is known only when the instance starts
     spec = _spec(*at)
     want = kind_problem(v, spec.kind, spec.required)
@@ -152,14 +152,12 @@ def _fits(
     return False
 
 
-def _expression(
-    e: ast.SqlExpr, at: tuple[str, str], what: str, node: ast.Expr, rep: Reporter
-) -> None:
+def _expression(e: ast.SqlExpr, at: tuple[str, str], node: ast.Expr, rep: Reporter) -> None:
     """A SQL expression argument: refused where the plan needs a literal, else checked as SQL."""
     if at not in EXPRESSION_PARAMS:
         rep.error(
             codes.EXPRESSION_ARGUMENT,
-            f"{what} must be a literal, not a SQL expression",
+            f"the {at[1]} argument of df.{at[0]} must be a literal, not a SQL expression",
             e.span,
             node=node,
             help="a SQL expression is evaluated when the instance starts and can stand only for "

@@ -616,6 +616,7 @@ def expression_issues(text: str) -> list[SqlIssue]:
     n, end = len(_EXPRESSION_PREFIX), len(text)
     out = []
     for i in analyze(statement).issues:
-        start = min(max(i.start - n, 0), end)
-        out.append(replace(i, start=start, end=min(max(i.end - n, start), end)))
+        # What lies in the added text is shown on the expression's nearest character.
+        start = min(max(i.start - n, 0), max(end - 1, 0))
+        out.append(replace(i, start=start, end=min(max(i.end - n, start + 1), end)))
     return out

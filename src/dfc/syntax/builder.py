@@ -17,6 +17,7 @@ a call and those reaching it through template parameters alike, with one code fo
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from typing import Any, assert_never, get_args
@@ -36,6 +37,7 @@ from dfc.syntax.builtins import (
     UNSUPPORTED_PARAMS,
     Signature,
 )
+from dfc.syntax.instring import graph_reader, holds_graph, relocated
 from dfc.syntax.lexer import Lexed, end_of, start_of
 from dfc.syntax.values import (
     ARG_TYPES,
@@ -186,6 +188,10 @@ class Builder:
     def as_node(self, raw: Any, where: str, at: Span) -> ast.Expr:
         """A value in node position: a string is a SQL step; literals other than strings are errors."""
         if isinstance(raw, ast.Str):
+            if self.grammar == "pg" and holds_graph(raw.value):
+                graph = self.graph_in_string(raw)
+                if graph is not None:
+                    return graph
             # A string in node position is exactly df.sql('...') (the checker checks its cast).
             return self.nest(ast.Sql(query=raw, span=raw.span), [])
         if isinstance(raw, ast.Num | ast.Null | ast.Bool):
@@ -209,6 +215,20 @@ class Builder:
         if raw is None:
             return self.nest(ast.Invalid(span=at), [])
         return raw  # type: ignore[no-any-return]
+
+    def graph_in_string(self, raw: ast.Str) -> ast.Expr | None:
+        """pg grammar: the graph a string in node position holds (pg_durable's JSON), placed at
+        the string; None when it holds none (or this dfc cannot read graphs yet)."""
+        read = graph_reader()
+        if read is None:
+            return None
+        body, found = read(raw.value)
+        self.diags.extend(dataclasses.replace(d, span=raw.span) for d in found)
+        if body is None:
+            return self.nest(ast.Invalid(span=raw.span), [])
+        if isinstance(body, ast.Sql):
+            return None  # JSON, but no graph: a SQL step after all
+        return self.nest(relocated(body, raw.span), [])
 
     def as_lit(self, raw: Any, where: str) -> ast.LitArg | None:
         """A value in literal position; None (after a diagnostic) when it is not a literal.

@@ -7,7 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dfc.check import codes
-from dfc.check.sql import analyze, ends_statements, is_complete_statement, starts_statement
+from dfc.check.sql import (
+    analyze,
+    ends_statements,
+    expression_issues,
+    is_complete_statement,
+    starts_statement,
+)
 from dfc.diagnostics import Severity
 from dfc.sqllex import split, tokenize
 
@@ -207,3 +213,12 @@ def test_analysis_never_crashes(text: str) -> None:
     a = analyze(text)
     for i in a.issues:
         assert 0 <= i.start <= i.end <= len(text)
+
+
+def test_expression_issues_point_into_the_expression() -> None:
+    # A --grammar pg argument is checked as the statement that evaluates it, SELECT (<text>).
+    assert expression_issues("jsonb_build_object('a', encode('hi', 'base64'))") == []
+    ((issue,),) = [expression_issues("coalesce(1, (2 +))")]
+    assert issue.code == codes.SQL_UNPARSED and issue.start == 16
+    ((issue,),) = [expression_issues("(1")]
+    assert (issue.code, issue.start, issue.end) == (codes.SQL_INVALID, 0, 1)
