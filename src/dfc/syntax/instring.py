@@ -62,9 +62,7 @@ def relocated(body: ast.Expr, span: Span) -> ast.Expr:
     # Children first, without recursion: a graph nests as deeply as its sequence is long.
     for n in reversed(list(ast.preorder(body))):
         changes = {
-            f.name: moved(getattr(n, f.name))
-            for f in dataclasses.fields(n)
-            if f.name != "span"
+            f.name: moved(getattr(n, f.name)) for f in dataclasses.fields(n) if f.name != "span"
         }
         done[id(n)] = type(n)(span=span, **changes)
     result: ast.Expr = done[id(body)]
