@@ -17,6 +17,7 @@ not supported there: dfc reads ``#`` as the start of a misplaced comment.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 from lark import Token
@@ -53,9 +54,14 @@ def mark_sql_arguments(lexed: Lexed) -> None:
     while i < len(toks):
         tok = toks[i]
         call = calls[-1] if calls else None
-        if call is not None and call.sig is not None and _starts_argument(out, toks, i):
+        if (
+            call is not None
+            and call.sig is not None
+            and _starts_argument(out, toks, i)
+            and _takes_literal(call)
+        ):
             end = _argument_end(toks, i)
-            if _takes_literal(call) and _is_expression(toks[i:end]):
+            if _is_expression(toks[i:end]):
                 start, stop = start_of(toks[i]), end_of(toks[end - 1])
                 out.append(make_token("SQLEXPR", lexed.file.text[start:stop], start, stop))
                 regions.append((start, stop))
@@ -139,8 +145,11 @@ def _drop_inside(lexed: Lexed, regions: list[tuple[int, int]]) -> None:
     SQL's) and the comments there (part of the expression's text). Everything else it
     reported stays: a ``$name`` or ``{var}`` outside a string, an unterminated literal."""
 
-    def inside(start: int) -> bool:
-        return any(a <= start < b for a, b in regions)
+    starts = [a for a, _ in regions]  # in file order, not overlapping
+
+    def inside(offset: int) -> bool:
+        k = bisect.bisect_right(starts, offset) - 1
+        return k >= 0 and offset < regions[k][1]
 
     lexed.diagnostics[:] = [
         d
