@@ -611,11 +611,14 @@ _EXPRESSION_PREFIX = "SELECT ("
 def expression_issues(text: str) -> list[SqlIssue]:
     """What is wrong with a SQL expression written as an argument (``--grammar pg``), at
     indices of ``text``: it is checked as the statement that evaluates it when the instance
-    starts, ``SELECT (<text>)``."""
+    starts, ``SELECT (<text>)``. A reference inside one of its string literals is no problem:
+    the value carries it to where the step substitutes it."""
     statement = f"{_EXPRESSION_PREFIX}{text}\n)"
     n, end = len(_EXPRESSION_PREFIX), len(text)
     out = []
     for i in analyze(statement).issues:
+        if i.code == codes.REF_IN_STRING:
+            continue  # a reference in a string literal is carried into the value, as meant
         # What lies in the added text is shown on the expression's nearest character.
         start = min(max(i.start - n, 0), max(end - 1, 0))
         out.append(replace(i, start=start, end=min(max(i.end - n, start + 1), end)))
