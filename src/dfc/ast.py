@@ -59,13 +59,16 @@ class Str:
     """A string literal (any PostgreSQL form, adjacent literals already concatenated).
 
     ``value`` is the decoded text; ``text_map`` maps each character of it back to the file.
-    ``cast`` is a kept ``::type`` suffix (``'{}'::jsonb`` has cast ``jsonb``).
+    ``cast`` is a kept ``::type`` suffix (``'{}'::jsonb`` has cast ``jsonb``). Layout:
+    ``joins`` has, for each literal after the first of newline-separated literals, the index in
+    ``value`` where its text begins and its span (a forgotten ``~>`` looks like that, DFC306).
     """
 
     value: str
     cast: str | None = None
     span: Span = field(compare=False, repr=False)
     text_map: TextMap = field(compare=False, repr=False)
+    joins: tuple[tuple[int, Span], ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,8 +109,20 @@ class Name(Leaf):
     span: Span = field(compare=False, repr=False)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SqlExpr:
+    """A SQL expression where a built-in takes a literal (``--grammar pg`` files only):
+    ``jsonb_build_array(...)``, ``now()::text``. In pg_durable every argument is SQL, evaluated
+    once by PostgreSQL when ``df.start`` builds the graph; dfc evaluates it once, by the
+    database, when the instance starts, and uses its text as the literal's. ``text`` is the
+    expression as written."""
+
+    text: str
+    span: Span = field(compare=False, repr=False)
+
+
 Lit: TypeAlias = Str | Num | Null | Bool
-LitArg: TypeAlias = Str | Num | Null | Bool | Name
+LitArg: TypeAlias = Str | Num | Null | Bool | Name | SqlExpr
 
 MAX_DEPTH = 256
 """How deeply constructs may nest (SPEC §3); a chain of one operator (``a ~> b ~> c``) is one
@@ -314,7 +329,7 @@ class Compensate(Wrapper):
 class Arg:
     """An argument of a template call: positional (``name`` None) or ``name => value``."""
 
-    value: Expr | LitArg
+    value: Expr | Lit
     name: str | None = None
     span: Span = field(compare=False, repr=False)
 
@@ -447,7 +462,7 @@ class Module:
     span: Span = field(compare=False, repr=False)
 
 
-Node: TypeAlias = Expr | Lit | Decl | Arg | DefParam | Option | Workflow | Module
+Node: TypeAlias = Expr | Lit | SqlExpr | Decl | Arg | DefParam | Option | Workflow | Module
 
 
 def children(node: Expr) -> tuple[Expr, ...]:
@@ -460,7 +475,7 @@ def children(node: Expr) -> tuple[Expr, ...]:
         value = getattr(node, name)
         for v in value if isinstance(value, tuple) else (value,):
             item = v.value if isinstance(v, Arg) else v
-            if item is not None and not isinstance(item, Str | Num | Null | Bool):
+            if item is not None and not isinstance(item, Str | Num | Null | Bool | SqlExpr):
                 out.append(item)
     return tuple(out)
 
@@ -508,6 +523,9 @@ def literal_value(lit: LitArg | None) -> JSON:
             return b
         case Name(name=n):
             raise AssertionError(f"template parameter {n} left in a checked workflow")
+        case SqlExpr():
+            # Its value exists only once an instance starts: the emitter names it instead.
+            raise AssertionError("a SQL expression has no value before the instance starts")
     assert_never(lit)
 
 

@@ -95,7 +95,8 @@ class Client:
             return instances.start(self.conn, name, version, vars, label)
 
     def signal(self, instance_id: str, name: str, data: Any = None) -> None:
-        """Send a signal; ``data`` that is not a string is sent as JSON."""
+        """Send a signal; ``data`` that is not a string is sent as JSON. Without data (None)
+        the waiting step sees ``"data": {}``, as with pg_durable's ``df.signal``."""
         payload = data if data is None or isinstance(data, str) else json.dumps(data)
         with self.conn.transaction():
             instances.signal(self.conn, instance_id, name, payload)

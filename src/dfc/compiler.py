@@ -241,5 +241,7 @@ def _as_text(lit: ast.LitArg, span: Span) -> ast.Str:
             return _text(t, span)
         case ast.Bool(value=b):
             return _text("true" if b else "false", span)
-        case ast.Null() | ast.Name():
-            raise ValueError("a text parameter cannot be NULL or a template parameter here")
+        case ast.Null() | ast.Name() | ast.SqlExpr():
+            raise ValueError(
+                "a text parameter cannot be NULL, a template parameter or an expression here"
+            )

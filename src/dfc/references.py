@@ -44,6 +44,23 @@ from dfc.sqllex import Token, escaped, lex
 SYSTEM_VARS = frozenset({"sys_instance_id", "sys_label"})
 """Variables every instance has."""
 
+_EXPRESSION_PREFIX = "__expr_"
+EXPRESSION_VAR = re.compile(r"\{(" + _EXPRESSION_PREFIX + r"[0-9]+)\}")
+"""Where the value of a start-time SQL expression goes in a node's text (``{__expr_1}``: the
+name of the instance's hidden variable in braces). The runtime puts the value there before
+it substitutes anything else, so that it stands as a literal written there would."""
+
+
+def expression_var(n: int) -> str:
+    """The name of the hidden variable of the ``n``-th start-time expression of a plan."""
+    return f"{_EXPRESSION_PREFIX}{n}"
+
+
+def is_reserved_var(name: str) -> bool:
+    """Whether a variable name is dfc's own (a system variable or an expression's value)."""
+    return name in SYSTEM_VARS or name.startswith(_EXPRESSION_PREFIX)
+
+
 RESULT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 """What a result name bound with ``|=> 'name'`` must look like."""
 

@@ -89,9 +89,12 @@ def test_sql(db_url: str) -> None:
             "rows": [{"id": 1, "name": "a", "price": "1.50", "note": None}],
             "row_count": 1,
         }
+        # row_count counts the rows returned (pg_durable), not the rows a statement affected.
         cur.execute("CREATE TEMP TABLE t AS SELECT 1 AS x")
         cur.execute("UPDATE t SET x = 2")
-        assert sql_result(cur) == {"rows": [], "row_count": 1}
+        assert sql_result(cur) == {"rows": [], "row_count": 0}
+        cur.execute("UPDATE t SET x = 3 RETURNING x")
+        assert sql_result(cur) == {"rows": [{"x": 3}], "row_count": 1}
 
 
 # -- THEN, IF, RACE: the result of the step that decides -----------------------------------------

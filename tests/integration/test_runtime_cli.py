@@ -108,6 +108,15 @@ def test_start_signal_status_result_history_ls_explain(db_url: str, files: Path)
     assert set(explained["nodes"].values()) == {"completed"}
 
 
+def test_signal_without_data_sends_an_empty_object(db_url: str, files: Path) -> None:
+    assert dfc("deploy", str(files / "waits.df"), "--db", db_url).exit_code == 0
+    iid = dfc("start", "waits", "--db", db_url).stdout.strip()
+    r = dfc("signal", iid, "go", "--db", db_url)
+    assert r.exit_code == 0, r.output
+    asyncio.run(run_until_done(db_url, [iid], timeout=20))
+    assert json.loads(dfc("result", iid, "--db", db_url).stdout)["rows"] == [{"d": "{}"}]
+
+
 def test_signal_and_cancel_errors(db_url: str, files: Path) -> None:
     r = dfc("signal", "0000beef", "go", "--db", db_url)
     assert r.exit_code == 1 and "no instance 0000beef" in r.stderr

@@ -70,6 +70,9 @@ def test_client_wait_raises_for_failures_and_cancels(db_url: str, tmp_path: Path
         assert e.value.info.error["sqlstate"] == "22012"
         client.signal(waiting, "go", {"n": 1})
         assert client.wait(waiting, timeout=10)["data"] == {"n": 1}
+        bare = client.start("waits")
+        client.signal(bare, "go")  # no data: pg_durable's default payload, {}
+        assert client.wait(bare, timeout=10)["data"] == {}
         other = client.start("waits")
         assert "cancelled" in client.cancel(other, "no")
         with pytest.raises(InstanceFailed, match="cancelled"):

@@ -32,11 +32,25 @@ def test_text_that_needs_quoting_survives_the_checkpoint(db_url: str) -> None:
     assert out.result["rows"] == [{"t": '50% it\'s \\ "q" ü 😀', "n": "line\nbreak"}]
 
 
-def test_dml_without_rows_gives_row_count(db_url: str, conn: psycopg.Connection) -> None:
+def test_dml_without_returning_returns_no_rows(db_url: str, conn: psycopg.Connection) -> None:
     conn.execute("CREATE TABLE dml_t (k int)")
     b = B()
     root = b.sql("INSERT INTO dml_t SELECT generate_series(1, 3)")
-    assert run(db_url, b.plan(root)).result == {"rows": [], "row_count": 3}
+    assert run(db_url, b.plan(root)).result == {"rows": [], "row_count": 0}
+    assert conn.execute("SELECT count(*) FROM dml_t").fetchone() == (3,)
+
+
+def test_arrays_of_user_types_are_json_arrays(db_url: str, conn: psycopg.Connection) -> None:
+    conn.execute("CREATE TYPE engine_mood AS ENUM ('calm', 'busy')")
+    b = B()
+    root = b.then(
+        b.sql("SELECT ARRAY['busy', 'calm']::engine_mood[] AS m", name="x"),
+        b.sql("SELECT $x::jsonb AS m, ARRAY['calm']::engine_mood[] AS again"),
+    )
+    assert run(db_url, b.plan(root)).result == {
+        "rows": [{"m": ["busy", "calm"], "again": ["calm"]}],
+        "row_count": 1,
+    }
 
 
 def test_several_statements_give_the_last_result(db_url: str) -> None:

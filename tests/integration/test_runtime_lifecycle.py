@@ -113,6 +113,20 @@ def test_signal_sent_while_waiting_wakes_the_instance(
     assert info(db_url, iid).result == {"signal_name": "go", "timed_out": False, "data": "hello"}
 
 
+def test_signal_without_data_gives_an_empty_object(db_url: str, conn: psycopg.Connection) -> None:
+    # pg_durable's df.signal sends '{}' when no data is given; JSON null must be asked for.
+    b = B("sig_default")
+    plan = b.plan(b.join(b.signal("go"), b.signal("stop")))
+    (iid,) = start(db_url, plan)
+    instances.signal(conn, iid, "go")
+    instances.signal(conn, iid, "stop", "null")
+    asyncio.run(run_until_done(db_url, [iid]))
+    assert info(db_url, iid).result == [
+        {"signal_name": "go", "timed_out": False, "data": {}},
+        {"signal_name": "stop", "timed_out": False, "data": None},
+    ]
+
+
 def test_signal_timeout(db_url: str) -> None:
     b = B("sig3")
     out = run(db_url, b.plan(b.signal("never", timeout=1)))

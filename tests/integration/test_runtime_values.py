@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -93,9 +94,78 @@ def test_user_types_come_back_as_text(cur: psycopg.Cursor[Any]) -> None:
     assert one(cur, "3::pos") == 3  # a domain is reported as its base type
 
 
+def test_arrays_of_user_types_are_json_arrays(cur: psycopg.Cursor[Any]) -> None:
+    cur.execute(
+        "CREATE TYPE feeling AS ENUM ('fine', 'not, \"so\" fine', '{x}');"
+        "CREATE DOMAIN positive AS int CHECK (VALUE > 0);"
+        "CREATE DOMAIN stamp AS timestamptz;"
+        "CREATE DOMAIN still_positive AS positive;"
+        "CREATE TYPE pair AS (n int, s text);"
+        "CREATE TYPE box_list AS (b box)"  # box's elements are ;-delimited
+    )
+    assert one(cur, "ARRAY['fine', NULL, 'not, \"so\" fine', '{x}']::feeling[]") == [
+        "fine",
+        None,
+        'not, "so" fine',
+        "{x}",
+    ]
+    assert one(cur, "ARRAY[['fine'], ['{x}']]::feeling[]") == [["fine"], ["{x}"]]
+    assert one(cur, "ARRAY[1, 2]::positive[]") == [1, 2]
+    assert one(cur, "ARRAY[3]::still_positive[]") == [3]  # domains peeled to the int under them
+    assert one(cur, "ARRAY['2024-01-01 00:00+00']::stamp[]") == ["2024-01-01T00:00:00+00:00"]
+    assert one(cur, "ARRAY[ROW(1, 'a b')::pair, NULL]") == ['(1,"a b")', None]
+    assert one(cur, "'{}'::feeling[]") == []
+    assert one(cur, "ARRAY['(1,1),(0,0)'::box, '(2,2),(1,1)'::box]") == [
+        "(1,1),(0,0)",
+        "(2,2),(1,1)",
+    ]
+    # The types are known now: the next results load them at once, on a new cursor too.
+    with cur.connection.cursor() as again:
+        again.execute("SELECT ARRAY['fine']::feeling[] AS v, 'fine'::feeling AS w")
+        assert sql_result(again)["rows"] == [{"v": ["fine"], "w": "fine"}]
+
+
+def test_arrays_of_user_types_in_a_worker_step(db_url: str) -> None:
+    async def go() -> list[dict[str, Any]]:
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+            configure_loaders(conn)
+            await conn.execute("CREATE TYPE level AS ENUM ('low', 'high')")
+            cur = conn.cursor()  # one cursor used again and again, as the worker's
+            await cur.execute("SELECT 1 AS one; SELECT ARRAY['high', 'low']::level[] AS v")
+            first = await sql_result_async(cur)
+            await cur.execute("SELECT ARRAY['low']::level[] AS v")
+            return [first, await sql_result_async(cur)]
+
+    assert asyncio.run(go()) == [
+        {"rows": [{"v": ["high", "low"]}], "row_count": 1},
+        {"rows": [{"v": ["low"]}], "row_count": 1},
+    ]
+
+
 def test_time_zone_offsets_follow_the_session(cur: psycopg.Cursor[Any]) -> None:
     cur.execute("SET TIME ZONE 'Asia/Kolkata'")
     assert one(cur, "'2024-05-01 12:00:00+00'::timestamptz") == "2024-05-01T17:30:00+05:30"
+
+
+def test_offsets_with_seconds_become_utc(cur: psycopg.Cursor[Any]) -> None:
+    # New York kept local mean time (-04:56:02) until 1883: RFC 3339 has no seconds in an
+    # offset, so the same instant is given in UTC.
+    cur.execute("SET TIME ZONE 'America/New_York'")
+    cur.execute("SELECT '1850-01-01 00:00:00'::timestamptz::text AS v")
+    assert sql_result(cur)["rows"] == [{"v": "1850-01-01 00:00:00-04:56:02"}]
+    assert one(cur, "'1850-01-01 00:00:00'::timestamptz") == "1850-01-01T04:56:02+00:00"
+    assert one(cur, "'1850-12-31 23:59:59.25'::timestamptz") == "1851-01-01T04:56:01.25+00:00"
+    assert one(cur, "ARRAY['1850-01-01 12:00'::timestamptz]") == ["1850-01-01T16:56:02+00:00"]
+    # Whatever the server's time zone data says about Amsterdam before 1900 (it had local mean
+    # time then), the value is PostgreSQL's own instant, in UTC.
+    cur.execute("SET TIME ZONE 'Europe/Amsterdam'")
+    cur.execute(
+        "SELECT t::text AS local, to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') AS utc"
+        " FROM (VALUES ('1850-01-01 00:00:00'::timestamptz)) AS v(t)"
+    )
+    ((local, utc),) = (tuple(r.values()) for r in sql_result(cur)["rows"])
+    assert re.search(r"[+-]\d\d:\d\d:\d\d$", local), local  # an offset with seconds
+    assert one(cur, "'1850-01-01 00:00:00'::timestamptz") == utc + "+00:00"
 
 
 def test_result_shape_keeps_row_and_column_order(cur: psycopg.Cursor[Any]) -> None:
@@ -113,13 +183,20 @@ def test_duplicate_column_names_keep_the_last_value(cur: psycopg.Cursor[Any]) ->
     assert sql_result(cur) == {"rows": [{"a": 3, "b": 2}], "row_count": 1}
 
 
-def test_statements_without_rows_report_affected_rows(cur: psycopg.Cursor[Any]) -> None:
+def test_row_count_counts_the_rows_returned(cur: psycopg.Cursor[Any]) -> None:
+    # pg_durable's shape: DML without RETURNING returns no rows, whatever it affected.
     cur.execute("CREATE TABLE items (id int)")
     assert sql_result(cur) == {"rows": [], "row_count": 0}
     cur.execute("INSERT INTO items SELECT generate_series(1, 3)")
-    assert sql_result(cur) == {"rows": [], "row_count": 3}
+    assert sql_result(cur) == {"rows": [], "row_count": 0}
     cur.execute("UPDATE items SET id = id + 1 WHERE id > 1")
-    assert sql_result(cur) == {"rows": [], "row_count": 2}
+    assert sql_result(cur) == {"rows": [], "row_count": 0}
+    cur.execute("UPDATE items SET id = id + 1 WHERE id > 2 RETURNING id")
+    assert sql_result(cur) == {"rows": [{"id": 4}, {"id": 5}], "row_count": 2}
+    cur.execute(
+        "WITH d AS (DELETE FROM items WHERE id > 3 RETURNING 1) SELECT count(*) AS n FROM d"
+    )
+    assert sql_result(cur) == {"rows": [{"n": 2}], "row_count": 1}
     cur.execute("SELECT * FROM items WHERE false")
     assert sql_result(cur) == {"rows": [], "row_count": 0}
     cur.execute("DELETE FROM items WHERE id = 1 RETURNING id")
@@ -132,7 +209,7 @@ def test_several_statements_give_the_last_result(cur: psycopg.Cursor[Any]) -> No
     )
     assert sql_result(cur) == {"rows": [{"s": 3}], "row_count": 1}
     cur.execute("SELECT 1; UPDATE t SET x = 0")
-    assert sql_result(cur) == {"rows": [], "row_count": 2}
+    assert sql_result(cur) == {"rows": [], "row_count": 0}
 
 
 def test_async(db_url: str) -> None:

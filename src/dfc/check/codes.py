@@ -380,12 +380,19 @@ REF_IN_STRING = code(
 
 CONCATENATED_STATEMENTS = code(
     "DFC306",
-    "string literals concatenated into one statement",
+    "a line break joins two statements into one step (forgotten `~>`)",
     WARN,
     """
-    Adjacent string literals separated by a newline are concatenated (the SQL rule). Here each
-    piece is a complete statement, so a `~>` between the steps was probably forgotten: the
-    concatenation glues them into one invalid statement.
+    String literals separated only by a line break (and blanks or comments) are one literal:
+    PostgreSQL's rule, which dfc follows for every form of literal. Two SQL steps written one
+    per line without `~>` between them thus become one step whose text is both statements
+    glued together (`SELECT 1SELECT 2`). The warning points at the literal after the break,
+    where `~>` is missing, when the text before the break ends a statement (it parses, does not
+    end in `;`, and does not end in a word after which a statement goes on, such as `AS`, `IN`,
+    `FROM` or `WHERE`, nor is an INSERT without rows or an UPDATE without SET) and the literal
+    starts a statement of its own (its first word is a command such as SELECT, UPDATE or
+    CREATE, and it parses). One statement split over lines (`'SELECT a '` / `'FROM t'`) is
+    not reported; to keep several statements in one step on purpose, end each with `;`.
     """,
     bad="'UPDATE a SET x = 1'\n'UPDATE b SET y = 2'",
     good="'UPDATE a SET x = 1'\n~> 'UPDATE b SET y = 2'",
@@ -593,6 +600,26 @@ BAD_LITERAL = code(
     """,
     bad="df.wait_for_signal(42)",
     good="df.wait_for_signal('approved')",
+)
+
+EXPRESSION_ARGUMENT = code(
+    "DFC414",
+    "SQL expression where the plan needs a literal",
+    ERR,
+    """
+    In a `--grammar pg` file an argument may be a SQL expression, as in pg_durable's SQL:
+    `jsonb_build_array(...)` for multipart parts, `'Bearer ' || current_setting('app.key')`
+    in headers, `now()::text` in a body. The database evaluates it once, when the instance
+    starts (as the role that starts it), and the step uses its text as it would a literal's
+    (`$refs` and `{vars}` in that text are substituted when the step runs). That works for the
+    texts a step substitutes: the URL, body, headers and parts of `df.http` and
+    `df.http_multipart`, and the value of `df.break`. Durations, timeouts, cron expressions,
+    signal names, HTTP methods, retry options, SQL steps and result names decide the plan
+    itself and must be written as literals. (In `.df` files read with the dfc grammar, an
+    argument is always a literal.)
+    """,
+    bad="df.sleep(60 * 5)  -- read with --grammar pg",
+    good="df.sleep(300)",
 )
 
 PRECEDENCE = code(

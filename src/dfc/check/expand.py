@@ -321,7 +321,7 @@ def _def_nodes(d: ast.Def) -> Iterator[ast.Expr | ast.LitArg]:
     while stack:
         n = stack.pop()
         yield n
-        if isinstance(n, ast.Str | ast.Num | ast.Null | ast.Bool | ast.Name):
+        if isinstance(n, ast.Str | ast.Num | ast.Null | ast.Bool | ast.Name | ast.SqlExpr):
             continue
         stack.extend(reversed(_literal_fields(n)))
         if isinstance(n, ast.TemplateCall):
@@ -337,7 +337,7 @@ def _literal_fields(n: ast.Expr) -> list[ast.LitArg]:
         if f.name in n.NODE_FIELDS:
             continue
         v = getattr(n, f.name)
-        if isinstance(v, ast.Str | ast.Num | ast.Null | ast.Bool | ast.Name):
+        if isinstance(v, ast.Str | ast.Num | ast.Null | ast.Bool | ast.Name | ast.SqlExpr):
             out.append(v)
     return out
 
@@ -619,7 +619,7 @@ class _Expander:
             self.calls.pop()
 
     def _arg(
-        self, v: ast.Expr | ast.LitArg, env: ModuleEnv, trail: tuple[Span, ...], subst: Subst
+        self, v: ast.Expr | ast.Lit, env: ModuleEnv, trail: tuple[Span, ...], subst: Subst
     ) -> tuple[Value, tuple[Span, ...]]:
         """An argument, expanded where it was written."""
         if isinstance(v, ast.Name):

@@ -21,6 +21,7 @@ from dfc import ast
 from dfc.check import codes
 from dfc.check.refs import SYSTEM_VARS, Ref, json_neutralize, scan
 from dfc.check.report import Reporter
+from dfc.check.sql import expression_issues
 from dfc.check.walk import texts
 from dfc.diagnostics import Label
 from dfc.params import BOOL_WORDS, EXAMPLES, INT_TEXT, ParamValueError, substitution_text
@@ -74,8 +75,10 @@ def check_literals(body: ast.Expr, rep: Reporter) -> None:
             case ast.Timeout(seconds=s):
                 if _fits(s, ("timeout", "seconds"), "df.timeout", codes.BAD_SECONDS, n, rep):
                     _seconds(s, n, rep, "df.timeout", allow_null=False)
+            case ast.Break(value=v):
+                _fits(v, ("break", "value"), "the break value", codes.BAD_LITERAL, n, rep)
             case ast.Leaf() | ast.Wrapper():
-                pass  # a break's value may be any literal; the others have no literal arguments
+                pass  # the others have no literal arguments
             case ast.Seq() | ast.Join() | ast.Race() | ast.If() | ast.Loop() | ast.TemplateCall():
                 pass
             case _:
@@ -102,6 +105,21 @@ def _http(
         _seconds(t, n, rep, "the HTTP timeout", allow_null=True)
 
 
+EXPRESSION_PARAMS = frozenset(
+    {
+        ("http", "url"),
+        ("http", "body"),
+        ("http", "headers"),
+        ("http_multipart", "url"),
+        ("http_multipart", "parts"),
+        ("http_multipart", "headers"),
+        ("break", "value"),
+    }
+)
+"""The parameters that take a SQL expression (``--grammar pg``): the texts a step substitutes
+when it runs, which take the expression's value, computed when the instance starts."""
+
+
 def _spec(function: str, param: str) -> ParamSpec:
     """The parameter ``param`` of the built-in ``df.function`` (its kind, whether required)."""
     return next(p for p in SIGNATURES[function].params if p.name == param)
@@ -122,6 +140,9 @@ def _fits(
     """
     if v is None or isinstance(v, ast.Name):
         return True
+    if isinstance(v, ast.SqlExpr):
+        _expression(v, at, node, rep)
+        return False  # its value is known only when the instance starts
     spec = _spec(*at)
     want = kind_problem(v, spec.kind, spec.required)
     if want is None:
@@ -129,6 +150,23 @@ def _fits(
     found = describe(v) + (f" cast to {v.cast}" if v.cast else "")
     rep.error(code, f"{what} must be {want}, found {found}", v.span, node=node)
     return False
+
+
+def _expression(e: ast.SqlExpr, at: tuple[str, str], node: ast.Expr, rep: Reporter) -> None:
+    """A SQL expression argument: refused where the plan needs a literal, else checked as SQL."""
+    if at not in EXPRESSION_PARAMS:
+        rep.error(
+            codes.EXPRESSION_ARGUMENT,
+            f"the {at[1]} argument of df.{at[0]} must be a literal, not a SQL expression",
+            e.span,
+            node=node,
+            help="a SQL expression is evaluated when the instance starts and can stand only for "
+            "an HTTP URL, body, headers or parts, or a df.break value: write the value itself",
+        )
+        return
+    for issue in expression_issues(e.text):
+        span = e.span.at(e.span.start + issue.start, e.span.start + issue.end)
+        rep.emit(issue.severity, issue.code, issue.message, span, node=node, help=issue.help)
 
 
 _WANT: dict[Kind, str] = {

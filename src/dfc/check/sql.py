@@ -21,7 +21,7 @@ import difflib
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -563,3 +563,63 @@ def is_complete_statement(text: str) -> bool:
         and all(i.severity not in (Severity.ERROR, Severity.WARNING) for i in a.issues)
         and all(s.kind != "unknown" for s in a.statements)
     )
+
+
+# Words after which a statement goes on: a clause, an operand, a query or a body must follow
+# (`CREATE TABLE t AS` + `SELECT ...`). sqlglot accepts many such statements as they are.
+_GOES_ON_WORDS = """AS IN ON NOT IS LIKE ILIKE SIMILAR BETWEEN ESCAPE COLLATE UNION INTERSECT
+    EXCEPT ALL DISTINCT SELECT VALUES TABLE WITH RECURSIVE LATERAL CASE WHEN THEN ELSE USING
+    RETURNING TO EACH EXECUTE DO EXPLAIN OVER PARTITION ORDER GROUP WINDOW CONFLICT INSERT DELETE
+    CREATE ALTER DROP TRUNCATE GRANT REVOKE MERGE COPY CALL LOCK"""
+_GOES_ON = _DANGLING | frozenset(_GOES_ON_WORDS.split())
+# What an INSERT needs after its target, and what an UPDATE needs.
+_INSERT_SOURCE = frozenset({"SELECT", "VALUES", "DEFAULT", "TABLE", "WITH"})
+
+
+def ends_statements(text: str) -> bool:
+    """Whether ``text`` is complete SQL that a following text would not continue: it parses
+    (`is_complete_statement`), its last statement does not end in ``;``, in an operator, a
+    comma, an open bracket or a word after which a statement goes on (``AS``, ``IN``,
+    ``FROM``...), and is not an INSERT without rows or an UPDATE without SET."""
+    tokens = [t for t in tokenize(text) if t.kind != "comment"]
+    if not tokens or tokens[-1].text == ";" or not is_complete_statement(text):
+        return False
+    last = tokens[-1]
+    if last.kind == "op" or (last.kind == "punct" and last.text in "(,[."):
+        return False
+    default_values = len(tokens) > 1 and tokens[-2].upper == "DEFAULT" and last.upper == "VALUES"
+    if last.kind == "word" and last.upper in _GOES_ON and not default_values:
+        return False
+    stmts = split(tokens)
+    words = {t.upper for t in stmts[-1].tokens if t.kind == "word"} if stmts else set()
+    first = stmts[-1].first_word if stmts else ""
+    if first == "INSERT" and not words & _INSERT_SOURCE:
+        return False
+    return not (first == "UPDATE" and "SET" not in words)
+
+
+def starts_statement(text: str) -> bool:
+    """Whether ``text`` begins (after blanks and comments) with a word that starts a SQL
+    statement (``SELECT``, ``UPDATE``, ``CREATE``...)."""
+    first = next((t for t in tokenize(text) if t.kind != "comment"), None)
+    return first is not None and first.kind == "word" and first.upper in STATEMENT_WORDS
+
+
+_EXPRESSION_PREFIX = "SELECT ("
+
+
+def expression_issues(text: str) -> list[SqlIssue]:
+    """What is wrong with a SQL expression written as an argument (``--grammar pg``), at
+    indices of ``text``: it is checked as the statement that evaluates it when the instance
+    starts, ``SELECT (<text>)``. A reference inside one of its string literals is no problem:
+    the value carries it to where the step substitutes it."""
+    statement = f"{_EXPRESSION_PREFIX}{text}\n)"
+    n, end = len(_EXPRESSION_PREFIX), len(text)
+    out = []
+    for i in analyze(statement).issues:
+        if i.code == codes.REF_IN_STRING:
+            continue  # a reference in a string literal is carried into the value, as meant
+        # What lies in the added text is shown on the expression's nearest character.
+        start = min(max(i.start - n, 0), max(end - 1, 0))
+        out.append(replace(i, start=start, end=min(max(i.end - n, start + 1), end)))
+    return out

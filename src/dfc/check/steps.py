@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from itertools import pairwise
 
 from dfc import ast
 from dfc.check import codes
 from dfc.check.report import Reporter
 from dfc.check.result import SqlFacts
-from dfc.check.sql import analyze, is_complete_statement
-from dfc.diagnostics import Severity
-from dfc.source import Span
+from dfc.check.sql import analyze, ends_statements, is_complete_statement, starts_statement
+from dfc.diagnostics import Label, Severity
 
 
 def check_sql_steps(
@@ -30,7 +28,7 @@ def check_sql(
 ) -> SqlFacts:
     """Report the problems of one SQL step and return its facts."""
     a = analyze(s.value, var_types)
-    glued = _concatenated_statements(node, s, rep)
+    glued = _forgotten_sequences(node, s, rep)
     file = s.span.file
     for issue in a.issues:
         if glued and issue.code == codes.SQL_UNPARSED:
@@ -41,39 +39,33 @@ def check_sql(
     return a.facts
 
 
-def concatenation_points(s: ast.Str) -> list[tuple[int, Span]]:
-    """Where newline-separated literals were joined: (value index, span of the quotes between)."""
-    out: list[tuple[int, Span]] = []
-    text = s.span.file.text
-    for (v0, f0), (v1, f1) in pairwise(s.text_map.runs):
-        gap_start = f0 + (v1 - v0)
-        gap = text[gap_start:f1]
-        if "\n" in gap and ("'" in gap):
-            out.append((v1, s.span.at(gap_start, f1)))
-    return out
-
-
-def _concatenated_statements(node: ast.Expr, s: ast.Str, rep: Reporter) -> bool:
-    """Warn when joined literals are each a complete statement (a forgotten ``~>``)."""
-    points = concatenation_points(s)
-    if not points:
-        return False
-    cuts = [0, *(v for v, _ in points), len(s.value)]
-    parts = [s.value[a:b] for a, b in pairwise(cuts)]
-    if any(not p.strip() for p in parts):
-        return False
-    if any(p.rstrip().endswith(";") for p in parts[:-1]):
-        return False  # statements separated on purpose
-    if not all(is_complete_statement(p) for p in parts):
-        return False
-    _, span = points[0]
-    rep.emit(
-        Severity.WARNING,
-        codes.CONCATENATED_STATEMENTS,
-        f"these {len(parts)} string literals are joined into one SQL text, but each is a "
-        "complete statement",
-        span,
-        node=node,
-        help="separate the steps with `~>` (or end each statement with `;` to keep one step)",
-    )
-    return True
+def _forgotten_sequences(node: ast.Expr, s: ast.Str, rep: Reporter) -> bool:
+    """Warn at each literal that PostgreSQL's line-break rule joins to the text before it when
+    that text ends a statement and the literal starts another: two steps meant to be joined by
+    ``~>``. Literals that split one statement (``'SELECT a '`` / ``'FROM t'``) or that keep
+    several statements in one step on purpose (the first ends in ``;``) are left alone.
+    Returns whether it warned."""
+    value = s.value
+    cuts = [at for at, _ in s.joins]
+    start = 0  # where the statement before the next join begins
+    warned = False
+    for k, (at, literal) in enumerate(s.joins):
+        after = value[at:]
+        if not (starts_statement(after) and ends_statements(value[start:at])):
+            continue
+        ends = [*cuts[k + 1 :], len(value)]
+        if not any(is_complete_statement(value[at:end]) for end in ends):
+            continue
+        rep.emit(
+            Severity.WARNING,
+            codes.CONCATENATED_STATEMENTS,
+            "this string literal starts a new statement, but the line break joins it to the "
+            "statement above into one SQL text",
+            literal,
+            node=node,
+            labels=(Label(s.text_map.span(s.span.file, start, at), "a complete statement"),),
+            help="insert `~>` before this literal to run the two as steps in sequence (or end "
+            "the statement above with `;` to keep both in one step)",
+        )
+        start, warned = at, True
+    return warned

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import assert_never
 
 from dfc import ast
+from dfc.source import TextMap
 
 
 def seq_items(e: ast.Expr) -> list[ast.Expr]:
@@ -40,13 +41,18 @@ def result_step(e: ast.Expr) -> ast.Expr:
 def texts(n: ast.Expr) -> list[tuple[str, ast.Str]]:
     """The literals of a node whose text may contain references, with their role.
 
-    Roles: ``sql``, ``url``, ``body``, ``headers``, ``parts``, ``break``.
+    Roles: ``sql``, ``url``, ``body``, ``headers``, ``parts``, ``break``. A SQL expression
+    (``--grammar pg``) counts with its text as written: its value replaces a literal, and the
+    references that its string literals carry into that value are substituted as a literal's.
     """
     out: list[tuple[str, ast.Str]] = []
 
     def add(role: str, v: ast.LitArg | None) -> None:
         if isinstance(v, ast.Str):
             out.append((role, v))
+        elif isinstance(v, ast.SqlExpr):
+            at = TextMap(((0, v.span.start),), len(v.text))  # the text is the source's
+            out.append((role, ast.Str(value=v.text, span=v.span, text_map=at)))
 
     match n:
         case ast.Sql(query=q):

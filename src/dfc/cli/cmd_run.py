@@ -482,7 +482,7 @@ def history_cmd(instance_id: str, db: str | None, as_json: bool) -> None:
 def signal_cmd(
     instance_id: str, name: str, data: str | None, db: str | None, as_json: bool
 ) -> None:
-    """Send signal NAME with optional DATA (JSON or text) to an instance."""
+    """Send signal NAME with optional DATA (JSON or text; without it, {}) to an instance."""
     from dfc.runtime import instances
 
     with _open(db) as conn, conn.transaction():

@@ -226,7 +226,12 @@ def _explain_pg(target: str, instance: bool, grammar: Grammar, db: str | None) -
     comp, _ = _compiled(target, grammar)
     _warnings(comp)
     assert comp.checked is not None  # a compiled workflow was checked
-    graph = to_graph(comp.checked.body)
+    try:
+        graph = to_graph(comp.checked.body)
+    except ValueError as e:
+        raise DfcError(
+            f"{target} has no pg_durable graph: {e}", hint="use dfc explain without --format pg"
+        ) from e
     console = settings.current().console(stderr=True)
     for o in graph.omitted:
         console.print(

@@ -7,13 +7,15 @@ ids. Bindings become the ``result_name`` of the bound node; compensation becomes
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import assert_never
 
 from dfc import ast
 from dfc.check.result import CheckedWorkflow
 from dfc.json_types import JSON
 from dfc.plan import nodes
-from dfc.plan.model import Plan, PlanNode, PlanParam, SourceSpan, SqlAnalysis
+from dfc.plan.model import Plan, PlanExpression, PlanNode, PlanParam, SourceSpan, SqlAnalysis
+from dfc.references import expression_var
 from dfc.source import Span
 
 
@@ -39,6 +41,7 @@ def emit(checked: CheckedWorkflow) -> Plan:
         nodes=e.nodes,
         params=params,
         options=options,
+        expressions=tuple(e.expressions),
         source=checked.source.text,
         source_map=e.source_map,
         analysis=e.analysis,
@@ -61,6 +64,7 @@ class _Emitter:
         self.nodes: dict[str, PlanNode] = {}
         self.source_map: dict[str, SourceSpan] = {}
         self.analysis: dict[str, SqlAnalysis] = {}
+        self.expressions: list[PlanExpression] = []
         self._ids: dict[int, str] = {}  # id(ast node) -> plan id, for non-wrapper nodes
 
     def emit(self, body: ast.Expr) -> str:
@@ -107,7 +111,7 @@ class _Emitter:
         """The configuration and the children of the plan node of ``n`` (a non-wrapper, its
         children already numbered). Literal values go through `nodes.read`, as stored plans do:
         an argument left out (None) takes the default."""
-        read, kids = nodes.read, self._kids
+        read, kids, _args = nodes.read, self._kids, functools.partial(self._args, nid)
         match n:
             case ast.Sql(query=q):
                 facts = self.checked.facts(n)
@@ -160,15 +164,26 @@ class _Emitter:
                 raise AssertionError(f"{type(n).__name__} left in a checked workflow")
         assert_never(n)
 
+    def _args(self, nid: str, n: ast.Expr, *names: str) -> dict[str, JSON]:
+        """The values of literal arguments of ``n``; a plan node's configuration names its
+        fields as the AST does. A SQL expression's value is known only when an instance starts:
+        the configuration holds the name of the variable that will hold it."""
+        out: dict[str, JSON] = {}
+        for name in names:
+            v = getattr(n, name)
+            if isinstance(v, ast.SqlExpr):
+                var = expression_var(len(self.expressions) + 1)
+                self.expressions.append(
+                    PlanExpression(name=var, sql=v.text, node=nid, argument=name)
+                )
+                out[name] = "{" + var + "}"
+            else:
+                out[name] = ast.literal_value(v)
+        return out
+
 
 # The options of df.retry: its AST fields and its configuration's, by the same names.
 _RETRY_OPTIONS = tuple(f.name for f in dataclasses.fields(nodes.Retry))
-
-
-def _args(n: ast.Expr, *names: str) -> dict[str, JSON]:
-    """The values of literal arguments of ``n``; a plan node's configuration names its fields
-    as the AST does."""
-    return {name: ast.literal_value(getattr(n, name)) for name in names}
 
 
 def _source_span(span: Span, trail: tuple[Span, ...]) -> SourceSpan:

@@ -15,7 +15,8 @@ what the checker learnt about a SQL step: statement kinds, output columns, refer
 describe the plan for people and tools but change nothing it does: a new version of sqlglot
 that classifies a statement differently does not make a new version of the workflow.
 
-Formats. Format 2 is this one. Format 1 (dfc before the typed plan) had the same layout, except
+Formats. Format 2 is this one; format 3 is format 2 with start-time expressions
+(`PlanExpression`), written only for plans that have some. Format 1 (dfc before the typed plan) had the same layout, except
 that a SQL node's ``config`` also held the analysis (``statements``, ``columns``,
 ``returns_rows``, ``refs``, ``vars``), so its hash covered them. `Plan.from_json` reads both:
 a format-1 plan becomes the format-2 plan the same source compiles to today (its analysis moved
@@ -42,7 +43,12 @@ from dfc.plan.nodes import NODE_TYPES, NodeConfig, NodeType, read_node
 FORMAT = 2
 """The plan format this code writes; bump on any incompatible change."""
 
-READS = (1, FORMAT)
+FORMAT_EXPRESSIONS = 3
+"""The format of a plan with start-time expressions (`PlanExpression`): format 2 plus them. A
+plan without any is still written as format 2, so its hash is what it always was; one with
+them needs a dfc that evaluates them, and an older one refuses it."""
+
+READS = (1, FORMAT, FORMAT_EXPRESSIONS)
 """The plan formats this code reads (older ones are upgraded as they are read)."""
 
 # The keys of a format-1 SQL configuration that were analysis, not behaviour.
@@ -207,6 +213,27 @@ class PlanParam:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PlanExpression:
+    """A SQL expression written as an argument (``--grammar pg``), evaluated once when an
+    instance starts, by the database, as the role that starts it (``SELECT (<sql>)::text``).
+    Its value is the instance's hidden variable ``name``; the configuration of ``node`` holds
+    ``{name}`` in ``argument``, where the runtime puts the value before substituting anything
+    else (`dfc.references.EXPRESSION_VAR`)."""
+
+    name: str
+    sql: str
+    node: str
+    argument: str
+
+    def to_json(self) -> dict[str, JSON]:
+        return {"name": self.name, "sql": self.sql, "node": self.node, "argument": self.argument}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> PlanExpression:
+        return cls(name=d["name"], sql=d["sql"], node=d["node"], argument=d["argument"])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
     """A compiled workflow. ``hash`` covers behaviour only (not source, layout, positions or
     analysis)."""
@@ -216,14 +243,16 @@ class Plan:
     nodes: Mapping[str, PlanNode]
     params: tuple[PlanParam, ...] = ()
     options: Mapping[str, JSON] = field(default_factory=dict)
+    expressions: tuple[PlanExpression, ...] = ()
     source: str = ""
     source_map: Mapping[str, SourceSpan] = field(default_factory=dict)
     analysis: Mapping[str, SqlAnalysis] = field(default_factory=dict)
 
     @property
     def format(self) -> int:
-        """The plan format: a plan in memory is always of the current one."""
-        return FORMAT
+        """The plan format: a plan in memory is always of the current one (with expressions,
+        `FORMAT_EXPRESSIONS`)."""
+        return FORMAT_EXPRESSIONS if self.expressions else FORMAT
 
     # -- traversal --------------------------------------------------------------------------
 
@@ -250,7 +279,7 @@ class Plan:
     def behaviour_json(self) -> dict[str, JSON]:
         """The part of the plan that determines behaviour: what the hash covers."""
         d: dict[str, JSON] = {
-            "format": FORMAT,
+            "format": self.format,
             "name": self.name,
             "root": self.root,
             "nodes": {k: v.to_json() for k, v in self.nodes.items()},
@@ -258,6 +287,8 @@ class Plan:
         }
         if self.options:
             d["options"] = dict(self.options)
+        if self.expressions:
+            d["expressions"] = [e.to_json() for e in self.expressions]
         return d
 
     @property
@@ -299,6 +330,7 @@ class Plan:
                 nodes={k: PlanNode.from_json(k, v) for k, v in raw_nodes.items()},
                 params=tuple(PlanParam.from_json(p) for p in d.get("params", ())),
                 options=dict(d.get("options", {})),
+                expressions=tuple(PlanExpression.from_json(e) for e in d.get("expressions", ())),
                 source=d.get("source", ""),
                 source_map={k: SourceSpan.from_json(v) for k, v in d.get("source_map", {}).items()},
                 analysis=analysis,

@@ -21,7 +21,7 @@ import psycopg
 from dfc.diagnostics import DfcError
 from dfc.params import ParamValueError, substitution_text
 from dfc.plan.model import Plan, PlanParam
-from dfc.references import SYSTEM_VARS
+from dfc.references import is_reserved_var
 from dfc.runtime.engine import record_from_row, signal_from_row
 from dfc.runtime.state import NodeRecord, Signal
 from dfc.store import instances as stored
@@ -51,7 +51,7 @@ def validate_vars(plan: Plan, given: Mapping[str, Any] | None) -> dict[str, str]
     declared = {p.name: p for p in plan.params}
     out: dict[str, str] = {}
     for name in given:
-        if name in SYSTEM_VARS:
+        if is_reserved_var(name):
             raise DfcError(f"{name} is set by dfc and cannot be given", hint="choose another name")
         if declared and name not in declared:
             raise DfcError(
@@ -113,15 +113,51 @@ def start(
     """Start workflow ``name`` (latest version unless given); returns the new instance id."""
     found, plan = load_plan_txn(conn, name, version)
     values = validate_vars(plan, vars)
+    values.update(expression_values(conn, plan))
     if label is None:
         label = plan.options.get("label") if isinstance(plan.options.get("label"), str) else None
     return stored.start_txn(conn, name, found, label, values)
 
 
+def expression_values(conn: Conn, plan: Plan) -> dict[str, str]:
+    """The values of the plan's start-time SQL expressions (``--grammar pg`` arguments such as
+    ``jsonb_build_array(...)``), evaluated once, now, in the caller's transaction and as its
+    role, as pg_durable evaluates the arguments of ``df.start``. Raises `DfcError` naming the
+    expression when the database refuses it or it gives NULL (the transaction is then
+    aborted)."""
+    out: dict[str, str] = {}
+    for e in plan.expressions:
+        where = plan.where(e.node)
+        what = f"the SQL expression for the {e.argument} of the step at {where or e.node}"
+        try:
+            value = stored.evaluate_txn(conn, e.sql)
+        except psycopg.Error as err:
+            message = err.diag.message_primary or str(err).strip()
+            raise DfcError(
+                f"{what} failed when the instance started: {message}",
+                hint=f"it runs as `SELECT ({e.sql})::text` in the starting transaction; fix it "
+                "and deploy again",
+            ) from None
+        if value is None:
+            raise DfcError(
+                f"{what} is NULL when the instance starts",
+                hint="give it a value (coalesce(...)), or leave the argument out",
+            )
+        out[e.name] = value
+    return out
+
+
+NO_DATA = "{}"
+"""The payload of a signal sent without data: pg_durable's default (``df.signal``'s
+``signal_data text DEFAULT '{}'``), so the waiting step sees ``"data": {}``."""
+
+
 def signal(conn: Conn, instance_id: str, name: str, data: str | None = None) -> None:
-    """Send signal ``name`` with ``data`` (text; JSON text is delivered as JSON)."""
+    """Send signal ``name`` with ``data`` (text; JSON text is delivered as JSON). Without data
+    (None) the payload is `NO_DATA`, an empty JSON object; send the text ``null`` for JSON
+    null."""
     _check_id(instance_id)
-    status = stored.signal_txn(conn, instance_id, name, data)
+    status = stored.signal_txn(conn, instance_id, name, NO_DATA if data is None else data)
     if status is None:
         raise _unknown(instance_id)
     if status not in ("pending", "running"):

@@ -16,6 +16,7 @@ from dfc.runtime.substitute import (
     is_whole_reference,
     mentions_reference,
     raw_text,
+    splice_expressions,
     substitute_raw,
 )
 
@@ -75,7 +76,7 @@ def _parts(
     """Multipart parts: each text field substituted raw; ``data_b64`` must be exactly one
     reference or literal base64 (line-wrapped is fine), checked before anything is sent."""
     try:
-        parsed = json.loads(text)
+        parsed = json.loads(splice_expressions(text, variables))
     except ValueError as e:
         raise BadRequest(f"the multipart parts are not valid JSON: {e}") from None
     if not isinstance(parsed, list):

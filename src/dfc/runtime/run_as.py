@@ -37,7 +37,7 @@ from dfc.json_types import JSON
 from dfc.runtime import faults, steps
 from dfc.runtime.state import NodeRecord, RunSql
 from dfc.runtime.steps import Lease, Written
-from dfc.runtime.values import shaped
+from dfc.runtime.values import rows_async, shaped
 from dfc.store import roles
 from dfc.store.db import RESET_SESSION, reads_text_as_opened
 from dfc.store.inline import AConn, execute
@@ -122,7 +122,7 @@ async def _run(conn: AConn, role: RunAs, action: RunSql, sts: list[_Statement]) 
             cur = await _last_result(conn, ";".join(prelude))
         except psycopg.Error as e:
             raise _StepError(e, _in_executor(sts)(e)) from e
-        return shaped(None, None, _count(await cur.fetchone()) if sts else 0)
+        return shaped(None, None)
     prelude += [roles.exec_call(role, st.text) for st in sts[:-1]]
     if role.can_set_role:
         prelude.append(roles.set_role(role))
@@ -141,7 +141,7 @@ async def _run(conn: AConn, role: RunAs, action: RunSql, sts: list[_Statement]) 
             cur = await _last_result(conn, reset + roles.exec_call(role, last.text))
         except psycopg.Error as e:
             raise _StepError(e, _at(last, 0, _internal(e))) from e
-        return shaped(None, None, _count(await cur.fetchone()))
+        return shaped(None, None)
     try:
         types = await roles.type_names(conn, columns)
     except psycopg.Error as e:
@@ -149,15 +149,10 @@ async def _run(conn: AConn, role: RunAs, action: RunSql, sts: list[_Statement]) 
     call = roles.rows_call(role, last.text, types, last.wrapping)
     try:
         cur = await _last_result(conn, reset + call.sql)
-        rows = await cur.fetchall()
+        rows = await rows_async(cur)
     except psycopg.Error as e:
         raise _StepError(e, _at(last, call.offset, _internal(e))) from e
-    return shaped([c.name for c in columns], rows, len(rows))
-
-
-def _count(row: tuple[Any, ...] | None) -> int:
-    """The affected rows an ``exec`` executor returned."""
-    return int(row[0]) if row and row[0] is not None else 0
+    return shaped([c.name for c in columns], rows)
 
 
 async def run_sql(conn: AConn, lease: Lease, action: RunSql) -> Written:
@@ -195,10 +190,9 @@ async def run_sql(conn: AConn, lease: Lease, action: RunSql) -> Written:
 
 
 async def _autocommit(conn: AConn, role: RunAs, sts: list[_Statement]) -> dict[str, JSON]:
-    count = 0
     for st in sts:  # each its own transaction, as the statements of an autocommit step
-        count = _count(await (await execute(conn, roles.exec_call(role, st.text))).fetchone())
-    return shaped(None, None, count)
+        await execute(conn, roles.exec_call(role, st.text))
+    return shaped(None, None)
 
 
 async def _fail(

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from typing import Literal, assert_never
 
 from dfc.json_types import JSON
-from dfc.references import REFERENCE, Code, Place, place, sql_code
+from dfc.references import EXPRESSION_VAR, REFERENCE, Code, Place, place, sql_code
 from dfc.runtime import codes
 from dfc.runtime.truth import is_row_set
 from dfc.sqllex import IDENT_FORMS, STRING_FORMS, Token
@@ -148,12 +148,22 @@ def _compose(
     return "".join(out), refs, quoted
 
 
+def splice_expressions(text: str, variables: Mapping[str, str]) -> str:
+    """`text` with the value of each start-time SQL expression in place of its ``{__expr_N}``
+    (`dfc.references.EXPRESSION_VAR`), before anything else: the value stands where a literal
+    was written in pg_durable, so references in it are substituted as a literal's are."""
+    if "{__" not in text:
+        return text
+    return EXPRESSION_VAR.sub(lambda m: variables.get(m.group(1), m.group(0)), text)
+
+
 def substitute_raw(text: str, bindings: Mapping[str, JSON], variables: Mapping[str, str]) -> str:
     """Raw context (HTTP url/body/headers, break values): values inserted as plain text.
 
     Raises `SubstitutionError` for a missing value without ``?``, a missing column or field, or
     ``$name.*`` on a result without rows.
     """
+    text = splice_expressions(text, variables)
     if not has_candidates(text):
         return text
     composed, refs, _ = _compose(text, bindings, variables)

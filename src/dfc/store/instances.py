@@ -121,6 +121,18 @@ def start_txn(
     return str(row[0])
 
 
+# The newline ends a `--` comment the expression may end with.
+_EVALUATE = "SELECT ({}\n)::text"
+
+
+def evaluate_txn(conn: Conn, expression: str) -> str | None:
+    """The text value of a SQL expression (a plan's start-time expression), evaluated in the
+    caller's transaction, as its role; the server's errors pass through as psycopg's."""
+    row = conn.execute(_EVALUATE.format(expression)).fetchone()  # the user's own SQL, as written
+    assert row is not None
+    return None if row[0] is None else str(row[0])
+
+
 _SIGNAL = "SELECT dfc.signal_instance(%s, %s, %s)"
 
 

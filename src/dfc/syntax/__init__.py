@@ -10,6 +10,8 @@ This is the only package that imports lark. Stages, one module each:
   named arguments, a node or a literal where each belongs (`builtins` holds the signatures of
   the ``df.*`` functions, `values` the builder's intermediate values). What a literal's value
   or kind must be is the checker's rule, so that it is one rule however the literal arrives;
+- `sqlargs` — in pg_durable's grammar, a SQL expression where a built-in takes a literal
+  becomes one token (`ast.SqlExpr`);
 - `flat` — the precedence table, and pg_durable's flat reading of a body where it could group
   operators differently (handed to the checker in the AST: ``Workflow.pg_reading``);
 - `printer` — the canonical pretty-printer (``dfc fmt``), keeping comments (`comments`); both
@@ -35,9 +37,11 @@ from dfc.syntax import codes
 from dfc.syntax.builder import Builder
 from dfc.syntax.dump import dump, to_json
 from dfc.syntax.flat import with_pg_readings
+from dfc.syntax.graph import read_graph
 from dfc.syntax.lexer import lex
 from dfc.syntax.parser import internal_error, parse_tokens
 from dfc.syntax.printer import format_expression, format_module
+from dfc.syntax.sqlargs import mark_sql_arguments
 
 __all__ = [
     "dump",
@@ -64,10 +68,12 @@ def parse(
     diags: list[Diagnostic] = []
     try:
         lexed = lex(source)
+        if grammar == "pg":
+            mark_sql_arguments(lexed)
         diags.extend(lexed.diagnostics)
         tree, parse_diags = parse_tokens(lexed, grammar)
         diags.extend(parse_diags)
-        module = None if tree is None else Builder(lexed, diags, grammar).build(tree)
+        module = None if tree is None else Builder(lexed, diags, grammar, read_graph).build(tree)
         if module is not None and grammar == "dfc" and not any(d.is_error for d in diags):
             module = with_pg_readings(module, lexed, _flat_reading)
     except Exception as exc:  # a bug: report it as a diagnostic rather than a traceback

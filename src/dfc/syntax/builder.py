@@ -17,6 +17,7 @@ a call and those reaching it through template parameters alike, with one code fo
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from typing import Any, assert_never, get_args
@@ -36,8 +37,10 @@ from dfc.syntax.builtins import (
     UNSUPPORTED_PARAMS,
     Signature,
 )
+from dfc.syntax.instring import GraphReader, holds_graph, relocated
 from dfc.syntax.lexer import Lexed, end_of, start_of
 from dfc.syntax.values import (
+    ARG_TYPES,
     LIT_TYPES,
     BadStmt,
     Named,
@@ -78,8 +81,15 @@ _STRINGS = {
 class Builder:
     """Turns one parse tree into an `ast.Module`, appending diagnostics to ``diags``."""
 
-    def __init__(self, lexed: Lexed, diags: list[Diagnostic], grammar: str) -> None:
+    def __init__(
+        self,
+        lexed: Lexed,
+        diags: list[Diagnostic],
+        grammar: str,
+        read_graph: GraphReader | None = None,
+    ) -> None:
         self.file = lexed.file
+        self.read_graph = read_graph  # pg grammar: a string holding a graph is that graph
         self.strings = lexed.strings
         self.diags = diags
         self.grammar = grammar
@@ -185,6 +195,10 @@ class Builder:
     def as_node(self, raw: Any, where: str, at: Span) -> ast.Expr:
         """A value in node position: a string is a SQL step; literals other than strings are errors."""
         if isinstance(raw, ast.Str):
+            if self.grammar == "pg" and holds_graph(raw.value):
+                graph = self.graph_in_string(raw)
+                if graph is not None:
+                    return graph
             # A string in node position is exactly df.sql('...') (the checker checks its cast).
             return self.nest(ast.Sql(query=raw, span=raw.span), [])
         if isinstance(raw, ast.Num | ast.Null | ast.Bool):
@@ -209,6 +223,19 @@ class Builder:
             return self.nest(ast.Invalid(span=at), [])
         return raw  # type: ignore[no-any-return]
 
+    def graph_in_string(self, raw: ast.Str) -> ast.Expr | None:
+        """pg grammar: the graph a string in node position holds (pg_durable's JSON), placed at
+        the string; None when it holds none (or no graph reader was given)."""
+        if self.read_graph is None:
+            return None
+        body, found = self.read_graph(raw.value)
+        self.diags.extend(dataclasses.replace(d, span=raw.span) for d in found)
+        if body is None:
+            return self.nest(ast.Invalid(span=raw.span), [])
+        if isinstance(body, ast.Sql):
+            return None  # JSON, but no graph: a SQL step after all
+        return self.nest(relocated(body, raw.span), [])
+
     def as_lit(self, raw: Any, where: str) -> ast.LitArg | None:
         """A value in literal position; None (after a diagnostic) when it is not a literal.
 
@@ -219,7 +246,7 @@ class Builder:
             return raw
         if isinstance(raw, ast.Invalid):
             return None
-        if not isinstance(raw, LIT_TYPES):
+        if not isinstance(raw, ARG_TYPES):
             span = self.raw_span(raw, Span(self.file, 0, 0))
             self.error(
                 codes.LITERAL_EXPECTED,
@@ -264,7 +291,11 @@ class Builder:
                 text_map=TextMap(((0, start_of(tok)),), len(text)),
             )
         return ast.Str(
-            value=sv.value, cast=casts(kids[1:]), span=self.span(meta), text_map=sv.text_map
+            value=sv.value,
+            cast=casts(kids[1:]),
+            span=self.span(meta),
+            text_map=sv.text_map,
+            joins=tuple((at, Span(self.file, a, b)) for at, a, b in sv.joins),
         )
 
     def b_number(self, meta: Meta, kids: list[Any]) -> ast.Num:
@@ -279,6 +310,9 @@ class Builder:
 
     def b_false(self, meta: Meta, kids: list[Any]) -> ast.Bool:
         return ast.Bool(value=False, cast=casts(kids[1:]), span=self.span(meta))
+
+    def b_sql_expr(self, meta: Meta, kids: list[Any]) -> ast.SqlExpr:
+        return ast.SqlExpr(text=str(kids[0]), span=self.span(meta))
 
     def b_cast(self, meta: Meta, kids: list[Any]) -> str:
         out = ""

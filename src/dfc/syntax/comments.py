@@ -53,6 +53,7 @@ class _Anchor:
     end: int
     depth: int
     enclosing: tuple[int, ...]
+    expression: bool = False  # a SQL expression argument (pg grammar)
 
 
 def anchor_children(node: ast.Expr) -> Iterator[tuple[ast.Expr | ast.LitArg, bool]]:
@@ -89,10 +90,12 @@ def attach(module: ast.Module) -> CommentNotes:
     notes = CommentNotes(text=file.text)
     if not file.text:
         return notes
-    comments = lex(file).comments
+    anchors = _collect(module)
+    # A comment inside a SQL expression argument is part of its text, printed with it.
+    inside = [(a.start, a.end) for a in anchors if a.expression]
+    comments = [c for c in lex(file).comments if not any(s <= c.start < e for s, e in inside)]
     if not comments:
         return notes
-    anchors = _collect(module)
     by_start = sorted(anchors, key=lambda a: (a.start, a.depth))
     starts = [a.start for a in by_start]
     by_end = sorted(anchors, key=lambda a: (a.end, -a.depth))
@@ -142,7 +145,8 @@ def _collect(module: ast.Module) -> list[_Anchor]:
     def anchor(obj: Any, depth: int, enclosing: tuple[int, ...]) -> None:
         sp = getattr(obj, "span", None)
         if sp is not None:
-            out.append(_Anchor(id(obj), sp.start, sp.end, depth, enclosing))
+            expression = isinstance(obj, ast.SqlExpr)
+            out.append(_Anchor(id(obj), sp.start, sp.end, depth, enclosing, expression))
 
     for d in module.decls:
         anchor(d, 0, ())
@@ -164,7 +168,7 @@ def _collect(module: ast.Module) -> list[_Anchor]:
             stack.append((wf.body, 0, (id(wf),)))
     while stack:
         node, depth, enclosing = stack.pop()
-        if isinstance(node, ast.Str | ast.Num | ast.Null | ast.Bool):
+        if isinstance(node, ast.Str | ast.Num | ast.Null | ast.Bool | ast.SqlExpr):
             continue
         inner = (*enclosing, id(node))
         for child, is_anchor in anchor_children(node):

@@ -28,6 +28,7 @@ EXPR_START = frozenset(
         "FALSE",
         "MINUS",
         "ERROR",
+        "SQLEXPR",
     }
 )
 _BINOPS = frozenset({"SEQ", "BIND", "AMP", "PIPE", "THEN", "ELSE", "UNDO"})
@@ -81,6 +82,8 @@ def describe_found(tok: Token) -> str:
         return "a string"
     if kind == "NUMBER":
         return f"the number {text}"
+    if kind == "SQLEXPR":
+        return "a SQL expression"
     if kind == "IDENT":
         return f"the name '{text}'"
     if kind == "DFNAME":

@@ -534,6 +534,11 @@ def _lit_json(lit: ast.LitArg | None, *, as_json: bool = False) -> JSON:
             return b
         case ast.Name(name=name):
             raise ValueError(f"template parameter {name} has no place in a graph")
+        case ast.SqlExpr():
+            raise ValueError(
+                "a SQL expression argument is evaluated when the instance starts; a graph holds "
+                "only its value"
+            )
     assert_never(lit)
 
 

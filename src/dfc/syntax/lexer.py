@@ -107,10 +107,15 @@ class Comment:
 
 @dataclass(frozen=True, slots=True)
 class StringValue:
-    """The decoded value of one STRING token and where each character came from."""
+    """The decoded value of one STRING token and where each character came from.
+
+    ``joins`` has, for each literal after the first of newline-separated literals (joined into
+    this one value), the value index where its text begins and its (start, end) file offsets.
+    """
 
     value: str
     text_map: TextMap
+    joins: tuple[tuple[int, int, int], ...] = ()
 
 
 @dataclass(slots=True)
@@ -194,12 +199,12 @@ class _ValueBuilder:
         # An escape breaks the 1:1 run; a plain character (width 1) continues it.
         self._next_off = offset + 1 if width == 1 else -1
 
-    def finish(self, end_offset: int) -> StringValue:
+    def finish(self, end_offset: int, joins: tuple[tuple[int, int, int], ...] = ()) -> StringValue:
         runs = self.runs
         if not runs or self._next_off != end_offset:
             # A final run at index == length maps "just past the value" exactly.
             runs = [*runs, (self.size, end_offset)]
-        return StringValue("".join(self.parts), TextMap(tuple(runs), self.size))
+        return StringValue("".join(self.parts), TextMap(tuple(runs), self.size), joins)
 
 
 class _Scanner:
@@ -338,6 +343,7 @@ class _Scanner:
         if first is None:  # not a literal after all (a stray `$`): already reported
             return self.stray_dollar(i)
         end, mode, ok = first
+        joins: list[tuple[int, int, int]] = []
         while ok:
             nxt, newline = self.skip_gap(end)
             if nxt >= self.n or not newline or not self.starts_literal(nxt):
@@ -346,14 +352,16 @@ class _Scanner:
                 break
             # Gap comments belong to the file, not the literal.
             self.collect_comments(end, nxt)
+            at = builder.size
             part = self.literal_part(nxt, builder, mode)
             if part is None:
                 break
             end, _mode, ok = part
+            joins.append((at, nxt, end))
         if not ok:
             self.emit("ERROR", i, end)
             return end
-        self.out.strings[i] = builder.finish(self.last_value_end)
+        self.out.strings[i] = builder.finish(self.last_value_end, tuple(joins))
         self.emit("STRING", i, end)
         return end
 

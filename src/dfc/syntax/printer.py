@@ -86,9 +86,11 @@ def quote(value: str) -> str:
 
 
 def lit_text(lit: ast.LitArg) -> str:
-    """The source text of a literal or a template-parameter name."""
+    """The source text of a literal, a template-parameter name or a SQL expression."""
     if isinstance(lit, ast.Name):
         return lit.name
+    if isinstance(lit, ast.SqlExpr):
+        return lit.text
     cast = f"::{lit.cast}" if lit.cast else ""
     match lit:
         case ast.Str(value=v):
@@ -102,7 +104,7 @@ def lit_text(lit: ast.LitArg) -> str:
     assert_never(lit)
 
 
-_LITS = (ast.Str, ast.Num, ast.Null, ast.Bool, ast.Name)
+_LITS = (ast.Str, ast.Num, ast.Null, ast.Bool, ast.Name, ast.SqlExpr)
 
 
 # -- the printer ---------------------------------------------------------------------------------

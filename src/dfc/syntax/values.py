@@ -14,6 +14,7 @@ from dfc import ast
 from dfc.source import Span
 
 LIT_TYPES = (ast.Str, ast.Num, ast.Null, ast.Bool)
+ARG_TYPES = (*LIT_TYPES, ast.SqlExpr)  # what a built-in's literal parameter may hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +42,11 @@ class BadStmt:
     decl: bool
 
 
-def describe(raw: ast.Expr | ast.Lit | StartCall) -> str:
+def describe(raw: ast.Expr | ast.Lit | ast.SqlExpr | StartCall) -> str:
     """How a raw value is named in a message ("the number 5", "df.sql(...)")."""
     match raw:
+        case ast.SqlExpr():
+            return "a SQL expression"
         case ast.Str(value=v):
             return f"the string {v!r}" if len(v) <= 30 else "a string"
         case ast.Num(text=t):

@@ -1,11 +1,12 @@
 """One failing and one passing file per checker code, with snapshots of the diagnostics.
 
 ``tests/golden/check/<CODE>/fail.df`` (and any ``fail-<case>.df``) must produce ``<CODE>``;
-``pass.df`` must not. The JSON of every diagnostic (`Diagnostic.to_dict`, file names made relative) is snapshotted with syrupy.
+``pass.df`` must not. A file with a line ``-- grammar: pg`` is read with pg_durable's grammar. The JSON of every diagnostic (`Diagnostic.to_dict`, file names made relative) is snapshotted with syrupy.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from dfc.check import codes as check_codes
 from dfc.diagnostics import Diagnostics
 
 HERE = Path(__file__).parent
+_PG = re.compile(r"(?m)^-- grammar: pg$")
 LIVE_ONLY = {check_codes.LIVE_REJECTED}  # needs a server: see tests/integration
 CASES = sorted(
     p for p in HERE.glob("DFC*/*.df") if p.stem in ("fail", "pass") or p.stem.startswith("fail-")
@@ -45,7 +47,8 @@ def _rel_name(name: str) -> str:
 
 def diagnose(path: Path) -> list[dict[str, object]]:
     sink = Diagnostics()
-    check_file(path, diagnostics=sink)
+    grammar = "pg" if _PG.search(path.read_text(encoding="utf-8")) else "dfc"
+    check_file(path, grammar=grammar, diagnostics=sink)
     return [_relative(d.to_dict()) for d in sink]  # type: ignore[misc]
 
 

@@ -7,7 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dfc.check import codes
-from dfc.check.sql import analyze, is_complete_statement
+from dfc.check.sql import (
+    analyze,
+    ends_statements,
+    expression_issues,
+    is_complete_statement,
+    starts_statement,
+)
 from dfc.diagnostics import Severity
 from dfc.sqllex import split, tokenize
 
@@ -160,6 +166,42 @@ def test_complete_statements() -> None:
     assert not is_complete_statement("completed")
 
 
+@pytest.mark.parametrize(
+    ("text", "ends"),
+    [
+        ("SELECT 1", True),
+        ("UPDATE a SET x = 1", True),
+        ("SELECT * FROM t FOR UPDATE", True),
+        ("INSERT INTO t VALUES (1)", True),
+        ("INSERT INTO t DEFAULT VALUES", True),
+        ("SELECT 1 -- done", True),
+        ("SELECT 1;", False),  # several statements in one step, on purpose
+        ("SELECT a, b ", True),  # whether the next text goes on is the next text's business
+        ("CREATE TABLE t AS", False),
+        ("CREATE VIEW v AS ", False),
+        ("SELECT * FROM t WHERE id IN", False),
+        ("SELECT 1 UNION ALL", False),
+        ("INSERT INTO t (a)", False),
+        ("UPDATE t", False),
+        ("EXPLAIN", False),
+        ("SELECT a,", False),
+        ("SELECT a ||", False),
+        ("SELECT coalesce(", False),
+        ("", False),
+    ],
+)
+def test_ends_statements(text: str, ends: bool) -> None:
+    assert ends_statements(text) is ends
+
+
+def test_starts_statement() -> None:
+    assert starts_statement("SELECT 1")
+    assert starts_statement("  -- a comment\n  delete from t")
+    assert not starts_statement("FROM t")
+    assert not starts_statement("(SELECT 1)")
+    assert not starts_statement("")
+
+
 def test_split_keeps_atomic_bodies() -> None:
     toks = tokenize("CREATE FUNCTION f() BEGIN ATOMIC SELECT 1; END; SELECT 2")
     assert len(split(toks)) == 2
@@ -171,3 +213,12 @@ def test_analysis_never_crashes(text: str) -> None:
     a = analyze(text)
     for i in a.issues:
         assert 0 <= i.start <= i.end <= len(text)
+
+
+def test_expression_issues_point_into_the_expression() -> None:
+    # A --grammar pg argument is checked as the statement that evaluates it, SELECT (<text>).
+    assert expression_issues("jsonb_build_object('a', encode('hi', 'base64'))") == []
+    ((issue,),) = [expression_issues("coalesce(1, (2 +))")]
+    assert issue.code == codes.SQL_UNPARSED and issue.start == 16
+    ((issue,),) = [expression_issues("(1")]
+    assert (issue.code, issue.start, issue.end) == (codes.SQL_INVALID, 0, 1)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from dfc.plan.explain import NodeMark, dot, explain_lines, mermaid
-from dfc.plan.model import FORMAT, Plan, PlanFormatError, PlanNode, SourceSpan, SqlAnalysis
+from dfc.plan.model import READS, Plan, PlanFormatError, PlanNode, SourceSpan, SqlAnalysis
 from dfc.plan.nodes import Sleep, Sql, Then
 
 
@@ -68,7 +68,7 @@ def test_hash_ignores_the_analysis() -> None:
 
 def test_unknown_format_is_refused_with_a_clear_message() -> None:
     data = json.loads(_plan().dumps())
-    data["format"] = FORMAT + 1
+    data["format"] = max(READS) + 1
     with pytest.raises(PlanFormatError, match="upgrade dfc or redeploy"):
         Plan.from_json(data)
 

@@ -121,3 +121,33 @@ def test_multipart_refuses_references_mixed_with_text_and_bad_base64() -> None:
         ev = s.evaluate()
         assert ev.status == "failed" and ev.error["code"] == codes.BAD_REQUEST, data
         assert not s.runs(ev)
+
+
+def test_start_time_expressions_stand_where_a_literal_was() -> None:
+    # A --grammar pg argument's value (computed when the instance started) is put in first,
+    # then substituted like the literal it stands for; parts are put in before they are parsed.
+    b = Build()
+    http = b.http("{__expr_1}/x", body="{__expr_2}", headers="{__expr_3}")
+    p = b.plan(
+        b.then(
+            b.sql("Q", name="item"),
+            http,
+            b.multipart("https://x.example/upload", "{__expr_4}"),
+        )
+    )
+    expression_values = {
+        "__expr_1": "{base}",
+        "__expr_2": "id=$item.id",
+        "__expr_3": '{"X-Token": "{token}"}',
+        "__expr_4": '[{"name": "f", "data_b64": "$item.b64"}]',
+    }
+    s = Sim(p, vars={"base": "https://api.example.com", "token": "t0k", **expression_values})
+    s.complete("n2", rows({"id": 7, "b64": PNG}))
+    req = request_of(s)
+    assert (req.url, req.body, req.headers) == (
+        "https://api.example.com/x",
+        "id=7",
+        {"X-Token": "t0k"},
+    )
+    s.complete("n1", {"status": 200})  # the df.http node (made first)
+    assert request_of(s).multipart == ({"data_b64": PNG, "name": "f"},)
