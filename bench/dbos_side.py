@@ -24,6 +24,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Final
@@ -84,31 +85,36 @@ def dbos(bench: Bench) -> Iterator[Figure]:
         "sequential_steps": sizes.sequential_steps,
         "repeats": sizes.dbos_repeats,
     }
-    child = subprocess.Popen(
-        [sys.executable, "-m", "bench.dbos_side", json.dumps(args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert child.stdout is not None and child.stderr is not None
-    seen = set()
-    for line in child.stdout:
-        got = json.loads(line)
-        label, unit = labels[got["key"]]
-        seen.add(got["key"])
-        yield Figure(
-            key=got["key"],
-            workload="dbos",
-            figure=label,
-            value=got["value"],
-            unit=unit,
-            conditions={"dbos": version, "isolation": ISOLATION, **got["conditions"]},
-            error=got["error"],
+    # DBOS's log goes to a file: a pipe nobody reads while figures arrive could fill and stall it.
+    with tempfile.TemporaryFile("w+") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "bench.dbos_side", json.dumps(args)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
         )
-    child.wait()
-    if child.returncode != 0 or seen != set(labels):
-        lines = child.stderr.read().strip().splitlines()
-        raise RuntimeError(f"the DBOS process failed: {lines[-1] if lines else child.returncode}")
+        assert child.stdout is not None
+        seen = set()
+        for line in child.stdout:
+            got = json.loads(line)
+            label, unit = labels[got["key"]]
+            seen.add(got["key"])
+            yield Figure(
+                key=got["key"],
+                workload="dbos",
+                figure=label,
+                value=got["value"],
+                unit=unit,
+                conditions={"dbos": version, "isolation": ISOLATION, **got["conditions"]},
+                error=got["error"],
+            )
+        child.wait()
+        if child.returncode != 0 or seen != set(labels):
+            log.seek(0)
+            lines = log.read().strip().splitlines()
+            raise RuntimeError(
+                f"the DBOS process failed: {lines[-1] if lines else child.returncode}"
+            )
 
 
 # -- the child process ----------------------------------------------------------------------------
