@@ -15,6 +15,7 @@ from bench import check, dbos_side, fanout, latency, recovery, starts, throughpu
 from bench.context import QUICK, Bench, Sizes, Workload
 from bench.report import Figure, compare, failed, render, value_text, write_json
 from bench.server import DATABASE, prepare, server_conditions, server_url
+from dfc.diagnostics import DfcError
 
 WORKLOADS: dict[str, Workload] = {
     "throughput": throughput.throughput,
@@ -142,8 +143,14 @@ def run(names: Sequence[str], bench: Bench) -> list[Figure]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     names = args.only or tuple(WORKLOADS)
-    base, where = server_url(args.db)
-    url = prepare(base)
+    try:
+        base, where = server_url(args.db)
+        url = prepare(base)
+    except DfcError as e:
+        print(
+            f"python -m bench: {e.message}" + (f"\n  {e.hint}" if e.hint else ""), file=sys.stderr
+        )
+        return 2
     bench = Bench(url=url, server_url=base, sizes=sizes_from(args))
     server = server_conditions(url, where)
     load_before = os.getloadavg()
