@@ -76,6 +76,9 @@ def parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="where to write the figures as JSON (default: %(default)s)",
     )
+    ap.add_argument(
+        "--markdown", action="store_true", help="print the table in Markdown (for the docs)"
+    )
     full = Sizes()
 
     def listed(values: tuple[int, ...]) -> str:
@@ -170,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         **server,
         "load average": f"{load_before[0]:.2f} before, {load_after[0]:.2f} after",
     }
-    print(render(figures, server_line))
+    print(render(figures, server_line, markdown=args.markdown))
     write_json(args.json, figures, server, run_info)
     print(f"\nwritten to {args.json}")
     return 1 if any(f.error for f in figures) else 0

@@ -5,7 +5,7 @@ instance id and the step's number) and the time it ran, all enqueued; a worker o
 32 and lease 5 s runs them until 40 % have finished, is killed with SIGKILL and restarted at
 once. Figures, in seconds after the kill: the first step of the new worker (its start
 included); the next step of an instance the dead worker held (its lease must expire first, and
-instances already due are claimed before it, oldest first); the end of the last instance. Then
+instances due earlier are claimed before it); the end of the last instance. Then
 the workers' peak resident size, and how many steps were lost or repeated: a lost step leaves
 a row missing, a repeated one would fail its instance on the primary key, so the count is
 missing rows plus instances not completed. It must be 0.

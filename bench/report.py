@@ -182,9 +182,11 @@ def conditions_text(conditions: Mapping[str, Condition], skip: Iterable[str] = (
     )
 
 
-def render(figures: Sequence[Figure], server: Mapping[str, Condition]) -> str:
-    """The table as text: the server's conditions on top (they hold for every row), then one
-    row per figure with its own conditions."""
+def render(
+    figures: Sequence[Figure], server: Mapping[str, Condition], *, markdown: bool = False
+) -> str:
+    """The table as text (or as a Markdown table): the server's conditions on top (they hold
+    for every row), then one row per figure with its own conditions."""
     rows = [
         (
             f.workload,
@@ -196,7 +198,12 @@ def render(figures: Sequence[Figure], server: Mapping[str, Condition]) -> str:
         )
         for f in figures
     ]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(_HEADERS)]
+    head = f"conditions: {conditions_text(server)}"
+    if markdown:
+        rule = ("---", "---", "--:", "---", "---", "---")
+        body = [_HEADERS, rule, *rows]
+        return "\n".join([head, "", *("| " + " | ".join(r) + " |" for r in body)])
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(_HEADERS)]
     right = {2}  # values align on the right
 
     def line(cells: Sequence[str]) -> str:
@@ -205,9 +212,8 @@ def render(figures: Sequence[Figure], server: Mapping[str, Condition]) -> str:
             for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         ).rstrip()
 
-    head = f"conditions: {conditions_text(server)}"
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([head, "", line(_HEADERS), rule, *(line(r) for r in rows)])
+    rule_line = "  ".join("-" * w for w in widths)
+    return "\n".join([head, "", line(_HEADERS), rule_line, *(line(r) for r in rows)])
 
 
 def write_json(
