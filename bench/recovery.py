@@ -1,172 +1,200 @@
-"""Recovery and memory benchmarks (SPEC §9).
+"""Workload 5: recovery after SIGKILL, and the memory of a worker.
 
-    python bench/recovery.py [--db URL] [--instances 10000] [--steps 5]
+**recovery**: 10,000 instances of 5 steps, each step inserting a row with a unique key (the
+instance id and the step's number) and the time it ran, all enqueued; a worker of concurrency
+32 and lease 5 s runs them until 40 % have finished, is killed with SIGKILL and restarted at
+once. Figures, in seconds after the kill: the first step of the new worker (its start
+included); the next step of an instance the dead worker held (its lease must expire first, and
+instances due earlier are claimed before it); the end of the last instance. Then
+the workers' peak resident size, and how many steps were lost or repeated: a lost step leaves
+a row missing, a repeated one would fail its instance on the primary key, so the count is
+missing rows plus instances not completed. It must be 0.
 
-(1) Recovery: N instances in flight (each a chain of steps inserting a unique row), a `dfc worker`
-    process killed with SIGKILL part-way, then restarted. Reports the time until the work of the
-    dead worker resumed (its leases expire) and until everything completed, and checks that every
-    step's row exists exactly once.
-(2) Memory: the resident size of a worker after it has brought N instances to a signal wait
-    (released to the database, as waiting instances are), and of an idle worker for comparison.
+**memory**: the resident size of an idle worker, and of the same worker after it brought
+10,000 instances to a signal wait (waiting instances live in the database, not the worker).
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
+from collections.abc import Iterator
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from steps import bench_database, chain, conditions
-
-from dfc.plan.model import Plan, PlanNode
-from dfc.plan.nodes import Signal, Sql, Then
-from dfc.runtime import instances
+from bench.context import Bench
+from bench.report import Condition, Figure, failed
+from bench.server import (
+    WorkerProcess,
+    chain_text,
+    clean,
+    compile_text,
+    count,
+    scalar,
+    sql_step,
+    start_instances,
+    unfinished,
+    wait_finished,
+    wait_idle,
+)
 from dfc.store.db import connect
-from dfc.store.registry import deploy
 
-_WORKER = """
-import sys
-from dfc.runtime.logs import StepLog
-from dfc.runtime.worker import WorkerOptions, run_worker
-run_worker(sys.argv[1], WorkerOptions(concurrency=int(sys.argv[2]), lease_seconds=float(sys.argv[3]),
-           retention_every=0), log=StepLog(quiet=True))
-"""
+KILL_AT = 0.4  # share of the instances finished when the worker is killed
+_RESUMED = "dead worker's instances resumed after"
 
 
-def worker(url: str, concurrency: int, lease: float) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-c", _WORKER, url, str(concurrency), str(lease)],
-        stderr=subprocess.DEVNULL,
+def recovery(bench: Bench) -> Iterator[Figure]:
+    """Resume and finish times after a SIGKILL, exactly-once, worker peak RSS."""
+    sizes = bench.sizes
+    n, steps, lease = sizes.recovery_instances, sizes.recovery_steps, sizes.lease_seconds
+    clean(bench.url)
+    with connect(bench.url) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_rec")
+        conn.execute(
+            "CREATE TABLE bench_rec (k text PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())"
+        )
+    inserts = [
+        sql_step(f"INSERT INTO bench_rec (k) VALUES ('{{sys_instance_id}}-{i}')")
+        for i in range(steps)
+    ]
+    start_instances(
+        bench.url, compile_text(chain_text("bench-recovery", inserts), "bench_recovery"), n
     )
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def start_many(url: str, plan: Plan, n: int) -> list[str]:
-    with connect(url) as conn:
-        version = deploy(conn, plan).version
-        ids: list[str] = []
-        for i in range(0, n, 1000):
-            with conn.transaction():
-                ids += [instances.start(conn, plan.name, version) for _ in range(min(1000, n - i))]
-    return ids
-
-
-def count(url: str, sql: str, *args: object) -> int:
-    with connect(url) as conn:
-        row = conn.execute(sql, args).fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def recovery(url: str, n: int, steps: int, concurrency: int, lease: float) -> None:
-    with connect(url) as conn:
-        conn.execute("DROP TABLE IF EXISTS rec_t")
-        conn.execute("CREATE TABLE rec_t (k text PRIMARY KEY)")
-    plan = chain(
-        "bench_recovery",
-        [f"INSERT INTO rec_t VALUES ('{{sys_instance_id}}-{i}')" for i in range(steps)],
-    )
-    ids = start_many(url, plan, n)
-    unfinished = (
-        "SELECT count(*) FROM dfc.instances WHERE id = ANY(%s) AND status IN ('pending', 'running')"
-    )
-    w = worker(url, concurrency, lease)
-    t0 = time.monotonic()
-    while count(url, unfinished, ids) > n * 0.6:
-        time.sleep(0.1)
-    held = count(url, "SELECT count(*) FROM dfc.queue WHERE lease_owner IS NOT NULL")
-    rows_before = count(url, "SELECT count(*) FROM rec_t")
-    w.send_signal(signal.SIGKILL)
-    w.wait()
-    killed_at = time.monotonic()
-    w = worker(url, concurrency, lease)
-    resumed = None
-    try:
-        while count(url, unfinished, ids):
-            if resumed is None and count(
-                url,
-                "SELECT count(*) FROM dfc.queue WHERE lease_owner IS NOT NULL AND claimed_at > now() - interval '1 hour'"
-                " AND instance_id IN (SELECT instance_id FROM dfc.history WHERE event = 'resumed')",
-            ):
-                resumed = time.monotonic() - killed_at
-            time.sleep(0.1)
-        done_at = time.monotonic()
-    finally:
-        w.terminate()
-        w.wait(30)
-    rows = count(url, "SELECT count(*) FROM rec_t")
-    completed = count(
-        url, "SELECT count(*) FROM dfc.instances WHERE id = ANY(%s) AND status = 'completed'", ids
-    )
-    print(
-        f"(1) recovery: {n} instances x {steps} steps, worker concurrency {concurrency}, lease {lease:g} s; "
-        f"SIGKILL after {killed_at - t0:.1f} s with {held} instances leased and {rows_before} steps done; "
-        f"restarted at once: dead worker's instances resumed after {resumed if resumed is not None else float('nan'):.1f} s, "
-        f"all done {done_at - killed_at:.1f} s after the kill; completed {completed}/{n}, "
-        f"step rows {rows} (expected {n * steps}, duplicates impossible: primary key)"
-    )
-    assert completed == n and rows == n * steps
-
-
-def memory(url: str, n: int, concurrency: int) -> None:
-    nodes = {
-        "a": PlanNode(id="a", config=Sql(query="SELECT 1")),
-        "b": PlanNode(id="b", config=Signal(name="never")),
-        "r": PlanNode(id="r", config=Then(), children=("a", "b")),
+    conditions: dict[str, Condition] = {
+        "workers": f"1 × {sizes.recovery_concurrency}",
+        "instances": n,
+        "steps": steps,
+        "lease": f"{lease:g} s",
+        "killed": f"at {KILL_AT:.0%} finished",
     }
-    idle = worker(url, concurrency, 15)
-    time.sleep(3)
-    idle_rss = rss_mb(idle.pid)
-    idle.terminate()
-    idle.wait(30)
-    ids = start_many(url, Plan(name="bench_wait", root="r", nodes=nodes), n)
-    w = worker(url, concurrency, 15)
+    first = WorkerProcess(bench.url, sizes.recovery_concurrency, lease_seconds=lease).start()
     try:
-        waiting = (
-            "SELECT count(*) FROM dfc.node_state WHERE instance_id = ANY(%s) AND node_id = 'b'"
+        with connect(bench.url) as conn:
+            while unfinished(conn) > n * (1 - KILL_AT):
+                first.check_alive()
+                time.sleep(0.1)
+            held = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT instance_id FROM dfc.queue WHERE lease_owner IS NOT NULL"
+                )
+            ]
+            peak = first.memory_mb("VmHWM")
+            first.kill()
+            killed_at = conn.execute("SELECT clock_timestamp()").fetchone()
+    finally:
+        first.stop()
+    assert killed_at is not None
+    second = WorkerProcess(bench.url, sizes.recovery_concurrency, lease_seconds=lease).start()
+    try:
+        wait_finished(bench.url, [second], 120 + n * steps / 50)
+        peak = max(peak, second.memory_mb("VmHWM"))
+    finally:
+        second.stop()
+    work_resumed = scalar(
+        bench.url,
+        "SELECT extract(epoch FROM min(at) - %s)::float8 FROM bench_rec WHERE at > %s",
+        killed_at[0],
+        killed_at[0],
+    )
+    resumed = scalar(
+        bench.url,
+        "SELECT extract(epoch FROM min(at) - %s)::float8 FROM bench_rec"
+        " WHERE at > %s AND split_part(k, '-', 1) = ANY(%s)",
+        killed_at[0],
+        killed_at[0],
+        held,
+    )
+    finished = scalar(
+        bench.url,
+        "SELECT extract(epoch FROM max(finished_at) - %s)::float8 FROM dfc.instances",
+        killed_at[0],
+    )
+    rows = scalar(bench.url, "SELECT count(*) FROM bench_rec")
+    completed = scalar(bench.url, "SELECT count(*) FROM dfc.instances WHERE status = 'completed'")
+    yield Figure(
+        key="dfc.recovery.work_resumed",
+        workload="recovery",
+        figure="first step after the kill",
+        value=work_resumed,
+        unit="s after kill",
+        conditions={**conditions, "restart": "at once"},
+    )
+    if resumed is None:
+        why = RuntimeError("none of the dead worker's instances ran a step after the kill")
+        yield failed("dfc.recovery.resumed", "recovery", _RESUMED, "s after kill", why)
+    else:
+        yield Figure(
+            key="dfc.recovery.resumed",
+            workload="recovery",
+            figure=_RESUMED,
+            value=resumed,
+            unit="s after kill",
+            conditions={**conditions, "held at the kill": len(held)},
         )
-        while count(url, waiting, ids) < n:
-            time.sleep(0.2)
+    yield Figure(
+        key="dfc.recovery.finished",
+        workload="recovery",
+        figure="all instances finished after",
+        value=finished,
+        unit="s after kill",
+        conditions=conditions,
+    )
+    yield Figure(
+        key="dfc.recovery.lost_or_repeated",
+        workload="recovery",
+        figure="steps lost or repeated",
+        value=float(n * steps - rows + n - completed),
+        unit=f"of {n * steps:,} steps",
+        conditions=conditions,
+    )
+    yield Figure(
+        key="dfc.recovery.peak_rss",
+        workload="recovery",
+        figure="worker peak RSS",
+        value=peak,
+        unit="MiB",
+        conditions=conditions,
+    )
+
+
+_WAITING = "SELECT count(*) FROM dfc.queue WHERE run_at IS NULL"
+"""Instances waiting for a signal only (a held instance's ``run_at`` is its lease's end)."""
+
+
+def memory(bench: Bench) -> Iterator[Figure]:
+    """A worker's resident size idle, and after bringing many instances to a signal wait."""
+    sizes = bench.sizes
+    n, concurrency = sizes.waiting_instances, sizes.recovery_concurrency
+    clean(bench.url)
+    text = chain_text("bench-wait", [sql_step("SELECT 1"), "df.wait_for_signal('never')"])
+    plan = compile_text(text, "bench_wait")
+    worker = WorkerProcess(bench.url, concurrency).start()
+    try:
+        wait_idle(bench.url, worker)
         time.sleep(1)
-        print(
-            f"(2) memory: worker RSS {rss_mb(w.pid):.0f} MB after bringing {n} instances to a signal wait "
-            f"(idle worker: {idle_rss:.0f} MB); waiting instances live in the database, not in the worker"
+        yield Figure(
+            key="dfc.memory.idle",
+            workload="memory",
+            figure="worker RSS, idle",
+            value=worker.memory_mb(),
+            unit="MiB",
+            conditions={"workers": f"1 × {concurrency}"},
+        )
+        start_instances(bench.url, plan, n)
+        deadline = time.monotonic() + 120 + n / 50
+        with connect(bench.url) as conn:
+            while (waiting := count(conn, _WAITING)) < n:
+                worker.check_alive()
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{n - waiting} instances did not reach their wait")
+                time.sleep(0.2)
+        time.sleep(1)
+        yield Figure(
+            key="dfc.memory.waiting",
+            workload="memory",
+            figure=f"worker RSS, {n:,} instances waiting",
+            value=worker.memory_mb(),
+            unit="MiB",
+            conditions={"workers": f"1 × {concurrency}", "waiting": n},
         )
     finally:
-        w.terminate()
-        w.wait(30)
-    with connect(url) as conn, conn.transaction():
-        for iid in ids:
-            instances.cancel(conn, iid, "benchmark done")
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--db")
-    ap.add_argument("--instances", type=int, default=10_000)
-    ap.add_argument("--steps", type=int, default=5)
-    ap.add_argument("--concurrency", type=int, default=32)
-    ap.add_argument("--lease-seconds", type=float, default=5.0)
-    args = ap.parse_args()
-    url = bench_database(args.db)
-    print(f"conditions: {conditions(url)}, pid {os.getpid()}")
-    recovery(url, args.instances, args.steps, args.concurrency, args.lease_seconds)
-    memory(url, args.instances, args.concurrency)
-
-
-if __name__ == "__main__":
-    main()
+        worker.stop()
+    clean(bench.url)
