@@ -1,8 +1,9 @@
 """Node records (``dfc.node_state``) and their history: writing, reading and pruning them.
 
-Every record is written through ``dfc.checkpoint`` (migration 0002), which checks that the
-writing worker still holds the instance's lease (else SQLSTATE DF001) and that the node key has
-no final record yet (else DF002), and appends the history event. The worker composes these
+Every record is written through ``dfc.checkpoint`` (migrations 0002 and 0006), which checks
+that the writing worker still holds the instance's lease (else SQLSTATE DF001) and that the node
+key has no final record yet (else DF002). A record that is not final (`OPEN`) also gets a
+history row; a final record is its own history event (the view ``dfc.events``). The worker composes these
 statements with others into one round trip, so the writers here are statement *builders*
 (text, values inlined by `dfc.store.inline.literal`); `run_checkpoints` sends such a script.
 
@@ -67,6 +68,9 @@ def timings_txn(conn: Conn, instance_id: str) -> dict[str, tuple[datetime | None
 
 # -- writing (statement builders) ----------------------------------------------------------
 
+OPEN = frozenset({"running", "waiting"})
+"""Statuses of records that may still change; only these get a row in ``dfc.history``."""
+
 
 def checkpoint_sql(
     instance_id: str,
@@ -83,7 +87,8 @@ def checkpoint_sql(
     history: Mapping[str, Any] | None,
 ) -> str:
     """The statement that writes one record through ``dfc.checkpoint``; it returns one row,
-    ``(seq, pokes)``: the record's sequence number and the queue's signal counter.
+    ``(seq, pokes)``: the record's sequence number and the queue's signal counter. ``history``
+    is the detail of the record's history event, kept only for a record that is not final.
 
     Written out by hand rather than through `literal`: it is built once per step.
     """
@@ -91,7 +96,11 @@ def checkpoint_sql(
     err = "NULL" if error is None else quote_literal(dumps(error)) + "::jsonb"
     wake = "NULL" if wake_at is None else quote_literal(wake_at.isoformat()) + "::timestamptz"
     det = quote_literal(dumps(dict(detail))) + "::jsonb" if detail else "NULL"
-    hist = "NULL" if history is None else quote_literal(dumps(history)) + "::jsonb"
+    hist = (
+        "NULL"
+        if history is None or status not in OPEN
+        else quote_literal(dumps(history)) + "::jsonb"
+    )
     return (
         f"SELECT seq, pokes FROM dfc.checkpoint({quote_literal(instance_id)},"
         f"{quote_literal(owner)},{quote_literal(key)},{quote_literal(node_id)},"
