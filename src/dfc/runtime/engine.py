@@ -32,6 +32,7 @@ import psycopg
 
 from dfc.plan.model import Plan
 from dfc.runtime import faults, machine, run_as, steps
+from dfc.runtime.batch import StepBatches
 from dfc.runtime.frontier import Memo
 from dfc.runtime.keys import node_id
 from dfc.runtime.state import (
@@ -77,6 +78,7 @@ class Host(Protocol):
     pool: AsyncConnectionPool[Any]
     settings: EngineSettings
     log: StepLog
+    batches: StepBatches | None  # None: every step runs on the single-step path
 
     def backlog(self) -> bool: ...
 
@@ -386,6 +388,17 @@ class InstanceRun:
 
     async def _perform(self, action: RunSql | RunHttp) -> Written | None:
         if isinstance(action, RunSql):
+            batches = self.host.batches
+            if (
+                batches is not None
+                and self.lease.run_as is None
+                and len(self.inflight) == 1  # a JOIN or RACE may cancel a branch: alone
+                and batches.statements(self.lease.plan, action) is not None
+            ):
+                out = await batches.run(self.lease, action, self)
+                if isinstance(out, Written):
+                    return out
+                action = out.action  # to run alone
             async with self._connection() as conn:
                 if self.lease.run_as is not None:
                     return await run_as.run_sql(conn, self.lease, action)

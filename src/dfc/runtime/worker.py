@@ -52,6 +52,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from dfc.plan.model import Plan, PlanFormatError
 from dfc.runtime import faults
+from dfc.runtime.batch import BatchSettings, StepBatches
 from dfc.runtime.engine import Claimed, EngineSettings, InstanceRun, load_state
 from dfc.runtime.logs import StepLog
 from dfc.runtime.state import Evaluation
@@ -87,6 +88,7 @@ class WorkerOptions:
     only: frozenset[str] | None = None  # run these instances and nothing else (`dfc run`)
     stop_when_done: bool = False  # with ``only``: return once they have all finished
     engine: EngineSettings = field(default_factory=EngineSettings)
+    batch: BatchSettings | None = field(default_factory=BatchSettings)  # None: no batching
 
 
 def new_worker_id() -> str:
@@ -129,6 +131,11 @@ class Worker:
         self._backlog = False
         self._http_client: Any = None
         self._conn_kwargs = worker_kwargs(url)
+        self.batches = (
+            None
+            if self.options.batch is None
+            else StepBatches(url, self._conn_kwargs, self.options.batch)
+        )
         # One connection per held instance (its lane), plus room for concurrent branches.
         size = max(2 * self.options.concurrency, self.options.concurrency + 8)
         self.pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
@@ -173,6 +180,8 @@ class Worker:
                 conn, self.owner, socket.gethostname(), os.getpid(), self.options.concurrency
             )
             self.role = await roles.current_role(conn)
+        if self.batches is not None:
+            self.batches.start()
         self.log.info("started", worker=self.owner, concurrency=self.options.concurrency)
         helpers = [
             asyncio.create_task(self._listen(), name="dfc-listen"),
@@ -535,6 +544,8 @@ class Worker:
             await asyncio.wait(pending)
 
     async def _shutdown(self) -> None:
+        if self.batches is not None:
+            await self.batches.stop()
         with contextlib.suppress(psycopg.Error, OSError):
             async with self.pool.connection() as conn:
                 await queue.unregister(conn, self.owner)
