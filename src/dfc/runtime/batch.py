@@ -275,7 +275,9 @@ class StepBatches:
         )
         if begin:
             parts.append("BEGIN")
-        parts.extend(_step(action) for action in starts)
+        # A transaction of one step needs no savepoint: a failure rolls back nothing else.
+        bare = begin and len(starts) == 1
+        parts.extend(_step(action, savepoint=not bare) for action in starts)
         if ran:
             faults.fault("before_commit")  # nothing of these steps is committed yet
         results = await _send(conn, ";".join(parts))
@@ -293,7 +295,7 @@ class StepBatches:
         steps = [ran[i].entry for i in rnd.chained] + rnd.starting
         if not steps:
             return []
-        return await self._ran(conn, steps, results, pos + begin)
+        return await self._ran(conn, steps, results, pos + begin, bare=bare)
 
     def _committed(self, conn: AConn, rnd: _Round, results: list[PGresult]) -> int:
         """Settle the steps of ``rnd.ran`` from the checkpoints' and COMMIT's results; the
@@ -333,24 +335,36 @@ class StepBatches:
         return len(ran) + 1
 
     async def _ran(
-        self, conn: AConn, steps: Sequence[_Entry], results: list[PGresult], pos: int
+        self,
+        conn: AConn,
+        steps: Sequence[_Entry],
+        results: list[PGresult],
+        pos: int,
+        *,
+        bare: bool,
     ) -> list[_Ran]:
-        """Read the results of the steps started at ``pos``; the steps that ran. A failing step
-        is rolled back to its savepoint and runs alone; those after it are sent again."""
+        """Read the results of the steps started at ``pos`` (``bare``: one step, without a
+        savepoint); the steps that ran. A failing step is rolled back to its savepoint and
+        runs alone; those after it are sent again."""
         done: list[tuple[_Entry, PGresult]] = []
+        around = 0 if bare else 1  # SAVEPOINT before the statements, RELEASE after
         for k, entry in enumerate(steps):
             entry.sent = True
-            size = entry.statements + 2 + _RESETS  # SAVEPOINT, statements, RELEASE, reset
+            size = entry.statements + 2 * around + _RESETS
             chunk = results[pos : pos + size]
             if len(chunk) == size and all(r.status != ExecStatus.FATAL_ERROR for r in chunk):
-                if chunk[entry.statements + 1].command_status != b"RELEASE":
+                if (
+                    len(results) != pos + size
+                    if bare
+                    else chunk[entry.statements + 1].command_status != b"RELEASE"
+                ):
                     # The statements were not counted right: nothing of this may commit.
                     await _rollback(conn)
                     for e in [d[0] for d in done] + list(steps[k:]):
                         self._solo(e)
                         _settle(e, alone=e.action)
                     return []
-                done.append((entry, chunk[entry.statements]))
+                done.append((entry, chunk[entry.statements - 1 + around]))
                 pos += size
                 continue
             # The step failed: it alone rolls back, and runs alone; the later ones go again.
@@ -384,8 +398,10 @@ class StepBatches:
             self._work.set()
 
 
-def _step(action: RunSql) -> str:
+def _step(action: RunSql, *, savepoint: bool) -> str:
     # The newline ends a line comment at the end of the step's text.
+    if not savepoint:
+        return f"{action.sql}\n;{RESET_SESSION}"
     return f"SAVEPOINT {_SAVEPOINT};{action.sql}\n;RELEASE {_SAVEPOINT};{RESET_SESSION}"
 
 

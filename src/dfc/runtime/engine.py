@@ -4,7 +4,8 @@ An `InstanceRun` exists while its worker holds the instance's lease. Its records
 signals are loaded once, when the instance is claimed (the recovery path); from then on they
 live in memory and every step's outcome is added to them, so advancing the graph costs no
 database look-ups. Steps run as asyncio tasks (branches of a JOIN or RACE concurrently, each on
-a pooled connection); the run waits for the first to finish, for a poke (a signal arrived, the
+a pooled connection; the step of an instance that runs one at a time in the worker's batches,
+`dfc.runtime.batch`); the run waits for the first to finish, for a poke (a signal arrived, the
 instance was cancelled) or for its next timer.
 
 When nothing can run (every branch waits for a timer or a signal) the instance is released with

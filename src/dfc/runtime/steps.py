@@ -6,7 +6,9 @@ has no final record yet (else DF002, `Conflict`). A final record is its own hist
 view ``dfc.events``), so a step's checkpoint writes one row. A SQL step's statements and its checkpoint commit in one
 transaction, so either error rolls the step's own effects back: that is the exactly-once fence.
 
-Round trips of a transactional SQL step: (1) ``BEGIN; [SET LOCAL statement_timeout]; <step>``
+This is the single-step path; most steps of a worker run in batches with other instances'
+steps instead (`dfc.runtime.batch`), which falls back to this path for a step that must run
+alone. Round trips of a transactional SQL step: (1) ``BEGIN; [SET LOCAL statement_timeout]; <step>``
 as one simple-protocol query, which also allows several statements in one step; (2) the
 session reset (below), the checkpoint and ``COMMIT``. The result must reach the worker between
 the two, because the checkpoint stores it; nothing else is waited for while the step's row locks

@@ -20,6 +20,9 @@ runs it; a graph the checker refuses fails its instance with the diagnostics as 
 without a compiler leaves such instances to one that has it, and says so once in its log.
 Compiled graphs are remembered, so that starting the same graph again costs no compile.
 
+Ready SQL steps of many instances run together in the worker's batches (`dfc.runtime.batch`,
+``WorkerOptions.batch``; None turns them off): one round trip and one commit for many steps.
+
 Steps of an instance started by another role than the worker's run as that role
 (`dfc.runtime.run_as`); an instance whose role has no executors fails, saying what to grant.
 
