@@ -66,6 +66,7 @@ from dfc.runtime.steps import Chain, Lease, Written, checkpoint, classify, with_
 from dfc.runtime.values import configure_loaders, result_of
 from dfc.store.db import RESET_SESSION
 from dfc.store.inline import AConn
+from dfc.store.node_state import CHECKPOINT_STATEMENT, PREPARE_CHECKPOINT
 
 _BATCHABLE = frozenset({"SELECT", "WITH", "INSERT", "UPDATE", "DELETE", "MERGE", "VALUES", "TABLE"})
 _SAVEPOINT = "dfc_batch_step"
@@ -223,8 +224,7 @@ class StepBatches:
                     continue
                 try:
                     if conn is None or conn.closed:
-                        conn = await psycopg.AsyncConnection.connect(self.url, **self._kwargs)
-                        configure_loaders(conn)
+                        conn = await self._connect()
                     ran = await self._round(conn, ran)
                 except Exception:
                     # The connection or the server went away, or a fault was injected: the
@@ -240,6 +240,12 @@ class StepBatches:
                 r.entry.future.cancel()
             if conn is not None:
                 await conn.close()
+
+    async def _connect(self) -> AConn:
+        conn = await psycopg.AsyncConnection.connect(self.url, **self._kwargs)
+        configure_loaders(conn)
+        await _send_ok(conn, PREPARE_CHECKPOINT)
+        return conn
 
     # -- one round trip ---------------------------------------------------------------------
 
@@ -266,7 +272,7 @@ class StepBatches:
             if nxt is not None and self.statements(r.entry.lease.plan, nxt) is not None:
                 rnd.chained[i] = nxt
         rnd.starting = self._take(self.settings.max_steps - len(rnd.chained))
-        parts = [checkpoint(r.entry.lease, r.record) for r in ran]
+        parts = [checkpoint(r.entry.lease, r.record, prepared=True) for r in ran]
         if ran:
             parts.append("COMMIT")
         starts = list(rnd.chained.values()) + [e.action for e in rnd.starting]
@@ -286,6 +292,8 @@ class StepBatches:
             pos = self._committed(conn, rnd, results)
             if pos < 0:
                 await _rollback(conn)
+                if not await _prepared(conn):  # a step deallocated it (through a function)
+                    await _send_ok(conn, PREPARE_CHECKPOINT)
                 return []
             faults.fault("after_commit")
             for i, nxt in rnd.chained.items():
@@ -442,6 +450,14 @@ async def _send_ok(conn: AConn, query: str) -> None:
     for res in await _send(conn, query):
         if res.status == ExecStatus.FATAL_ERROR:
             raise _error(conn, res)
+
+
+async def _prepared(conn: AConn) -> bool:
+    """Whether the session still has the prepared checkpoint."""
+    (res,) = await _send(
+        conn, f"SELECT 1 FROM pg_prepared_statements WHERE name = '{CHECKPOINT_STATEMENT}'"
+    )
+    return res.status == ExecStatus.TUPLES_OK and res.ntuples == 1
 
 
 async def _rollback(conn: AConn) -> None:

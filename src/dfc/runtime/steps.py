@@ -77,9 +77,16 @@ class Written:
     duration_ms: float
 
 
-def checkpoint(lease: Lease, rec: NodeRecord, history: Mapping[str, Any] | None = None) -> str:
+def checkpoint(
+    lease: Lease,
+    rec: NodeRecord,
+    history: Mapping[str, Any] | None = None,
+    *,
+    prepared: bool = False,
+) -> str:
     """The statement that writes ``rec`` for ``lease`` (`dfc.store.node_state.checkpoint_sql`;
-    ``history`` matters only for a record that is not final: a final one is its own event)."""
+    ``history`` matters only for a record that is not final: a final one is its own event;
+    ``prepared`` on a session that prepared `dfc.store.node_state.PREPARE_CHECKPOINT`)."""
     return node_state.checkpoint_sql(
         lease.instance_id,
         lease.owner,
@@ -92,6 +99,7 @@ def checkpoint(lease: Lease, rec: NodeRecord, history: Mapping[str, Any] | None 
         wake_at=rec.wake_at,
         detail=rec.detail,
         history=history,
+        prepared=prepared,
     )
 
 
