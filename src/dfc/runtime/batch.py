@@ -9,7 +9,8 @@ on a connection of their own. A *lane* (a connection of the batcher's) takes up 
     BEGIN; SAVEPOINT s; <step 1>; RELEASE s; <reset>; SAVEPOINT s; <step 2>; RELEASE s; <reset>; ...
 
 Each step's results come back in the same round trip; the next one commits them with their
-checkpoints and starts the next steps — the ones that follow in the same instances (the
+checkpoints (and, after an instance's last step, ``dfc.finish_instance``: `Chain.ending`) and
+starts the next steps — the ones that follow in the same instances (the
 run's look-ahead, `dfc.runtime.steps.Chain`) and fresh ones from other instances. A sequence of
 steps of N instances thus costs one round trip and one commit per N steps.
 
@@ -120,6 +121,7 @@ class _Round:
     ran: list[_Ran]
     starting: list[_Entry] = field(default_factory=list)
     chained: dict[int, RunSql] = field(default_factory=dict)  # index in ran -> its next step
+    ending: dict[int, str] = field(default_factory=dict)  # index in ran -> ends its instance
 
 
 class StepBatches:
@@ -269,10 +271,18 @@ class StepBatches:
             if r.entry.future.done():
                 continue  # its run was cancelled: commit the step, go no further
             nxt = r.entry.chain.next_step(r.record)
-            if nxt is not None and self.statements(r.entry.lease.plan, nxt) is not None:
+            if nxt is None:
+                end = r.entry.chain.ending(r.record)
+                if end is not None:  # the instance's end commits with its last step
+                    rnd.ending[i] = end
+            elif self.statements(r.entry.lease.plan, nxt) is not None:
                 rnd.chained[i] = nxt
         rnd.starting = self._take(self.settings.max_steps - len(rnd.chained))
-        parts = [checkpoint(r.entry.lease, r.record, prepared=True) for r in ran]
+        parts: list[str] = []
+        for i, r in enumerate(ran):
+            parts.append(checkpoint(r.entry.lease, r.record, prepared=True))
+            if i in rnd.ending:
+                parts.append(rnd.ending[i])
         if ran:
             parts.append("COMMIT")
         starts = list(rnd.chained.values()) + [e.action for e in rnd.starting]
@@ -309,9 +319,16 @@ class StepBatches:
         """Settle the steps of ``rnd.ran`` from the checkpoints' and COMMIT's results; the
         position after COMMIT, or -1 when nothing committed (the steps are sent again)."""
         ran = rnd.ran
+        rows: list[PGresult] = []  # the checkpoints' results
+        pos = 0
         for i in range(len(ran)):
-            res = results[i] if i < len(results) else None
-            if res is None or res.status != ExecStatus.TUPLES_OK:
+            for k in range(2 if i in rnd.ending else 1):
+                res = results[pos] if pos < len(results) else None
+                pos += 1
+                if res is not None and res.status == ExecStatus.TUPLES_OK:
+                    if k == 0:
+                        rows.append(res)
+                    continue
                 error = _error(conn, res)
                 for j, other in enumerate(ran):
                     if j == i:
@@ -321,7 +338,7 @@ class StepBatches:
                 for entry in rnd.starting:
                     self._again(entry)
                 return -1
-        commit = results[len(ran)] if len(results) > len(ran) else None
+        commit = results[pos] if pos < len(results) else None
         if commit is None or commit.status != ExecStatus.COMMAND_OK:
             # A deferred constraint (or the like) refused the commit of the whole batch: which
             # step broke it is known only when each runs alone.
@@ -332,15 +349,17 @@ class StepBatches:
                 self._again(entry)
             return -1
         for i, r in enumerate(ran):
-            row = results[i]
+            row = rows[i]
             seq, pokes = int(row.get_value(0, 0) or 0), int(row.get_value(0, 1) or 0)
             written = Written(with_seq(r.record, seq), pokes, r.ms)
             nxt = rnd.chained.get(i)
             if nxt is None:
+                if i in rnd.ending:
+                    r.entry.chain.ended()
                 _settle(r.entry, written=written)
             else:
                 r.entry.chain.committed(written, nxt.key)
-        return len(ran) + 1
+        return pos + 1
 
     async def _ran(
         self,

@@ -183,6 +183,10 @@ class InstanceRun:
         self._lane_busy = False
         self._resync_needed = False
         self._chain_budget = host.settings.slice_steps  # chained steps before the loop looks
+        # The look-ahead evaluation that ended the instance, by the key it assumed committed
+        # (`ending`), and whether that end was committed with the step (`ended`).
+        self._ending: tuple[str, Evaluation] | None = None
+        self._ended = False
         self._memo = Memo()  # lets each evaluation skip the finished start of sequences
 
     @property
@@ -198,6 +202,8 @@ class InstanceRun:
 
     def lose(self) -> None:
         """The lease is gone (heartbeat found it missing): stop at once."""
+        if self._ended:
+            return  # it is gone because this run finished the instance
         self._lost = True
         for task in self.inflight.values():
             task.cancel()
@@ -438,7 +444,11 @@ class InstanceRun:
             ev = self._replay(records)
         except Exception:
             return None  # the loop evaluates again and reports it
-        if ev.status != "running" or len(ev.actions) != 1:
+        if ev.status != "running":
+            if not ev.actions:
+                self._ending = (done.key, ev)
+            return None
+        if len(ev.actions) != 1:
             return None
         (action,) = ev.actions
         if not isinstance(action, RunSql) or action.autocommit or action.key in records:
@@ -458,6 +468,20 @@ class InstanceRun:
 
     def uncertain(self) -> None:
         self._resync_needed = True
+
+    def ending(self, done: NodeRecord) -> str | None:
+        """After `next_step` returned None for ``done``: the statement that ends the instance
+        when ``done`` is its last record and nothing else is to be stored, else None."""
+        if self._ending is None or self._ending[0] != done.key or self._lost or self._poked:
+            return None
+        ev = self._ending[1]
+        return instances.finish_sql(
+            self.instance_id, self.host.owner, ev.status, ev.result, ev.error, _compensated(ev)
+        )
+
+    def ended(self) -> None:
+        """The statement of `ending` committed with the step: the instance is finished."""
+        self._ended = True
 
     def _take(self, written: Written) -> None:
         rec = written.record
@@ -565,9 +589,10 @@ class InstanceRun:
         self.host.log.released(self.instance_id, run_at, self.last)
 
     async def _finish(self, ev: Evaluation) -> None:
-        error = ev.error
-        compensated = bool(isinstance(error, Mapping) and error.get("compensated"))
-        await self._write_finish(ev.status, ev.result, error, compensated)
+        if self._ended:  # written with the last step, in its batch
+            self.host.log.finished(self.instance_id, ev.status, ev.error)
+            return
+        await self._write_finish(ev.status, ev.result, ev.error, _compensated(ev))
 
     async def _write_finish(self, status: str, result: Any, error: Any, compensated: bool) -> None:
         async with self._connection() as conn:
@@ -578,6 +603,10 @@ class InstanceRun:
             except psycopg.Error as e:
                 raise steps.classify(e) or e from e
         self.host.log.finished(self.instance_id, status, error)
+
+
+def _compensated(ev: Evaluation) -> bool:
+    return bool(isinstance(ev.error, Mapping) and ev.error.get("compensated"))
 
 
 _PROVISIONAL_SEQ = 1 << 62

@@ -168,6 +168,13 @@ class Chain(Protocol):
     def uncertain(self) -> None:
         """The task was interrupted after a commit may have happened: reload from the database."""
 
+    def ending(self, done: NodeRecord) -> str | None:
+        """After `next_step` returned None for ``done``: the statement that ends the instance,
+        to commit with ``done`` (`dfc.runtime.batch`), when ``done`` is its last record."""
+
+    def ended(self) -> None:
+        """The statement of `ending` committed: the instance is finished."""
+
 
 def _begin(action: RunSql) -> str:
     prefix = "BEGIN;"
