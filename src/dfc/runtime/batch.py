@@ -153,8 +153,7 @@ class StepBatches:
             return None
         if query in self._statements:
             return self._statements[query]
-        sts = sqllex.split(sqllex.lex(query))
-        count = len(sts) if sts and all(st.first_word in _BATCHABLE for st in sts) else None
+        count = batchable(query)
         if len(self._statements) >= _KNOWN_QUERIES:
             self._statements.clear()
         self._statements[query] = count
@@ -423,6 +422,13 @@ class StepBatches:
             entry.sent = False
             self._queue.appendleft(entry)
             self._work.set()
+
+
+def batchable(query: str) -> int | None:
+    """How many statements a step's text has, when each may run in a batch (`_BATCHABLE`);
+    None when the step must run alone. References substituted later change neither."""
+    sts = sqllex.split(sqllex.lex(query))
+    return len(sts) if sts and all(st.first_word in _BATCHABLE for st in sts) else None
 
 
 def _step(action: RunSql, *, savepoint: bool) -> str:
