@@ -120,7 +120,9 @@ class _Round:
 
     ran: list[_Ran]
     starting: list[_Entry] = field(default_factory=list)
-    chained: dict[int, RunSql] = field(default_factory=dict)  # index in ran -> its next step
+    # index in ran -> its next step and that step's statement count (read once: another lane
+    # may mark the node to run alone meanwhile)
+    chained: dict[int, tuple[RunSql, int]] = field(default_factory=dict)
     ending: dict[int, str] = field(default_factory=dict)  # index in ran -> ends its instance
 
 
@@ -274,8 +276,10 @@ class StepBatches:
                 end = r.entry.chain.ending(r.record)
                 if end is not None:  # the instance's end commits with its last step
                     rnd.ending[i] = end
-            elif self.statements(r.entry.lease.plan, nxt) is not None:
-                rnd.chained[i] = nxt
+                continue
+            count = self.statements(r.entry.lease.plan, nxt)
+            if count is not None:
+                rnd.chained[i] = (nxt, count)
         rnd.starting = self._take(self.settings.max_steps - len(rnd.chained))
         parts: list[str] = []
         for i, r in enumerate(ran):
@@ -284,7 +288,7 @@ class StepBatches:
                 parts.append(rnd.ending[i])
         if ran:
             parts.append("COMMIT")
-        starts = list(rnd.chained.values()) + [e.action for e in rnd.starting]
+        starts = [nxt for nxt, _ in rnd.chained.values()] + [e.action for e in rnd.starting]
         begin = bool(starts) and (
             bool(ran) or conn.info.transaction_status == TransactionStatus.IDLE
         )
@@ -305,10 +309,9 @@ class StepBatches:
                     await _send_ok(conn, PREPARE_CHECKPOINT)
                 return []
             faults.fault("after_commit")
-            for i, nxt in rnd.chained.items():
+            for i, (nxt, count) in rnd.chained.items():
                 entry = ran[i].entry
-                entry.action, entry.started = nxt, time.perf_counter()
-                entry.statements = self.statements(entry.lease.plan, nxt) or 0
+                entry.action, entry.started, entry.statements = nxt, time.perf_counter(), count
         steps = [ran[i].entry for i in rnd.chained] + rnd.starting
         if not steps:
             return []
@@ -351,13 +354,13 @@ class StepBatches:
             row = rows[i]
             seq, pokes = int(row.get_value(0, 0) or 0), int(row.get_value(0, 1) or 0)
             written = Written(with_seq(r.record, seq), pokes, r.ms)
-            nxt = rnd.chained.get(i)
-            if nxt is None:
+            chained = rnd.chained.get(i)
+            if chained is None:
                 if i in rnd.ending:
                     r.entry.chain.ended()
                 _settle(r.entry, written=written)
             else:
-                r.entry.chain.committed(written, nxt.key)
+                r.entry.chain.committed(written, chained[0].key)
         return pos + 1
 
     async def _ran(
