@@ -113,3 +113,31 @@ def test_a_cancelled_instance_in_a_batch_does_not_stop_the_others(db_url: str, t
             assert rows == [(i,) for i in range(30)]
         rows = conn.execute(f"SELECT n FROM {table} WHERE k = %s ORDER BY n", (ids[0],)).fetchall()
         assert [r[0] for r in rows] == list(range(len(rows)))  # a prefix, each step once
+
+
+def test_results_in_a_batch_are_those_of_a_step_alone(db_url: str) -> None:
+    """Values are read from the raw results with the same loaders, types the connection does
+    not know yet (an array of an enum) learned in the batch's transaction."""
+    suffix = secrets.token_hex(3)
+    with connect(db_url) as conn:
+        conn.execute(f"CREATE TYPE mood_{suffix} AS ENUM ('ok', 'meh')")
+    query = (
+        f"SELECT ARRAY['ok', 'meh']::mood_{suffix}[] AS moods, 1.50::numeric AS n,"
+        " 'a\"b'::text AS t, NULL::int AS nothing, '{\"k\": [1, 2]}'::jsonb AS j"
+    )
+    b = B(f"vals{suffix}")
+    plan = b.plan(b.then(b.sql("SELECT 1"), b.sql(query)))
+    ids = start(db_url, plan, n=6)
+    asyncio.run(run_until_done(db_url, ids, concurrency=8, batch=ONE_LANE))
+    alone = start(db_url, plan)
+    asyncio.run(run_until_done(db_url, alone, batch=None))
+    expected = {
+        "rows": [
+            {"moods": ["ok", "meh"], "n": "1.50", "t": 'a"b', "nothing": None, "j": {"k": [1, 2]}}
+        ],
+        "row_count": 1,
+    }
+    for iid in [*ids, *alone]:
+        out = info(db_url, iid)
+        assert out.status == "completed", out.error
+        assert out.result == expected
