@@ -299,6 +299,8 @@ class StepBatches:
         parts.extend(_step(action, savepoint=not bare) for action in starts)
         if ran:
             faults.fault("before_commit")  # nothing of these steps is committed yet
+        for entry in rnd.starting:
+            entry.sent = True  # from here on, its run cannot take it back
         results = await _send(conn, ";".join(parts))
         pos = 0
         if ran:
