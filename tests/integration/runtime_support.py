@@ -16,6 +16,7 @@ import psycopg
 
 from dfc.plan.model import Plan
 from dfc.runtime import instances
+from dfc.runtime.batch import BatchSettings
 from dfc.runtime.engine import EngineSettings
 from dfc.runtime.logs import StepLog
 from dfc.runtime.worker import GraphCompiler, Worker, WorkerOptions
@@ -42,6 +43,7 @@ def start(url: str, plan: Plan, vars: Mapping[str, Any] | None = None, n: int = 
 
 
 FAST = EngineSettings(hold_seconds=0.5, retry_delay=0.2)
+BATCHES = BatchSettings()  # the worker's default
 
 
 async def run_until_done(
@@ -56,8 +58,10 @@ async def run_until_done(
     lease_seconds: float = 15,
     compile_graph: GraphCompiler | None = None,
     log: StepLog | None = None,
+    batch: BatchSettings | None = BATCHES,
 ) -> list[Worker]:
-    """Run in-process workers until every instance in ``ids`` has finished."""
+    """Run in-process workers until every instance in ``ids`` has finished (``batch``: how
+    their steps are batched, None for none)."""
     opts = WorkerOptions(
         concurrency=concurrency,
         only=frozenset(ids) if only else None,
@@ -66,6 +70,7 @@ async def run_until_done(
         retention_every=0,
         engine=engine,
         lease_seconds=lease_seconds,
+        batch=batch,
     )
     ws = [
         Worker(url, opts, log=log or StepLog(quiet=True), compile_graph=compile_graph)
@@ -99,11 +104,16 @@ async def wait_finished(url: str, ids: Sequence[str]) -> None:
 
 
 def run(
-    url: str, plan: Plan, vars: Mapping[str, Any] | None = None, *, timeout: float = 30
+    url: str,
+    plan: Plan,
+    vars: Mapping[str, Any] | None = None,
+    *,
+    timeout: float = 30,
+    batch: BatchSettings | None = BATCHES,
 ) -> InstanceInfo:
     """Start one instance, run it to its end in-process, return its final state."""
     (iid,) = start(url, plan, vars)
-    asyncio.run(run_until_done(url, [iid], timeout=timeout))
+    asyncio.run(run_until_done(url, [iid], timeout=timeout, batch=batch))
     return info(url, iid)
 
 

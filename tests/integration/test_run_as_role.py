@@ -230,8 +230,8 @@ def test_steps_of_a_sequence_commit_once_each(db_url: str, role: str) -> None:
         rows = c.execute("SELECT count(*) FROM log WHERE k LIKE %s", (f"{done.id}-%",)).fetchone()
         assert rows == (5,)
         history = c.execute(
-            "SELECT count(*) FROM dfc.history WHERE instance_id = %s AND detail ->> 'role' = %s",
-            (done.id, role),
+            "SELECT count(*) FROM dfc.events WHERE instance_id = %s AND event = 'node_completed'",
+            (done.id,),
         ).fetchone()
         assert history == (5,)
 

@@ -10,6 +10,7 @@ import pytest
 from runtime_support import B, info, run, run_until_done, start
 
 from dfc.plan.model import PlanParam
+from dfc.runtime import instances
 
 pytestmark = [pytest.mark.db, pytest.mark.timeout(60)]
 
@@ -156,7 +157,7 @@ def test_sleep_is_a_durable_timer(db_url: str, conn: psycopg.Connection) -> None
     events = [
         r[0]
         for r in conn.execute(
-            "SELECT event FROM dfc.history WHERE instance_id = %s ORDER BY seq", (out.id,)
+            "SELECT event FROM dfc.events WHERE instance_id = %s ORDER BY at, seq", (out.id,)
         )
     ]
     assert events[0] == "started" and events[-1] == "completed"
@@ -257,3 +258,24 @@ def test_several_workers_cooperate(db_url: str, conn: psycopg.Connection) -> Non
     statuses = {info(db_url, i).status for i in ids}
     assert statuses == {"completed"}
     assert sum(1 for w in workers if w.finished) >= 2  # the work was actually shared
+
+
+def test_history_shows_node_events_in_order(db_url: str, conn: psycopg.Connection) -> None:
+    """Final node events come from node records (dfc.events), between the instance's own."""
+    b = B()
+    sqls = [b.sql("SELECT 1"), b.sql("SELECT 2"), b.sql("SELECT 3")]
+    out = run(db_url, b.plan(b.then(*sqls)))
+    assert out.status == "completed"
+    events = instances.history(conn, out.id)
+    assert [e.event for e in events] == [
+        "started",
+        "running",
+        "node_completed",
+        "node_completed",
+        "node_completed",
+        "completed",
+    ]
+    steps = [e for e in events if e.event == "node_completed"]
+    assert [e.node_id for e in steps] == sqls
+    assert all(isinstance(e.detail, dict) and "ms" in e.detail for e in steps)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))

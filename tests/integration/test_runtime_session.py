@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 from runtime_support import FAST, B, info, run, run_until_done, start, wait_finished
 
 from dfc.plan.model import Plan
+from dfc.runtime.batch import BatchSettings
 from dfc.runtime.logs import StepLog
 from dfc.runtime.values import configure_loaders
 from dfc.runtime.worker import Worker, WorkerOptions
@@ -82,7 +83,8 @@ def test_the_next_step_gets_the_session_as_opened(
     before = b.sql(PROBE, "before")
     step = b.sql(f"{SETS[setting]}; SELECT pg_backend_pid() AS pid", autocommit=autocommit)
     after = b.sql(PROBE, "after")
-    out = run(db_url, b.plan(b.then(before, step, after)))
+    # Without batches, so that the three steps share the instance's connection.
+    out = run(db_url, b.plan(b.then(before, step, after)), batch=None)
     assert out.status == "completed", out.error
     first = _rows(json.loads(_result_of(db_url, out.id, before)))[0]
     (last,) = _rows(out.result)
@@ -92,6 +94,22 @@ def test_the_next_step_gets_the_session_as_opened(
     assert (
         last["role"] == "none" and last["current_user_"] == last["session_user_"] != "dfc_step_role"
     )
+
+
+def test_a_step_in_a_batch_leaves_the_session_as_opened(db_url: str) -> None:
+    """A step that SETs through a function (batchable: it is a SELECT) is reset before the next
+    step in the batch's session: one lane, so the three steps share its connection."""
+    b = B()
+    before = b.sql(PROBE, "before")
+    step = b.sql(f"{SETS['set_config']}; SELECT pg_backend_pid() AS pid")
+    after = b.sql(PROBE, "after")
+    out = run(db_url, b.plan(b.then(before, step, after)), batch=BatchSettings(lanes=1))
+    assert out.status == "completed", out.error
+    first = _rows(json.loads(_result_of(db_url, out.id, before)))[0]
+    (last,) = _rows(out.result)
+    assert first["pid"] == last["pid"]
+    assert _defaults(last) == _defaults(first)
+    assert last["search_path"] != "elsewhere"
 
 
 def _result_of(url: str, iid: str, node: str) -> str:
@@ -123,7 +141,9 @@ async def _pollute_then_probe(url: str, polluter: Plan, probe: Plan) -> tuple[in
     async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
         configure_loaders(conn)
 
-    opts = WorkerOptions(concurrency=1, poll_seconds=0.05, retention_every=0, engine=FAST)
+    opts = WorkerOptions(
+        concurrency=1, poll_seconds=0.05, retention_every=0, engine=FAST, batch=None
+    )
     worker = Worker(url, opts, log=StepLog(quiet=True))
     worker.pool = AsyncConnectionPool(
         url, kwargs=worker_kwargs(url), min_size=1, max_size=1, open=False, configure=configure

@@ -224,3 +224,28 @@ def test_schema_constraints(conn: psycopg.Connection[TupleRow]) -> None:
         conn.execute("DELETE FROM dfc.instances")
         assert conn.execute("SELECT count(*) FROM dfc.queue").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM dfc.signals").fetchone() == (0,)
+
+
+def test_0006_reads_final_node_events_from_node_state(make_db: Callable[..., str]) -> None:
+    """An upgraded database shows each node event once: those 0005 wrote to dfc.history are
+    dropped, and dfc.events derives them from the final node records."""
+    before = tuple(m for m in available() if m.version < 6)
+    with connect(make_db(template=None)) as conn:
+        ensure_schema(conn, before)
+        conn.execute(
+            "INSERT INTO dfc.instances (id, graph, status) VALUES ('0000000a', 'x', 'running')"
+        )
+        conn.execute(
+            "INSERT INTO dfc.node_state (instance_id, key, node_id, status, started_at,"
+            " finished_at) VALUES ('0000000a', 'n1', 'n1', 'completed', now(), now() + interval '1 s')"
+        )
+        conn.execute(
+            "INSERT INTO dfc.history (instance_id, event, node_id, key, detail) VALUES"
+            " ('0000000a', 'started', NULL, NULL, NULL),"
+            " ('0000000a', 'node_completed', 'n1', 'n1', '{\"ms\": 1}')"
+        )
+        ensure_schema(conn)
+        events = conn.execute(
+            "SELECT event, key FROM dfc.events WHERE instance_id = '0000000a' ORDER BY at, seq"
+        ).fetchall()
+        assert events == [("started", None), ("node_completed", "n1")]

@@ -4,7 +4,8 @@ An `InstanceRun` exists while its worker holds the instance's lease. Its records
 signals are loaded once, when the instance is claimed (the recovery path); from then on they
 live in memory and every step's outcome is added to them, so advancing the graph costs no
 database look-ups. Steps run as asyncio tasks (branches of a JOIN or RACE concurrently, each on
-a pooled connection); the run waits for the first to finish, for a poke (a signal arrived, the
+a pooled connection; the step of an instance that runs one at a time in the worker's batches,
+`dfc.runtime.batch`); the run waits for the first to finish, for a poke (a signal arrived, the
 instance was cancelled) or for its next timer.
 
 When nothing can run (every branch waits for a timer or a signal) the instance is released with
@@ -32,6 +33,7 @@ import psycopg
 
 from dfc.plan.model import Plan
 from dfc.runtime import faults, machine, run_as, steps
+from dfc.runtime.batch import StepBatches
 from dfc.runtime.frontier import Memo
 from dfc.runtime.keys import node_id
 from dfc.runtime.state import (
@@ -77,6 +79,7 @@ class Host(Protocol):
     pool: AsyncConnectionPool[Any]
     settings: EngineSettings
     log: StepLog
+    batches: StepBatches | None  # None: every step runs on the single-step path
 
     def backlog(self) -> bool: ...
 
@@ -180,6 +183,10 @@ class InstanceRun:
         self._lane_busy = False
         self._resync_needed = False
         self._chain_budget = host.settings.slice_steps  # chained steps before the loop looks
+        # The look-ahead evaluation that ended the instance, by the key it assumed committed
+        # (`ending`), and whether that end was committed with the step (`ended`).
+        self._ending: tuple[str, Evaluation] | None = None
+        self._ended = False
         self._memo = Memo()  # lets each evaluation skip the finished start of sequences
 
     @property
@@ -195,6 +202,8 @@ class InstanceRun:
 
     def lose(self) -> None:
         """The lease is gone (heartbeat found it missing): stop at once."""
+        if self._ended:
+            return  # it is gone because this run finished the instance
         self._lost = True
         for task in self.inflight.values():
             task.cancel()
@@ -386,6 +395,17 @@ class InstanceRun:
 
     async def _perform(self, action: RunSql | RunHttp) -> Written | None:
         if isinstance(action, RunSql):
+            batches = self.host.batches
+            if (
+                batches is not None
+                and self.lease.run_as is None
+                and len(self.inflight) == 1  # a JOIN or RACE may cancel a branch: alone
+                and batches.statements(self.lease.plan, action) is not None
+            ):
+                out = await batches.run(self.lease, action, self)
+                if isinstance(out, Written):
+                    return out
+                action = out.action  # to run alone
             async with self._connection() as conn:
                 if self.lease.run_as is not None:
                     return await run_as.run_sql(conn, self.lease, action)
@@ -424,7 +444,11 @@ class InstanceRun:
             ev = self._replay(records)
         except Exception:
             return None  # the loop evaluates again and reports it
-        if ev.status != "running" or len(ev.actions) != 1:
+        if ev.status != "running":
+            if not ev.actions:
+                self._ending = (done.key, ev)
+            return None
+        if len(ev.actions) != 1:
             return None
         (action,) = ev.actions
         if not isinstance(action, RunSql) or action.autocommit or action.key in records:
@@ -444,6 +468,20 @@ class InstanceRun:
 
     def uncertain(self) -> None:
         self._resync_needed = True
+
+    def ending(self, done: NodeRecord) -> str | None:
+        """After `next_step` returned None for ``done``: the statement that ends the instance
+        when ``done`` is its last record and nothing else is to be stored, else None."""
+        if self._ending is None or self._ending[0] != done.key or self._lost or self._poked:
+            return None
+        ev = self._ending[1]
+        return instances.finish_sql(
+            self.instance_id, self.host.owner, ev.status, ev.result, ev.error, _compensated(ev)
+        )
+
+    def ended(self) -> None:
+        """The statement of `ending` committed with the step: the instance is finished."""
+        self._ended = True
 
     def _take(self, written: Written) -> None:
         rec = written.record
@@ -551,9 +589,10 @@ class InstanceRun:
         self.host.log.released(self.instance_id, run_at, self.last)
 
     async def _finish(self, ev: Evaluation) -> None:
-        error = ev.error
-        compensated = bool(isinstance(error, Mapping) and error.get("compensated"))
-        await self._write_finish(ev.status, ev.result, error, compensated)
+        if self._ended:  # written with the last step, in its batch
+            self.host.log.finished(self.instance_id, ev.status, ev.error)
+            return
+        await self._write_finish(ev.status, ev.result, ev.error, _compensated(ev))
 
     async def _write_finish(self, status: str, result: Any, error: Any, compensated: bool) -> None:
         async with self._connection() as conn:
@@ -564,6 +603,10 @@ class InstanceRun:
             except psycopg.Error as e:
                 raise steps.classify(e) or e from e
         self.host.log.finished(self.instance_id, status, error)
+
+
+def _compensated(ev: Evaluation) -> bool:
+    return bool(isinstance(ev.error, Mapping) and ev.error.get("compensated"))
 
 
 _PROVISIONAL_SEQ = 1 << 62

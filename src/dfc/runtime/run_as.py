@@ -178,10 +178,7 @@ async def run_sql(conn: AConn, lease: Lease, action: RunSql) -> Written:
         if not reads_text_as_opened(conn):
             await execute(conn, RESET_SESSION)  # before the text that follows is read
         rec = NodeRecord(key=action.key, node_id=action.node_id, status="completed", result=result)
-        ms = (time.perf_counter() - started) * 1000
-        seq, pokes = await steps.commit(
-            conn, steps.checkpoint(lease, rec, {"ms": round(ms, 2), "role": role.name})
-        )
+        seq, pokes = await steps.commit(conn, steps.checkpoint(lease, rec))
     except BaseException:
         await steps.rollback(conn)
         raise

@@ -1,11 +1,14 @@
 """Performing the machine's actions against the database: SQL steps, HTTP steps, stored records.
 
-Every write goes through ``dfc.checkpoint`` (migration 0002), which checks that this worker still
-holds the instance's lease (else SQLSTATE DF001, `LeaseLost`) and that the node key has no final
-record yet (else DF002, `Conflict`). A SQL step's statements and its checkpoint commit in one
+Every write goes through ``dfc.checkpoint`` (migrations 0002 and 0006), which checks that this
+worker still holds the instance's lease (else SQLSTATE DF001, `LeaseLost`) and that the node key
+has no final record yet (else DF002, `Conflict`). A final record is its own history event (the
+view ``dfc.events``), so a step's checkpoint writes one row. A SQL step's statements and its checkpoint commit in one
 transaction, so either error rolls the step's own effects back: that is the exactly-once fence.
 
-Round trips of a transactional SQL step: (1) ``BEGIN; [SET LOCAL statement_timeout]; <step>``
+This is the single-step path; most steps of a worker run in batches with other instances'
+steps instead (`dfc.runtime.batch`), which falls back to this path for a step that must run
+alone. Round trips of a transactional SQL step: (1) ``BEGIN; [SET LOCAL statement_timeout]; <step>``
 as one simple-protocol query, which also allows several statements in one step; (2) the
 session reset (below), the checkpoint and ``COMMIT``. The result must reach the worker between
 the two, because the checkpoint stores it; nothing else is waited for while the step's row locks
@@ -74,8 +77,16 @@ class Written:
     duration_ms: float
 
 
-def checkpoint(lease: Lease, rec: NodeRecord, history: Mapping[str, Any] | None) -> str:
-    """The statement that writes ``rec`` for ``lease`` (`dfc.store.node_state.checkpoint_sql`)."""
+def checkpoint(
+    lease: Lease,
+    rec: NodeRecord,
+    history: Mapping[str, Any] | None = None,
+    *,
+    prepared: bool = False,
+) -> str:
+    """The statement that writes ``rec`` for ``lease`` (`dfc.store.node_state.checkpoint_sql`;
+    ``history`` matters only for a record that is not final: a final one is its own event;
+    ``prepared`` on a session that prepared `dfc.store.node_state.PREPARE_CHECKPOINT`)."""
     return node_state.checkpoint_sql(
         lease.instance_id,
         lease.owner,
@@ -88,6 +99,7 @@ def checkpoint(lease: Lease, rec: NodeRecord, history: Mapping[str, Any] | None)
         wake_at=rec.wake_at,
         detail=rec.detail,
         history=history,
+        prepared=prepared,
     )
 
 
@@ -156,6 +168,13 @@ class Chain(Protocol):
     def uncertain(self) -> None:
         """The task was interrupted after a commit may have happened: reload from the database."""
 
+    def ending(self, done: NodeRecord) -> str | None:
+        """After `next_step` returned None for ``done``: the statement that ends the instance,
+        to commit with ``done`` (`dfc.runtime.batch`), when ``done`` is its last record."""
+
+    def ended(self) -> None:
+        """The statement of `ending` committed: the instance is finished."""
+
 
 def _begin(action: RunSql) -> str:
     prefix = "BEGIN;"
@@ -190,7 +209,7 @@ async def run_sql(conn: AConn, lease: Lease, action: RunSql, chain: Chain | None
                 key=action.key, node_id=action.node_id, status="completed", result=result
             )
             ms = (time.perf_counter() - started) * 1000
-            ck = checkpoint(lease, rec, {"ms": round(ms, 2)})
+            ck = checkpoint(lease, rec)
             nxt = chain.next_step(rec) if chain is not None else None
             if nxt is None or nxt.autocommit:
                 seq, pokes = await commit(conn, ck)
@@ -297,10 +316,7 @@ async def run_autocommit(
             return await fail(conn, lease, action, failure, started, position)
         faults.fault("after_step_sql")
         rec = NodeRecord(key=action.key, node_id=action.node_id, status="completed", result=result)
-        ms = (time.perf_counter() - started) * 1000
-        seq, pokes = await _checkpoint_one(
-            conn, lease, rec, {"ms": round(ms, 2), "autocommit": True}
-        )
+        seq, pokes = await _checkpoint_one(conn, lease, rec)
     except BaseException:
         await rollback(conn)
         raise
@@ -334,22 +350,14 @@ async def fail(
     if message is not None:
         err["message"] = message
     rec = NodeRecord(key=action.key, node_id=action.node_id, status="failed", error=err)
-    ms = (time.perf_counter() - started) * 1000
-    seq, pokes = await _checkpoint_one(
-        conn,
-        lease,
-        rec,
-        {"ms": round(ms, 2), "message": err["message"], "sqlstate": err["sqlstate"]},
-    )
+    seq, pokes = await _checkpoint_one(conn, lease, rec)
     return Written(with_seq(rec, seq), pokes, (time.perf_counter() - started) * 1000)
 
 
-async def _checkpoint_one(
-    conn: AConn, lease: Lease, rec: NodeRecord, history: Mapping[str, Any] | None
-) -> tuple[int, int]:
-    """Write one record in its own (implicit) transaction."""
+async def _checkpoint_one(conn: AConn, lease: Lease, rec: NodeRecord) -> tuple[int, int]:
+    """Write one final record in its own (implicit) transaction."""
     try:
-        (row,) = await node_state.run_checkpoints(conn, [checkpoint(lease, rec, history)])
+        (row,) = await node_state.run_checkpoints(conn, [checkpoint(lease, rec)])
     except psycopg.Error as e:
         raise classify(e) or e from e
     return row
@@ -399,17 +407,13 @@ async def checkpoint_http(
         rec = NodeRecord(
             key=action.key, node_id=action.node_id, status="completed", result=envelope
         )
-        history: dict[str, Any] = {"ms": round(ms, 2)}
-        if isinstance(envelope, Mapping) and "status" in envelope:
-            history["status"] = envelope["status"]
     else:
         error = {**error, "node": action.node_id, "key": action.key}
         at = location(lease.plan, action.node_id)
         if at is not None:
             error.setdefault("at", at)
         rec = NodeRecord(key=action.key, node_id=action.node_id, status="failed", error=error)
-        history = {"ms": round(ms, 2), "message": error.get("message")}
-    seq, pokes = await _checkpoint_one(conn, lease, rec, history)
+    seq, pokes = await _checkpoint_one(conn, lease, rec)
     faults.fault("after_commit")
     return Written(with_seq(rec, seq), pokes, ms + (time.perf_counter() - started) * 1000)
 

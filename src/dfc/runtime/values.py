@@ -45,7 +45,8 @@ import psycopg
 from psycopg import postgres
 from psycopg.abc import AdaptContext, Buffer
 from psycopg.adapt import Loader, Transformer
-from psycopg.pq import Format
+from psycopg.pq import ExecStatus, Format
+from psycopg.pq.abc import PGresult
 from psycopg.types import TypeInfo
 from psycopg.types.array import register_array
 
@@ -191,14 +192,23 @@ def _learn_types(
     their element, whose loader is that of the type under it; every other type as its text
     output."""
     for adapters in (cursor.connection.adapters, cursor.adapters):
-        for array_oid, elem, delim, under in arrays:
-            if adapters.get_loader(elem, Format.TEXT) is None:
-                known = adapters.get_loader(under, Format.TEXT)
-                adapters.register_loader(elem, known or _TextOutput)
-            register_array(TypeInfo(f"dfc_{elem}", elem, array_oid, delimiter=delim), adapters)
-        for oid in unknown:
-            if adapters.get_loader(oid, Format.TEXT) is None:
-                adapters.register_loader(oid, _TextOutput)
+        _learn(adapters, unknown, arrays)
+
+
+def _learn(
+    adapters: psycopg.adapt.AdaptersMap,
+    unknown: list[int],
+    arrays: Iterable[tuple[int, int, str, int]],
+) -> None:
+    """`_learn_types` for one adapters map."""
+    for array_oid, elem, delim, under in arrays:
+        if adapters.get_loader(elem, Format.TEXT) is None:
+            known = adapters.get_loader(under, Format.TEXT)
+            adapters.register_loader(elem, known or _TextOutput)
+        register_array(TypeInfo(f"dfc_{elem}", elem, array_oid, delimiter=delim), adapters)
+    for oid in unknown:
+        if adapters.get_loader(oid, Format.TEXT) is None:
+            adapters.register_loader(oid, _TextOutput)
 
 
 def _rows_again(cursor: psycopg.Cursor[Any] | psycopg.AsyncCursor[Any]) -> list[tuple[Any, ...]]:
@@ -279,6 +289,26 @@ class _Named:
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+
+async def result_of(conn: psycopg.AsyncConnection[Any], res: PGresult) -> dict[str, JSON]:
+    """The step result of one statement's raw result ``res``, received on ``conn`` without a
+    cursor (`dfc.runtime.batch` reads the results of several steps' statements at once). Types
+    the connection does not know yet are learned first, as for a cursor (`rows_async`)."""
+    if not (res.nfields or res.status == ExecStatus.TUPLES_OK):
+        return _shape(None, None)
+    adapters = conn.adapters
+    oids = [res.ftype(i) for i in range(res.nfields)]
+    unknown = sorted({oid for oid in oids if adapters.get_loader(oid, Format.TEXT) is None})
+    if unknown:
+        async with conn.cursor() as lookup:
+            arrays = await (await lookup.execute(_ARRAY_TYPES, (unknown,))).fetchall()
+        _learn(adapters, unknown, arrays)
+    tx = Transformer(conn)
+    tx.set_pgresult(res)
+    encoding = conn.info.encoding
+    names = [(res.fname(i) or b"").decode(encoding) for i in range(res.nfields)]
+    return shaped(names, tx.load_rows(0, res.ntuples, tuple))
 
 
 def shaped(names: list[str] | None, rows: list[tuple[Any, ...]] | None) -> dict[str, JSON]:

@@ -20,6 +20,9 @@ runs it; a graph the checker refuses fails its instance with the diagnostics as 
 without a compiler leaves such instances to one that has it, and says so once in its log.
 Compiled graphs are remembered, so that starting the same graph again costs no compile.
 
+Ready SQL steps of many instances run together in the worker's batches (`dfc.runtime.batch`,
+``WorkerOptions.batch``; None turns them off): one round trip and one commit for many steps.
+
 Steps of an instance started by another role than the worker's run as that role
 (`dfc.runtime.run_as`); an instance whose role has no executors fails, saying what to grant.
 
@@ -52,6 +55,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from dfc.plan.model import Plan, PlanFormatError
 from dfc.runtime import faults
+from dfc.runtime.batch import BatchSettings, StepBatches
 from dfc.runtime.engine import Claimed, EngineSettings, InstanceRun, load_state
 from dfc.runtime.logs import StepLog
 from dfc.runtime.state import Evaluation
@@ -87,6 +91,7 @@ class WorkerOptions:
     only: frozenset[str] | None = None  # run these instances and nothing else (`dfc run`)
     stop_when_done: bool = False  # with ``only``: return once they have all finished
     engine: EngineSettings = field(default_factory=EngineSettings)
+    batch: BatchSettings | None = field(default_factory=BatchSettings)  # None: no batching
 
 
 def new_worker_id() -> str:
@@ -129,6 +134,11 @@ class Worker:
         self._backlog = False
         self._http_client: Any = None
         self._conn_kwargs = worker_kwargs(url)
+        self.batches = (
+            None
+            if self.options.batch is None
+            else StepBatches(url, self._conn_kwargs, self.options.batch)
+        )
         # One connection per held instance (its lane), plus room for concurrent branches.
         size = max(2 * self.options.concurrency, self.options.concurrency + 8)
         self.pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
@@ -173,6 +183,8 @@ class Worker:
                 conn, self.owner, socket.gethostname(), os.getpid(), self.options.concurrency
             )
             self.role = await roles.current_role(conn)
+        if self.batches is not None:
+            self.batches.start()
         self.log.info("started", worker=self.owner, concurrency=self.options.concurrency)
         helpers = [
             asyncio.create_task(self._listen(), name="dfc-listen"),
@@ -535,6 +547,8 @@ class Worker:
             await asyncio.wait(pending)
 
     async def _shutdown(self) -> None:
+        if self.batches is not None:
+            await self.batches.stop()
         with contextlib.suppress(psycopg.Error, OSError):
             async with self.pool.connection() as conn:
                 await queue.unregister(conn, self.owner)

@@ -1,4 +1,5 @@
-"""Instances (``dfc.instances``) and their event log (``dfc.history``) (SPEC §5.1, §6).
+"""Instances (``dfc.instances``) and their event log (the view ``dfc.events``: ``dfc.history``
+plus the events of final node records, migration 0006) (SPEC §5.1, §6).
 
 The lifecycle changes are SQL functions of migration 0002 (``dfc.start_instance``,
 ``dfc.signal_instance``, ``dfc.cancel_instance``, ``dfc.finish_instance``), shared with the SQL
@@ -258,8 +259,10 @@ def list_txn(
     return [InstanceInfo(*r) for r in rows]
 
 
+# Events in the order they happened; seq numbers them (dfc.events draws from two sequences).
 _HISTORY = """
-SELECT seq, at, event, node_id, key, detail FROM dfc.history WHERE instance_id = %s ORDER BY seq
+SELECT row_number() OVER (ORDER BY at, seq), at, event, node_id, key, detail
+  FROM dfc.events WHERE instance_id = %s ORDER BY at, seq
 """
 
 

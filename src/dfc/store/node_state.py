@@ -1,8 +1,9 @@
 """Node records (``dfc.node_state``) and their history: writing, reading and pruning them.
 
-Every record is written through ``dfc.checkpoint`` (migration 0002), which checks that the
-writing worker still holds the instance's lease (else SQLSTATE DF001) and that the node key has
-no final record yet (else DF002), and appends the history event. The worker composes these
+Every record is written through ``dfc.checkpoint`` (migrations 0002 and 0006), which checks
+that the writing worker still holds the instance's lease (else SQLSTATE DF001) and that the node
+key has no final record yet (else DF002). A record that is not final (`OPEN`) also gets a
+history row; a final record is its own history event (the view ``dfc.events``). The worker composes these
 statements with others into one round trip, so the writers here are statement *builders*
 (text, values inlined by `dfc.store.inline.literal`); `run_checkpoints` sends such a script.
 
@@ -67,6 +68,9 @@ def timings_txn(conn: Conn, instance_id: str) -> dict[str, tuple[datetime | None
 
 # -- writing (statement builders) ----------------------------------------------------------
 
+OPEN = frozenset({"running", "waiting"})
+"""Statuses of records that may still change; only these get a row in ``dfc.history``."""
+
 
 def checkpoint_sql(
     instance_id: str,
@@ -81,9 +85,13 @@ def checkpoint_sql(
     wake_at: datetime | None,
     detail: Mapping[str, Any],
     history: Mapping[str, Any] | None,
+    prepared: bool = False,
 ) -> str:
     """The statement that writes one record through ``dfc.checkpoint``; it returns one row,
-    ``(seq, pokes)``: the record's sequence number and the queue's signal counter.
+    ``(seq, pokes)``: the record's sequence number and the queue's signal counter. ``history``
+    is the detail of the record's history event, kept only for a record that is not final.
+    ``prepared``: through `PREPARE_CHECKPOINT` instead, on a session that ran it (final
+    records only).
 
     Written out by hand rather than through `literal`: it is built once per step.
     """
@@ -91,12 +99,47 @@ def checkpoint_sql(
     err = "NULL" if error is None else quote_literal(dumps(error)) + "::jsonb"
     wake = "NULL" if wake_at is None else quote_literal(wake_at.isoformat()) + "::timestamptz"
     det = quote_literal(dumps(dict(detail))) + "::jsonb" if detail else "NULL"
-    hist = "NULL" if history is None else quote_literal(dumps(history)) + "::jsonb"
-    return (
-        f"SELECT seq, pokes FROM dfc.checkpoint({quote_literal(instance_id)},"
-        f"{quote_literal(owner)},{quote_literal(key)},{quote_literal(node_id)},"
-        f"{quote_literal(status)},{res},{err},{int(attempt)},{wake},{det},{hist})"
+    hist = (
+        "NULL"
+        if history is None or status not in OPEN
+        else quote_literal(dumps(history)) + "::jsonb"
     )
+    args = (
+        f"{quote_literal(instance_id)},{quote_literal(owner)},{quote_literal(key)},"
+        f"{quote_literal(node_id)},{quote_literal(status)},{res},{err},{int(attempt)},{wake},{det}"
+    )
+    if prepared:
+        assert status not in OPEN, "a prepared checkpoint writes no history"
+        return f"EXECUTE {CHECKPOINT_STATEMENT}({args})"
+    return f"SELECT seq, pokes FROM dfc.checkpoint({args},{hist})"
+
+
+CHECKPOINT_STATEMENT = "dfc_checkpoint"
+PREPARE_CHECKPOINT = f"""
+PREPARE {CHECKPOINT_STATEMENT}(text, text, text, text, text, json, jsonb, int, timestamptz, jsonb) AS
+WITH l AS (SELECT pokes FROM dfc.queue WHERE instance_id = $1 AND lease_owner = $2),
+n AS (
+    INSERT INTO dfc.node_state AS ns
+           (instance_id, key, node_id, status, result, error, attempt, wake_at, detail,
+            started_at, finished_at)
+    SELECT $1, $3, $4, $5, $6, $7, $8, $9, $10, now(), clock_timestamp() FROM l
+    ON CONFLICT (instance_id, key) DO UPDATE
+       SET status = excluded.status, result = excluded.result, error = excluded.error,
+           attempt = excluded.attempt, wake_at = excluded.wake_at, detail = excluded.detail,
+           finished_at = excluded.finished_at, seq = DEFAULT
+     WHERE ns.status IN ('running', 'waiting')
+    RETURNING ns.seq
+)
+SELECT CASE WHEN n.seq IS NULL THEN (dfc.checkpoint($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)).seq
+            ELSE n.seq END,
+       coalesce(l.pokes, 0)
+  FROM (SELECT 1) AS one LEFT JOIN l ON true LEFT JOIN n ON true
+"""
+"""``dfc.checkpoint`` of a final record as one plain statement, prepared once per session (the
+worker's batch lanes): planned once, it costs the server about half of the PL/pgSQL call (46
+against 88 µs per checkpoint, pg_stat_statements). When the write is refused (no lease, or
+already a final record) it calls ``dfc.checkpoint`` itself, which raises DF001 or DF002 — the
+one definition of the fence and its messages."""
 
 
 _PRUNE_STATE = "DELETE FROM dfc.node_state WHERE instance_id = {} AND key = ANY({}::text[])"

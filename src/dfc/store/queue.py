@@ -10,6 +10,7 @@ move knows to look again. Changes that concern waiting workers are announced on 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -28,7 +29,7 @@ WITH c AS (
     SELECT instance_id, lease_owner AS previous FROM dfc.queue
      WHERE run_at <= now() {only}
      ORDER BY run_at
-     LIMIT %(n)s
+     LIMIT {n}
        FOR UPDATE SKIP LOCKED
 ), q AS (
     UPDATE dfc.queue AS q
@@ -62,13 +63,16 @@ _COMPILED = (
     " WHERE ci.id = instance_id AND ci.workflow IS NOT NULL)"
 )
 _ONLY = "AND instance_id = ANY(%(only)s)"
-_CLAIMS = {
-    (only, compiled): _CLAIM.format(
-        only=" ".join(([_ONLY] if only else []) + ([_COMPILED] if compiled else []))
+
+
+@functools.lru_cache(maxsize=256)
+def _claim_query(n: int, only: bool, compiled: bool) -> str:
+    # The batch size is written into the text, not passed: with LIMIT as a parameter PostgreSQL
+    # never trusted the prepared statement's generic plan and planned the claim again on every
+    # call (0.8 ms of the server's CPU each time, a tenth of the per-instance cost).
+    return _CLAIM.format(
+        n=int(n), only=" ".join(([_ONLY] if only else []) + ([_COMPILED] if compiled else []))
     )
-    for only in (False, True)
-    for compiled in (False, True)
-}
 
 
 class ClaimRow(NamedTuple):
@@ -97,10 +101,10 @@ async def claim(
 ) -> list[ClaimRow]:
     """Lease up to ``n`` due instances (only those in ``only``, when given; only those with a
     workflow version, with ``compiled_only``) to ``owner``; mark pending ones running."""
-    params: dict[str, Any] = {"n": n, "owner": owner, "lease": lease_seconds}
+    params: dict[str, Any] = {"owner": owner, "lease": lease_seconds}
     if only is not None:
         params["only"] = list(only)
-    query = _CLAIMS[(only is not None, compiled_only)]
+    query = _claim_query(n, only is not None, compiled_only)
     cur = await conn.execute(query, params, prepare=True)
     return [ClaimRow(*r) for r in await cur.fetchall()]
 
