@@ -308,8 +308,13 @@ class _Bindings:
         finally:
             self.path.pop()
 
+    def _in_order(self, ids: frozenset[int]) -> list[ast.Bind]:
+        """The bindings of ``ids`` in source order (the order of ids, addresses, is arbitrary)."""
+        found = [b for b in map(self.nodes.get, ids) if isinstance(b, ast.Bind)]
+        return sorted(found, key=lambda b: (b.span.file.name, b.span.start))
+
     def _bind(self, b: ast.Bind, name: str, f: Flow) -> None:
-        prev = [self.nodes[i] for i in sorted(f.reaching(name)) if i in self.nodes]
+        prev = self._in_order(f.reaching(name))
         # Names bound inside templates are the templates' own: `drain(a) ~> drain(b)` rebinds
         # `batch` on purpose. Only a rebinding the user wrote is suspicious.
         from_templates = id(b) in self.rep.trails and all(id(p) in self.rep.trails for p in prev)
@@ -319,11 +324,7 @@ class _Bindings:
                 f"`${name}` is bound again while an earlier binding is still visible",
                 b.name.span,
                 node=b,
-                labels=tuple(
-                    Label(p.name.span, "bound earlier here")
-                    for p in prev
-                    if isinstance(p, ast.Bind)
-                ),
+                labels=tuple(Label(p.name.span, "bound earlier here") for p in prev),
                 help="use a new name if both results are meant",
             )
         f.bind(name, id(b))
@@ -394,9 +395,7 @@ class _Bindings:
                 span,
                 node=node,
                 labels=tuple(
-                    Label(b.name.span, "bound only on some paths")
-                    for b in (self.nodes[i] for i in sorted(reaching))
-                    if isinstance(b, ast.Bind)
+                    Label(b.name.span, "bound only on some paths") for b in self._in_order(reaching)
                 ),
                 help=f"bind it on every path, or write `{shown}?` to get NULL when it is not bound"
                 if ref is not None
@@ -484,11 +483,11 @@ class _Bindings:
         return s
 
     def _columns(self, name: str, ref: Ref | None, span: Span, node: ast.Expr, f: Flow) -> None:
-        binds = [self.nodes[i] for i in sorted(f.reaching(name))]
-        shapes = [self._shape(b) for b in binds if isinstance(b, ast.Bind)]
+        binds = self._in_order(f.reaching(name))
+        shapes = [self._shape(b) for b in binds]
         if not shapes or any(s.kind == "unknown" for s in shapes):
             return
-        labels = tuple(Label(b.name.span, "bound here") for b in binds if isinstance(b, ast.Bind))
+        labels = tuple(Label(b.name.span, "bound here") for b in binds)
         shown = ref.text if ref is not None else f"df.if_rows('{name}', ...)"
         if all(s.kind == "rows" and s.returns_rows is False for s in shapes):
             self.rep.error(
