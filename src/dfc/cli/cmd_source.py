@@ -6,10 +6,10 @@ import difflib
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from dfc import catalogue
 from dfc.cli import deepjson, settings
 from dfc.cli.options import GRAMMAR
 from dfc.cli.render import print_diagnostics, summary, to_json
@@ -23,8 +23,11 @@ from dfc.compiler import (
     to_graph,
 )
 from dfc.diagnostics import DfcError, Diagnostic, Severity
-from dfc.plan.explain import dot, explain_lines, mermaid
-from dfc.plan.model import Plan
+
+# What only some commands need is imported inside them: `dfc check` (run by editors on every
+# save) starts faster without the plan stage and the catalogue of codes.
+if TYPE_CHECKING:
+    from dfc.plan.model import Plan
 
 
 def _report(comps: list[Compilation], fmt: str) -> int:
@@ -76,6 +79,8 @@ def check_cmd(
 ) -> None:
     """Check workflow files or folders of them (- reads standard input); exit 1 on errors."""
     if explain_code:
+        from dfc import catalogue
+
         text = catalogue.explain(explain_code)
         if text is None:
             raise click.UsageError(
@@ -210,6 +215,8 @@ def explain_cmd(target: str, grammar: Grammar, db: str | None, as_json: bool, fm
 
         explain_instance(target, db, as_json)
         return
+    from dfc.plan.explain import explain_lines
+
     comp, plan = _compiled(target, grammar)
     _warnings(comp)
     for line in explain_lines(plan):
@@ -258,6 +265,8 @@ def _looks_like_instance(target: str) -> bool:
 @GRAMMAR
 def graph_cmd(file: str, fmt: str, grammar: Grammar) -> None:
     """Print the step graph as Mermaid or Graphviz DOT."""
+    from dfc.plan.explain import dot, mermaid
+
     _, plan = _compiled(file, grammar)
     click.echo(mermaid(plan) if fmt == "mermaid" else dot(plan), nl=False)
 
@@ -268,6 +277,8 @@ def graph_cmd(file: str, fmt: str, grammar: Grammar) -> None:
 @GRAMMAR
 def compile_cmd(file: str, as_json: bool, grammar: Grammar) -> None:
     """Compile a file to its plan (the JSON that `dfc deploy` stores)."""
+    from dfc.plan.explain import explain_lines
+
     comp, plan = _compiled(file, grammar)
     if as_json:
         click.echo(plan.dumps(pretty=True))
