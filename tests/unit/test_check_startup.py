@@ -1,0 +1,34 @@
+"""`dfc check` loads only what checking needs: editors run it on every save, so its start-up
+time counts (SPEC §9), and the plan stage, the code catalogue, the store and the runtime, which
+cost tens of milliseconds to import, stay unloaded."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+LATER_STAGES = ("dfc.plan", "dfc.catalogue", "dfc.store", "dfc.runtime", "psycopg")
+
+PROGRAM = """
+import sys
+from dfc.cli.main import main
+try:
+    main(["--no-color", "check", sys.argv[1]])
+except SystemExit as e:
+    assert e.code == 0, e.code
+print(" ".join(sorted(m for m in sys.modules if m.startswith(tuple(sys.argv[2:])))))
+"""
+
+
+def test_dfc_check_does_not_import_the_stages_after_the_checker(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.df"
+    flow.write_text("df.start('SELECT 1 AS n' |=> 'r' ~> 'SELECT $r.n', 'flow');\n")
+    # A fresh interpreter: this one has imported everything already.
+    result = subprocess.run(
+        [sys.executable, "-c", PROGRAM, str(flow), *LATER_STAGES],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split() == []
