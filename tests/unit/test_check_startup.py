@@ -1,12 +1,18 @@
-"""`dfc check` loads only what checking needs: editors run it on every save, so its start-up
-time counts (SPEC §9), and the plan stage, the code catalogue, the store and the runtime, which
-cost tens of milliseconds to import, stay unloaded."""
+"""`dfc check` as a process: editors run it on every save, so its start-up time counts (SPEC
+§9). It loads only what checking needs (the plan stage, the code catalogue, the store and the
+runtime cost tens of milliseconds to import), and it pauses cyclic garbage collection while
+checking, and only then."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 from pathlib import Path
+
+from click.testing import CliRunner
+
+from dfc.cli.main import main
 
 LATER_STAGES = ("dfc.plan", "dfc.catalogue", "dfc.store", "dfc.runtime", "psycopg")
 
@@ -32,3 +38,13 @@ def test_dfc_check_does_not_import_the_stages_after_the_checker(tmp_path: Path) 
         check=True,
     )
     assert result.stdout.split() == []
+
+
+def test_dfc_check_collects_cyclic_garbage_again_once_it_has_checked(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.df", tmp_path / "bad.df"
+    good.write_text("df.start('SELECT 1', 'good');\n")
+    bad.write_text("df.start('SELECT $nowhere', 'bad');\n")
+    assert gc.isenabled()
+    for flow, code in ((good, 0), (bad, 1)):
+        assert CliRunner().invoke(main, ["--no-color", "check", str(flow)]).exit_code == code
+        assert gc.isenabled()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import gc
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,13 +94,31 @@ def check_cmd(
     if not files:
         raise click.UsageError("give at least one FILE (or - for standard input)")
     started = time.perf_counter()
-    comps = [check_source(read_source(f), grammar=grammar) for f in _expand(files)]
+    with _no_cycle_collection():
+        comps = [check_source(read_source(f), grammar=grammar) for f in _expand(files)]
     if db is not None:
         _check_live(comps, db)
     code = _report(comps, fmt)
     if fmt == "text" and settings.current().debug:
         click.echo(f"checked in {(time.perf_counter() - started) * 1000:.1f} ms", err=True)
     sys.exit(code)
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """No cyclic garbage collection meanwhile (reference counting still frees memory).
+
+    Checking builds trees that all live until it ends and leaves next to no cyclic garbage: the
+    collector would only scan them again, and every object of the modules imported before,
+    which cost a tenth of ``dfc check`` of a 2,000-node file.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _expand(files: tuple[str, ...]) -> list[str]:
