@@ -6,6 +6,8 @@ errors); a traceback is printed only with ``--debug``.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import importlib
 import os
 import sys
@@ -113,6 +115,12 @@ def main(ctx: click.Context, debug: bool, color: bool | None) -> None:
     them durably: every step is checkpointed in PostgreSQL and resumes after a crash.
     """
     ctx.obj = Settings(debug=debug, color=color)
+    # At exit the interpreter's garbage collections walk every object still alive (the modules
+    # imported, the trees of a check): 60-140 ms of a `dfc check`, a tenth of it. Frozen, they
+    # are skipped; the memory of an ending process goes back to the system anyway. (Registered
+    # once, however often the group runs in one process, as in tests.)
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
 
 
 if __name__ == "__main__":
