@@ -6,8 +6,6 @@ errors); a traceback is printed only with ``--debug``.
 
 from __future__ import annotations
 
-import atexit
-import gc
 import importlib
 import os
 import sys
@@ -16,7 +14,7 @@ from typing import Any
 import click
 
 from dfc import __version__
-from dfc.cli import settings
+from dfc.cli import collection, settings
 from dfc.cli.settings import Settings
 from dfc.diagnostics import DfcError
 
@@ -53,7 +51,8 @@ class DfcGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
-            module = importlib.import_module(LAZY_COMMANDS[cmd_name])
+            with collection.paused():  # imports make objects that live until exit
+                module = importlib.import_module(LAZY_COMMANDS[cmd_name])
             for cmd in module.COMMANDS:
                 self.add_command(cmd)
         return self.commands.get(cmd_name)
@@ -115,12 +114,7 @@ def main(ctx: click.Context, debug: bool, color: bool | None) -> None:
     them durably: every step is checkpointed in PostgreSQL and resumes after a crash.
     """
     ctx.obj = Settings(debug=debug, color=color)
-    # At exit the interpreter's garbage collections walk every object still alive (the modules
-    # imported, the trees of a check): 60-140 ms of a `dfc check`, a tenth of it. Frozen, they
-    # are skipped; the memory of an ending process goes back to the system anyway. (Registered
-    # once, however often the group runs in one process, as in tests.)
-    atexit.unregister(gc.freeze)
-    atexit.register(gc.freeze)
+    collection.frozen_at_exit()
 
 
 if __name__ == "__main__":
