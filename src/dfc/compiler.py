@@ -10,18 +10,21 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dfc import ast
 from dfc.check import check
 from dfc.check.result import CheckedWorkflow
 from dfc.diagnostics import DfcError, Diagnostic, Diagnostics, render_plain
-from dfc.plan import nodes
-from dfc.plan.emit import emit
-from dfc.plan.model import Plan
 from dfc.source import SourceFile, Span, TextMap
 from dfc.syntax import parse
 from dfc.syntax.graph import graph_module, graph_text, read_graph, with_retries
+
+# The plan stage is imported where a plan is made: `dfc check`, which editors run on every save,
+# does not make one, and importing it costs 20-40 ms of the command's start.
+if TYPE_CHECKING:
+    from dfc.plan import nodes
+    from dfc.plan.model import Plan
 
 Grammar = Literal["dfc", "pg"]
 
@@ -77,6 +80,8 @@ def check_source(source: SourceFile, *, grammar: Grammar = "dfc") -> Compilation
 
 def compile_source(source: SourceFile, *, grammar: Grammar = "dfc") -> Compilation:
     """Parse, check and emit the plan (``dfc compile``, ``deploy``, ``run``)."""
+    from dfc.plan.emit import emit
+
     comp = check_source(source, grammar=grammar)
     if comp.checked is not None and not comp.diagnostics.has_errors:
         comp.plan = emit(comp.checked)
@@ -110,6 +115,8 @@ def compile_graph(
     become a workflow at all has diagnostics without positions. ``max_attempts > 1`` retries
     every SQL and HTTP step (``df.start(..., max_attempts => n, max_backoff => ...)``).
     """
+    from dfc.plan.emit import emit
+
     name = graph_workflow_name(label)
     comp = Compilation(SourceFile(name, graph))
     body, diags = read_graph(graph, name)
@@ -190,6 +197,8 @@ class Graph:
 
 def to_graph(body: ast.Expr) -> Graph:
     """The graph of an expanded workflow body (see the module docstring)."""
+    from dfc.plan import nodes
+
     omitted: list[Omitted] = []
 
     def visit(n: ast.Expr) -> ast.Expr:

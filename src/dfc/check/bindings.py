@@ -111,38 +111,83 @@ class Flow:
     """The binding state at one point: may-reaching bindings per name, and names bound for sure.
 
     ``dead`` marks a point no path reaches (after a break): anything goes there.
+
+    A branch's state is a `fork` that holds only what the branch changed and reads the rest
+    through its parent; `merge` writes the branches' changes back into the parent. A branch
+    therefore costs what it binds, not the number of names bound before it, and a workflow of
+    thousands of steps and branches is analysed in linear time (copying the whole state at
+    every branch made it quadratic).
     """
 
-    __slots__ = ("dead", "must", "reach")
+    __slots__ = ("dead", "must", "parent", "reach")
 
-    def __init__(
-        self,
-        reach: dict[str, frozenset[int]] | None = None,
-        must: set[str] | None = None,
-        dead: bool = False,
-    ) -> None:
-        self.reach: dict[str, frozenset[int]] = reach if reach is not None else {}
-        self.must: set[str] = must if must is not None else set()
+    def __init__(self, parent: Flow | None = None, *, dead: bool = False) -> None:
+        self.parent = parent
+        self.reach: dict[str, frozenset[int]] = {}  # set here; other names are the parent's
+        self.must: set[str] = set()  # added here to the parent's
         self.dead = dead
 
-    def copy(self) -> Flow:
-        return Flow(dict(self.reach), set(self.must), self.dead)
+    def reaching(self, name: str) -> frozenset[int]:
+        """The ids of the bindings of ``name`` that may reach this point."""
+        f: Flow | None = self
+        while f is not None:
+            ids = f.reach.get(name)
+            if ids is not None:
+                return ids
+            f = f.parent
+        return frozenset()
 
-    @staticmethod
-    def merge(flows: list[Flow], *, all_ran: bool) -> Flow:
-        """The state after branches: ``all_ran`` for a join, else one of them ran."""
+    def bound(self, name: str) -> bool:
+        """Whether every path to this point binds ``name``."""
+        f: Flow | None = self
+        while f is not None:
+            if name in f.must:
+                return True
+            f = f.parent
+        return False
+
+    def bind(self, name: str, binding: int) -> None:
+        self.reach[name] = frozenset({binding})
+        self.must.add(name)
+
+    def fork(self) -> Flow:
+        """The state at the start of a branch from here (this flow stays unchanged meanwhile)."""
+        return Flow(self, dead=self.dead)
+
+    def snapshot(self, base: Flow) -> Flow:
+        """This state as a fork of ``base``, one of its ancestors, unaffected by later changes
+        of the flows between them (a break's state, merged at its loop's exit)."""
+        if self.dead:
+            return Flow(dead=True)
+        layers: list[Flow] = []
+        f: Flow | None = self
+        while f is not base:
+            assert f is not None, "a snapshot's base is an ancestor"
+            layers.append(f)
+            f = f.parent
+        out = Flow(base)
+        for f in reversed(layers):
+            out.reach.update(f.reach)
+            out.must |= f.must
+        return out
+
+    def merge(self, flows: list[Flow], *, all_ran: bool) -> Flow:
+        """The state after branches forked from this flow (or this flow itself, for a path that
+        skips them): ``all_ran`` for a join, else one of them ran. Updates and returns this
+        flow, or returns a dead one when no path goes on."""
         live = [f for f in flows if not f.dead]
         if not live or (all_ran and len(live) < len(flows)):
             return Flow(dead=True)
-        reach: dict[str, frozenset[int]] = {}
-        for f in live:
-            for name, ids in f.reach.items():
-                reach[name] = reach.get(name, frozenset()) | ids
+        forks = [f for f in live if f is not self]
+        assert all(f.parent is self for f in forks), "merged flows are forks of this one"
+        for name in {name for f in forks for name in f.reach}:
+            self.reach[name] = frozenset[int]().union(*(f.reaching(name) for f in live))
+        # Every branch binds what this flow binds for sure, so only the branches' additions count.
         if all_ran:
-            must = set().union(*(f.must for f in live))
-        else:
-            must = set(live[0].must).intersection(*(f.must for f in live[1:]))
-        return Flow(reach, must)
+            self.must.update(*(f.must for f in forks))
+        elif len(forks) == len(live):
+            self.must |= set.intersection(*(f.must for f in forks))
+        return self
 
 
 Path = tuple[tuple[int, int], ...]  # (id(container), child index) from the root
@@ -162,7 +207,7 @@ class _Bindings:
         self.paths: dict[int, Path] = {}
         self.nodes: dict[int, ast.Expr] = {}
         self.used: set[int] = set()
-        self.loops: list[list[Flow]] = []
+        self.loops: list[tuple[Flow, list[Flow]]] = []  # (state before the loop, exits)
         self.path: list[tuple[int, int]] = []
         self.shapes: dict[int, Shape] = {}
 
@@ -214,36 +259,37 @@ class _Bindings:
                 self._bind(e, _bound(e), f)
                 return f
             case ast.Join(branches=bs) | ast.Race(branches=bs):
-                outs = [self._child(e, i, b, f.copy()) for i, b in enumerate(bs)]
+                outs = [self._child(e, i, b, f.fork()) for i, b in enumerate(bs)]
                 self._duplicates(e, bs)
-                return Flow.merge(outs, all_ran=isinstance(e, ast.Join))
+                return f.merge(outs, all_ran=isinstance(e, ast.Join))
             case ast.If(cond=c, then=t, orelse=o):
                 f = self._child(e, 0, c, f)
-                ft = self._child(e, 1, t, f.copy())
-                fe = self._child(e, 2, o, f.copy()) if o is not None else f
-                return Flow.merge([ft, fe], all_ran=False)
+                ft = self._child(e, 1, t, f.fork())
+                fe = self._child(e, 2, o, f.fork()) if o is not None else f
+                return f.merge([ft, fe], all_ran=False)
             case ast.IfRows(name=name, then=t, orelse=o):
                 if RESULT_NAME.match(_lit_name(name)):  # else reported as an invalid name
                     self._use(_lit_name(name), None, name.span, e, f)
-                ft = self._child(e, 0, t, f.copy())
-                fe = self._child(e, 1, o, f.copy())
-                return Flow.merge([ft, fe], all_ran=False)
+                ft = self._child(e, 0, t, f.fork())
+                fe = self._child(e, 1, o, f.fork())
+                return f.merge([ft, fe], all_ran=False)
             case ast.Loop(body=b, cond=c):
-                self.loops.append([])
-                fb = self._child(e, 0, b, f.copy())
+                self.loops.append((f, []))
+                fb = self._child(e, 0, b, f.fork())
                 if c is not None:
-                    self.loops[-1].append(self._child(e, 1, c, fb))
-                exits = self.loops.pop()
-                return Flow.merge(exits, all_ran=False)
+                    self.loops[-1][1].append(self._child(e, 1, c, fb))
+                _, exits = self.loops.pop()
+                return f.merge(exits, all_ran=False)
             case ast.Break():
                 self._texts(e, f)
                 if self.loops:
-                    self.loops[-1].append(f.copy())
+                    before, exits = self.loops[-1]
+                    exits.append(f.snapshot(before))
                 return Flow(dead=True)
             case ast.Compensate(node=x, undo=u):
                 f = self._child(e, 0, x, f)
                 saved, self.loops = self.loops, []
-                self._child(e, 1, u, f.copy())
+                self._child(e, 1, u, f.fork())
                 self.loops = saved
                 return f
             case ast.Retry(node=x) | ast.Timeout(node=x):
@@ -262,8 +308,13 @@ class _Bindings:
         finally:
             self.path.pop()
 
+    def _in_order(self, ids: frozenset[int]) -> list[ast.Bind]:
+        """The bindings of ``ids`` in source order (the order of ids, addresses, is arbitrary)."""
+        found = [b for b in map(self.nodes.get, ids) if isinstance(b, ast.Bind)]
+        return sorted(found, key=lambda b: (b.span.file.name, b.span.start))
+
     def _bind(self, b: ast.Bind, name: str, f: Flow) -> None:
-        prev = [self.nodes[i] for i in sorted(f.reach.get(name, ())) if i in self.nodes]
+        prev = self._in_order(f.reaching(name))
         # Names bound inside templates are the templates' own: `drain(a) ~> drain(b)` rebinds
         # `batch` on purpose. Only a rebinding the user wrote is suspicious.
         from_templates = id(b) in self.rep.trails and all(id(p) in self.rep.trails for p in prev)
@@ -273,15 +324,10 @@ class _Bindings:
                 f"`${name}` is bound again while an earlier binding is still visible",
                 b.name.span,
                 node=b,
-                labels=tuple(
-                    Label(p.name.span, "bound earlier here")
-                    for p in prev
-                    if isinstance(p, ast.Bind)
-                ),
+                labels=tuple(Label(p.name.span, "bound earlier here") for p in prev),
                 help="use a new name if both results are meant",
             )
-        f.reach[name] = frozenset({id(b)})
-        f.must.add(name)
+        f.bind(name, id(b))
 
     def _duplicates(self, e: ast.Join | ast.Race, branches: tuple[ast.Expr, ...]) -> None:
         first: dict[str, ast.Bind] = {}
@@ -333,25 +379,23 @@ class _Bindings:
             return
         if f.dead:
             return
-        if name in f.must:
-            self.used |= f.reach.get(name, frozenset())
+        reaching = f.reaching(name)
+        if f.bound(name):
+            self.used |= reaching
             self._columns(name, ref, span, node, f)
             return
-        if name in f.reach:
-            self.used |= f.reach[name]
+        if reaching:
+            self.used |= reaching
             if ref is not None and ref.null_safe:
                 self._columns(name, ref, span, node, f)
                 return
-            reaching = [self.nodes[i] for i in sorted(f.reach[name])]
             self.rep.error(
                 codes.NOT_BOUND_HERE,
                 f"`{shown}` may not be bound here: only some paths to this step bind it",
                 span,
                 node=node,
                 labels=tuple(
-                    Label(b.name.span, "bound only on some paths")
-                    for b in reaching
-                    if isinstance(b, ast.Bind)
+                    Label(b.name.span, "bound only on some paths") for b in self._in_order(reaching)
                 ),
                 help=f"bind it on every path, or write `{shown}?` to get NULL when it is not bound"
                 if ref is not None
@@ -439,11 +483,11 @@ class _Bindings:
         return s
 
     def _columns(self, name: str, ref: Ref | None, span: Span, node: ast.Expr, f: Flow) -> None:
-        binds = [self.nodes[i] for i in sorted(f.reach.get(name, ()))]
-        shapes = [self._shape(b) for b in binds if isinstance(b, ast.Bind)]
+        binds = self._in_order(f.reaching(name))
+        shapes = [self._shape(b) for b in binds]
         if not shapes or any(s.kind == "unknown" for s in shapes):
             return
-        labels = tuple(Label(b.name.span, "bound here") for b in binds if isinstance(b, ast.Bind))
+        labels = tuple(Label(b.name.span, "bound here") for b in binds)
         shown = ref.text if ref is not None else f"df.if_rows('{name}', ...)"
         if all(s.kind == "rows" and s.returns_rows is False for s in shapes):
             self.rep.error(

@@ -23,7 +23,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any
 
 from sqlglot import exp
 from sqlglot.dialects.postgres import Postgres
@@ -382,22 +381,6 @@ def _refs_in_strings(tokens: list[Token], refs: tuple[Ref, ...], issues: list[Sq
 # sqlglot
 
 
-class _Parser(Postgres.Parser):  # type: ignore[misc,valid-type]
-    """sqlglot's parser, remembering the character range of the failing token.
-
-    sqlglot gives positions only as line and (end) column in its errors; its tokens carry
-    inclusive ``start``/``end`` character offsets, which is what a span needs. The parser
-    backtracks by catching its own errors, so the error that escapes is the last one recorded.
-    """
-
-    last_error: tuple[str, int, int] | None = None
-
-    def raise_error(self, message: str, token: Any = None) -> None:
-        tok = token or self._curr or self._prev
-        self.last_error = (message, tok.start, tok.end + 1) if tok is not None else (message, 0, 0)
-        raise ParseError(message)
-
-
 _DIALECT = Postgres()
 _SQLGLOT_LOG = logging.getLogger("sqlglot")
 
@@ -417,7 +400,9 @@ def _quiet() -> Iterator[None]:
 @lru_cache(maxsize=8192)
 def _parse(sql: str) -> tuple[exp.Expr | None, tuple[str, int, int] | None]:
     """The parsed statement, or None and the first error (message, start, end) when it fails."""
-    parser = _Parser(error_level=ErrorLevel.IMMEDIATE)
+    # The context of an error as long as the statement: the text before the failing token is
+    # then where it starts (sqlglot gives no offsets in its errors, only line and end column).
+    parser = Postgres.Parser(error_level=ErrorLevel.IMMEDIATE, error_message_context=len(sql))
     try:
         with _quiet():
             tokens = _DIALECT.tokenize(sql)
@@ -425,14 +410,26 @@ def _parse(sql: str) -> tuple[exp.Expr | None, tuple[str, int, int] | None]:
     except TokenError as e:
         return None, (f"tokenizer: {e}", 0, 0)
     except ParseError as e:
-        msg, a, b = parser.last_error or (str(e), 0, 0)
-        return None, (_clean(msg), a, b)
+        return None, _error_at(e)
     except Exception as e:  # a crash inside sqlglot is its bug, not the user's mistake
         return None, (f"internal error: {type(e).__name__}", 0, 0)
     trees = [t for t in trees if t is not None]
     if len(trees) != 1:
         return None, None
     return trees[0], None
+
+
+def _error_at(e: ParseError) -> tuple[str, int, int]:
+    """The message of sqlglot's error and the character range of the token it failed at."""
+    if not e.errors:
+        return _clean(str(e)), 0, 0
+    error = e.errors[0]
+    start = len(error.get("start_context") or "")
+    return (
+        _clean(str(error.get("description") or e)),
+        start,
+        start + len(error.get("highlight") or ""),
+    )
 
 
 def _clean(message: str) -> str:

@@ -6,11 +6,11 @@ import difflib
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from dfc import catalogue
-from dfc.cli import deepjson, settings
+from dfc.cli import collection, deepjson, settings
 from dfc.cli.options import GRAMMAR
 from dfc.cli.render import print_diagnostics, summary, to_json
 from dfc.compiler import (
@@ -23,8 +23,11 @@ from dfc.compiler import (
     to_graph,
 )
 from dfc.diagnostics import DfcError, Diagnostic, Severity
-from dfc.plan.explain import dot, explain_lines, mermaid
-from dfc.plan.model import Plan
+
+# What only some commands need is imported inside them: `dfc check` (run by editors on every
+# save) starts faster without the plan stage and the catalogue of codes.
+if TYPE_CHECKING:
+    from dfc.plan.model import Plan
 
 
 def _report(comps: list[Compilation], fmt: str) -> int:
@@ -76,6 +79,8 @@ def check_cmd(
 ) -> None:
     """Check workflow files or folders of them (- reads standard input); exit 1 on errors."""
     if explain_code:
+        from dfc import catalogue
+
         text = catalogue.explain(explain_code)
         if text is None:
             raise click.UsageError(
@@ -86,7 +91,8 @@ def check_cmd(
     if not files:
         raise click.UsageError("give at least one FILE (or - for standard input)")
     started = time.perf_counter()
-    comps = [check_source(read_source(f), grammar=grammar) for f in _expand(files)]
+    with collection.paused():  # the trees of a check live until it ends
+        comps = [check_source(read_source(f), grammar=grammar) for f in _expand(files)]
     if db is not None:
         _check_live(comps, db)
     code = _report(comps, fmt)
@@ -210,6 +216,8 @@ def explain_cmd(target: str, grammar: Grammar, db: str | None, as_json: bool, fm
 
         explain_instance(target, db, as_json)
         return
+    from dfc.plan.explain import explain_lines
+
     comp, plan = _compiled(target, grammar)
     _warnings(comp)
     for line in explain_lines(plan):
@@ -258,6 +266,8 @@ def _looks_like_instance(target: str) -> bool:
 @GRAMMAR
 def graph_cmd(file: str, fmt: str, grammar: Grammar) -> None:
     """Print the step graph as Mermaid or Graphviz DOT."""
+    from dfc.plan.explain import dot, mermaid
+
     _, plan = _compiled(file, grammar)
     click.echo(mermaid(plan) if fmt == "mermaid" else dot(plan), nl=False)
 
@@ -268,6 +278,8 @@ def graph_cmd(file: str, fmt: str, grammar: Grammar) -> None:
 @GRAMMAR
 def compile_cmd(file: str, as_json: bool, grammar: Grammar) -> None:
     """Compile a file to its plan (the JSON that `dfc deploy` stores)."""
+    from dfc.plan.explain import explain_lines
+
     comp, plan = _compiled(file, grammar)
     if as_json:
         click.echo(plan.dumps(pretty=True))

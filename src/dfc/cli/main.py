@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from dfc import __version__
-from dfc.cli import settings
+from dfc.cli import collection, settings
 from dfc.cli.settings import Settings
 from dfc.diagnostics import DfcError
 
@@ -51,7 +51,8 @@ class DfcGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
-            module = importlib.import_module(LAZY_COMMANDS[cmd_name])
+            with collection.paused():  # imports make objects that live until exit
+                module = importlib.import_module(LAZY_COMMANDS[cmd_name])
             for cmd in module.COMMANDS:
                 self.add_command(cmd)
         return self.commands.get(cmd_name)
@@ -113,6 +114,7 @@ def main(ctx: click.Context, debug: bool, color: bool | None) -> None:
     them durably: every step is checkpointed in PostgreSQL and resumes after a crash.
     """
     ctx.obj = Settings(debug=debug, color=color)
+    collection.frozen_at_exit()
 
 
 if __name__ == "__main__":

@@ -70,6 +70,8 @@ _OP_SUGGESTIONS = {
     "@": "@>",
     "<-": "<->",
 }
+_OPERATOR_KINDS = dict(OPERATORS)
+_LONGEST_OPERATOR = max(len(op) for op in [*_OPERATOR_KINDS, *_OP_SUGGESTIONS])
 _OP_NAMES = {
     "SEQ": "~>",
     "BIND": "|=>",
@@ -87,6 +89,7 @@ _NUMBER_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _WORD_TAIL_RE = re.compile(r"\w+")
 _REF_RE = re.compile(r"\$[^\W\d]\w*(?:\.(?:\*|\w+))?\??")
 _WHITESPACE = " \t\n\r\f\v"
+_SPACE_RE = re.compile(r"\s+")  # str.isspace() characters, exactly
 _DIGITS = "0123456789"
 _LOW_SURROGATE_RE = re.compile(r"\\u([dD][c-fC-F][0-9a-fA-F]{2})")
 _UESCAPE_RE = re.compile(r"\s*[uU][eE][sS][cC][aA][pP][eE]\s*'([^'])'")
@@ -241,7 +244,8 @@ class _Scanner:
         while i < n:
             c = text[i]
             if c in _WHITESPACE or c.isspace():
-                i += 1
+                space = _SPACE_RE.match(text, i)
+                i = space.end() if space else i + 1
             elif c == "-" and text.startswith("--", i):
                 i = self.line_comment(i)
             elif c == "/" and text.startswith("/*", i):
@@ -856,15 +860,10 @@ class _Scanner:
             j += 1
         k = i
         while k < j:
-            known = next(
-                (ok for ok in OPERATORS if text.startswith(ok[0], k) and k + len(ok[0]) <= j), None
-            )
-            typo = next(
-                (s for s in _OP_SUGGESTIONS if text.startswith(s, k) and k + len(s) <= j), ""
-            )
-            if known is not None and len(known[0]) >= len(typo):
-                op, kind = known
-                self.emit(kind, k, k + len(op))
+            op = _longest(_OPERATOR_KINDS, text, k, j)
+            typo = _longest(_OP_SUGGESTIONS, text, k, j)
+            if op and len(op) >= len(typo):
+                self.emit(_OPERATOR_KINDS[op], k, k + len(op))
                 k += len(op)
             else:
                 # An unknown operator: report it, and stand in the likely meant one so that
@@ -885,6 +884,14 @@ class _Scanner:
                 self.out.flagged.add(k)
                 k += width
         return j
+
+
+def _longest(table: dict[str, str], text: str, start: int, end: int) -> str:
+    """The longest key of ``table`` that ``text[start:end]`` starts with ("" if none)."""
+    for length in range(min(_LONGEST_OPERATOR, end - start), 0, -1):
+        if text[start : start + length] in table:
+            return text[start : start + length]
+    return ""
 
 
 def _utf8_length(first: int) -> int:

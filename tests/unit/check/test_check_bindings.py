@@ -22,6 +22,8 @@ from astbuild import (
 )
 
 from dfc.check import codes
+from dfc.compiler import check_source
+from dfc.source import SourceFile
 
 OK: list[object] = []
 
@@ -164,3 +166,14 @@ def test_references_in_sql_comments_are_not_uses() -> None:
     assert diag_codes(seq("SELECT 1 -- was: SELECT $old")) == []
     _, d = run(seq(bind("SELECT 1 AS v", "x"), "SELECT 2 /* $x */"))
     assert codes_of(d) == [codes.UNUSED_BINDING]
+
+
+def test_the_earlier_bindings_of_a_message_are_labelled_in_source_order() -> None:
+    # They were ordered by the nodes' addresses, which differ from run to run.
+    arms = " | ".join(f"'SELECT {i}' |=> 'a'" for i in range(30))
+    text = f"df.start(({arms}) ~> ('SELECT 1' ?> 'SELECT 2' |=> 'a' !> 'SELECT 3'), 'w');\n"
+    comp = check_source(SourceFile("t.df", text))
+    (diag,) = [d for d in comp.sorted_diagnostics if d.code == codes.REBINDING]
+    starts = [label.span.start for label in diag.labels]
+    assert len(starts) == 30
+    assert starts == sorted(starts)
