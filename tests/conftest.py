@@ -46,6 +46,30 @@ _saved_env: dict[str, str | None] = {}
 _base_dir: Path | None = None
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        help="run the long modes: the fault suite's soak and the fuzzers' 30-minute runs "
+        "(tests marked `long` run only then; see docs/reliability.md)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--long"):
+        return
+    skip = pytest.mark.skip(reason="long mode only: run with --long (docs/reliability.md)")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def long_mode(request: pytest.FixtureRequest) -> bool:
+    """Whether the session runs the long modes (``--long``)."""
+    return bool(request.config.getoption("--long"))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     global _base_dir
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
