@@ -63,12 +63,11 @@ def versions_cmd(name: str, db: str | None, as_json: bool) -> None:
     """List the deployed versions of a workflow."""
     with open_database(db) as conn:
         rows = versions(conn, name)
+        if not rows and not as_json:  # JSON's answer is the empty list
+            load_plan(conn, name)  # raises the error that names the workflows deployed
     if as_json:
         click.echo(json.dumps([v.to_dict() for v in rows], indent=2))
         return
-    if not rows:
-        click.echo(f"no workflow named {name} is deployed")
-        sys.exit(1)
     for v in rows:
         dev = " (dev)" if v.dev else ""
         click.echo(

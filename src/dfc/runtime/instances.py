@@ -157,6 +157,11 @@ def signal(conn: Conn, instance_id: str, name: str, data: str | None = None) -> 
     (None) the payload is `NO_DATA`, an empty JSON object; send the text ``null`` for JSON
     null."""
     _check_id(instance_id)
+    if not name.strip():
+        raise DfcError(
+            "the signal name is empty",
+            hint="name the signal the instance waits for: dfc signal ID NAME",
+        )
     status = stored.signal_txn(conn, instance_id, name, NO_DATA if data is None else data)
     if status is None:
         raise _unknown(instance_id)
