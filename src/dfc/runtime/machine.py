@@ -71,7 +71,15 @@ from dfc.runtime.outcome import (
 from dfc.runtime.prepared import prepared
 from dfc.runtime.request import BadRequest, build_request
 from dfc.runtime.scope import Scope
-from dfc.runtime.state import Action, Evaluation, NodeRecord, RunHttp, RunSql, Signal
+from dfc.runtime.state import (
+    Action,
+    Evaluation,
+    NodeRecord,
+    RunHttp,
+    RunSql,
+    Signal,
+    Statuses,
+)
 from dfc.runtime.substitute import SubstitutionError, substitute_raw, substitute_sql
 from dfc.runtime.timers import next_fire
 
@@ -158,9 +166,7 @@ class _Run(Composites):
                 actions.append(item)
         if status != "running":
             wakes, signal_wait = [], False
-        statuses = dict(zip(self.st_keys, self.st_vals, strict=True))
-        for key in self.revoked:
-            statuses[key] = "cancelled"
+        statuses = Statuses(self.st_keys, self.st_vals, dict.fromkeys(self.revoked, "cancelled"))
         return Evaluation(
             status=status,  # type: ignore[arg-type]
             result=result,

@@ -41,7 +41,7 @@ The contract between `evaluate` and the engine (everything below is relied on by
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -149,6 +149,41 @@ class Prune:
 
 
 Action = RunSql | RunHttp | Store | Cancel | Prune
+
+
+class Statuses(Mapping[str, str]):
+    """The statuses of an evaluation, as the walk listed them, made a dict only when read.
+
+    The worker evaluates an instance after every step and reads the statuses only to show
+    them (explain trees, the live view): building a dict of every node of a 2,000-step
+    sequence on each evaluation cost about as much as the rest of the evaluation.
+    """
+
+    __slots__ = ("_dict", "_keys", "_overrides", "_vals")
+
+    def __init__(
+        self, keys: Sequence[str], vals: Sequence[str], overrides: Mapping[str, str]
+    ) -> None:
+        self._keys, self._vals, self._overrides = keys, vals, overrides
+        self._dict: dict[str, str] | None = None
+
+    def _built(self) -> dict[str, str]:
+        if self._dict is None:
+            self._dict = dict(zip(self._keys, self._vals, strict=True))
+            self._dict.update(self._overrides)
+        return self._dict
+
+    def __getitem__(self, key: str) -> str:
+        return self._built()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
+
+    def __repr__(self) -> str:
+        return repr(self._built())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -285,7 +285,8 @@ class Worker:
                             run_as=run_as[r.instance_id],
                         )
                     )
-                await load_state(conn, claimed)
+                fresh = {r.instance_id for r in rows if r.fresh}
+                await load_state(conn, [c for c in claimed if c.instance_id not in fresh])
             except BaseException:
                 ids = [r.instance_id for r in rows]
                 for iid in ids:

@@ -54,9 +54,12 @@ WITH c AS (
       FROM c WHERE previous IS NOT NULL
 )
 SELECT q.instance_id, q.pokes, i.workflow, i.version, i.label, i.vars, i.created_by,
-       CASE WHEN i.workflow IS NULL THEN i.graph END, CASE WHEN i.workflow IS NULL THEN i.options END
+       CASE WHEN i.workflow IS NULL THEN i.graph END, CASE WHEN i.workflow IS NULL THEN i.options END,
+       i.status = 'pending' AND q.pokes = 0
   FROM q JOIN dfc.instances AS i ON i.id = q.instance_id
 """
+# The main query sees dfc.instances as before the statement (one snapshot for the whole WITH),
+# so ``i.status`` above is the status the instance had when claimed.
 # A worker that cannot compile graphs leaves the instances that still carry one to others.
 _COMPILED = (
     "AND EXISTS (SELECT 1 FROM dfc.instances AS ci"
@@ -88,6 +91,10 @@ class ClaimRow(NamedTuple):
     created_by: str
     graph: str | None
     options: dict[str, Any] | None
+    # Never run and never signalled or cancelled: it has no node records and no signals, so
+    # there is nothing to load. (An instance is created without records; whatever creates one
+    # with records or signals must leave it non-pending or poke it.)
+    fresh: bool = False
 
 
 async def claim(
