@@ -4,8 +4,10 @@
 instance id and the step's number) and the time it ran, all enqueued; a worker of concurrency
 32 and lease 5 s runs them until 40 % have finished, is killed with SIGKILL and restarted at
 once. Figures, in seconds after the kill: the first step of the new worker (its start
-included); the next step of an instance the dead worker held (its lease must expire first, and
-instances due earlier are claimed before it); the end of the last instance. Then
+included); the next step of an instance the dead worker held (no lease to wait for: the new
+worker's reaper finds the dead worker's life lock free and puts its instances at the head of
+the queue, docs/runtime.md); the end of the last instance. Then the longest time any instance
+the dead worker held stood still between two of its steps (the new process's start included),
 the workers' peak resident size, and how many steps were lost or repeated: a lost step leaves
 a row missing, a repeated one would fail its instance on the primary key, so the count is
 missing rows plus instances not completed. It must be 0.
@@ -38,6 +40,12 @@ from dfc.store.db import connect
 
 KILL_AT = 0.4  # share of the instances finished when the worker is killed
 _RESUMED = "dead worker's instances resumed after"
+_STALL = """
+SELECT max(gap) FROM (
+    SELECT extract(epoch FROM at - lag(at) OVER w)::float8 AS gap FROM bench_rec
+     WHERE split_part(k, '-', 1) = ANY(%s)
+    WINDOW w AS (PARTITION BY split_part(k, '-', 1) ORDER BY at)) AS g
+"""
 
 
 def recovery(bench: Bench) -> Iterator[Figure]:
@@ -102,6 +110,7 @@ def recovery(bench: Bench) -> Iterator[Figure]:
         killed_at[0],
         held,
     )
+    stall = scalar(bench.url, _STALL, held)
     finished = scalar(
         bench.url,
         "SELECT extract(epoch FROM max(finished_at) - %s)::float8 FROM dfc.instances",
@@ -127,6 +136,15 @@ def recovery(bench: Bench) -> Iterator[Figure]:
             figure=_RESUMED,
             value=resumed,
             unit="s after kill",
+            conditions={**conditions, "held at the kill": len(held)},
+        )
+    if stall is not None:
+        yield Figure(
+            key="dfc.recovery.longest_stall",
+            workload="recovery",
+            figure="longest stall of a dead worker's instance",
+            value=stall,
+            unit="s between two steps",
             conditions={**conditions, "held at the kill": len(held)},
         )
     yield Figure(

@@ -101,7 +101,8 @@ class WorkerOptions:
     shutdown_grace: float = 10.0
     retention_every: float = 600.0  # seconds between retention passes (0: never)
     reap_seconds: float = 1.0  # between looks for dead workers
-    stop_when_done: bool = False  # with ``adopt``: return once its instances have all finished
+    only: frozenset[str] | None = None  # run these instances and nothing else (or ``adopt``'s)
+    stop_when_done: bool = False  # with ``only``: return once they have all finished
     engine: EngineSettings = field(default_factory=EngineSettings)
     batch: BatchSettings | None = field(default_factory=BatchSettings)  # None: no batching
 
@@ -133,13 +134,13 @@ class Worker:
     ) -> None:
         self.url = url
         self._adopt = adopt
-        self.only: frozenset[str] | None = None  # the instances given by ``adopt``
         self.compile_graph = compile_graph
         self.role: str | None = None  # current_user of the worker's sessions
         self._compiled: OrderedDict[_GraphKey, _Compiled] = OrderedDict()
         self._uncompiled_checked = 0.0
         self._told_uncompiled = False
         self.options = options or WorkerOptions()
+        self.only = self.options.only  # or, once started, ``adopt``'s instances
         self.settings = self.options.engine
         self.log = log or StepLog()
         self.owner = worker_id or new_worker_id()
