@@ -12,11 +12,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from runtime_support import B, info, start
 
 from dfc.runtime.logs import StepLog
 from dfc.runtime.worker import Worker, WorkerOptions
 from dfc.store import queue
-from runtime_support import B, info, start
 
 pytestmark = pytest.mark.db
 
