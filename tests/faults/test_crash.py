@@ -535,14 +535,10 @@ def resumed_from(conn: psycopg.Connection, previous: str) -> int:
     )
 
 
-def held_by(conn: psycopg.Connection, pid: int) -> str | None:
-    """The id of the registered worker of process ``pid``, once it holds instances."""
-    row = conn.execute(
-        "SELECT w.id FROM dfc.workers w WHERE w.pid = %s"
-        " AND EXISTS (SELECT 1 FROM dfc.queue q WHERE q.lease_owner = w.id)",
-        (pid,),
-    ).fetchone()
-    return None if row is None else str(row[0])
+def worker_id(conn: psycopg.Connection, proc: subprocess.Popen[bytes] | None) -> str:
+    """The id the worker process ``proc`` registered with."""
+    assert proc is not None
+    return str(scalar(conn, "SELECT id FROM dfc.workers WHERE pid = %s", proc.pid))
 
 
 @pytest.mark.timeout(90)
@@ -556,33 +552,31 @@ def test_a_killed_workers_instances_resume_at_once(
     with connect(db_url) as conn:
         create_step_table(conn, "gap2_t")
         version = deploy(conn, stepping_plan("gap2", "gap2_t", steps, 0.03)).version
-        a = WorkerProcess(db_url, "--concurrency", "16")
-        b = WorkerProcess(db_url, "--concurrency", "16")
-        workers += [a, b]
-        a.start()
-        b.start()
-        assert a.proc is not None
+        pair = [WorkerProcess(db_url, "--concurrency", "16") for _ in range(2)]
+        workers += pair
+        for w in pair:
+            w.start()
         wait_until(
             "both workers registering",
             lambda: scalar(conn, "SELECT count(*) FROM dfc.workers") == 2,
         )
         with conn.transaction():
             ids = [instances.start(conn, "gap2", version) for _ in range(count)]
-        victim: list[str] = []
-        wait_until(
-            "the first worker running steps",
-            lambda: (
-                (w := held_by(conn, a.proc.pid)) is not None  # type: ignore[union-attr]
-                and not victim.append(w)
-                and steps_in(conn, "gap2_t") >= count * steps // 4
-            ),
-        )
-        a.kill()
+        wait_until("steps running", lambda: steps_in(conn, "gap2_t") >= count * steps // 4)
+        # The victim is the worker holding more instances (the other may hold none: whoever
+        # claims first may take them all).
+        victim, held = conn.execute(
+            "SELECT lease_owner, count(*) FROM dfc.queue WHERE lease_owner IS NOT NULL"
+            " GROUP BY lease_owner ORDER BY count(*) DESC LIMIT 1"
+        ).fetchone()  # type: ignore[misc]
+        (killed,) = [w for w in pair if f":{w.proc.pid}:" in victim]  # type: ignore[union-attr]
+        (b,) = [w for w in pair if w is not killed]
+        killed.kill()
         wait_until("every instance finishing", lambda: unfinished(conn, ids) == 0, 60)
         check_exactly_once(conn, "gap2_t", ids, steps)
-        assert resumed_from(conn, victim[-1]) > 0, "the killed worker held no instance"
+        assert 0 < resumed_from(conn, victim) <= held  # some may have finished before the kill
         stall, iid = largest_stall(conn, "gap2_t")
-        print(f"two workers, one killed: longest stall {stall:.2f} s ({iid})")
+        print(f"two workers, one killed holding {held}: longest stall {stall:.2f} s ({iid})")
         assert stall < STILL_AT_MOST, (iid, b.stderr())
         assert b.stop() == 0, b.stderr()
 
@@ -605,21 +599,14 @@ def test_a_worker_killed_and_restarted_resumes_at_once(
         workers.append(w)
         w.start()
         assert w.proc is not None
-        victim: list[str] = []
-        wait_until(
-            "the worker running steps",
-            lambda: (
-                (v := held_by(conn, w.proc.pid)) is not None  # type: ignore[union-attr]
-                and not victim.append(v)
-                and steps_in(conn, "gap1_t") >= count * steps // 3
-            ),
-        )
+        wait_until("steps running", lambda: steps_in(conn, "gap1_t") >= count * steps // 3)
+        victim = worker_id(conn, w.proc)
         w.kill()
         killed_at = scalar(conn, "SELECT clock_timestamp()")
         w.start()
         wait_until("every instance finishing", lambda: unfinished(conn, ids) == 0, 60)
         check_exactly_once(conn, "gap1_t", ids, steps)
-        assert resumed_from(conn, victim[-1]) > 0
+        assert resumed_from(conn, victim) > 0
         stall, iid = largest_stall(conn, "gap1_t")
         startup = float(
             scalar(  # type: ignore[arg-type]
@@ -706,7 +693,7 @@ def test_dfc_run_keeps_its_instance_from_a_background_worker(
     )
     with connect(db_url) as conn:
         background = background_worker(db_url, workers, conn)
-        for _ in range(3):
+        for _ in range(2):
             run = RunProcess(flow, db_url, env={"DFC_HTTP_ALLOW": local_http})
             code, out = run.finish()
             assert code == 0, out + run.stderr() + background.stderr()
