@@ -623,6 +623,61 @@ def test_a_worker_killed_and_restarted_resumes_at_once(
         assert w.stop() == 0, w.stderr()
 
 
+@pytest.mark.timeout(90)
+def test_a_frozen_worker_is_not_taken_for_dead(db_url: str, workers: list[WorkerProcess]) -> None:
+    """SIGSTOP keeps the worker's session and so its lock: the other worker's reaper leaves its
+    instances alone until their leases expire; resumed after that, its late checkpoints are
+    refused (DF001) and every step still runs exactly once."""
+    count, steps, lease = 4, 20, 8
+    with connect(db_url) as conn:
+        create_step_table(conn, "frozen_t")
+        version = deploy(conn, stepping_plan("frozen", "frozen_t", steps, 0.05)).version
+        frozen = WorkerProcess(db_url, "--lease-seconds", str(lease))
+        workers.append(frozen)
+        frozen.start()
+        wait_until(
+            "the worker registering", lambda: scalar(conn, "SELECT count(*) FROM dfc.workers") == 1
+        )
+        with conn.transaction():
+            ids = [instances.start(conn, "frozen", version) for _ in range(count)]
+        wait_until("steps running", lambda: steps_in(conn, "frozen_t") >= count * 2)
+        assert frozen.proc is not None
+        frozen.proc.send_signal(signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        owner = worker_id(conn, frozen.proc)
+        other = WorkerProcess(db_url, "--lease-seconds", str(lease))
+        workers.append(other)
+        other.start()
+        try:
+            wait_until(
+                "the other worker registering",
+                lambda: scalar(conn, "SELECT count(*) FROM dfc.workers") == 2,
+            )
+            # Reaper rounds of the other worker: one at its start, then about every second.
+            time.sleep(1.5)
+            assert time.monotonic() - stopped_at < lease - 0.5, "too slow to tell: longer lease"
+            assert scalar(conn, "SELECT count(*) FROM dfc.workers WHERE id = %s", owner) == 1
+            assert (
+                scalar(conn, "SELECT count(*) FROM dfc.queue WHERE lease_owner = %s", owner)
+                == scalar(
+                    conn,
+                    "SELECT count(*) FROM dfc.queue WHERE lease_owner = %s AND run_at > now()",
+                    owner,
+                )
+                > 0
+            )
+            # Past its leases the other worker claims them; the frozen one's open transaction
+            # (uncommitted step effects, locks) must end before their steps can run again.
+            time.sleep(max(0.0, lease + 1 - (time.monotonic() - stopped_at)))
+        finally:
+            frozen.proc.send_signal(signal.SIGCONT)
+        wait_until("every instance finishing", lambda: unfinished(conn, ids) == 0, 60)
+        check_exactly_once(conn, "frozen_t", ids, steps)
+        assert resumed_from(conn, owner) > 0
+        assert frozen.stop() == 0, frozen.stderr()
+        assert other.stop() == 0, other.stderr()
+
+
 # -- dfc run owns its instance --------------------------------------------------------------------
 
 
