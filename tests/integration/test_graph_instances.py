@@ -230,5 +230,5 @@ def test_the_worker_command_compiles_graphs(db_url: str, conn: Conn) -> None:
 
     iid = start_graph(conn, sql_node("SELECT 'ran' AS r"), label())
     connect(db_url).close()
-    assert _execute(db_url, iid, live=False) == 0
+    assert _execute(db_url, lambda owner: iid, live=False) == (iid, 0)
     assert info(db_url, iid).result == {"rows": [{"r": "ran"}], "row_count": 1}

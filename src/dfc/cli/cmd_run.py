@@ -86,8 +86,11 @@ def run_cmd(
 ) -> None:
     """Compile FILE, deploy it as a dev version, run an instance here and print its result.
 
-    Exit code 0 when it completes, 1 when it fails, 130 when interrupted (the instance stays
-    resumable by a worker or `dfc run --resume ID`).
+    The instance runs in this process only, with its environment (`DFC_HTTP_ALLOW`, ...):
+    workers running elsewhere take it over only if this process dies. Ctrl-C lets running
+    steps finish (up to 10 s), a second Ctrl-C cancels them; either way the exit code is 130
+    and the instance is resumable by a worker or `dfc run --resume ID`. Otherwise the exit code
+    is 0 when it completes, 1 when it fails.
     """
     from dfc.cli.render import print_diagnostics
     from dfc.compiler import compile_path
@@ -107,22 +110,27 @@ def run_cmd(
         sys.exit(1)
     values = instances.parse_var_options(var_items)
     url = resolve_url(db)
+    plan = comp.plan
     with _open(url) as conn:
-        deployed = deploy(conn, comp.plan, dev=True)
+        deployed = deploy(conn, plan, dev=True)
         if resume_id is not None:
             info = instances.status(conn, resume_id)
-            if info.workflow != comp.plan.name:
+            if info.workflow != plan.name:
                 raise DfcError(
-                    f"instance {resume_id} runs workflow {info.workflow}, not {comp.plan.name}",
+                    f"instance {resume_id} runs workflow {info.workflow}, not {plan.name}",
                     hint="pass the file the instance was started from",
                 )
-            instance_id = resume_id
-        else:
-            with conn.transaction():
-                instance_id = instances.start(conn, comp.plan.name, deployed.version, values, label)
-    if not as_json:
-        err_console.print(f"[dim]instance {instance_id} of {comp.plan.name} v{deployed.version}[/]")
-    code = _execute(url, instance_id, live=sys.stdout.isatty() and not as_json)
+
+    def adopt(owner: str) -> str:
+        """Start (or resume) the instance owned by this process's worker ``owner``."""
+        with _open(url) as conn, conn.transaction():
+            iid = resume_id or instances.start(conn, plan.name, deployed.version, values, label)
+            _own(conn, iid, owner)
+        if not as_json:
+            err_console.print(f"[dim]instance {iid} of {plan.name} v{deployed.version}[/]")
+        return iid
+
+    instance_id, code = _execute(url, adopt, live=sys.stdout.isatty() and not as_json)
     with _open(url) as conn:
         snap = instances.snapshot(conn, instance_id)
     if code == 130:
@@ -141,8 +149,24 @@ def run_cmd(
     sys.exit(0 if snap.info.status == "completed" else 1)
 
 
-def _execute(url: str, instance_id: str, *, live: bool) -> int:
-    """Run the instance in-process until it finishes; 130 when interrupted."""
+def _own(conn: Any, instance_id: str, owner: str) -> None:
+    """Make the worker ``owner`` the only one that may run the instance while it lives; refuse
+    when a live `dfc run` elsewhere owns it (a finished instance needs no owner)."""
+    from dfc.store import queue
+
+    if queue.own_txn(conn, [instance_id], owner):
+        return
+    others = queue.owners_txn(conn, [instance_id], owner)
+    if others:
+        raise DfcError(
+            f"instance {instance_id} is being run by another `dfc run` (worker {others[0]})",
+            hint="wait for it to finish, or interrupt that one first",
+        )
+
+
+def _execute(url: str, adopt: Callable[[str], str], *, live: bool) -> tuple[str, int]:
+    """Start the instance with ``adopt`` once this process's worker holds its lock and run it
+    here until it finishes; returns its id and 0, or 130 when interrupted."""
     from dfc.compiler import graph_compiler
     from dfc.runtime.engine import InstanceRun
     from dfc.runtime.live import marks
@@ -150,14 +174,14 @@ def _execute(url: str, instance_id: str, *, live: bool) -> int:
     from dfc.runtime.state import Evaluation
     from dfc.runtime.worker import Worker, WorkerOptions
 
-    options = WorkerOptions(
-        concurrency=1,
-        only=frozenset({instance_id}),
-        stop_when_done=True,
-        retention_every=0,
-        poll_seconds=0.5,
-    )
-    interrupted = False
+    options = WorkerOptions(concurrency=1, stop_when_done=True, retention_every=0, poll_seconds=0.5)
+    interrupted = 0
+    adopted: list[str] = []
+
+    async def adopt_async(owner: str) -> list[str]:
+        adopted.append(await asyncio.to_thread(adopt, owner))
+        return adopted
+
     display: Any = None
     plan_holder: dict[str, Plan] = {}
 
@@ -176,12 +200,23 @@ def _execute(url: str, instance_id: str, *, live: bool) -> int:
             log=StepLog(errors_only=True),
             on_evaluate=on_evaluate,
             compile_graph=graph_compiler,
+            adopt=adopt_async,
         )
 
         def stop() -> None:
             nonlocal interrupted
-            interrupted = True
+            interrupted += 1
             worker.request_stop()
+            if not worker.runs:
+                return
+            if interrupted == 1:
+                say = (
+                    f"interrupted: letting running steps finish (up to "
+                    f"{options.shutdown_grace:g} s); press Ctrl-C again to cancel them"
+                )
+            else:
+                say = "cancelling running steps (their transactions roll back)"
+            settings.current().console(stderr=True).print(say)
 
         loop = asyncio.get_running_loop()
         for sig in (signals.SIGINT, signals.SIGTERM):
@@ -198,7 +233,7 @@ def _execute(url: str, instance_id: str, *, live: bool) -> int:
             asyncio.run(main())
     else:
         asyncio.run(main())
-    return 130 if interrupted else 0
+    return adopted[0], 130 if interrupted else 0
 
 
 def _replay(snap: Any) -> Any:
@@ -337,7 +372,6 @@ def worker_cmd(
     db: str | None, concurrency: int, lease_seconds: float, log_format: str, quiet: bool
 ) -> None:
     """Execute instances until SIGTERM or Ctrl-C (then finish or release in-flight steps)."""
-    from dfc.compiler import graph_compiler
     from dfc.runtime.engine import EngineSettings
     from dfc.runtime.logs import StepLog
     from dfc.runtime.worker import WorkerOptions, run_worker
@@ -349,7 +383,17 @@ def worker_cmd(
     options = WorkerOptions(
         concurrency=concurrency, lease_seconds=lease_seconds, engine=EngineSettings()
     )
-    run_worker(url, options, log=StepLog(fmt=log_format, quiet=quiet), compile_graph=graph_compiler)
+    run_worker(
+        url, options, log=StepLog(fmt=log_format, quiet=quiet), compile_graph=_graph_compiler
+    )
+
+
+def _graph_compiler(graph: str, label: str | None, options: Mapping[str, Any] | None) -> Any:
+    """`dfc.compiler.graph_compiler`, imported when a graph first needs it: the front end
+    takes a second to import, which would delay every worker start (and so recovery)."""
+    from dfc.compiler import graph_compiler
+
+    return graph_compiler(graph, label, options)
 
 
 # -- inspection --------------------------------------------------------------------------------

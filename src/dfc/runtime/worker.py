@@ -1,13 +1,18 @@
 """The worker: claims instances from ``dfc.queue`` and runs them, many at once (SPEC §5.3, §8).
 
-One asyncio process with a connection pool. Four loops cooperate:
+One asyncio process with a connection pool. It first takes its life lock (below) and registers
+in ``dfc.workers``; then five loops cooperate:
 
 - **claim**: while fewer than ``concurrency`` instances are held, claim due queue rows
   (``run_at <= now()``, ``FOR UPDATE SKIP LOCKED``, oldest first, a batch at a time), load their
   state in one round trip and start an `InstanceRun` for each. Then sleep until a notification,
   a freed slot, or the poll interval (the safety net for lost notifications).
-- **listen**: ``LISTEN dfc_work`` on a connection of its own. A notification names an instance:
-  one this worker holds is poked (a signal or a cancel for it), any other means there is work.
+- **listen**: ``LISTEN dfc_work`` on a connection of its own, which also holds the life lock. A
+  notification names an instance: one this worker holds is poked (a signal or a cancel for it),
+  any other means there is work. When the connection is lost the worker claims nothing until it
+  has connected again and taken its lock again.
+- **reap**: at start, about every second and when told on the channel, free the instances of
+  dead workers (`dfc.store.queue.reap`), so they resume at once instead of after their leases.
 - **heartbeat**: every third of the lease, extend the leases of everything held, in one UPDATE;
   an instance missing from the result was cancelled or taken over, and its run stops.
 - **housekeeping**: now and then, delete finished instances older than the retention setting.
@@ -26,8 +31,15 @@ Ready SQL steps of many instances run together in the worker's batches (`dfc.run
 Steps of an instance started by another role than the worker's run as that role
 (`dfc.runtime.run_as`); an instance whose role has no executors fails, saying what to grant.
 
-While an instance is held its queue row's ``run_at`` equals ``lease_expires``: a worker that dies
-simply stops extending them, and the rows become due again when the leases expire.
+While an instance is held its queue row's ``run_at`` equals ``lease_expires``. A worker holds a
+session advisory lock for its whole life (`dfc.store.queue.lock_worker`): when its process dies,
+PostgreSQL ends the session and frees the lock, and the next reaper of any worker takes it and
+puts the dead worker's instances at the head of the queue. Leases are the safety net for a
+worker whose session outlives it (a frozen process, a host cut off): its rows become due when
+its leases expire, and its late checkpoints are refused by the lease fence.
+
+`dfc run` runs its instance in its own process: the instance is created (or resumed) owned by
+the run's worker (``adopt``), which alone may claim it while it lives.
 
 Shutdown (`Worker.request_stop`, wired to SIGTERM and SIGINT by `run_worker`): stop claiming, let
 running steps finish for up to ``shutdown_grace`` seconds, cancel the rest (their transactions
@@ -46,7 +58,7 @@ import signal
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -88,10 +100,17 @@ class WorkerOptions:
     claim_batch: int = 64
     shutdown_grace: float = 10.0
     retention_every: float = 600.0  # seconds between retention passes (0: never)
-    only: frozenset[str] | None = None  # run these instances and nothing else (`dfc run`)
+    reap_seconds: float = 1.0  # between looks for dead workers
+    only: frozenset[str] | None = None  # run these instances and nothing else (or ``adopt``'s)
     stop_when_done: bool = False  # with ``only``: return once they have all finished
     engine: EngineSettings = field(default_factory=EngineSettings)
     batch: BatchSettings | None = field(default_factory=BatchSettings)  # None: no batching
+
+
+Adopt: TypeAlias = Callable[[str], Awaitable[Collection[str]]]
+"""Gives a worker the instances it alone runs (`dfc run`): called with the worker's id once the
+worker holds its lock and is registered, it creates or resumes them owned by that id
+(`dfc.store.queue.own_txn`) and returns their ids; the worker runs those and nothing else."""
 
 
 def new_worker_id() -> str:
@@ -111,14 +130,17 @@ class Worker:
         on_evaluate: Callable[[InstanceRun, Evaluation], None] | None = None,
         worker_id: str | None = None,
         compile_graph: GraphCompiler | None = None,
+        adopt: Adopt | None = None,
     ) -> None:
         self.url = url
+        self._adopt = adopt
         self.compile_graph = compile_graph
         self.role: str | None = None  # current_user of the worker's sessions
         self._compiled: OrderedDict[_GraphKey, _Compiled] = OrderedDict()
         self._uncompiled_checked = 0.0
         self._told_uncompiled = False
         self.options = options or WorkerOptions()
+        self.only = self.options.only  # or, once started, ``adopt``'s instances
         self.settings = self.options.engine
         self.log = log or StepLog()
         self.owner = worker_id or new_worker_id()
@@ -129,6 +151,10 @@ class Worker:
         self._claimed_at: dict[str, float] = {}
         self._plans: dict[tuple[str, int], Plan | PlanFormatError] = {}
         self._work = asyncio.Event()
+        self._reap_now = asyncio.Event()
+        self._locked = asyncio.Event()  # the life lock is held (its connection is up)
+        self._lock_id: int | None = None
+        self._lock_conn: psycopg.AsyncConnection[Any] | None = None
         self._stopping = False
         self._stop_now = False
         self._backlog = False
@@ -163,8 +189,9 @@ class Worker:
         self._work.set()
 
     def backlog(self) -> bool:
-        """Whether other instances may be waiting for a turn (fairness slices consult this)."""
-        return self._backlog and len(self._tasks) >= self.options.concurrency
+        """Whether other instances may be waiting for a turn (fairness slices consult this).
+        A worker given its instances (``adopt``) claims no others: it never yields to them."""
+        return self.only is None and self._backlog and len(self._tasks) >= self.options.concurrency
 
     async def http(self, request: Any) -> Any:
         """Perform an HTTP step's request with the worker's shared client."""
@@ -177,22 +204,27 @@ class Worker:
     async def run(self) -> None:
         """Serve until stopped; leaves no lease behind."""
         faults.load_env()
-        await self.pool.open(wait=True, timeout=30)
-        async with self.pool.connection() as conn:
-            await queue.register(
-                conn, self.owner, socket.gethostname(), os.getpid(), self.options.concurrency
-            )
-            self.role = await roles.current_role(conn)
-        if self.batches is not None:
-            self.batches.start()
-        self.log.info("started", worker=self.owner, concurrency=self.options.concurrency)
-        helpers = [
-            asyncio.create_task(self._listen(), name="dfc-listen"),
-            asyncio.create_task(self._heartbeat(), name="dfc-heartbeat"),
-        ]
-        if self.options.retention_every > 0 and self.options.only is None:
-            helpers.append(asyncio.create_task(self._housekeeping(), name="dfc-housekeeping"))
+        helpers: list[asyncio.Task[None]] = []
         try:
+            await self.pool.open(wait=True, timeout=30)
+            # The lock before anything else: registered or holding a lease, a worker is alive
+            # exactly as long as its lock is held.
+            self._lock_conn = await self._connect_locked()
+            async with self.pool.connection() as conn:
+                self.role = await roles.current_role(conn)
+                await self._reap(conn)
+            if self._adopt is not None:
+                self.only = frozenset(await self._adopt(self.owner))
+            if self.batches is not None:
+                self.batches.start()
+            self.log.info("started", worker=self.owner, concurrency=self.options.concurrency)
+            helpers = [
+                asyncio.create_task(self._listen(), name="dfc-listen"),
+                asyncio.create_task(self._heartbeat(), name="dfc-heartbeat"),
+                asyncio.create_task(self._reaper(), name="dfc-reaper"),
+            ]
+            if self.options.retention_every > 0 and self.only is None:
+                helpers.append(asyncio.create_task(self._housekeeping(), name="dfc-housekeeping"))
             await self._claim_loop()
             await self._drain()
         finally:
@@ -206,6 +238,10 @@ class Worker:
     async def _claim_loop(self) -> None:
         opts = self.options
         while not self._stopping:
+            if not self._locked.is_set():  # lock session lost: claiming would be reaped at once
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._locked.wait(), opts.poll_seconds)
+                continue
             free = opts.concurrency - len(self._tasks)
             full_batch = False
             if free > 0:
@@ -226,7 +262,7 @@ class Worker:
                 with contextlib.suppress(psycopg.Error, OSError):
                     async with self.pool.connection() as conn:
                         self._backlog = await queue.backlog(conn)
-            if opts.stop_when_done and opts.only is not None and await self._all_done():
+            if opts.stop_when_done and self.only is not None and await self._all_done():
                 return
             if full_batch:
                 continue
@@ -235,12 +271,12 @@ class Worker:
             self._work.clear()
 
     async def _all_done(self) -> bool:
-        assert self.options.only is not None
+        assert self.only is not None
         if self._tasks:
             return False
         try:
             async with self.pool.connection() as conn:
-                left = await instances.unfinished(conn, self.options.only)
+                left = await instances.unfinished(conn, self.only)
         except psycopg.Error:
             return False
         return left == 0
@@ -252,7 +288,7 @@ class Worker:
                 self.owner,
                 n,
                 self.options.lease_seconds,
-                self.options.only,
+                self.only,
                 compiled_only=self.compile_graph is None,
             )
             if not rows:
@@ -426,6 +462,11 @@ class Worker:
         run = InstanceRun(self, claimed, on_evaluate=self.on_evaluate)
         if self._stopping:
             run.stop()
+        older = self.runs.get(claimed.instance_id)
+        if older is not None:
+            # Claimed again: whatever lease the older run had is gone (a reaper freed this
+            # worker's instances while its lock session was lost, or the run just released it).
+            older.lose()
         # A run that just released this instance may still be finishing when it is claimed
         # again: ``runs`` maps to the newest run, ``_tasks`` counts every live one.
         self.runs[claimed.instance_id] = run
@@ -445,25 +486,74 @@ class Worker:
 
     # -- listening --------------------------------------------------------------------------
 
+    async def _connect_locked(self) -> psycopg.AsyncConnection[Any]:
+        """The lock-and-listen connection: the worker's life lock taken (again, after a lost
+        session) and the worker registered with it, then ``LISTEN``."""
+        conn = await psycopg.AsyncConnection.connect(self.url, **self._conn_kwargs)
+        try:
+            self._lock_id = await queue.lock_worker(conn, self._lock_id)
+            await queue.register(
+                conn,
+                self.owner,
+                socket.gethostname(),
+                os.getpid(),
+                self.options.concurrency,
+                self._lock_id,
+            )
+            await queue.listen(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        self._locked.set()
+        return conn
+
     async def _listen(self) -> None:
-        while not self._stopping:
+        while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(self.url, **self._conn_kwargs)
-                async with conn:
-                    await queue.listen(conn)
+                if self._lock_conn is None or self._lock_conn.closed:
+                    self._lock_conn = await self._connect_locked()
                     self._work.set()  # anything sent while we were not listening
-                    async for note in conn.notifies():
-                        run = self.runs.get(note.payload)
-                        if run is not None:
-                            run.poke()
-                        else:
-                            self._backlog = True
-                            self._work.set()
+                    for held in list(self.runs.values()):
+                        held.poke()
+                async for note in self._lock_conn.notifies():
+                    run = self.runs.get(note.payload)
+                    if run is not None:
+                        run.poke()
+                    else:
+                        self._backlog = True
+                        self._work.set()
+                        if not note.payload:  # a worker left, or instances were freed
+                            self._reap_now.set()
             except asyncio.CancelledError:
                 raise
             except (psycopg.Error, OSError) as e:
-                self.log.error(None, f"notification connection lost: {e}")
+                self._locked.clear()
+                self.log.error(None, f"lock and notification connection lost: {e}")
+                if self._lock_conn is not None:
+                    with contextlib.suppress(psycopg.Error, OSError):
+                        await self._lock_conn.close()
+                    self._lock_conn = None
                 await asyncio.sleep(self.options.poll_seconds)
+
+    # -- dead workers -------------------------------------------------------------------------
+
+    async def _reaper(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reap_now.wait(), self.options.reap_seconds)
+            self._reap_now.clear()
+            try:
+                async with self.pool.connection() as conn:
+                    await self._reap(conn)
+            except (psycopg.Error, OSError) as e:
+                self.log.error(None, f"looking for dead workers failed: {e}")
+
+    async def _reap(self, conn: AConn) -> None:
+        freed = await queue.reap(conn)
+        if freed:
+            self.log.info("dead workers' instances freed", instances=freed)
+            self._backlog = True
+            self._work.set()
 
     # -- leases -----------------------------------------------------------------------------
 
@@ -553,6 +643,10 @@ class Worker:
         with contextlib.suppress(psycopg.Error, OSError):
             async with self.pool.connection() as conn:
                 await queue.unregister(conn, self.owner)
+        if self._lock_conn is not None:  # after unregistering: nothing is left to reap
+            with contextlib.suppress(psycopg.Error, OSError):
+                await self._lock_conn.close()
+        self._locked.clear()
         if self._http_client is not None:
             with contextlib.suppress(Exception):
                 await self._http_client.aclose()

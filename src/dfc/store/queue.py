@@ -2,10 +2,16 @@
 
 A queue row exists while its instance is unfinished. Workers claim due rows (``run_at <=
 now()``) with ``FOR UPDATE SKIP LOCKED`` under a lease; while a row is held its ``run_at``
-equals ``lease_expires``, so a worker that dies simply stops extending them and the rows become
-due again when the leases expire. ``pokes`` counts signals and cancels: a worker that sees it
-move knows to look again. Changes that concern waiting workers are announced on the
-``dfc_work`` channel (the payload names the instance; empty means "look").
+equals ``lease_expires``, so the rows of a worker that stops extending them become due again
+when the leases expire. ``pokes`` counts signals and cancels: a worker that sees it move knows
+to look again. Changes that concern waiting workers are announced on the ``dfc_work`` channel
+(the payload names the instance; empty means "look").
+
+A dead worker is found sooner than its leases expire (migration 0007): every worker holds the
+session advisory lock (`LOCK_SPACE`, its ``lock_id``) while it lives (`lock_worker`), and `reap`
+takes the locks it can — their sessions are gone — and puts the instances those workers held at
+the head of the queue. A row ``owned_by`` a worker is claimed by that worker alone while it lives
+(`own_txn`, for `dfc run`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ from dfc.store.inline import AConn
 Conn = psycopg.Connection[Any]
 
 CHANNEL = "dfc_work"
+
+LOCK_SPACE = int.from_bytes(b"dfcL", "big")
+"""First key of the workers' advisory locks (fits an int4; the registry's deploy locks use
+another, and users' one-bigint locks live in a key space of their own)."""
 
 _CLAIM = """
 WITH c AS (
@@ -65,7 +75,8 @@ _COMPILED = (
     "AND EXISTS (SELECT 1 FROM dfc.instances AS ci"
     " WHERE ci.id = instance_id AND ci.workflow IS NOT NULL)"
 )
-_ONLY = "AND instance_id = ANY(%(only)s)"
+_ONLY = "AND instance_id = ANY(%(only)s) AND (owned_by IS NULL OR owned_by = %(owner)s)"
+_NOT_OWNED = "AND owned_by IS NULL"
 
 
 @functools.lru_cache(maxsize=256)
@@ -74,7 +85,8 @@ def _claim_query(n: int, only: bool, compiled: bool) -> str:
     # never trusted the prepared statement's generic plan and planned the claim again on every
     # call (0.8 ms of the server's CPU each time, a tenth of the per-instance cost).
     return _CLAIM.format(
-        n=int(n), only=" ".join(([_ONLY] if only else []) + ([_COMPILED] if compiled else []))
+        n=int(n),
+        only=" ".join([_ONLY if only else _NOT_OWNED] + ([_COMPILED] if compiled else [])),
     )
 
 
@@ -106,8 +118,9 @@ async def claim(
     *,
     compiled_only: bool = False,
 ) -> list[ClaimRow]:
-    """Lease up to ``n`` due instances (only those in ``only``, when given; only those with a
-    workflow version, with ``compiled_only``) to ``owner``; mark pending ones running."""
+    """Lease up to ``n`` due instances (only those in ``only``, when given, else only those no
+    worker owns; only those with a workflow version, with ``compiled_only``) to ``owner``; mark
+    pending ones running."""
     params: dict[str, Any] = {"owner": owner, "lease": lease_seconds}
     if only is not None:
         params["only"] = list(only)
@@ -140,11 +153,11 @@ async def unclaim(conn: AConn, instance_ids: Sequence[str], owner: str) -> None:
     await conn.execute(_UNCLAIM, (list(instance_ids), owner))
 
 
-_BACKLOG = "SELECT EXISTS (SELECT 1 FROM dfc.queue WHERE run_at <= now())"
+_BACKLOG = "SELECT EXISTS (SELECT 1 FROM dfc.queue WHERE run_at <= now() AND owned_by IS NULL)"
 
 
 async def backlog(conn: AConn) -> bool:
-    """Whether any instance is due."""
+    """Whether any instance that any worker may claim is due."""
     row = await (await conn.execute(_BACKLOG, prepare=True)).fetchone()
     return bool(row and row[0])
 
@@ -214,29 +227,122 @@ async def release(
             await conn.execute(_NOTIFY, (instance_id,))
 
 
-# -- workers --------------------------------------------------------------------------------
+# -- workers ---------------------------------------------------------------------------------
+
+_NEW_LOCK = f"""
+SELECT n FROM (SELECT nextval('dfc.worker_locks')::int4 AS n) AS s
+ WHERE pg_try_advisory_lock({LOCK_SPACE}, n)
+"""
+_RETAKE_LOCK = f"SELECT pg_advisory_lock({LOCK_SPACE}, %s)"
+
+
+async def lock_worker(conn: AConn, lock_id: int | None = None) -> int:
+    """Take a worker's life lock on ``conn`` (a session of its own, kept open while the worker
+    lives): a new key, or ``lock_id`` again after the session was lost. Returns the key."""
+    if lock_id is not None:
+        # Free unless a reaper holds it for the moment of its transaction: wait for that.
+        await conn.execute(_RETAKE_LOCK, (lock_id,))
+        return lock_id
+    while True:  # a key is taken only after the sequence wrapped around: draw another
+        row = await (await conn.execute(_NEW_LOCK)).fetchone()
+        if row is not None:
+            return int(row[0])
+
 
 _REGISTER = """
-INSERT INTO dfc.workers (id, host, pid, started_at, heartbeat_at, concurrency)
-VALUES (%s, %s, %s, now(), now(), %s)
+INSERT INTO dfc.workers AS w (id, host, pid, started_at, heartbeat_at, concurrency, lock_id)
+VALUES (%s, %s, %s, now(), now(), %s, %s)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), lock_id = excluded.lock_id
 """
 
 
-async def register(conn: AConn, owner: str, host: str, pid: int, concurrency: int) -> None:
-    """Record a starting worker."""
-    await conn.execute(_REGISTER, (owner, host, pid, concurrency))
+async def register(
+    conn: AConn, owner: str, host: str, pid: int, concurrency: int, lock_id: int
+) -> None:
+    """Record a starting worker holding its lock ``lock_id``, or again one whose lock session
+    was lost (a reaper that took the lock meanwhile forgot it)."""
+    await conn.execute(_REGISTER, (owner, host, pid, concurrency, lock_id))
+
+
+# The claim orders by run_at: '-infinity' puts a dead worker's instances before all other due
+# work (they were running; created_at would tie with instances started in the same transaction).
+# lease_owner stays, so that the claim records `resumed` with the previous worker; a worker
+# found dead that was in fact alive (its lock's session was lost) extends its leases again and
+# goes on, unless another worker claimed them first, whose lease then fences its checkpoints.
+_REAP = f"""
+WITH dead AS (
+    SELECT id FROM dfc.workers
+     WHERE lock_id IS NOT NULL AND pg_try_advisory_xact_lock({LOCK_SPACE}, lock_id)
+), ids AS (
+    SELECT array_agg(id) AS ids FROM dead
+), freed AS (
+    UPDATE dfc.queue AS q
+       SET run_at = CASE WHEN q.lease_owner = ANY(ids.ids) THEN '-infinity' ELSE q.run_at END,
+           lease_expires = CASE WHEN q.lease_owner = ANY(ids.ids) THEN now()
+                                ELSE q.lease_expires END,
+           owned_by = NULL
+      FROM ids
+     WHERE q.lease_owner = ANY(ids.ids) OR q.owned_by = ANY(ids.ids)
+ RETURNING q.instance_id
+), forgotten AS (
+    DELETE FROM dfc.workers AS w USING dead WHERE w.id = dead.id
+)
+SELECT count(*) FROM freed
+"""
+
+
+async def reap(conn: AConn) -> int:
+    """Free the instances of workers whose life locks can be taken (they are gone): the ones
+    they held are due at once, ahead of other work, and those they owned are anyone's; the
+    dead workers are forgotten and, when instances were freed, other workers told. Returns how
+    many instances were freed."""
+    row = await (await conn.execute(_REAP, prepare=True)).fetchone()
+    freed = 0 if row is None else int(row[0])
+    if freed:
+        await conn.execute(_NOTIFY, ("",))
+    return freed
+
+
+_OWN = f"""
+UPDATE dfc.queue AS q SET owned_by = %(owner)s
+ WHERE q.instance_id = ANY(%(ids)s)
+   AND (q.owned_by IS NULL OR q.owned_by = %(owner)s
+        OR NOT EXISTS (SELECT 1 FROM dfc.workers AS w
+                        WHERE w.id = q.owned_by AND w.lock_id IS NOT NULL
+                          AND NOT pg_try_advisory_xact_lock({LOCK_SPACE}, w.lock_id)))
+RETURNING q.instance_id
+"""
+_OWNER = "SELECT owned_by FROM dfc.queue WHERE instance_id = ANY(%s) AND owned_by <> %s"
+
+
+def own_txn(conn: Conn, instance_ids: Collection[str], owner: str) -> list[str]:
+    """Make ``owner`` the only worker that may claim these unfinished instances while it lives
+    (in the caller's transaction), unless another live worker owns them; returns the ids it
+    now owns."""
+    rows = conn.execute(_OWN, {"owner": owner, "ids": list(instance_ids)}).fetchall()
+    return [r[0] for r in rows]
+
+
+def owners_txn(conn: Conn, instance_ids: Collection[str], owner: str) -> list[str]:
+    """The other workers that own any of these instances."""
+    return [r[0] for r in conn.execute(_OWNER, (list(instance_ids), owner)).fetchall()]
 
 
 _RELEASE_ALL = """
-UPDATE dfc.queue SET lease_owner = NULL, lease_expires = NULL, claimed_at = NULL, run_at = now()
- WHERE lease_owner = %s
+UPDATE dfc.queue
+   SET lease_owner = NULL, lease_expires = NULL, claimed_at = NULL, run_at = now(),
+       owned_by = CASE WHEN owned_by = %(owner)s THEN NULL ELSE owned_by END
+ WHERE lease_owner = %(owner)s
 """
+_DISOWN = "UPDATE dfc.queue SET owned_by = NULL WHERE owned_by = %(owner)s"
 _UNREGISTER = "DELETE FROM dfc.workers WHERE id = %s"
 
 
 async def unregister(conn: AConn, owner: str) -> None:
-    """A worker leaves: every lease it holds is released (due at once, other workers told)."""
-    await conn.execute(_RELEASE_ALL, (owner,))
+    """A worker leaves: every lease it holds is released (due at once, other workers told) and
+    the instances it owns become anyone's."""
+    await conn.execute(_RELEASE_ALL, {"owner": owner})
+    await conn.execute(_DISOWN, {"owner": owner})
     await conn.execute(_NOTIFY, ("",))
     await conn.execute(_UNREGISTER, (owner,))
 
