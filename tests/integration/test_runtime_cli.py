@@ -7,6 +7,7 @@ import asyncio
 import json
 from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner, Result
 from runtime_support import run_until_done
@@ -63,6 +64,17 @@ def test_run_refuses_bad_files_and_vars(db_url: str, files: Path) -> None:
     assert "parameter n must be an integer" in r.stderr
     r = dfc("run", str(files / "hello.df"), "--db", db_url, "--var", "oops")
     assert r.exit_code == 1 and "NAME=VALUE" in r.stderr
+
+
+def test_run_resume_of_an_unknown_instance_writes_nothing(
+    db_url: str, files: Path, conn: psycopg.Connection
+) -> None:
+    (files / "fresh.df").write_text("'SELECT 1 AS a'\n")
+    r = dfc("run", str(files / "fresh.df"), "--db", db_url, "--resume", "0badc0de")
+    assert r.exit_code == 1 and "0badc0de" in r.stderr
+    assert conn.execute("SELECT count(*) FROM dfc.workflows WHERE name = 'fresh'").fetchone() == (
+        0,
+    )
 
 
 def test_run_json(db_url: str, files: Path) -> None:

@@ -112,7 +112,7 @@ def run_cmd(
     url = resolve_url(db)
     plan = comp.plan
     with _open(url) as conn:
-        deployed = deploy(conn, plan, dev=True)
+        # An unknown or foreign instance is refused before anything is written (no dev version).
         if resume_id is not None:
             info = instances.status(conn, resume_id)
             if info.workflow != plan.name:
@@ -120,6 +120,7 @@ def run_cmd(
                     f"instance {resume_id} runs workflow {info.workflow}, not {plan.name}",
                     hint="pass the file the instance was started from",
                 )
+        deployed = deploy(conn, plan, dev=True)
 
     def adopt(owner: str) -> str:
         """Start (or resume) the instance owned by this process's worker ``owner``."""
