@@ -8,11 +8,12 @@ denies raise `HttpError`, whose ``to_error()`` is the error object to store on t
 
 Egress: `EgressPolicy` is an allow-list of ``host``, ``host:port``, ``*.domain``, IP or CIDR
 patterns (``DFC_HTTP_ALLOW``, comma-separated, plus any given in code). With an empty list any
-public host may be called; with a list, only matching hosts. Private, loopback, link-local and
-other non-global addresses are denied unless allowed explicitly (by a pattern naming the host or
-its domain, or a CIDR containing the address; ``*`` alone does not). The host is resolved and
-every address checked before the request is sent. (The HTTP client resolves the name again to
-connect; a DNS server that answers differently the second time is not defended against.)
+public host may be called; with a list, only matching hosts. Private, loopback, link-local,
+unspecified, multicast, cloud metadata and other non-public addresses (`is_public`) are denied
+unless allowed explicitly (by a pattern naming the host or its domain, or a CIDR containing the
+address; ``*`` alone does not). The host is resolved and every address checked before the
+request is sent. (The HTTP client resolves the name again to connect; a DNS server that answers
+differently the second time is not defended against.)
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ class EgressPolicy:
                 code=codes.HTTP_EGRESS_DENIED,
             )
         for a in addresses:
-            if _public(a) or explicit or any(p.contains(a) for p in patterns):
+            if is_public(a) or explicit or any(p.contains(a) for p in patterns):
                 continue
             raise HttpError(
                 f"HTTP requests to {host} are not allowed: it resolves to the non-public address "
@@ -164,9 +165,48 @@ class EgressPolicy:
             )
 
 
-def _public(address: _IpAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+# IPv6 ranges that carry an IPv4 address, which is where a packet sent to them ends up (or may,
+# through a translator or tunnel on the way): Python's `is_global` judges the IPv6 address alone
+# and calls most of them global, so `::127.0.0.1` would reach the worker's own loopback. Each
+# range with the bits that hold the IPv4 address (RFC 4291, 2765, 6052, 3056).
+_EMBEDDING: tuple[tuple[ipaddress.IPv6Network, int], ...] = (
+    (ipaddress.IPv6Network("::ffff:0:0/96"), 0),  # IPv4-mapped
+    (ipaddress.IPv6Network("::ffff:0:0:0/96"), 0),  # IPv4-translated (SIIT)
+    (ipaddress.IPv6Network("::/96"), 0),  # IPv4-compatible (deprecated)
+    (ipaddress.IPv6Network("64:ff9b::/96"), 0),  # NAT64, well-known prefix
+    (ipaddress.IPv6Network("2002::/16"), 80),  # 6to4: bits 16-47
+)
+"""An IPv6 range carrying an IPv4 address, and how far its IPv4 address is shifted from the
+low bits."""
+
+# Never public, whatever they carry: Teredo (2001::/32) tunnels to a client address obfuscated in
+# the low bits through a relay of the network's choosing, and the local-use NAT64 prefix
+# (64:ff9b:1::/48, RFC 8215) puts the IPv4 address wherever the local operator's prefix length
+# says; both are "not globally reachable" in IANA's registry, which newer Pythons follow too.
+_NEVER_PUBLIC: tuple[_IpNetwork, ...] = (
+    ipaddress.IPv6Network("2001::/32"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+    # Cloud metadata endpoints that may look public: Azure's wire server, and Oracle's in the
+    # IETF protocol block, which IANA marks not globally reachable but Python only in part (the
+    # others, such as 169.254.169.254, fd00:ec2::254, 100.100.100.200, are link-local,
+    # unique-local or shared addresses).
+    ipaddress.IPv4Network("168.63.129.16/32"),
+    ipaddress.IPv4Network("192.0.0.0/24"),
+)
+
+
+def is_public(address: _IpAddress) -> bool:
+    """Whether an HTTP step may reach `address` without an explicit allow: a globally routable
+    unicast address that is no metadata endpoint, and for IPv6 forms that embed an IPv4 address
+    (IPv4-mapped, -translated and -compatible, NAT64, 6to4), an embedded address that is public
+    too. Teredo and local-use NAT64 addresses never are."""
+    if any(address in net for net in _NEVER_PUBLIC if net.version == address.version):
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        # The embedded address decides, whatever the Python version thinks of the range.
+        for net, shift in _EMBEDDING:
+            if address in net:
+                return is_public(ipaddress.IPv4Address((int(address) >> shift) & 0xFFFFFFFF))
     return address.is_global and not address.is_multicast
 
 

@@ -1,0 +1,145 @@
+"""HTTP egress (SPEC §5.2 HTTP, docs/operations.md): which addresses a step may reach.
+
+Every address a host resolves to is judged by `is_public`; IPv6 forms that carry an IPv4
+address are judged by the IPv4 address they carry, because that is where the packet goes,
+although Python's `ipaddress` calls most of them global. The allow-list is the only way around.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+
+import pytest
+
+from dfc.runtime import codes
+from dfc.runtime.http import EgressPolicy, HttpError, check_egress, is_public
+
+# (address, why it must be denied)
+DENIED = [
+    ("127.0.0.1", "loopback"),
+    ("127.255.255.254", "loopback"),
+    ("10.1.2.3", "private"),
+    ("172.16.0.1", "private"),
+    ("192.168.1.1", "private"),
+    ("169.254.169.254", "link-local: AWS, GCP, Azure IMDS, OpenStack metadata"),
+    ("169.254.0.23", "link-local: Tencent metadata"),
+    ("100.100.100.200", "shared address space: Alibaba metadata"),
+    ("192.0.0.192", "IETF protocol assignments: Oracle metadata"),
+    ("168.63.129.16", "Azure wire server, a public-looking metadata address"),
+    ("0.0.0.0", "unspecified: connects to the local host"),
+    ("0.1.2.3", "this network"),
+    ("255.255.255.255", "broadcast"),
+    ("224.0.0.1", "multicast"),
+    ("239.255.255.250", "multicast"),
+    ("240.0.0.1", "reserved"),
+    ("198.18.0.1", "benchmarking"),
+    ("192.0.2.1", "documentation"),
+    ("::", "unspecified"),
+    ("::1", "loopback"),
+    ("fe80::1", "link-local"),
+    ("fc00::1", "unique local"),
+    ("fd00:ec2::254", "unique local: AWS IPv6 metadata"),
+    ("ff02::1", "multicast"),
+    ("ff0e::1", "global-scope multicast"),
+    ("2001:db8::1", "documentation"),
+    ("100::1", "discard-only"),
+    # IPv6 forms that carry an IPv4 address
+    ("::127.0.0.1", "IPv4-compatible loopback"),
+    ("::169.254.169.254", "IPv4-compatible metadata"),
+    ("::10.0.0.1", "IPv4-compatible private"),
+    ("::ffff:127.0.0.1", "IPv4-mapped loopback"),
+    ("::ffff:169.254.169.254", "IPv4-mapped metadata"),
+    ("::ffff:0.0.0.0", "IPv4-mapped unspecified"),
+    ("::ffff:0:127.0.0.1", "IPv4-translated loopback"),
+    ("::ffff:0:10.0.0.1", "IPv4-translated private"),
+    ("64:ff9b::7f00:1", "NAT64 of 127.0.0.1"),
+    ("64:ff9b::a9fe:a9fe", "NAT64 of 169.254.169.254"),
+    ("64:ff9b::c0a8:101", "NAT64 of 192.168.1.1"),
+    ("64:ff9b:1::7f00:1", "local-use NAT64: never public"),
+    ("64:ff9b:1:ffff::808:808", "local-use NAT64, even of a public address"),
+    ("2002:7f00:1::", "6to4 of 127.0.0.1"),
+    ("2002:a9fe:a9fe::1", "6to4 of 169.254.169.254"),
+    ("2002:a00:1:1::1", "6to4 of 10.0.0.1"),
+    ("2002::1", "6to4 of 0.0.0.0"),
+    ("2001:0:4136:e378:8000:63bf:80ff:fffe", "Teredo, client 127.0.0.1 (obfuscated)"),
+    ("2001:0:7f00:1::1", "Teredo, server 127.0.0.1"),
+    ("2001:0:4136:e378:8000:63bf:f7f7:f7f7", "Teredo, client 8.8.8.8: never public"),
+]
+
+ALLOWED = [
+    "8.8.8.8",
+    "93.184.216.34",
+    "1.1.1.1",
+    "2606:4700:4700::1111",
+    "2a00:1450:4001:80b::200e",
+    "::8.8.8.8",  # IPv4-compatible of a public address
+    "::ffff:8.8.8.8",  # IPv4-mapped
+    "::ffff:0:8.8.8.8",  # IPv4-translated
+    "64:ff9b::808:808",  # NAT64 of 8.8.8.8
+    "2002:808:808::1",  # 6to4 of 8.8.8.8
+]
+
+
+@pytest.mark.parametrize(("address", "why"), DENIED)
+def test_non_public_addresses_are_denied(address: str, why: str) -> None:
+    a = ipaddress.ip_address(address)
+    assert not is_public(a), why
+    with pytest.raises(HttpError) as e:
+        EgressPolicy().check("api.example.com", 443, [a])
+    assert e.value.code == codes.HTTP_EGRESS_DENIED
+    assert f"resolves to the non-public address {a}" in e.value.message
+    assert "DFC_HTTP_ALLOW" in e.value.message
+
+
+@pytest.mark.parametrize("address", ALLOWED)
+def test_public_addresses_are_allowed(address: str) -> None:
+    a = ipaddress.ip_address(address)
+    assert is_public(a)
+    EgressPolicy().check("api.example.com", 443, [a])
+
+
+def test_one_non_public_address_among_public_ones_denies_the_host() -> None:
+    addresses = [ipaddress.ip_address(a) for a in ("8.8.8.8", "2606:4700::1", "::ffff:10.0.0.1")]
+    with pytest.raises(HttpError, match=r"non-public address ::ffff:a00:1"):
+        EgressPolicy().check("rebind.example", 443, addresses)
+
+
+def test_the_allow_list_is_the_only_way_around() -> None:
+    loop4 = ipaddress.ip_address("64:ff9b::7f00:1")
+    # `*` and a pattern naming another host do not allow it; naming the host or a CIDR does.
+    for allow in ((), ("*",), ("other.example",), ("127.0.0.0/8",)):
+        with pytest.raises(HttpError):
+            EgressPolicy(allow=allow).check("api.example.com", 443, [loop4])
+    EgressPolicy(allow=("api.example.com",)).check("api.example.com", 443, [loop4])
+    EgressPolicy(allow=("*.example.com",)).check("api.example.com", 443, [loop4])
+    EgressPolicy(allow=("64:ff9b::/96",)).check("api.example.com", 443, [loop4])
+    EgressPolicy(allow=("[64:ff9b::7f00:1]",)).check("64:ff9b::7f00:1", 80, [loop4])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::127.0.0.1]/",
+        "http://[::ffff:127.0.0.1]:8080/",
+        "http://[::ffff:7f00:1]/",
+        "http://[64:ff9b::7f00:1]/",
+        "http://[64:ff9b::127.0.0.1]/",
+        "http://[2002:7f00:1::]/",
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
+        "http://[fe80::1%25eth0]/",
+        "http://[::]/",
+        "http://0.0.0.0/",
+        "http://169.254.169.254/latest/meta-data/",
+        # numeric spellings the resolver reads as 127.0.0.1 (inet_aton)
+        "http://2130706433/",
+        "http://0x7f000001/",
+        "http://0177.0.0.1/",
+        "http://127.1/",
+        "http://localhost/",
+    ],
+)
+def test_urls_are_judged_after_resolution(url: str) -> None:
+    with pytest.raises(HttpError) as e:
+        asyncio.run(check_egress(url, EgressPolicy()))
+    assert e.value.code == codes.HTTP_EGRESS_DENIED, e.value.message
