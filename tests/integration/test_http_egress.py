@@ -32,9 +32,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.hits.append(self.path)
-        status, extra = (302, {"Location": self.server.location}) if self.server.location else (
-            200,
-            {},
+        status, extra = (
+            (302, {"Location": self.server.location})
+            if self.server.location
+            else (
+                200,
+                {},
+            )
         )
         self.send_response(status)
         for k, v in extra.items():
@@ -100,4 +104,21 @@ def test_ipv6_forms_of_an_allowed_ipv4_address_are_still_denied(
     assert out.status == "failed"
     assert out.error["code"] == codes.HTTP_EGRESS_DENIED, out.error
     assert "not allowed" in out.error["message"]
+    assert redirecting.hits == []
+
+
+def test_a_value_a_header_cannot_carry_fails_the_step(
+    db_url: str, servers: tuple[_Server, str, _Server, str]
+) -> None:
+    # Before: the encoding error escaped the step and the instance was retried forever.
+    redirecting, url, _, _ = servers
+    b = B("header")
+    root = b.then(
+        b.sql("SELECT 'José' AS n", name="who"),
+        b.http(f"{url}/x", method="GET", headers='{"X-Name": "$who"}'),
+    )
+    out = run(db_url, b.plan(root))
+    assert out.status == "failed"
+    assert out.error["code"] == codes.BAD_REQUEST
+    assert "the value of header 'X-Name' holds 'é'" in out.error["message"]
     assert redirecting.hits == []

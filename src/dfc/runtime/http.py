@@ -376,6 +376,20 @@ def _transport_error(request: HttpRequest, e: httpx.HTTPError) -> HttpError:
     return HttpError(f"{where} failed: {type(e).__name__}: {e}", code=codes.HTTP_TRANSPORT_ERROR)
 
 
+def _unencodable(request: HttpRequest, e: UnicodeEncodeError) -> HttpError:
+    """A header value (HTTP carries ASCII only) or a body (UTF-8) that cannot be sent."""
+    where = f"{request.method} {_redacted(request.url)}"
+    for name, value in request.headers.items():
+        bad = next((c for c in value if not c.isascii()), None)
+        if bad is not None:
+            return HttpError(
+                f"{where}: the value of header {name!r} holds {bad!r}, and header values can "
+                "only hold ASCII text; percent- or base64-encode it",
+                code=codes.BAD_REQUEST,
+            )
+    return HttpError(f"{where}: the request cannot be encoded: {e}", code=codes.BAD_REQUEST)
+
+
 def _too_large(request: HttpRequest, limit: int) -> HttpError:
     return HttpError(
         f"the response to {request.method} {_redacted(request.url)} is larger than {limit:,} bytes",
@@ -398,7 +412,11 @@ async def perform(
     try:
         started = time.perf_counter()
         try:
-            response = await http.send(_build(http, request), stream=True)
+            built = _build(http, request)
+        except UnicodeEncodeError as e:
+            raise _unencodable(request, e) from None
+        try:
+            response = await http.send(built, stream=True)
             try:
                 body = bytearray()
                 async for chunk in response.aiter_bytes():

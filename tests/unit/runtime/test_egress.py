@@ -13,7 +13,8 @@ import ipaddress
 import pytest
 
 from dfc.runtime import codes
-from dfc.runtime.http import EgressPolicy, HttpError, check_egress, is_public
+from dfc.runtime.http import EgressPolicy, HttpError, check_egress, is_public, perform
+from dfc.runtime.state import HttpRequest
 
 # (address, why it must be denied)
 DENIED = [
@@ -143,3 +144,34 @@ def test_urls_are_judged_after_resolution(url: str) -> None:
     with pytest.raises(HttpError) as e:
         asyncio.run(check_egress(url, EgressPolicy()))
     assert e.value.code == codes.HTTP_EGRESS_DENIED, e.value.message
+
+
+# -- requests that cannot be sent fail their step (and never the worker) -----------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "message"),
+    [
+        ({"X-Name": "José"}, None, "the value of header 'X-Name' holds 'é'"),
+        ({"A": "ok", "X-Tag": "中文"}, None, "the value of header 'X-Tag' holds '中'"),
+        ({"X": "\ud800"}, None, "the value of header 'X' holds '\\ud800'"),
+        ({}, "lone \udc80 surrogate", "the request cannot be encoded"),
+    ],
+)
+def test_unencodable_requests_fail_with_a_clear_error(
+    headers: dict[str, str], body: str | None, message: str
+) -> None:
+    request = HttpRequest(
+        url="http://127.0.0.1:9/x?token=secret",
+        method="POST",
+        body=body,
+        headers=headers,
+        timeout_s=1,
+        idempotency_key="dfc-abcd1234-n1",
+    )
+    policy = EgressPolicy(allow=("127.0.0.1",))
+    with pytest.raises(HttpError) as e:
+        asyncio.run(perform(request, policy=policy))
+    assert e.value.code == codes.BAD_REQUEST
+    assert e.value.message.startswith("POST http://127.0.0.1:9/x: ")
+    assert message in e.value.message
