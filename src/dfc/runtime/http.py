@@ -12,8 +12,9 @@ public host may be called; with a list, only matching hosts. Private, loopback, 
 unspecified, multicast, cloud metadata and other non-public addresses (`is_public`) are denied
 unless allowed explicitly (by a pattern naming the host or its domain, or a CIDR containing the
 address; ``*`` alone does not). The host is resolved and every address checked before the
-request is sent. (The HTTP client resolves the name again to connect; a DNS server that answers
-differently the second time is not defended against.)
+request is built, and again when a connection is opened, which then goes to an address of the
+answer that was checked (`_EgressBackend`), so a DNS server that answers differently the second
+time gains nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from dfc.json_types import JSON
@@ -239,26 +241,100 @@ def _unresolvable(host: str, e: OSError) -> HttpError:
     return HttpError(f"cannot resolve host {host}: {e}", code=codes.HTTP_TRANSPORT_ERROR)
 
 
-async def check_egress(url: str, policy: EgressPolicy) -> None:
-    """Resolve the URL's host (without blocking the event loop) and apply `policy`."""
-    host, port = _destination(url)
+async def _resolve(host: str, port: int) -> list[_IpAddress]:
+    """The addresses of `host` (itself when it is one), without blocking the event loop."""
     literal = _literal(host)
     if literal is not None:
-        policy.check(host, port, [literal])
-        return
+        return [literal]
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as e:
         raise _unresolvable(host, e) from None
-    policy.check(host, port, _addresses(infos))
+    return _addresses(infos)
+
+
+async def check_egress(url: str, policy: EgressPolicy) -> None:
+    """Resolve the URL's host and apply `policy` (before anything is built or sent)."""
+    host, port = _destination(url)
+    policy.check(host, port, await _resolve(host, port))
+
+
+class _EgressBackend(httpcore.AsyncNetworkBackend):
+    """Opens connections only to addresses `policy` allows, from the resolution it checked.
+
+    `check_egress` gives a clear error before a request is built; this closes the gap after
+    it: a name that resolves to a public address for the check and to a private one a moment
+    later (DNS rebinding) is resolved once more here, checked again, and the connection goes to
+    an address of that same answer, never to a name the socket layer would resolve anew. TLS
+    still verifies the certificate against the URL's host name (httpcore passes it as the
+    server name), and pooled connections stay keyed by that name.
+    """
+
+    def __init__(self, policy: EgressPolicy) -> None:
+        self.policy = policy
+        self.inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await _resolve(host, port)
+        self.policy.check(host, port, addresses)
+        error: Exception | None = None
+        for address in dict.fromkeys(addresses):  # as a name's own connect would: each in turn
+            try:
+                return await self.inner.connect_tcp(
+                    str(address),
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
+                error = e
+        assert error is not None  # getaddrinfo answers at least one address or raises
+        raise error
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:  # pragma: no cover - HTTP steps name hosts, not sockets
+        raise httpcore.ConnectError("HTTP steps do not connect to unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+class _EgressTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with connections opened by `_EgressBackend`."""
+
+    def __init__(self, policy: EgressPolicy) -> None:
+        super().__init__(trust_env=False)
+        # httpx takes no network backend: its pool is made again, as httpx makes it (the TLS
+        # context, httpx's default limits) plus ours.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=_EgressBackend(policy),
+        )
 
 
 # -- requests ---------------------------------------------------------------------------------
 
 
-def async_client(**kwargs: Any) -> httpx.AsyncClient:
-    """An async client for HTTP steps (share one per worker)."""
-    return httpx.AsyncClient(follow_redirects=False, trust_env=False, **kwargs)
+def async_client(policy: EgressPolicy | None = None, **kwargs: Any) -> httpx.AsyncClient:
+    """An async client for HTTP steps (share one per worker) whose connections go only where
+    `policy` (by default ``DFC_HTTP_ALLOW`` now) allows."""
+    transport = _EgressTransport(policy if policy is not None else EgressPolicy.from_env())
+    return httpx.AsyncClient(follow_redirects=False, trust_env=False, transport=transport, **kwargs)
 
 
 def _build(http: httpx.AsyncClient, request: HttpRequest) -> httpx.Request:
@@ -408,7 +484,7 @@ async def perform(
     policy = policy if policy is not None else EgressPolicy.from_env()
     await check_egress(request.url, policy)
     own = client is None
-    http = client if client is not None else async_client()
+    http = client if client is not None else async_client(policy)
     try:
         started = time.perf_counter()
         try:

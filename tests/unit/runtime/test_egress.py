@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
 from dfc.runtime import codes
+from dfc.runtime import http as runtime_http
 from dfc.runtime.http import EgressPolicy, HttpError, check_egress, is_public, perform
 from dfc.runtime.state import HttpRequest
 
@@ -175,3 +180,78 @@ def test_unencodable_requests_fail_with_a_clear_error(
     assert e.value.code == codes.BAD_REQUEST
     assert e.value.message.startswith("POST http://127.0.0.1:9/x: ")
     assert message in e.value.message
+
+
+# -- DNS rebinding: the connection goes where the check looked ------------------------------------
+
+
+class _Hello(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.server.hits.append(self.headers["Host"])  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"hi")
+
+
+@pytest.fixture
+def local() -> Iterator[tuple[ThreadingHTTPServer, int]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    server.hits = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server, server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def _answers(monkeypatch: pytest.MonkeyPatch, *answers: str) -> list[str]:
+    """Make name resolution give each of `answers` in turn (the last one from then on);
+    returns the names looked up."""
+    asked: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[Any]:
+        asked.append(host)
+        address = answers[min(len(asked), len(answers)) - 1]
+        return [ipaddress.ip_address(address)]
+
+    monkeypatch.setattr(runtime_http, "_resolve", resolve)
+    return asked
+
+
+def test_a_name_that_resolves_elsewhere_when_connecting_is_denied(
+    local: tuple[ThreadingHTTPServer, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, port = local
+    asked = _answers(monkeypatch, "93.184.216.34", "127.0.0.1")
+    request = HttpRequest(
+        url=f"http://rebind.example:{port}/", method="GET", body=None, headers={}, timeout_s=2,
+        idempotency_key="dfc-abcd1234-n1",
+    )  # fmt: skip
+    with pytest.raises(HttpError) as e:
+        asyncio.run(perform(request, policy=EgressPolicy()))
+    assert e.value.code == codes.HTTP_EGRESS_DENIED
+    assert "resolves to the non-public address 127.0.0.1" in e.value.message
+    assert asked == ["rebind.example", "rebind.example"]  # checked, then checked again
+    assert server.hits == []  # type: ignore[attr-defined]
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(
+    local: tuple[ThreadingHTTPServer, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The name resolves (here) to loopback only, allowed by name; the socket layer never
+    # resolves it itself (it would not know it), and the Host header keeps the name.
+    server, port = local
+    _answers(monkeypatch, "127.0.0.1")
+    request = HttpRequest(
+        url=f"http://api.internal.example:{port}/", method="GET", body=None, headers={},
+        timeout_s=2, idempotency_key="dfc-abcd1234-n1",
+    )  # fmt: skip
+    policy = EgressPolicy(allow=("api.internal.example",))
+    env = asyncio.run(perform(request, policy=policy))
+    assert (env["status"], env["body"]) == (200, "hi")
+    assert server.hits == [f"api.internal.example:{port}"]  # type: ignore[attr-defined]
