@@ -551,3 +551,38 @@ def test_a_text_param_is_raw_text_as_the_spec_says(
     out = run(db_url, plan, {"p": "'a' || 'b'"})
     assert out.status == "completed", out.error
     assert out.result["rows"] == [{"v": "ab"}]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("SELECT 10-{p} AS v", "-5"),  # would be `10--5`: the rest of the line a comment
+        ("SELECT 10/{p} AS v", "*5"),
+        ("SELECT {p}-1 AS v", "5-"),
+        ("DO $f$ BEGIN PERFORM 10-{p}; END $f$", "-5"),
+    ],
+)
+def test_a_var_that_would_open_a_comment_with_its_neighbour_fails_the_step(
+    text: str, value: str
+) -> None:
+    with pytest.raises(SubstitutionError) as e:
+        substitute_sql(text, {}, {"p": value})
+    assert e.value.message.startswith("the value of {p} would make a comment opener (-- or /*)")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("SELECT 10 - {p} AS v", 15), ("SELECT 10-({p}) AS v", 15), ("SELECT '10-{p}' AS v", "10--5")],
+)
+def test_a_negative_int_param_reads_as_written_where_it_cannot_open_a_comment(
+    db_url: str, session: psycopg.Connection[Any], text: str, expected: object
+) -> None:
+    out = run(db_url, _plan(f"param p int;\n$q${text}$q$\n"), {"p": "-5"})
+    assert out.status == "completed", out.error
+    assert out.result["rows"] == [{"v": expected}]
+
+
+def test_a_negative_int_param_glued_to_a_minus_fails_the_step(db_url: str) -> None:
+    out = run(db_url, _plan("param p int;\n$q$SELECT 10-{p} AS v, 'never' AS w$q$\n"), {"p": -5})
+    assert out.status == "failed"
+    assert "the value of {p} would make a comment opener" in out.error["message"]
