@@ -145,17 +145,21 @@ REACH: list[tuple[str, str, object]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def waiting(roles: Roles) -> str:
-    """An instance of role a waiting for a signal, then reading what it got as a."""
-    iid = start_as(
+def _waiting(roles: Roles) -> str:
+    """An instance of role a that waits for a signal, then reads what it got, as a (no worker
+    has claimed it yet)."""
+    return start_as(
         roles,
         roles.a,
         "df.seq(df.as(df.wait_for_signal('go', 60), 's'), "
         "$$SELECT $s.data AS data, current_user AS u$$)",
         "a-secret-label",
     )
-    return iid
+
+
+@pytest.fixture(scope="module")
+def waiting(roles: Roles) -> str:
+    return _waiting(roles)
 
 
 @pytest.mark.parametrize(("query", "kind", "expected"), REACH)
@@ -173,13 +177,12 @@ def test_another_role_cannot_read_signal_cancel_or_await(
         else:
             row = c.execute(text).fetchone()
             assert row is not None and row[0] == expected
-    # Nothing b did reached the instance: its owner signals it and reads what it sent.
+    # Nothing b did reached the instance.
     assert _one(roles.url(roles.a), "SELECT df.status(%s)", waiting) == "pending"
 
 
-def test_the_owner_still_gets_its_instance_and_only_its_own_signal(
-    roles: Roles, waiting: str
-) -> None:
+def test_the_owner_still_gets_its_instance_and_only_its_own_signal(roles: Roles) -> None:
+    waiting = _waiting(roles)
     for query, _, _ in REACH:  # b tried all of it first
         text = query.format(id=waiting, a=roles.a, b=roles.b)
         with (

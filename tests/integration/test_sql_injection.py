@@ -7,6 +7,14 @@ must leave ``victim`` in place and read back exactly the value; the only runs th
 those the rules refuse: a value that would end the enclosing dollar quote, a quote inside a
 bit-string literal, and a ``U&''`` literal while standard_conforming_strings is off, which
 PostgreSQL itself refuses.
+
+Then the same with generated values (hypothesis: hostile pieces strung together with any text)
+under every setting a step can change (``escape_string_warning``, ``search_path``,
+``client_encoding``, ``DateStyle``, ``IntervalStyle``, ``extra_float_digits``,
+``bytea_output`` too), NUL and 1 MB values; through the worker, signal payloads and step results
+read back exactly after steps changed those settings; and ``{var}`` values: typed params
+refuse what is not their type before anything runs, and no value may open a comment with the
+code next to it.
 """
 
 from __future__ import annotations
