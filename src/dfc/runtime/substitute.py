@@ -583,8 +583,8 @@ def _relation(m: re.Match[str], rows: list[JSON]) -> str:
     if len(rows) > MAX_INLINE_ROWS:
         raise SubstitutionError(
             f"{_spelled(m)} has {len(rows):,} rows, more than the {MAX_INLINE_ROWS:,} an inline "
-            "relation may hold; store the rows in a table (e.g. CREATE TEMP TABLE ... AS) and "
-            "read them from there",
+            "relation may hold; store the rows in a work table (CREATE TABLE ... AS in the step "
+            "that makes them) and read them from there",
             reference=_spelled(m),
             code=codes.TOO_MANY_ROWS,
         )
