@@ -302,16 +302,36 @@ def _readback(session: psycopg.Connection[Any], p: Place, sql: str) -> tuple[Any
     return cur.fetchall(), None
 
 
+_GENERATED = {
+    "value": VALUES,
+    "place": st.sampled_from(_GENERATED_PLACES),
+    "setting": st.sampled_from(sorted(SESSION_SETTINGS)),
+    "same_text": st.booleans(),
+}
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
-@given(
-    value=VALUES,
-    place=st.sampled_from(_GENERATED_PLACES),
-    setting=st.sampled_from(sorted(SESSION_SETTINGS)),
-    same_text=st.booleans(),
-)
+@given(**_GENERATED)
 def test_generated_values_never_change_the_statement(
     session: psycopg.Connection[Any], value: str, place: str, setting: str, same_text: bool
 ) -> None:
+    _never_changes_the_statement(session, value, place, setting, same_text)
+
+
+@pytest.mark.long
+@pytest.mark.timeout(3600)
+@settings(max_examples=50_000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(**_GENERATED)
+def test_generated_values_never_change_the_statement_long(
+    session: psycopg.Connection[Any], value: str, place: str, setting: str, same_text: bool
+) -> None:
+    _never_changes_the_statement(session, value, place, setting, same_text)
+
+
+def _never_changes_the_statement(
+    session: psycopg.Connection[Any], value: str, place: str, setting: str, same_text: bool
+) -> None:
+    """Run ``value`` at ``place`` under ``setting``: the table stays, the value reads back."""
     p = PLACES[place]
     scs_off = "standard_conforming_strings = off" in SESSION_SETTINGS[setting]
     b = {
