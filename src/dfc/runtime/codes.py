@@ -30,8 +30,9 @@ TOO_MANY_ROWS = code(
     Severity.ERROR,
     """
 `$name.*` in SQL expands to an inline `(VALUES ...)` relation, which is limited to 10,000 rows:
-beyond that the statement text becomes huge and slow to plan. Store the rows in a table (for
-example `CREATE TEMP TABLE ... AS` or a work table) and read them from there.
+beyond that the statement text becomes huge and slow to plan. Store the rows in a work table
+(`CREATE TABLE ... AS` in the step that makes them, dropped when done) and read them from
+there; a temporary table does not outlive its step.
 """,
 )
 

@@ -8,11 +8,13 @@ denies raise `HttpError`, whose ``to_error()`` is the error object to store on t
 
 Egress: `EgressPolicy` is an allow-list of ``host``, ``host:port``, ``*.domain``, IP or CIDR
 patterns (``DFC_HTTP_ALLOW``, comma-separated, plus any given in code). With an empty list any
-public host may be called; with a list, only matching hosts. Private, loopback, link-local and
-other non-global addresses are denied unless allowed explicitly (by a pattern naming the host or
-its domain, or a CIDR containing the address; ``*`` alone does not). The host is resolved and
-every address checked before the request is sent. (The HTTP client resolves the name again to
-connect; a DNS server that answers differently the second time is not defended against.)
+public host may be called; with a list, only matching hosts. Private, loopback, link-local,
+unspecified, multicast, cloud metadata and other non-public addresses (`is_public`) are denied
+unless allowed explicitly (by a pattern naming the host or its domain, or a CIDR containing the
+address; ``*`` alone does not). The host is resolved and every address checked before the
+request is built, and again when a connection is opened, which then goes to an address of the
+answer that was checked (`_EgressBackend`), so a DNS server that answers differently the second
+time gains nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from dfc.json_types import JSON
@@ -155,7 +158,7 @@ class EgressPolicy:
                 code=codes.HTTP_EGRESS_DENIED,
             )
         for a in addresses:
-            if _public(a) or explicit or any(p.contains(a) for p in patterns):
+            if is_public(a) or explicit or any(p.contains(a) for p in patterns):
                 continue
             raise HttpError(
                 f"HTTP requests to {host} are not allowed: it resolves to the non-public address "
@@ -164,9 +167,48 @@ class EgressPolicy:
             )
 
 
-def _public(address: _IpAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+# IPv6 ranges that carry an IPv4 address, which is where a packet sent to them ends up (or may,
+# through a translator or tunnel on the way): Python's `is_global` judges the IPv6 address alone
+# and calls most of them global, so `::127.0.0.1` would reach the worker's own loopback. Each
+# range with the bits that hold the IPv4 address (RFC 4291, 2765, 6052, 3056).
+_EMBEDDING: tuple[tuple[ipaddress.IPv6Network, int], ...] = (
+    (ipaddress.IPv6Network("::ffff:0:0/96"), 0),  # IPv4-mapped
+    (ipaddress.IPv6Network("::ffff:0:0:0/96"), 0),  # IPv4-translated (SIIT)
+    (ipaddress.IPv6Network("::/96"), 0),  # IPv4-compatible (deprecated)
+    (ipaddress.IPv6Network("64:ff9b::/96"), 0),  # NAT64, well-known prefix
+    (ipaddress.IPv6Network("2002::/16"), 80),  # 6to4: bits 16-47
+)
+"""An IPv6 range carrying an IPv4 address, and how far its IPv4 address is shifted from the
+low bits."""
+
+# Never public, whatever they carry: Teredo (2001::/32) tunnels to a client address obfuscated in
+# the low bits through a relay of the network's choosing, and the local-use NAT64 prefix
+# (64:ff9b:1::/48, RFC 8215) puts the IPv4 address wherever the local operator's prefix length
+# says; both are "not globally reachable" in IANA's registry, which newer Pythons follow too.
+_NEVER_PUBLIC: tuple[_IpNetwork, ...] = (
+    ipaddress.IPv6Network("2001::/32"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+    # Cloud metadata endpoints that may look public: Azure's wire server, and Oracle's in the
+    # IETF protocol block, which IANA marks not globally reachable but Python only in part (the
+    # others, such as 169.254.169.254, fd00:ec2::254, 100.100.100.200, are link-local,
+    # unique-local or shared addresses).
+    ipaddress.IPv4Network("168.63.129.16/32"),
+    ipaddress.IPv4Network("192.0.0.0/24"),
+)
+
+
+def is_public(address: _IpAddress) -> bool:
+    """Whether an HTTP step may reach `address` without an explicit allow: a globally routable
+    unicast address that is no metadata endpoint, and for IPv6 forms that embed an IPv4 address
+    (IPv4-mapped, -translated and -compatible, NAT64, 6to4), an embedded address that is public
+    too. Teredo and local-use NAT64 addresses never are."""
+    if any(address in net for net in _NEVER_PUBLIC if net.version == address.version):
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        # The embedded address decides, whatever the Python version thinks of the range.
+        for net, shift in _EMBEDDING:
+            if address in net:
+                return is_public(ipaddress.IPv4Address((int(address) >> shift) & 0xFFFFFFFF))
     return address.is_global and not address.is_multicast
 
 
@@ -199,26 +241,100 @@ def _unresolvable(host: str, e: OSError) -> HttpError:
     return HttpError(f"cannot resolve host {host}: {e}", code=codes.HTTP_TRANSPORT_ERROR)
 
 
-async def check_egress(url: str, policy: EgressPolicy) -> None:
-    """Resolve the URL's host (without blocking the event loop) and apply `policy`."""
-    host, port = _destination(url)
+async def _resolve(host: str, port: int) -> list[_IpAddress]:
+    """The addresses of `host` (itself when it is one), without blocking the event loop."""
     literal = _literal(host)
     if literal is not None:
-        policy.check(host, port, [literal])
-        return
+        return [literal]
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as e:
         raise _unresolvable(host, e) from None
-    policy.check(host, port, _addresses(infos))
+    return _addresses(infos)
+
+
+async def check_egress(url: str, policy: EgressPolicy) -> None:
+    """Resolve the URL's host and apply `policy` (before anything is built or sent)."""
+    host, port = _destination(url)
+    policy.check(host, port, await _resolve(host, port))
+
+
+class _EgressBackend(httpcore.AsyncNetworkBackend):
+    """Opens connections only to addresses `policy` allows, from the resolution it checked.
+
+    `check_egress` gives a clear error before a request is built; this closes the gap after
+    it: a name that resolves to a public address for the check and to a private one a moment
+    later (DNS rebinding) is resolved once more here, checked again, and the connection goes to
+    an address of that same answer, never to a name the socket layer would resolve anew. TLS
+    still verifies the certificate against the URL's host name (httpcore passes it as the
+    server name), and pooled connections stay keyed by that name.
+    """
+
+    def __init__(self, policy: EgressPolicy) -> None:
+        self.policy = policy
+        self.inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await _resolve(host, port)
+        self.policy.check(host, port, addresses)
+        error: Exception | None = None
+        for address in dict.fromkeys(addresses):  # as a name's own connect would: each in turn
+            try:
+                return await self.inner.connect_tcp(
+                    str(address),
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
+                error = e
+        assert error is not None  # getaddrinfo answers at least one address or raises
+        raise error
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:  # pragma: no cover - HTTP steps name hosts, not sockets
+        raise httpcore.ConnectError("HTTP steps do not connect to unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+class _EgressTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with connections opened by `_EgressBackend`."""
+
+    def __init__(self, policy: EgressPolicy) -> None:
+        super().__init__(trust_env=False)
+        # httpx takes no network backend: its pool is made again, as httpx makes it (the TLS
+        # context, httpx's default limits) plus ours.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=_EgressBackend(policy),
+        )
 
 
 # -- requests ---------------------------------------------------------------------------------
 
 
-def async_client(**kwargs: Any) -> httpx.AsyncClient:
-    """An async client for HTTP steps (share one per worker)."""
-    return httpx.AsyncClient(follow_redirects=False, trust_env=False, **kwargs)
+def async_client(policy: EgressPolicy | None = None, **kwargs: Any) -> httpx.AsyncClient:
+    """An async client for HTTP steps (share one per worker) whose connections go only where
+    `policy` (by default ``DFC_HTTP_ALLOW`` now) allows."""
+    transport = _EgressTransport(policy if policy is not None else EgressPolicy.from_env())
+    return httpx.AsyncClient(follow_redirects=False, trust_env=False, transport=transport, **kwargs)
 
 
 def _build(http: httpx.AsyncClient, request: HttpRequest) -> httpx.Request:
@@ -336,6 +452,20 @@ def _transport_error(request: HttpRequest, e: httpx.HTTPError) -> HttpError:
     return HttpError(f"{where} failed: {type(e).__name__}: {e}", code=codes.HTTP_TRANSPORT_ERROR)
 
 
+def _unencodable(request: HttpRequest, e: UnicodeEncodeError) -> HttpError:
+    """A header value (HTTP carries ASCII only) or a body (UTF-8) that cannot be sent."""
+    where = f"{request.method} {_redacted(request.url)}"
+    for name, value in request.headers.items():
+        bad = next((c for c in value if not c.isascii()), None)
+        if bad is not None:
+            return HttpError(
+                f"{where}: the value of header {name!r} holds {bad!r}, and header values can "
+                "only hold ASCII text; percent- or base64-encode it",
+                code=codes.BAD_REQUEST,
+            )
+    return HttpError(f"{where}: the request cannot be encoded: {e}", code=codes.BAD_REQUEST)
+
+
 def _too_large(request: HttpRequest, limit: int) -> HttpError:
     return HttpError(
         f"the response to {request.method} {_redacted(request.url)} is larger than {limit:,} bytes",
@@ -354,11 +484,15 @@ async def perform(
     policy = policy if policy is not None else EgressPolicy.from_env()
     await check_egress(request.url, policy)
     own = client is None
-    http = client if client is not None else async_client()
+    http = client if client is not None else async_client(policy)
     try:
         started = time.perf_counter()
         try:
-            response = await http.send(_build(http, request), stream=True)
+            built = _build(http, request)
+        except UnicodeEncodeError as e:
+            raise _unencodable(request, e) from None
+        try:
+            response = await http.send(built, stream=True)
             try:
                 body = bytearray()
                 async for chunk in response.aiter_bytes():

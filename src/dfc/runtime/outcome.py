@@ -68,12 +68,33 @@ def has_rows(value: JSON) -> bool:
 
 
 def json_or_text(text: str) -> JSON:
-    """JSON if `text` parses as JSON (NaN and Infinity do not count), else the text itself."""
+    """JSON if `text` parses as JSON that can be stored, else the text itself.
+
+    NaN and Infinity do not count, nor a lone surrogate escape (``\\ud800``): no UTF-8 text can
+    hold what it stands for, so a signal payload or break value holding one would fail every
+    checkpoint of the node that received it, and the instance would never move again. Its text
+    is kept as it is instead, as for any other text that is not JSON (PostgreSQL's jsonb refuses
+    it too).
+    """
     try:
-        return json.loads(text, parse_constant=_reject)
+        value = json.loads(text, parse_constant=_reject)
     except ValueError:
         return text
+    if "\\u" in text and not _encodable(value):
+        return text
+    return value
 
 
 def _reject(name: str) -> JSON:
     raise ValueError(name)
+
+
+def _encodable(value: JSON) -> bool:
+    """Whether no string in `value` (keys included) holds a lone surrogate."""
+    if isinstance(value, str):
+        return not any("\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, list):
+        return all(_encodable(v) for v in value)
+    if isinstance(value, dict):
+        return all(_encodable(k) and _encodable(v) for k, v in value.items())
+    return True

@@ -122,7 +122,8 @@ def _compose(
 ) -> tuple[str, list[_Ref], list[re.Match[str]]]:
     """Replace known ``{var}`` in one pass over `text` and locate the references to visible
     bindings, in the coordinates of the returned text; also returns the replaced ``{var}``s
-    whose value holds a double quote."""
+    that may not stand everywhere: those whose value holds a double quote, or would make a
+    comment opener with the character next to it (see `_check_vars`)."""
     out: list[str] = []
     refs: list[_Ref] = []
     quoted: list[re.Match[str]] = []
@@ -134,7 +135,7 @@ def _compose(
             value = variables.get(var)
             if value is None:
                 continue
-            if '"' in value:
+            if '"' in value or _opens_comment(text, m, value):
                 quoted.append(m)
             out.append(text[pos : m.start()])
             out.append(value)
@@ -193,7 +194,7 @@ def substitute_sql(text: str, bindings: Mapping[str, JSON], variables: Mapping[s
     if not has_candidates(text):
         return text
     composed, refs, quoted = _compose(text, bindings, variables)
-    _check_quoted_vars(text, quoted)
+    _check_vars(text, quoted, variables)
     if not refs:
         return composed
     code = sql_code(composed)
@@ -211,18 +212,41 @@ def substitute_sql(text: str, bindings: Mapping[str, JSON], variables: Mapping[s
     return _SqlWriter(composed, subs).code(code)
 
 
-def _check_quoted_vars(text: str, quoted: list[re.Match[str]]) -> None:
-    """Fail when a ``{var}`` whose value holds ``"`` stands inside a quoted identifier."""
-    if not quoted:
+_COMMENT_OPENERS = ("--", "/*")
+
+
+def _opens_comment(text: str, m: re.Match[str], value: str) -> bool:
+    """Whether ``value`` in place of ``m`` would make ``--`` or ``/*`` with the character
+    before or after it (``10-{n}`` with ``n = -5``)."""
+    before, after = text[m.start() - 1 : m.start()], text[m.end() : m.end() + 1]
+    return before + value[:1] in _COMMENT_OPENERS or value[-1:] + after in _COMMENT_OPENERS
+
+
+def _check_vars(text: str, suspects: list[re.Match[str]], variables: Mapping[str, str]) -> None:
+    """Fail when a ``{var}`` would change the statement around it: a value holding ``"``
+    inside a quoted identifier (it would end it), or one that would make a comment opener with
+    the code next to it (the rest of the line, or of the text, would stop being code; a
+    negative ``int`` after a minus sign, say). Inside literals both are plain characters."""
+    if not suspects:
         return
     chars = list(text)
     for m in _PATTERN.finditer(text):
         if m.group("var") is not None:
             chars[m.start() : m.end()] = "_" * (m.end() - m.start())
     code = sql_code("".join(chars))
-    for m in quoted:
+    for m in suspects:
+        value = variables[m.group("var")]
         where = place(code, m.start())
-        if where is not None and where.literal is not None and where.literal.form in IDENT_FORMS:
+        if where is None:
+            continue  # in a comment: not substituted into code
+        if where.literal is None and _opens_comment(text, m, value):
+            raise _unsafe(
+                m.group(0),
+                "would make a comment opener (-- or /*) with the text next to it, which would "
+                f"turn the rest of the statement into a comment; write {m.group(0)} with a "
+                "space or parentheses around it",
+            )
+        if where.literal is not None and where.literal.form in IDENT_FORMS and '"' in value:
             raise _unsafe(
                 m.group(0),
                 "holds a double quote, which would end the quoted identifier it stands in",
@@ -559,8 +583,8 @@ def _relation(m: re.Match[str], rows: list[JSON]) -> str:
     if len(rows) > MAX_INLINE_ROWS:
         raise SubstitutionError(
             f"{_spelled(m)} has {len(rows):,} rows, more than the {MAX_INLINE_ROWS:,} an inline "
-            "relation may hold; store the rows in a table (e.g. CREATE TEMP TABLE ... AS) and "
-            "read them from there",
+            "relation may hold; store the rows in a work table (CREATE TABLE ... AS in the step "
+            "that makes them) and read them from there",
             reference=_spelled(m),
             code=codes.TOO_MANY_ROWS,
         )

@@ -101,10 +101,14 @@ IN_WORKFLOW = "dfc.in_workflow"
 keeps it): the SQL surface's ``df.setvar``, ``df.await_instance`` and ``df.start(...,
 transaction_mode => 'new')`` refuse to run inside a workflow step by looking at it."""
 
-RESET_SESSION = "RESET SESSION AUTHORIZATION;RESET ROLE;RESET ALL"
+RESET_SESSION = "RESET SESSION AUTHORIZATION;RESET ROLE;RESET ALL;DISCARD TEMP"
 """Statements that give a session back its opening settings after a user's step: ``RESET ALL``
 leaves the role and the session authorization alone (PostgreSQL exempts both), so they are
-reset first. Transactional: inside a transaction, a rollback undoes the reset too."""
+reset first. ``DISCARD TEMP`` drops the step's temporary tables: they are found before any
+schema on the search path (types too), so one left behind would stand in for the tables and
+types of later steps on the connection, of other roles (a temporary table with a trigger runs
+its owner's function with their privileges) and of the worker's own statements. Transactional:
+inside a transaction, a rollback undoes the reset too."""
 
 
 def worker_kwargs(url: str) -> dict[str, Any]:
