@@ -41,7 +41,8 @@ from fault_support import (
 from test_crash import WorkerProcess
 
 from dfc.plan import nodes
-from dfc.store.db import connect
+from dfc.store.db import ENV_DATA_DIR, connect
+from dfc.store.embedded import EmbeddedServer
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -419,8 +420,16 @@ def test_frozen_worker_past_its_lease_is_fenced(
         assert wait_until(lambda: not unfinished(conn, ids), 60), b.logs()
         report = verify(conn, run, None)
     a_log = a.workers[0].stderr()
+    server_log = EmbeddedServer(os.environ[ENV_DATA_DIR]).log_file.read_text(errors="replace")
+    refused = 0
     for iid in frozen:
-        # The frozen worker's run was refused once it woke: lost to B, its effect rolled back.
+        # The frozen worker's run was refused once it woke: lost to B, its effect rolled back
+        # (verify found every effect once).
         assert re.search(rf'"instance": "{iid}", "event": "lease_lost"', a_log), a_log
-    finish("sigstop", report, record_property, freezes=freezes, round=soak_round)
+        refused += f"instance {iid} is not leased by" in server_log
+    finish("sigstop", report, record_property, freezes=freezes, refused=refused, round=soak_round)
+    # Woken, the worker sends the checkpoint of the step it had run before its heartbeat
+    # notices the lost lease (asyncio serves the socket before the overdue timer): the fence
+    # (DF001, migration 0002) refuses it.
+    assert refused >= 1, server_log[-5000:]
     assert_stall(report.longest_stall_per_fault, allowance=FROZEN_SECONDS, what="sigstop")
