@@ -198,8 +198,6 @@ def test_sigkill_of_workers_during_steps_http_and_timers(
         pool = WorkerPool(
             url,
             3,
-            "--concurrency",
-            "8",
             env={"DFC_FAULT": "before_commit:crash:0.004,after_commit:crash:0.004"},
         )
         pools.append(pool)
@@ -236,7 +234,7 @@ def test_sigkill_of_workers_during_steps_http_and_timers(
         round=soak_round,
     )
     assert_stall(report.longest_stall_per_fault, what="sigkill", detail=detail + "\n" + pool.logs())
-    assert sum(v for k, v in pool.kills.items() if k != "missed") >= 3, pool.kills
+    assert sum(v for k, v in pool.kills.items() if k != "missed") >= 2, pool.kills
 
 
 # -- PostgreSQL restarts ------------------------------------------------------------------------
@@ -275,7 +273,7 @@ def test_postgres_restart_immediate_while_instances_run(
 
     try:
         run = prepare(conn(), Workload(http.base))
-        pool = WorkerPool(url, 2, "--concurrency", "8")
+        pool = WorkerPool(url, 2)
         pools.append(pool)
         pool.start()
         downtime: list[float] = []
@@ -327,7 +325,7 @@ def test_terminated_worker_connections(
     terminated: dict[str, int] = {}
     with connect(url) as conn:
         run = prepare(conn, Workload(http.base))
-        pool = WorkerPool(url, 2, "--concurrency", "8")
+        pool = WorkerPool(url, 2)
         pools.append(pool)
         pool.start()
 
