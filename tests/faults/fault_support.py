@@ -13,7 +13,6 @@ its own effects back, so the result says what the instance saw. A share of the i
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
@@ -185,15 +184,6 @@ def start_instances(
             iid = instances.start(conn, name)
             run.designed[iid] = "failed" if name == "fx_fail" else "completed"
             run.workflow_of[iid] = name
-
-
-def unfinished(conn: psycopg.Connection[Any], ids: list[str]) -> int:
-    row = conn.execute(
-        "SELECT count(*) FROM dfc.instances WHERE id = ANY(%s) AND status IN ('pending', 'running')",
-        (ids,),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 # -- the HTTP server ----------------------------------------------------------------------------
@@ -583,7 +573,3 @@ def wait_until(pred: Any, timeout: float, step: float = 0.02) -> Any:
             return value
         time.sleep(step)
     return None
-
-
-def report_line(name: str, report: Report, **figures: Any) -> str:
-    return f"{name}: " + json.dumps({**report.__dict__, **figures})

@@ -33,12 +33,11 @@ from fault_support import (
     prepare,
     start_instances,
     timeline,
-    unfinished,
     verify,
     wait_until,
     with_app_name,
 )
-from test_crash import WorkerProcess
+from test_crash import WorkerProcess, unfinished
 
 from dfc.plan import nodes
 from dfc.store.db import ENV_DATA_DIR, connect
@@ -97,10 +96,9 @@ def drive(
 
     A strike is due only while two workers are up (all of them, in a pool of two): the faults
     hit one of several workers, and another must be there to take over (on a loaded machine a
-    restart takes seconds). Once
-    due, ``strike(last_chance)`` is called until it returns True (it struck) or for 3 s (the
-    moment it waits for did not come: counted in ``pool.kills["missed"]``); ``last_chance``
-    says it is the last call for this strike."""
+    restart takes seconds). Once due, ``strike(last_chance)`` is called until it returns True
+    (it struck) or for 3 s (the moment it waits for did not come: counted in
+    ``pool.kills["missed"]``); ``last_chance`` says it is the last call for this strike."""
     started = time.monotonic()
     next_start = next_strike = started + 0.5
     due: float | None = None
@@ -114,8 +112,9 @@ def drive(
             due = now
         if due is not None:
             last_chance = now - due > 3
-            if strike(last_chance) or last_chance:
-                if last_chance:
+            struck = strike(last_chance)
+            if struck or last_chance:
+                if not struck:
                     pool.kills["missed"] = pool.kills.get("missed", 0) + 1
                 due = None
                 next_strike = time.monotonic() + rng.uniform(0.5, 1.5) * s.every
@@ -214,12 +213,12 @@ def test_sigkill_of_workers_during_steps_http_and_timers(
                 "random": lambda: rng.choice(pool.workers),
             }[kind]
             victim = find()
-            if victim is not None and victim.alive():
+            struck = victim is not None and victim.alive()
+            if victim is not None and struck:
                 pool.kill(victim, kind)
-            elif not last_chance:
-                return False
-            turn[0] += 1  # the next strike waits for the next kind of moment
-            return victim is not None
+            if struck or last_chance:
+                turn[0] += 1  # the next strike waits for the next kind of moment
+            return struck
 
         drive(lambda: conn, run, pool, s, rng, strike)
         report = verify(conn, run, http)
