@@ -427,6 +427,8 @@ class Report:
     longest_stall: float
     longest_stall_per_fault: float
     stalled_instance: str
+    timeline: str = field(repr=False)
+    """The stalled instance's events (for the failure message; not printed with the figures)."""
 
 
 def verify(conn: psycopg.Connection[Any], run: Run, http: HttpRecorder | None) -> Report:
@@ -487,7 +489,9 @@ def verify(conn: psycopg.Connection[Any], run: Run, http: HttpRecorder | None) -
         (ids,),
     ).fetchone()
     assert steps is not None
-    return Report(len(ids), int(steps[0]), sends, repeats, stall, per_fault, who)
+    return Report(
+        len(ids), int(steps[0]), sends, repeats, stall, per_fault, who, timeline(conn, who)
+    )
 
 
 def history_is_consistent(conn: psycopg.Connection[Any], ids: list[str]) -> None:

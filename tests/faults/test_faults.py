@@ -32,7 +32,6 @@ from fault_support import (
     lease_holder,
     prepare,
     start_instances,
-    timeline,
     verify,
     wait_until,
     with_app_name,
@@ -50,37 +49,62 @@ Conn = psycopg.Connection[Any]
 
 @dataclass(frozen=True)
 class Scale:
-    """How long a run streams new instances, how many it starts per second, and how often
-    the fault strikes (seconds between two, on average)."""
+    """How long a run streams new instances, how many it starts per second at most, and how
+    often the fault strikes (seconds between two, on average)."""
 
     seconds: float
     rate: float
     every: float
+    in_flight: int = 24
+    """No new instance starts while this many are unfinished: the stall must measure recovery
+    from faults, not a backlog that a loaded machine cannot keep up with."""
 
 
-def scale(long_mode: bool, short: Scale, long: Scale) -> Scale:
-    return long if long_mode else short
+@dataclass
+class Trial:
+    """What every fault test has: its random choices, its mode and round, its worker pools
+    (closed at the end), and where its figures go."""
+
+    rng: random.Random
+    long_mode: bool
+    soak_round: int
+    record_property: Callable[[str, object], None]
+    pools: list[WorkerPool]
+
+    def scale(self, short: Scale, long: Scale) -> Scale:
+        return long if self.long_mode else short
+
+    def pool(self, url: str, size: int, *extra: str, **options: Any) -> WorkerPool:
+        """A `WorkerPool`, closed with the test."""
+        pool = WorkerPool(url, size, *extra, **options)
+        self.pools.append(pool)
+        return pool
+
+    def finish(self, name: str, report: Report, **figures: object) -> None:
+        """Print the run's figures (``pytest -s``) and record them in the JUnit report."""
+        values = {**report.__dict__, **figures, "round": self.soak_round}
+        del values["timeline"]
+        print(f"{name}: " + " ".join(f"{k}={v}" for k, v in values.items()))
+        for k, v in values.items():
+            self.record_property(k, v)
 
 
 @pytest.fixture
-def rng() -> random.Random:
+def trial(
+    long_mode: bool, soak_round: int, record_property: Callable[[str, object], None]
+) -> Iterator[Trial]:
     seed = int(os.environ.get("DFC_FAULTS_SEED") or random.randrange(2**32))
     print(f"seed {seed} (DFC_FAULTS_SEED={seed} replays it)")
-    return random.Random(seed)
+    t = Trial(random.Random(seed), long_mode, soak_round, record_property, [])
+    yield t
+    for pool in t.pools:
+        pool.close()
 
 
 @pytest.fixture
 def http() -> Iterator[HttpRecorder]:
     with HttpRecorder() as recorder:
         yield recorder
-
-
-@pytest.fixture
-def pools() -> Iterator[list[WorkerPool]]:
-    made: list[WorkerPool] = []
-    yield made
-    for p in made:
-        p.close()
 
 
 def drive(
@@ -91,7 +115,8 @@ def drive(
     rng: random.Random,
     strike: Callable[[bool], bool],
 ) -> None:
-    """Stream instances for ``s.seconds`` while striking every ``s.every`` seconds on average,
+    """Stream instances for ``s.seconds`` (at most ``s.rate`` a second and ``s.in_flight`` at
+    once) while striking every ``s.every`` seconds on average,
     restarting dead workers all along; then wait until every instance finished.
 
     A strike is due only while two workers are up (all of them, in a pool of two): the faults
@@ -106,7 +131,8 @@ def drive(
         pool.tend()
         now = time.monotonic()
         if now >= next_start:
-            start_instances(conn(), run, max(1, round(s.rate * 0.25)), rng)
+            room = s.in_flight - unfinished(conn(), list(run.designed))
+            start_instances(conn(), run, min(room, max(1, round(s.rate * 0.25))), rng)
             next_start = now + 0.25
         if due is None and now >= next_strike and pool.ready() >= 2:
             due = now
@@ -125,19 +151,6 @@ def drive(
         pool.tend()
         time.sleep(0.1)
     assert unfinished(conn(), ids) == 0, f"stuck instances\n{pool.logs()}"
-
-
-def finish(
-    name: str,
-    report: Report,
-    record_property: Callable[[str, object], None],
-    **figures: object,
-) -> None:
-    """Print the run's figures (``pytest -s``) and record them in the JUnit report."""
-    line = " ".join(f"{k}={v}" for k, v in {**report.__dict__, **figures}.items())
-    print(f"{name}: {line}")
-    for k, v in {**report.__dict__, **figures}.items():
-        record_property(k, v)
 
 
 # -- SIGKILL ------------------------------------------------------------------------------------
@@ -178,28 +191,21 @@ def _timer_victim(conn: Conn, pool: WorkerPool, sleep_node: str) -> WorkerProces
 def test_sigkill_of_workers_during_steps_http_and_timers(
     make_db: Callable[..., str],
     http: HttpRecorder,
-    pools: list[WorkerPool],
-    rng: random.Random,
-    long_mode: bool,
-    soak_round: int,
-    record_property: Callable[[str, object], None],
+    trial: Trial,
 ) -> None:
     """Three workers; one at a time is SIGKILLed while its backend runs a SQL step, while it
     waits for an HTTP response, while it holds a running timer, or at random; the workers also
     crash themselves at commits (fault points before and after COMMIT). Each is restarted."""
-    s = scale(long_mode, Scale(seconds=8, rate=5, every=1.0), Scale(seconds=180, rate=5, every=1.5))
+    s = trial.scale(Scale(seconds=8, rate=5, every=1.0), Scale(seconds=180, rate=5, every=1.5))
     url = make_db()
     with connect(url) as conn:
         run = prepare(conn, Workload(http.base))
         sleep_node = next(
             k for k, n in run.plans["fx_ok"].nodes.items() if isinstance(n.config, nodes.Sleep)
         )
-        pool = WorkerPool(
-            url,
-            3,
-            env={"DFC_FAULT": "before_commit:crash:0.004,after_commit:crash:0.004"},
+        pool = trial.pool(
+            url, 3, env={"DFC_FAULT": "before_commit:crash:0.004,after_commit:crash:0.004"}
         )
-        pools.append(pool)
         pool.start()
         kinds = ["sql", "http", "timer", "random"]
         turn = [0]
@@ -210,7 +216,7 @@ def test_sigkill_of_workers_during_steps_http_and_timers(
                 "sql": lambda: _sql_victim(conn, pool),
                 "http": lambda: _http_victim(conn, pool, http),
                 "timer": lambda: _timer_victim(conn, pool, sleep_node),
-                "random": lambda: rng.choice(pool.workers),
+                "random": lambda: trial.rng.choice(pool.workers),
             }[kind]
             victim = find()
             struck = victim is not None and victim.alive()
@@ -220,19 +226,16 @@ def test_sigkill_of_workers_during_steps_http_and_timers(
                 turn[0] += 1  # the next strike waits for the next kind of moment
             return struck
 
-        drive(lambda: conn, run, pool, s, rng, strike)
+        drive(lambda: conn, run, pool, s, trial.rng, strike)
         report = verify(conn, run, http)
-        detail = timeline(conn, report.stalled_instance)
     crashes = pool.restarts - sum(v for k, v in pool.kills.items() if k != "missed")
-    finish(
+    trial.finish(
         "sigkill",
         report,
-        record_property,
         kills=pool.kills,
         commit_crashes=crashes,
-        round=soak_round,
     )
-    assert_stall(report.longest_stall_per_fault, what="sigkill", detail=detail + "\n" + pool.logs())
+    assert_stall(report.longest_stall_per_fault, what="sigkill", detail=report.timeline)
     assert sum(v for k, v in pool.kills.items() if k != "missed") >= 2, pool.kills
 
 
@@ -252,15 +255,12 @@ def own_server() -> Iterator[OwnServer]:
 def test_postgres_restart_immediate_while_instances_run(
     own_server: OwnServer,
     http: HttpRecorder,
-    pools: list[WorkerPool],
-    rng: random.Random,
-    long_mode: bool,
-    soak_round: int,
-    record_property: Callable[[str, object], None],
+    trial: Trial,
 ) -> None:
     """`pg_ctl restart -m immediate` of the test's own server while two workers run instances:
-    every backend dies mid-transaction and the server recovers from its WAL."""
-    s = scale(long_mode, Scale(seconds=5, rate=5, every=3.0), Scale(seconds=180, rate=5, every=12))
+    every backend dies mid-transaction and the server recovers from its WAL. Restarts are at
+    least 7.5 s apart (a short run has one), so that each one's stall is measured alone."""
+    s = trial.scale(Scale(seconds=5, rate=5, every=8.0), Scale(seconds=180, rate=5, every=15))
     url = own_server.start()
     holder: list[Conn] = [connect(url)]
 
@@ -272,8 +272,7 @@ def test_postgres_restart_immediate_while_instances_run(
 
     try:
         run = prepare(conn(), Workload(http.base))
-        pool = WorkerPool(url, 2)
-        pools.append(pool)
+        pool = trial.pool(url, 2)
         pool.start()
         downtime: list[float] = []
 
@@ -284,23 +283,24 @@ def test_postgres_restart_immediate_while_instances_run(
             holder[0].close()
             return True
 
-        drive(conn, run, pool, s, rng, strike)
+        drive(conn, run, pool, s, trial.rng, strike)
         report = verify(conn(), run, http)
     finally:
         holder[0].close()
-    finish(
+    trial.finish(
         "pg-restart",
         report,
-        record_property,
         restarts=own_server.restarts,
         worker_exits=pool.restarts,
         longest_restart=round(max(downtime, default=0), 2),
-        round=soak_round,
     )
     assert own_server.restarts >= 1
     # A restart kills every connection at once: the stall may include the restart itself.
     assert_stall(
-        report.longest_stall_per_fault, allowance=max(downtime, default=0), what="pg-restart"
+        report.longest_stall_per_fault,
+        allowance=max(downtime, default=0),
+        what="pg-restart",
+        detail=report.timeline,
     )
 
 
@@ -311,21 +311,16 @@ def test_postgres_restart_immediate_while_instances_run(
 def test_terminated_worker_connections(
     make_db: Callable[..., str],
     http: HttpRecorder,
-    pools: list[WorkerPool],
-    rng: random.Random,
-    long_mode: bool,
-    soak_round: int,
-    record_property: Callable[[str, object], None],
+    trial: Trial,
 ) -> None:
     """`pg_terminate_backend` of one worker connection at a time (step lanes, pool, heartbeat,
     LISTEN), chosen among those of the workers' application names, busy ones first."""
-    s = scale(long_mode, Scale(seconds=5, rate=5, every=0.4), Scale(seconds=180, rate=5, every=0.7))
+    s = trial.scale(Scale(seconds=5, rate=5, every=0.4), Scale(seconds=180, rate=5, every=0.7))
     url = make_db()
     terminated: dict[str, int] = {}
     with connect(url) as conn:
         run = prepare(conn, Workload(http.base))
-        pool = WorkerPool(url, 2)
-        pools.append(pool)
+        pool = trial.pool(url, 2)
         pool.start()
 
         def strike(last_chance: bool) -> bool:
@@ -336,24 +331,22 @@ def test_terminated_worker_connections(
             if not rows:
                 return False
             busy = [r for r in rows if r[1] != "idle"]
-            pid, state = rng.choice(busy or rows)
+            pid, state = trial.rng.choice(busy or rows)
             if conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() != (True,):
                 return False
             terminated[state] = terminated.get(state, 0) + 1
             return True
 
-        drive(lambda: conn, run, pool, s, rng, strike)
+        drive(lambda: conn, run, pool, s, trial.rng, strike)
         report = verify(conn, run, http)
-    finish(
+    trial.finish(
         "terminate",
         report,
-        record_property,
         terminated=terminated,
         worker_exits=pool.restarts,
-        round=soak_round,
     )
     assert sum(terminated.values()) >= 3, terminated
-    assert_stall(report.longest_stall_per_fault, what="terminate")
+    assert_stall(report.longest_stall_per_fault, what="terminate", detail=report.timeline)
 
 
 # -- a frozen worker ----------------------------------------------------------------------------
@@ -377,44 +370,42 @@ def _holding_step(conn: Conn) -> str | None:
 @pytest.mark.timeout(900)
 def test_frozen_worker_past_its_lease_is_fenced(
     make_db: Callable[..., str],
-    pools: list[WorkerPool],
-    rng: random.Random,
-    long_mode: bool,
-    soak_round: int,
-    record_property: Callable[[str, object], None],
+    trial: Trial,
 ) -> None:
     """Worker A is frozen (SIGSTOP) in the middle of a step, holding its uncommitted effect,
     until its 1 s lease is long gone and worker B has taken the instance over; then resumed
     (SIGCONT). A's late checkpoint is refused by the fence, its transaction rolls back, and
     B's execution of the same step is the one that commits: the work is done once."""
-    freezes = 8 if long_mode else 1
+    freezes = 8 if trial.long_mode else 1
     url = make_db()
     with connect(url) as conn:
         run = prepare(conn, Workload("http://127.0.0.1:9", https=0, hold=HOLD_SECONDS))
-        a = WorkerPool(url, 1, "--concurrency", "4", "--log-format", "json", lease=FREEZE_LEASE)
-        b = WorkerPool(url, 1, "--concurrency", "4", lease=FREEZE_LEASE)
+        a = trial.pool(url, 1, "--concurrency", "4", "--log-format", "json", lease=FREEZE_LEASE)
+        b = trial.pool(url, 1, "--concurrency", "4", lease=FREEZE_LEASE)
         b.workers[0].args[b.workers[0].args.index("--db") + 1] = with_app_name(url, "fxwb")
         a.workers[0].args.remove("--quiet")  # A's log must show the refused checkpoint
-        pools += [a, b]
+        b.start()
+        b_proc = b.workers[0].proc
+        assert b_proc is not None
         frozen: list[str] = []
         for _ in range(freezes):
-            a.workers[0].start()
-            start_instances(conn, run, 3, rng)
+            # B pauses (holding nothing) while A starts and claims this round's instances.
+            b_proc.send_signal(signal.SIGSTOP)
+            a.start()
+            start_instances(conn, run, 3, trial.rng)
             held = wait_until(lambda: _holding_step(conn), 20, step=0.005)
             assert held, a.logs()
-            proc = a.workers[0].proc
-            assert proc is not None
-            proc.send_signal(signal.SIGSTOP)
+            a_proc = a.workers[0].proc
+            assert a_proc is not None
+            a_proc.send_signal(signal.SIGSTOP)
+            b_proc.send_signal(signal.SIGCONT)
             frozen.append(held)
-            if not b.workers[0].alive():
-                b.start()
             time.sleep(FROZEN_SECONDS)
             # B has taken the instance over; its run of the same step waits for A's row lock.
-            proc.send_signal(signal.SIGCONT)
-            assert wait_until(lambda iid=held: not unfinished(conn, [iid]), 30), a.logs()
+            a_proc.send_signal(signal.SIGCONT)
+            ids = list(run.designed)
+            assert wait_until(lambda ids=ids: not unfinished(conn, ids), 30), a.logs() + b.logs()
             assert a.workers[0].stop(signal.SIGTERM) == 0, a.logs()
-        ids = list(run.designed)
-        assert wait_until(lambda: not unfinished(conn, ids), 60), b.logs()
         report = verify(conn, run, None)
     a_log = a.workers[0].stderr()
     server_log = EmbeddedServer(os.environ[ENV_DATA_DIR]).log_file.read_text(errors="replace")
@@ -424,9 +415,14 @@ def test_frozen_worker_past_its_lease_is_fenced(
         # (verify found every effect once).
         assert re.search(rf'"instance": "{iid}", "event": "lease_lost"', a_log), a_log
         refused += f"instance {iid} is not leased by" in server_log
-    finish("sigstop", report, record_property, freezes=freezes, refused=refused, round=soak_round)
+    trial.finish("sigstop", report, freezes=freezes, refused=refused)
     # Woken, the worker sends the checkpoint of the step it had run before its heartbeat
     # notices the lost lease (asyncio serves the socket before the overdue timer): the fence
     # (DF001, migration 0002) refuses it.
     assert refused >= 1, server_log[-5000:]
-    assert_stall(report.longest_stall_per_fault, allowance=FROZEN_SECONDS, what="sigstop")
+    assert_stall(
+        report.longest_stall_per_fault,
+        allowance=FROZEN_SECONDS,
+        what="sigstop",
+        detail=report.timeline,
+    )
