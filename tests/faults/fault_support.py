@@ -319,8 +319,7 @@ class WorkerPool:
         up = 0
         for w in self.workers:
             if w.alive():
-                with open(w.log.name, encoding="utf-8", errors="replace") as f:
-                    up += f.read().count("started") >= w.starts
+                up += self.full_log(w).count("started") >= w.starts
         return up
 
     def by_pid(self, pid: int) -> WorkerProcess | None:
@@ -331,7 +330,15 @@ class WorkerPool:
         self.kills[why] = self.kills.get(why, 0) + 1
 
     def logs(self) -> str:
+        """The last lines of every worker's log."""
         return "\n".join(w.stderr() for w in self.workers)
+
+    @staticmethod
+    def full_log(w: WorkerProcess) -> str:
+        """All of a worker's log, across its restarts (`WorkerProcess.stderr` keeps the end)."""
+        w.log.flush()
+        with open(w.log.name, encoding="utf-8", errors="replace") as f:
+            return f.read()
 
     def close(self) -> None:
         for w in self.workers:

@@ -204,7 +204,7 @@ def test_sigkill_of_workers_during_steps_http_and_timers(
             k for k, n in run.plans["fx_ok"].nodes.items() if isinstance(n.config, nodes.Sleep)
         )
         pool = trial.pool(
-            url, 3, env={"DFC_FAULT": "before_commit:crash:0.004,after_commit:crash:0.004"}
+            url, 3, env={"DFC_FAULT": "before_commit:crash:0.002,after_commit:crash:0.002"}
         )
         pool.start()
         kinds = ["sql", "http", "timer", "random"]
@@ -407,7 +407,7 @@ def test_frozen_worker_past_its_lease_is_fenced(
             assert wait_until(lambda ids=ids: not unfinished(conn, ids), 30), a.logs() + b.logs()
             assert a.workers[0].stop(signal.SIGTERM) == 0, a.logs()
         report = verify(conn, run, None)
-    a_log = a.workers[0].stderr()
+    a_log = a.full_log(a.workers[0])
     server_log = EmbeddedServer(os.environ[ENV_DATA_DIR]).log_file.read_text(errors="replace")
     refused = 0
     for iid in frozen:
