@@ -235,7 +235,9 @@ def test_sigkill_of_workers_during_steps_http_and_timers(
         kills=pool.kills,
         commit_crashes=crashes,
     )
-    assert_stall(report.longest_stall_per_fault, what="sigkill", detail=report.timeline)
+    assert_stall(
+        report.longest_stall_per_fault, what="sigkill", detail=f"{report.timeline}\n{pool.logs()}"
+    )
     assert sum(v for k, v in pool.kills.items() if k != "missed") >= 2, pool.kills
 
 
@@ -300,7 +302,7 @@ def test_postgres_restart_immediate_while_instances_run(
         report.longest_stall_per_fault,
         allowance=max(downtime, default=0),
         what="pg-restart",
-        detail=report.timeline,
+        detail=f"{report.timeline}\n{pool.logs()}",
     )
 
 
@@ -346,7 +348,9 @@ def test_terminated_worker_connections(
         worker_exits=pool.restarts,
     )
     assert sum(terminated.values()) >= 3, terminated
-    assert_stall(report.longest_stall_per_fault, what="terminate", detail=report.timeline)
+    assert_stall(
+        report.longest_stall_per_fault, what="terminate", detail=f"{report.timeline}\n{pool.logs()}"
+    )
 
 
 # -- a frozen worker ----------------------------------------------------------------------------
