@@ -22,6 +22,7 @@ import psycopg
 import pytest
 from fault_support import (
     LEASE_SECONDS,
+    MAX_STALL_AFTER_OUTAGE,
     HttpRecorder,
     OwnServer,
     Report,
@@ -300,6 +301,7 @@ def test_postgres_restart_immediate_while_instances_run(
     # A restart kills every connection at once: the stall may include the restart itself.
     assert_stall(
         report.longest_stall_per_fault,
+        bound=MAX_STALL_AFTER_OUTAGE,
         allowance=max(downtime, default=0),
         what="pg-restart",
         detail=f"{report.timeline}\n{pool.logs()}",
@@ -349,7 +351,10 @@ def test_terminated_worker_connections(
     )
     assert sum(terminated.values()) >= 3, terminated
     assert_stall(
-        report.longest_stall_per_fault, what="terminate", detail=f"{report.timeline}\n{pool.logs()}"
+        report.longest_stall_per_fault,
+        bound=MAX_STALL_AFTER_OUTAGE,
+        what="terminate",
+        detail=f"{report.timeline}\n{pool.logs()}",
     )
 
 
@@ -426,6 +431,7 @@ def test_frozen_worker_past_its_lease_is_fenced(
     assert refused >= 1, server_log[-5000:]
     assert_stall(
         report.longest_stall_per_fault,
+        bound=MAX_STALL_AFTER_OUTAGE,
         allowance=FROZEN_SECONDS,
         what="sigstop",
         detail=report.timeline,
