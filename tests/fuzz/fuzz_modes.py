@@ -42,19 +42,22 @@ def fuzz(
     mode rounds of ``round_examples`` random ones for `LONG_SECONDS`. Returns how many ran."""
     ran = 0
 
-    def body(value: Any) -> None:
-        nonlocal ran
-        ran += 1
-        check(value)
+    def one_round(config: dict[str, Any]) -> None:
+        def body(value: Any) -> None:
+            nonlocal ran
+            ran += 1
+            check(value)
+
+        given(strategy)(settings(_COMMON, **config)(body))()  # type: ignore[arg-type]
 
     if not long_mode:
-        given(strategy)(settings(_COMMON, max_examples=examples, derandomize=True)(body))()
+        one_round(dict(max_examples=examples, derandomize=True))
         return ran
     stop = time.monotonic() + LONG_SECONDS
     rounds = 0
     while time.monotonic() < stop:
         rounds += 1
-        given(strategy)(settings(_COMMON, max_examples=round_examples)(body))()
+        one_round(dict(max_examples=round_examples))
     print(f"fuzz: {ran} examples in {rounds} rounds, {LONG_SECONDS / 60:.0f} min, no failure")
     return ran
 

@@ -15,7 +15,7 @@ output columns sqlglot could derive and for the fixed envelopes of HTTP, signal 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal, assert_never
@@ -198,6 +198,16 @@ def check_bindings(body: ast.Expr, rep: Reporter, facts: Mapping[int, SqlFacts])
     _Bindings(body, rep, facts).run()
 
 
+def _unseen(top: ast.Expr, seen: Mapping[int, object]) -> Iterator[ast.Expr]:
+    """The nodes of ``top`` in pre-order, without the subtrees of nodes in ``seen``."""
+    stack = [top]
+    while stack:
+        n = stack.pop()
+        if id(n) not in seen:
+            yield n
+            stack.extend(reversed(ast.children(n)))
+
+
 class _Bindings:
     def __init__(self, body: ast.Expr, rep: Reporter, facts: Mapping[int, SqlFacts]) -> None:
         self.body = body
@@ -210,6 +220,7 @@ class _Bindings:
         self.loops: list[tuple[Flow, list[Flow]]] = []  # (state before the loop, exits)
         self.path: list[tuple[int, int]] = []
         self.shapes: dict[int, Shape] = {}
+        self.below: dict[int, Mapping[str, ast.Bind]] = {}  # see `_first_binds`
 
     def _facts(self, n: ast.Sql) -> SqlFacts | None:
         return self.facts.get(id(n))
@@ -333,11 +344,7 @@ class _Bindings:
         first: dict[str, ast.Bind] = {}
         kind = "join" if isinstance(e, ast.Join) else "race"
         for b in branches:
-            here: dict[str, ast.Bind] = {}
-            for n in ast.preorder(b):
-                if isinstance(n, ast.Bind):
-                    here.setdefault(_bound(n), n)
-            for name, n in here.items():
+            for name, n in self._first_binds(b).items():
                 if name in first:
                     self.rep.error(
                         codes.BRANCH_BINDING,
@@ -349,6 +356,19 @@ class _Bindings:
                     )
                 else:
                     first[name] = n
+
+    def _first_binds(self, top: ast.Expr) -> Mapping[str, ast.Bind]:
+        """The first binding of each name inside ``top``, in pre-order. Remembered for every
+        node below: in a chain of joins (`a & b & c ...`, nested to the left) each join asks
+        again for the branch holding all the joins before it."""
+        below = self.below
+        for n in reversed(list(_unseen(top, below))):
+            here: dict[str, ast.Bind] = {_bound(n): n} if isinstance(n, ast.Bind) else {}
+            for k in ast.children(n):
+                for name, b in below[id(k)].items():
+                    here.setdefault(name, b)
+            below[id(n)] = here
+        return below[id(top)]
 
     def _texts(self, e: ast.Expr, f: Flow) -> None:
         for role, s in texts(e):
