@@ -521,7 +521,7 @@ BAD_SECONDS = code(
     ERR,
     """
     Durations (`df.sleep`, the timeout of `df.wait_for_signal`, `df.http` and `df.timeout`) are
-    whole, non-negative numbers of seconds.
+    whole, non-negative numbers of seconds, at most 100 years (3153600000).
     """,
     bad="df.sleep(-5)",
     good="df.sleep(5)",
@@ -580,8 +580,9 @@ BAD_RETRY = code(
     "invalid retry option",
     ERR,
     """
-    `df.retry` options: `attempts` an integer ≥ 1 (tries in total), `backoff` and `max_backoff`
-    numbers of seconds ≥ 0, `factor` a number ≥ 1, `jitter` TRUE or FALSE.
+    `df.retry` options: `attempts` an integer from 1 to 1000000 (tries in total), `backoff` and
+    `max_backoff` numbers of seconds from 0 to 100 years (3153600000), `factor` a number ≥ 1,
+    `jitter` TRUE or FALSE.
     """,
     bad="df.retry('SELECT 1', attempts => 0)",
     good="df.retry('SELECT 1', attempts => 3)",
