@@ -31,7 +31,7 @@ LIMIT = 10.0
 """Seconds one input may take through both grammars (a 2,000-node file takes a fraction of a
 second; this bound is for a loaded, shared machine)."""
 
-DEFAULT_EXAMPLES = 150
+DEFAULT_EXAMPLES = 60
 
 _VOCABULARY = [
     "~>", "|=>", "&", "|", "?>", "!>", "@>", "<->", "=>", "(", ")", ",", ";", "::", "::jsonb",
@@ -141,8 +141,7 @@ def test_any_text_gives_diagnostics_in_bounded_time() -> None:
 @pytest.mark.parametrize("name", sorted(_NESTINGS) + sorted(_LONG))
 def test_extreme_inputs_give_diagnostics_in_bounded_time(name: str) -> None:
     make = {**_NESTINGS, **_LONG}[name]
-    for n in (300, 3000):
-        gives_diagnostics_only(make(n))
+    gives_diagnostics_only(make(2000))
 
 
 @pytest.mark.long
