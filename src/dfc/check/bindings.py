@@ -268,6 +268,7 @@ class _Bindings:
             case ast.Bind(node=x, name=name):
                 f = self._child(e, 0, x, f)
                 self._bind(e, _bound(e), f)
+                self._bound_twice(e)
                 return f
             case ast.Join(branches=bs) | ast.Race(branches=bs):
                 outs = [self._child(e, i, b, f.fork()) for i, b in enumerate(bs)]
@@ -339,6 +340,22 @@ class _Bindings:
                 help="use a new name if both results are meant",
             )
         f.bind(name, id(b))
+
+    def _bound_twice(self, b: ast.Bind) -> None:
+        # A plan node has one result name: the emitter keeps the outermost (compensations
+        # between the two bindings wrap the same node).
+        inner = b.node
+        while isinstance(inner, ast.Compensate):
+            inner = inner.node
+        if isinstance(inner, ast.Bind):
+            self.rep.error(
+                codes.BOUND_TWICE,
+                f"this result is already bound to `${_bound(inner)}`",
+                b.name.span,
+                node=b,
+                labels=(Label(inner.name.span, "bound here first"),),
+                help="use one name for it",
+            )
 
     def _duplicates(self, e: ast.Join | ast.Race, branches: tuple[ast.Expr, ...]) -> None:
         first: dict[str, ast.Bind] = {}

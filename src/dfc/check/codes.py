@@ -154,6 +154,19 @@ NOT_A_ROW_SET = code(
     good="df.sleep(1) |=> 's' ~> 'SELECT $s::jsonb AS slept'",
 )
 
+BOUND_TWICE = code(
+    "DFC211",
+    "one result bound to two names",
+    ERR,
+    """
+    A step's result is bound to one name. `(x |=> 'a') |=> 'b'` binds the same result twice, and
+    only the outer name would be bound when the workflow runs. Use one name, or copy the value in
+    a later step.
+    """,
+    bad="('SELECT 1' |=> 'a') |=> 'b' ~> 'SELECT $a + $b'",
+    good="'SELECT 1' |=> 'a' ~> 'SELECT $a + $a'",
+)
+
 # --------------------------------------------------------------------------------------------
 # Variables
 
