@@ -32,7 +32,7 @@ LIMIT = 30.0
 idle machine; the bound is generous for a loaded, shared one and catches hangs and quadratic
 blow-ups (2,000 joins took 11 s, 5,000 minutes)."""
 
-DEFAULT_EXAMPLES = 60
+DEFAULT_EXAMPLES = 30
 
 _VOCABULARY = [
     "~>", "|=>", "&", "|", "?>", "!>", "@>", "<->", "=>", "(", ")", ",", ";", "::", "::jsonb",
@@ -142,7 +142,7 @@ def test_any_text_gives_diagnostics_in_bounded_time() -> None:
 @pytest.mark.parametrize("name", sorted(_NESTINGS) + sorted(_LONG))
 def test_extreme_inputs_give_diagnostics_in_bounded_time(name: str) -> None:
     make = {**_NESTINGS, **_LONG}[name]
-    gives_diagnostics_only(make(2000))
+    gives_diagnostics_only(make(1000))
 
 
 @pytest.mark.long
