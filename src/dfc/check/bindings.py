@@ -348,12 +348,13 @@ class _Bindings:
         while isinstance(inner, ast.Compensate):
             inner = inner.node
         if isinstance(inner, ast.Bind):
-            self.rep.error(
+            self.rep.warning(
                 codes.BOUND_TWICE,
-                f"this result is already bound to `${_bound(inner)}`",
+                f"this result is already bound to `${_bound(inner)}`, which will not be bound "
+                "when the workflow runs: only the outer name is",
                 b.name.span,
                 node=b,
-                labels=(Label(inner.name.span, "bound here first"),),
+                labels=(Label(inner.name.span, "not bound when the workflow runs"),),
                 help="use one name for it",
             )
 

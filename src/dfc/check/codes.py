@@ -157,14 +157,14 @@ NOT_A_ROW_SET = code(
 BOUND_TWICE = code(
     "DFC211",
     "one result bound to two names",
-    ERR,
+    WARN,
     """
-    A step's result is bound to one name. `(x |=> 'a') |=> 'b'` binds the same result twice, and
-    only the outer name would be bound when the workflow runs. Use one name, or copy the value in
-    a later step.
+    A step's result is bound to one name. In `(x |=> 'a') |=> 'b'` the outer name wins, as in
+    pg_durable's graph, where `df.as(df.as(x, 'a'), 'b')` sets the node's one result name twice:
+    only `$b` is bound when the workflow runs, and `$a` is not. Use one name.
     """,
-    bad="('SELECT 1' |=> 'a') |=> 'b' ~> 'SELECT $a + $b'",
-    good="'SELECT 1' |=> 'a' ~> 'SELECT $a + $a'",
+    bad="('SELECT 1' |=> 'a') |=> 'b' ~> 'SELECT $b'",
+    good="'SELECT 1' |=> 'b' ~> 'SELECT $b'",
 )
 
 # --------------------------------------------------------------------------------------------
