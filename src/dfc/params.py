@@ -88,7 +88,9 @@ def substitution_text(type_: str, value: JSON) -> str:
             if isinstance(value, int) and not isinstance(value, bool):
                 return str(value)
             if isinstance(value, str) and INT_TEXT.fullmatch(value):
-                return str(int(value))
+                # Not int(): Python refuses to convert more than 4,300 digits.
+                num = Decimal(value.strip())
+                return str(num) if num else "0"
         case "numeric":
             if value is not None and not isinstance(value, bool):
                 try:

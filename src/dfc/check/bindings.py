@@ -15,7 +15,7 @@ output columns sqlglot could derive and for the fixed envelopes of HTTP, signal 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal, assert_never
@@ -198,6 +198,16 @@ def check_bindings(body: ast.Expr, rep: Reporter, facts: Mapping[int, SqlFacts])
     _Bindings(body, rep, facts).run()
 
 
+def _unseen(top: ast.Expr, seen: Mapping[int, object]) -> Iterator[ast.Expr]:
+    """The nodes of ``top`` in pre-order, without the subtrees of nodes in ``seen``."""
+    stack = [top]
+    while stack:
+        n = stack.pop()
+        if id(n) not in seen:
+            yield n
+            stack.extend(reversed(ast.children(n)))
+
+
 class _Bindings:
     def __init__(self, body: ast.Expr, rep: Reporter, facts: Mapping[int, SqlFacts]) -> None:
         self.body = body
@@ -210,6 +220,7 @@ class _Bindings:
         self.loops: list[tuple[Flow, list[Flow]]] = []  # (state before the loop, exits)
         self.path: list[tuple[int, int]] = []
         self.shapes: dict[int, Shape] = {}
+        self.below: dict[int, Mapping[str, ast.Bind]] = {}  # see `_first_binds`
 
     def _facts(self, n: ast.Sql) -> SqlFacts | None:
         return self.facts.get(id(n))
@@ -257,6 +268,7 @@ class _Bindings:
             case ast.Bind(node=x, name=name):
                 f = self._child(e, 0, x, f)
                 self._bind(e, _bound(e), f)
+                self._bound_twice(e)
                 return f
             case ast.Join(branches=bs) | ast.Race(branches=bs):
                 outs = [self._child(e, i, b, f.fork()) for i, b in enumerate(bs)]
@@ -329,15 +341,28 @@ class _Bindings:
             )
         f.bind(name, id(b))
 
+    def _bound_twice(self, b: ast.Bind) -> None:
+        # A plan node has one result name: the emitter keeps the outermost (compensations
+        # between the two bindings wrap the same node).
+        inner = b.node
+        while isinstance(inner, ast.Compensate):
+            inner = inner.node
+        if isinstance(inner, ast.Bind):
+            self.rep.warning(
+                codes.BOUND_TWICE,
+                f"this result is already bound to `${_bound(inner)}`, which will not be bound "
+                "when the workflow runs: only the outer name is",
+                b.name.span,
+                node=b,
+                labels=(Label(inner.name.span, "not bound when the workflow runs"),),
+                help="use one name for it",
+            )
+
     def _duplicates(self, e: ast.Join | ast.Race, branches: tuple[ast.Expr, ...]) -> None:
         first: dict[str, ast.Bind] = {}
         kind = "join" if isinstance(e, ast.Join) else "race"
         for b in branches:
-            here: dict[str, ast.Bind] = {}
-            for n in ast.preorder(b):
-                if isinstance(n, ast.Bind):
-                    here.setdefault(_bound(n), n)
-            for name, n in here.items():
+            for name, n in self._first_binds(b).items():
                 if name in first:
                     self.rep.error(
                         codes.BRANCH_BINDING,
@@ -349,6 +374,19 @@ class _Bindings:
                     )
                 else:
                     first[name] = n
+
+    def _first_binds(self, top: ast.Expr) -> Mapping[str, ast.Bind]:
+        """The first binding of each name inside ``top``, in pre-order. Remembered for every
+        node below: in a chain of joins (`a & b & c ...`, nested to the left) each join asks
+        again for the branch holding all the joins before it."""
+        below = self.below
+        for n in reversed(list(_unseen(top, below))):
+            here: dict[str, ast.Bind] = {_bound(n): n} if isinstance(n, ast.Bind) else {}
+            for k in ast.children(n):
+                for name, b in below[id(k)].items():
+                    here.setdefault(name, b)
+            below[id(n)] = here
+        return below[id(top)]
 
     def _texts(self, e: ast.Expr, f: Flow) -> None:
         for role, s in texts(e):

@@ -154,6 +154,19 @@ NOT_A_ROW_SET = code(
     good="df.sleep(1) |=> 's' ~> 'SELECT $s::jsonb AS slept'",
 )
 
+BOUND_TWICE = code(
+    "DFC211",
+    "one result bound to two names",
+    WARN,
+    """
+    A step's result is bound to one name. In `(x |=> 'a') |=> 'b'` the outer name wins, as in
+    pg_durable's graph, where `df.as(df.as(x, 'a'), 'b')` sets the node's one result name twice:
+    only `$b` is bound when the workflow runs, and `$a` is not. Use one name.
+    """,
+    bad="('SELECT 1' |=> 'a') |=> 'b' ~> 'SELECT $b'",
+    good="'SELECT 1' |=> 'b' ~> 'SELECT $b'",
+)
+
 # --------------------------------------------------------------------------------------------
 # Variables
 
@@ -521,7 +534,7 @@ BAD_SECONDS = code(
     ERR,
     """
     Durations (`df.sleep`, the timeout of `df.wait_for_signal`, `df.http` and `df.timeout`) are
-    whole, non-negative numbers of seconds.
+    whole, non-negative numbers of seconds, at most 100 years (3153600000).
     """,
     bad="df.sleep(-5)",
     good="df.sleep(5)",
@@ -580,8 +593,9 @@ BAD_RETRY = code(
     "invalid retry option",
     ERR,
     """
-    `df.retry` options: `attempts` an integer ≥ 1 (tries in total), `backoff` and `max_backoff`
-    numbers of seconds ≥ 0, `factor` a number ≥ 1, `jitter` TRUE or FALSE.
+    `df.retry` options: `attempts` an integer from 1 to 1000000 (tries in total), `backoff` and
+    `max_backoff` numbers of seconds from 0 to 100 years (3153600000), `factor` a number ≥ 1,
+    `jitter` TRUE or FALSE.
     """,
     bad="df.retry('SELECT 1', attempts => 0)",
     good="df.retry('SELECT 1', attempts => 3)",

@@ -247,6 +247,13 @@ def _number(v: ast.LitArg) -> Decimal | None:
     return d if d.is_finite() else None
 
 
+MAX_SECONDS = 100 * 365 * 24 * 3600
+"""The longest duration a literal may give, 100 years: a timer much further away is past the
+last timestamp the runtime can compute."""
+MAX_ATTEMPTS = 1_000_000
+"""The most tries `df.retry` may be given."""
+
+
 def _seconds(
     v: ast.LitArg | None, node: ast.Expr, rep: Reporter, what: str, *, allow_null: bool
 ) -> None:
@@ -265,6 +272,14 @@ def _seconds(
         rep.error(
             codes.BAD_SECONDS, f"{what} cannot be negative ({v.span.text})", v.span, node=node
         )
+    elif d > MAX_SECONDS:
+        rep.error(
+            codes.BAD_SECONDS,
+            f"{what} is longer than 100 years ({_shown(v)} seconds)",
+            v.span,
+            node=node,
+            help=f"use at most {MAX_SECONDS} seconds",
+        )
     elif d != d.to_integral_value():
         rep.error(
             codes.BAD_SECONDS,
@@ -273,6 +288,12 @@ def _seconds(
             node=node,
             help=f"round it, e.g. {int(d.to_integral_value())}",
         )
+
+
+def _shown(v: ast.LitArg) -> str:
+    """A literal's text for a message, shortened when it is very long."""
+    text = v.span.text
+    return text if len(text) <= 40 else text[:20] + "..." + text[-10:]
 
 
 def _text_arg(
@@ -447,11 +468,11 @@ def _retry(n: ast.Retry, rep: Reporter) -> None:
     def bad(v: ast.LitArg, msg: str) -> None:
         rep.error(codes.BAD_RETRY, msg, v.span, node=n)
 
-    for name, low, integer in (
-        ("attempts", 1, True),
-        ("backoff", 0, False),
-        ("factor", 1, False),
-        ("max_backoff", 0, False),
+    for name, low, high, integer in (
+        ("attempts", 1, MAX_ATTEMPTS, True),
+        ("backoff", 0, MAX_SECONDS, False),
+        ("factor", 1, None, False),
+        ("max_backoff", 0, MAX_SECONDS, False),
     ):
         v = getattr(n, name)
         if not _fits(v, ("retry", name), f"`{name}`", codes.BAD_RETRY, n, rep):
@@ -466,6 +487,8 @@ def _retry(n: ast.Retry, rep: Reporter) -> None:
             bad(v, f"`{name}` must be an integer, not {v.span.text}")
         elif d < low:
             bad(v, f"`{name}` must be at least {low}, not {v.span.text}")
+        elif high is not None and d > high:
+            bad(v, f"`{name}` must be at most {high}, not {_shown(v)}")
     j = n.jitter
     if _fits(j, ("retry", "jitter"), "`jitter`", codes.BAD_RETRY, n, rep) and (
         j is not None

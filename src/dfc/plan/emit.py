@@ -56,7 +56,8 @@ class _Emitter:
     number the nodes in pre-order, then build each plan node from its children's numbers.
 
     `Bind` and `Compensate` get no node of their own: they become the ``result_name`` and the
-    ``undo`` link of the node they wrap (the outermost wrapper wins when they nest).
+    ``undo`` link of the node they wrap (the outermost binding wins when they nest; nested
+    compensations undo in turn, the outermost first).
     """
 
     def __init__(self, checked: CheckedWorkflow) -> None:
@@ -78,13 +79,18 @@ class _Emitter:
                         (inner, name if name is not None else ast.literal_value(bound), undo)
                     )
                 case ast.Compensate(node=inner, undo=undo_tree):
-                    stack.append((undo_tree, None, None))  # numbered after inner's subtree
-                    stack.append((inner, name, undo if undo is not None else undo_tree))
+                    if undo is not None:
+                        # `(a <-> u1) <-> u2`: both undo a; the outer one completed last, so
+                        # it runs first (SPEC §5.8).
+                        undo_tree = ast.Seq(left=undo, right=undo_tree, span=undo_tree.span)
+                    stack.append((inner, name, undo_tree))
                 case _:
                     nid = f"n{len(self._ids) + 1}"
                     self._ids[id(n)] = nid
                     self.source_map[nid] = _source_span(n.span, self.checked.trail(n))
                     order.append((n, name, undo))
+                    if undo is not None:
+                        stack.append((undo, None, None))  # numbered after n's subtree
                     stack.extend((c, None, None) for c in reversed(ast.children(n)))
         for n, name, undo in order:
             nid = self._ids[id(n)]

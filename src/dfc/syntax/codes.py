@@ -79,7 +79,8 @@ BAD_NUMBER = code(
     "DFC107",
     "invalid number",
     E,
-    "A number followed directly by letters, such as a duration with a unit. Durations are whole seconds.",
+    "A number followed directly by letters, such as a duration with a unit (durations are whole "
+    "seconds), or a number of more than 1,000 characters.",
     bad="df.sleep(10s)",
     good="df.sleep(10)",
 )

@@ -87,6 +87,9 @@ _IDENT_RE = re.compile(r"[^\W\d]\w*")
 _TAG_RE = re.compile(r"\$([^\W\d]\w*)?\$")
 _NUMBER_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _WORD_TAIL_RE = re.compile(r"\w+")
+MAX_NUMBER_LENGTH = 1000
+"""The longest number literal: every literal argument is a duration, a count or a value far
+shorter, and Python refuses to convert integers of more than 4,300 digits."""
 _REF_RE = re.compile(r"\$[^\W\d]\w*(?:\.(?:\*|\w+))?\??")
 _WHITESPACE = " \t\n\r\f\v"
 _SPACE_RE = re.compile(r"\s+")  # str.isspace() characters, exactly
@@ -812,6 +815,16 @@ class _Scanner:
             self.error(codes.BAD_NUMBER, f"invalid number {bad!r}", i, tail.end(), help=hint)
             self.emit("ERROR", i, tail.end())
             return tail.end()
+        if end - i > MAX_NUMBER_LENGTH:
+            self.error(
+                codes.BAD_NUMBER,
+                f"a number of {end - i} characters is too long",
+                i,
+                end,
+                help=f"numbers have at most {MAX_NUMBER_LENGTH} characters",
+            )
+            self.emit("ERROR", i, end)
+            return end
         self.emit("NUMBER", i, end)
         return end
 
