@@ -55,7 +55,7 @@ from typing import Any
 
 import psycopg
 from psycopg import generators
-from psycopg.pq import ExecStatus, TransactionStatus
+from psycopg.pq import DiagnosticField, ExecStatus, TransactionStatus
 from psycopg.pq.abc import PGresult
 
 from dfc import sqllex
@@ -63,7 +63,15 @@ from dfc.plan.model import Plan
 from dfc.plan.nodes import Sql
 from dfc.runtime import faults
 from dfc.runtime.state import NodeRecord, RunSql
-from dfc.runtime.steps import Chain, Lease, Written, checkpoint, classify, with_seq
+from dfc.runtime.steps import (
+    SYNTAX_ERROR,
+    Chain,
+    Lease,
+    Written,
+    checkpoint,
+    classify,
+    with_seq,
+)
 from dfc.runtime.values import configure_loaders, result_of
 from dfc.store.db import RESET_SESSION
 from dfc.store.inline import AConn
@@ -163,7 +171,10 @@ class StepBatches:
 
     def _solo(self, entry: _Entry) -> None:
         """The entry's node runs alone from now on."""
-        node = entry.lease.plan.nodes.get(entry.action.node_id)
+        self._solo_node(entry.lease.plan, entry.action.node_id)
+
+    def _solo_node(self, plan: Plan, node_id: str) -> None:
+        node = plan.nodes.get(node_id)
         if node is not None and isinstance(node.config, Sql):
             self._statements[node.config.query] = None
 
@@ -302,6 +313,19 @@ class StepBatches:
         for entry in rnd.starting:
             entry.sent = True  # from here on, its run cannot take it back
         results = await _send(conn, ";".join(parts))
+        if _unparsed(results):
+            # The server could not parse the string, so it ran none of it (checkpoints and
+            # COMMIT included): a step's text does not parse. Every step of the round runs
+            # alone, where the one that does not parse fails as the user's error.
+            await _rollback(conn)
+            for r in ran:
+                _settle(r.entry, alone=r.entry.action)
+            for i, (nxt, _) in rnd.chained.items():
+                self._solo_node(ran[i].entry.lease.plan, nxt.node_id)
+            for entry in rnd.starting:
+                self._solo(entry)
+                _settle(entry, alone=entry.action)
+            return []
         pos = 0
         if ran:
             pos = self._committed(conn, rnd, results)
@@ -459,6 +483,15 @@ def _settle(
     else:
         assert written is not None
         entry.future.set_result(written)
+
+
+def _unparsed(results: list[PGresult]) -> bool:
+    """Whether the server refused a whole query string as unparsable (one error result)."""
+    return (
+        len(results) == 1
+        and results[0].status == ExecStatus.FATAL_ERROR
+        and results[0].error_field(DiagnosticField.SQLSTATE) == SYNTAX_ERROR.encode()
+    )
 
 
 def _error(conn: AConn, res: PGresult | None) -> psycopg.Error:

@@ -80,6 +80,9 @@ class Host(Protocol):
     settings: EngineSettings
     log: StepLog
     batches: StepBatches | None  # None: every step runs on the single-step path
+    # (workflow, version, node id) of steps whose text the server could not parse: they never
+    # share a query string (kept by the worker, as an instance is run again by a new run).
+    unchainable: set[tuple[str, int, str]]
 
     def backlog(self) -> bool: ...
 
@@ -451,7 +454,13 @@ class InstanceRun:
         if len(ev.actions) != 1:
             return None
         (action,) = ev.actions
-        if not isinstance(action, RunSql) or action.autocommit or action.key in records:
+        if (
+            not isinstance(action, RunSql)
+            or action.autocommit
+            or action.key in records
+            or (self.claimed.workflow, self.claimed.version, action.node_id)
+            in self.host.unchainable
+        ):
             return None
         self.last = ev
         if self.on_evaluate is not None:
@@ -468,6 +477,9 @@ class InstanceRun:
 
     def uncertain(self) -> None:
         self._resync_needed = True
+
+    def unchainable(self, node_id: str) -> None:
+        self.host.unchainable.add((self.claimed.workflow, self.claimed.version, node_id))
 
     def ending(self, done: NodeRecord) -> str | None:
         """After `next_step` returned None for ``done``: the statement that ends the instance

@@ -168,12 +168,19 @@ class Chain(Protocol):
     def uncertain(self) -> None:
         """The task was interrupted after a commit may have happened: reload from the database."""
 
+    def unchainable(self, node_id: str) -> None:
+        """The step of ``node_id`` must not share a query string with other statements: the
+        server could not parse it, which refuses the whole string, checkpoint included."""
+
     def ending(self, done: NodeRecord) -> str | None:
         """After `next_step` returned None for ``done``: the statement that ends the instance,
         to commit with ``done`` (`dfc.runtime.batch`), when ``done`` is its last record."""
 
     def ended(self) -> None:
         """The statement of `ending` committed: the instance is finished."""
+
+
+SYNTAX_ERROR = "42601"  # the server refuses the whole query string before running any of it
 
 
 def _begin(action: RunSql) -> str:
@@ -233,8 +240,13 @@ async def run_sql(conn: AConn, lease: Lease, action: RunSql, chain: Chain | None
                     raise fence from e
                 await rollback(conn)
                 maybe = await node_state.committed(conn, lease.instance_id, rec.key)
-                if maybe is None:  # the checkpoint failed (not the next step): not the user's
-                    raise
+                if maybe is None:
+                    if e.sqlstate == SYNTAX_ERROR:
+                        # The next step's text does not parse, and a string that does not parse
+                        # runs none of its statements: this step runs again, committed alone,
+                        # and the next one then fails alone, as the user's error.
+                        chain.unchainable(nxt.node_id)
+                    raise  # the checkpoint failed (not the next step): not the user's
                 chain.committed(Written(with_seq(rec, maybe[0]), maybe[1], ms), nxt.key)
                 if not is_step_error(conn, e):
                     raise

@@ -160,6 +160,7 @@ class Worker:
         self._backlog = False
         self._http_client: Any = None
         self._conn_kwargs = worker_kwargs(url)
+        self.unchainable: set[tuple[str, int, str]] = set()
         self.batches = (
             None
             if self.options.batch is None
