@@ -88,6 +88,11 @@ _GraphKey: TypeAlias = tuple[str, str | None, str]  # graph, label, options as c
 _Compiled: TypeAlias = tuple[str, int] | str  # (workflow, version), or why it does not compile
 _COMPILED_KEPT = 256  # compiled graphs remembered
 _UNCOMPILED_CHECK_EVERY = 60.0  # seconds between looks for graphs this worker cannot compile
+_POOL_RECONNECT_SECONDS = 3.0
+"""How long the pool keeps retrying to replace a connection lost in an outage. psycopg_pool
+doubles its delay between attempts (1, 2, 4, 8 s...), so a replacement that failed a few times
+while the server was down would otherwise be tried again only long after it is back, holding a
+place in the pool meanwhile; given up, the place is taken again on demand, at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +180,7 @@ class Worker:
             open=False,
             configure=_configure,
             name=f"dfc-{self.owner}",
+            reconnect_timeout=_POOL_RECONNECT_SECONDS,
         )
 
     # -- public -----------------------------------------------------------------------------
@@ -512,6 +518,11 @@ class Worker:
             try:
                 if self._lock_conn is None or self._lock_conn.closed:
                     self._lock_conn = await self._connect_locked()
+                    # The server is reachable again. If it restarted, every idle pooled
+                    # connection is dead, and the pool finds that out only when one is used:
+                    # the claim loop and the reaper, taking one each per try, would spend a
+                    # second on each before working again. Test them all now.
+                    await self._check_pool()
                     self._work.set()  # anything sent while we were not listening
                     for held in list(self.runs.values()):
                         held.poke()
@@ -534,6 +545,13 @@ class Worker:
                         await self._lock_conn.close()
                     self._lock_conn = None
                 await asyncio.sleep(self.options.poll_seconds)
+
+    async def _check_pool(self) -> None:
+        """Drop the pool's dead idle connections and open new ones in their place."""
+        try:
+            await self.pool.check()
+        except Exception as e:  # the pool would then find them one at a time, as before
+            self.log.error(None, f"checking pooled connections failed: {type(e).__name__}: {e}")
 
     # -- dead workers -------------------------------------------------------------------------
 
