@@ -4,7 +4,8 @@ within a few seconds of the server being back, whatever its connection pool held
 A restart kills every pooled connection, and the pool finds a dead one only when it is used.
 The claim loop and the reaper each took one per try, a second apart, so a pool grown to a few
 dozen connections kept a worker from claiming anything for tens of seconds after the server was
-back (the long restart soak measured stalls of 95 and 134 s).
+back (the long restart soak measured stalls of 95 and 134 s). And an instance whose run was
+abandoned in the outage (its release failed too) waited for its lease to lapse: 15 s by default.
 """
 
 from __future__ import annotations
@@ -103,18 +104,41 @@ def test_a_worker_claims_again_at_once_after_an_immediate_restart(
     with connect(url) as conn:
         deploy(conn, b.plan(slow))
         deploy(conn, quick.plan(one))
-    options = WorkerOptions(concurrency=HELD, lease_seconds=4.0, retention_every=0)
+    long = Build("long")
+    long.sql("SET LOCAL statement_timeout = 0; SELECT pg_sleep(3)")  # under way at the restart
+    with connect(url) as conn:
+        deploy(conn, long.plan("n1"))
+    # The default lease (15 s): an instance abandoned in the restart must not wait for it.
+    options = WorkerOptions(concurrency=HELD, retention_every=0)
     with ThreadedWorker(url, options) as tw:
         held = _start(url, "held", HELD)
         assert wait_until(lambda: _finished(url, held), 30), "the instances before the restart"
         stats: dict[str, Any] = tw.worker.pool.get_stats()
         assert stats["pool_available"] >= HELD // 2, stats
 
+        running = _start(url, "long", 2)
+        assert wait_until(lambda: _claimed(url, running), 10), "the long instances started"
         own_server.restart_immediate()
         back = time.monotonic()
         fresh = _start(url, "quick", 3)
         done = wait_until(lambda: _finished(url, fresh), 30, step=0.05)
         took = time.monotonic() - back
-    print(f"after the restart, new instances finished in {took:.2f} s")
+        resumed = wait_until(lambda: _finished(url, running), 30, step=0.05)
+        # The long step runs 3 s again from the start once its instance is taken up again.
+        again = time.monotonic() - back - 3
+    print(
+        f"after the restart: new instances finished in {took:.2f} s, held ones resumed {again:.2f} s"
+    )
     assert done, "new instances never finished after the restart"
     assert took < BACK_WITHIN, f"new instances finished {took:.2f} s after the server was back"
+    assert resumed, "the instances running at the restart never finished"
+    assert again < BACK_WITHIN, f"running instances were taken up again after {again:.2f} s"
+
+
+def _claimed(url: str, ids: list[str]) -> bool:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM dfc.queue WHERE instance_id = ANY(%s) AND lease_owner IS NOT NULL",
+            (ids,),
+        ).fetchone()
+    return row is not None and row[0] == len(ids)

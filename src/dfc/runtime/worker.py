@@ -154,6 +154,10 @@ class Worker:
         self.finished: dict[str, str] = {}  # instance id -> how its last run ended
         self._tasks: set[asyncio.Task[str]] = set()  # every live instance run
         self._claimed_at: dict[str, float] = {}
+        # Instances whose runs were abandoned without giving their leases back (the database was
+        # unreachable): the heartbeat gives them back once it can, so that they need not wait
+        # for their leases to lapse.
+        self._unreleased: set[str] = set()
         self._plans: dict[tuple[str, int], Plan | PlanFormatError] = {}
         self._work = asyncio.Event()
         self._reap_now = asyncio.Event()
@@ -488,6 +492,8 @@ class Worker:
             self._claimed_at.pop(iid, None)
         if not task.cancelled() and task.exception() is None:
             self.finished[iid] = task.result()
+            if task.result() == "abandoned" and not run.released and not self._stopping:
+                self._unreleased.add(iid)
         self._work.set()  # a free slot
 
     # -- listening --------------------------------------------------------------------------
@@ -523,6 +529,7 @@ class Worker:
                     # the claim loop and the reaper, taking one each per try, would spend a
                     # second on each before working again. Test them all now.
                     await self._check_pool()
+                    await self._give_back(self._lock_conn)
                     self._work.set()  # anything sent while we were not listening
                     for held in list(self.runs.values()):
                         held.poke()
@@ -591,6 +598,7 @@ class Worker:
                     if conn is None or conn.closed:
                         conn = await psycopg.AsyncConnection.connect(self.url, **self._conn_kwargs)
                     held = await queue.heartbeat(conn, self.owner, ids, self.options.lease_seconds)
+                    await self._give_back(conn)
                 except (psycopg.Error, OSError) as e:
                     self.log.error(None, f"heartbeat failed: {e}")
                     if conn is not None:
@@ -608,6 +616,15 @@ class Worker:
         finally:
             if conn is not None:
                 await conn.close()
+
+    async def _give_back(self, conn: AConn) -> None:
+        """Give back the leases of abandoned runs (`_unreleased`), due again in a second,
+        unless this worker runs their instances again already."""
+        seen = set(self._unreleased)
+        ids = [iid for iid in seen if iid not in self.runs]
+        if ids:
+            await queue.unclaim(conn, ids, self.owner)
+        self._unreleased -= seen
 
     # -- housekeeping -----------------------------------------------------------------------
 
