@@ -10,7 +10,8 @@ in ``dfc.workers``; then five loops cooperate:
 - **listen**: ``LISTEN dfc_work`` on a connection of its own, which also holds the life lock. A
   notification names an instance: one this worker holds is poked (a signal or a cancel for it),
   any other means there is work. When the connection is lost the worker claims nothing until it
-  has connected again and taken its lock again.
+  has connected again and taken its lock again; then (the server may have restarted) it tests
+  its idle pooled connections and gives back the leases of runs abandoned meanwhile.
 - **reap**: at start, about every second and when told on the channel, free the instances of
   dead workers (`dfc.store.queue.reap`), so they resume at once instead of after their leases.
 - **heartbeat**: every third of the lease, extend the leases of everything held, in one UPDATE;
