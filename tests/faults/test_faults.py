@@ -254,6 +254,13 @@ def own_server() -> Iterator[OwnServer]:
         server.close()
 
 
+MAX_STALL_AFTER_RESTART = 5.0
+"""The longest an instance may stand still after a PostgreSQL restart, besides the restart's own
+time: a few seconds, whatever the lease. Workers test their pooled connections and give back the
+leases of runs abandoned in the outage as soon as the server answers (test_restart_hang.py);
+measured in the long form: 3.9–4.5 s over 12–13 restarts a round."""
+
+
 @pytest.mark.timeout(900)
 def test_postgres_restart_immediate_while_instances_run(
     own_server: OwnServer,
@@ -301,7 +308,7 @@ def test_postgres_restart_immediate_while_instances_run(
     # A restart kills every connection at once: the stall may include the restart itself.
     assert_stall(
         report.longest_stall_per_fault,
-        bound=MAX_STALL_AFTER_OUTAGE,
+        bound=MAX_STALL_AFTER_RESTART,
         allowance=max(downtime, default=0),
         what="pg-restart",
         detail=f"{report.timeline}\n{pool.logs()}",

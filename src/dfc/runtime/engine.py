@@ -174,6 +174,7 @@ class InstanceRun:
         self.on_evaluate = on_evaluate
         self.last: Evaluation | None = None
         self.outcome: str | None = None  # completed | failed | released | lost | abandoned
+        self.released = False  # the lease was given back (see `_release`)
         self._wake = asyncio.Event()
         self._poked = False
         self._lost = False
@@ -598,6 +599,7 @@ class InstanceRun:
                 run_at=run_at,
                 notify=notify,
             )
+        self.released = True
         self.host.log.released(self.instance_id, run_at, self.last)
 
     async def _finish(self, ev: Evaluation) -> None:

@@ -10,7 +10,8 @@ in ``dfc.workers``; then five loops cooperate:
 - **listen**: ``LISTEN dfc_work`` on a connection of its own, which also holds the life lock. A
   notification names an instance: one this worker holds is poked (a signal or a cancel for it),
   any other means there is work. When the connection is lost the worker claims nothing until it
-  has connected again and taken its lock again.
+  has connected again and taken its lock again; then (the server may have restarted) it tests
+  its idle pooled connections and gives back the leases of runs abandoned meanwhile.
 - **reap**: at start, about every second and when told on the channel, free the instances of
   dead workers (`dfc.store.queue.reap`), so they resume at once instead of after their leases.
 - **heartbeat**: every third of the lease, extend the leases of everything held, in one UPDATE;
@@ -88,6 +89,11 @@ _GraphKey: TypeAlias = tuple[str, str | None, str]  # graph, label, options as c
 _Compiled: TypeAlias = tuple[str, int] | str  # (workflow, version), or why it does not compile
 _COMPILED_KEPT = 256  # compiled graphs remembered
 _UNCOMPILED_CHECK_EVERY = 60.0  # seconds between looks for graphs this worker cannot compile
+_POOL_RECONNECT_SECONDS = 3.0
+"""How long the pool keeps retrying to replace a connection lost in an outage. psycopg_pool
+doubles its delay between attempts (1, 2, 4, 8 s...), so a replacement that failed a few times
+while the server was down would otherwise be tried again only long after it is back, holding a
+place in the pool meanwhile; given up, the place is taken again on demand, at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +155,10 @@ class Worker:
         self.finished: dict[str, str] = {}  # instance id -> how its last run ended
         self._tasks: set[asyncio.Task[str]] = set()  # every live instance run
         self._claimed_at: dict[str, float] = {}
+        # Instances whose runs were abandoned without giving their leases back (the database was
+        # unreachable): the heartbeat gives them back once it can, so that they need not wait
+        # for their leases to lapse.
+        self._unreleased: set[str] = set()
         self._plans: dict[tuple[str, int], Plan | PlanFormatError] = {}
         self._work = asyncio.Event()
         self._reap_now = asyncio.Event()
@@ -176,6 +186,7 @@ class Worker:
             open=False,
             configure=_configure,
             name=f"dfc-{self.owner}",
+            reconnect_timeout=_POOL_RECONNECT_SECONDS,
         )
 
     # -- public -----------------------------------------------------------------------------
@@ -483,6 +494,8 @@ class Worker:
             self._claimed_at.pop(iid, None)
         if not task.cancelled() and task.exception() is None:
             self.finished[iid] = task.result()
+            if task.result() == "abandoned" and not run.released and not self._stopping:
+                self._unreleased.add(iid)
         self._work.set()  # a free slot
 
     # -- listening --------------------------------------------------------------------------
@@ -513,6 +526,12 @@ class Worker:
             try:
                 if self._lock_conn is None or self._lock_conn.closed:
                     self._lock_conn = await self._connect_locked()
+                    # The server is reachable again. If it restarted, every idle pooled
+                    # connection is dead, and the pool finds that out only when one is used:
+                    # the claim loop and the reaper, taking one each per try, would spend a
+                    # second on each before working again. Test them all now.
+                    await self._check_pool()
+                    await self._give_back(self._lock_conn)
                     self._work.set()  # anything sent while we were not listening
                     for held in list(self.runs.values()):
                         held.poke()
@@ -535,6 +554,13 @@ class Worker:
                         await self._lock_conn.close()
                     self._lock_conn = None
                 await asyncio.sleep(self.options.poll_seconds)
+
+    async def _check_pool(self) -> None:
+        """Drop the pool's dead idle connections and open new ones in their place."""
+        try:
+            await self.pool.check()
+        except Exception as e:  # the pool would then find them one at a time, as before
+            self.log.error(None, f"checking pooled connections failed: {type(e).__name__}: {e}")
 
     # -- dead workers -------------------------------------------------------------------------
 
@@ -574,6 +600,7 @@ class Worker:
                     if conn is None or conn.closed:
                         conn = await psycopg.AsyncConnection.connect(self.url, **self._conn_kwargs)
                     held = await queue.heartbeat(conn, self.owner, ids, self.options.lease_seconds)
+                    await self._give_back(conn)
                 except (psycopg.Error, OSError) as e:
                     self.log.error(None, f"heartbeat failed: {e}")
                     if conn is not None:
@@ -591,6 +618,15 @@ class Worker:
         finally:
             if conn is not None:
                 await conn.close()
+
+    async def _give_back(self, conn: AConn) -> None:
+        """Give back the leases of abandoned runs (`_unreleased`), due again in a second,
+        unless this worker runs their instances again already."""
+        seen = set(self._unreleased)
+        ids = [iid for iid in seen if iid not in self.runs]
+        if ids:
+            await queue.unclaim(conn, ids, self.owner)
+        self._unreleased -= seen
 
     # -- housekeeping -----------------------------------------------------------------------
 
