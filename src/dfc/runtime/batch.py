@@ -29,7 +29,9 @@ What keeps each step exactly once and isolated:
   gets the error, as on the single-step path, and the other steps are sent again (their first
   run rolled back with the batch). So does an error of ``COMMIT`` (a deferred constraint): the
   steps then run again, each alone;
-- the session is reset after every step (`RESET_SESSION`), as after a single step.
+- the session's settings are reset after every step (`RESET_SETTINGS`: lanes run only steps
+  of the worker's own role, so temporary tables, which `RESET_SESSION` also drops on shared
+  connections, reach no other role here).
 
 Where batching must not apply, the single-step path runs the step: a step of an instance that
 runs several branches at once (a JOIN or RACE may cancel a branch, which a shared transaction
@@ -73,13 +75,13 @@ from dfc.runtime.steps import (
     with_seq,
 )
 from dfc.runtime.values import configure_loaders, result_of
-from dfc.store.db import RESET_SESSION
+from dfc.store.db import RESET_SETTINGS
 from dfc.store.inline import AConn
 from dfc.store.node_state import CHECKPOINT_STATEMENT, PREPARE_CHECKPOINT
 
 _BATCHABLE = frozenset({"SELECT", "WITH", "INSERT", "UPDATE", "DELETE", "MERGE", "VALUES", "TABLE"})
 _SAVEPOINT = "dfc_batch_step"
-_RESETS = len(sqllex.split(sqllex.lex(RESET_SESSION)))
+_RESETS = len(sqllex.split(sqllex.lex(RESET_SETTINGS)))
 _KNOWN_QUERIES = 4096  # statement counts remembered per worker
 
 
@@ -463,8 +465,8 @@ def batchable(query: str) -> int | None:
 def _step(action: RunSql, *, savepoint: bool) -> str:
     # The newline ends a line comment at the end of the step's text.
     if not savepoint:
-        return f"{action.sql}\n;{RESET_SESSION}"
-    return f"SAVEPOINT {_SAVEPOINT};{action.sql}\n;RELEASE {_SAVEPOINT};{RESET_SESSION}"
+        return f"{action.sql}\n;{RESET_SETTINGS}"
+    return f"SAVEPOINT {_SAVEPOINT};{action.sql}\n;RELEASE {_SAVEPOINT};{RESET_SETTINGS}"
 
 
 def _settle(

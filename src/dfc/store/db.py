@@ -101,7 +101,13 @@ IN_WORKFLOW = "dfc.in_workflow"
 keeps it): the SQL surface's ``df.setvar``, ``df.await_instance`` and ``df.start(...,
 transaction_mode => 'new')`` refuse to run inside a workflow step by looking at it."""
 
-RESET_SESSION = "RESET SESSION AUTHORIZATION;RESET ROLE;RESET ALL;DISCARD TEMP"
+RESET_SETTINGS = "RESET SESSION AUTHORIZATION;RESET ROLE;RESET ALL"
+"""`RESET_SESSION` without ``DISCARD TEMP``: for connections that only ever run steps of the
+worker's own role (the batch lanes), where a temporary table can reach no other role, and
+``DISCARD TEMP`` would cost about a tenth of the throughput (measured: 2,487–2,693 against
+2,927–3,040 steps/s at concurrency 32, 20 µs of server CPU per step)."""
+
+RESET_SESSION = RESET_SETTINGS + ";DISCARD TEMP"
 """Statements that give a session back its opening settings after a user's step: ``RESET ALL``
 leaves the role and the session authorization alone (PostgreSQL exempts both), so they are
 reset first. ``DISCARD TEMP`` drops the step's temporary tables: they are found before any
