@@ -266,6 +266,11 @@ class Composites(Replay, abc.ABC):
         index = self._loop_index().get(key, {})
         newest = max(index) if index else 0  # the newest iteration that has records
         k = max(newest, 1)
+        if node.id in self.loops_with_undo:
+            # Earlier iterations still kept are finished: walking them again runs nothing, and
+            # registers the undos of their completed steps for a failure (SPEC §5.8).
+            for i in sorted(i for i in index if i < k):
+                self.walk(body, iteration_prefix(prefix, node.id, i), scope, deadline)
         while True:
             iter_prefix = iteration_prefix(prefix, node.id, k)
             first_item = len(self.items)

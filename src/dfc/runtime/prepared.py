@@ -41,6 +41,9 @@ class Prepared:
     chains: dict[str, Chain] = field(default_factory=dict)
     has_loops: bool = False
     depth: int = 0
+    # Loops whose body holds a step with an undo (`a <-> undo`): their earlier iterations are
+    # walked too, so that a failure compensates their completed steps (SPEC §5.8).
+    loops_with_undo: frozenset[str] = frozenset()
 
 
 _CACHE: dict[int, Prepared] = {}
@@ -79,7 +82,20 @@ def _prepare(plan: Plan) -> Prepared:
         if node.type == "THEN" and node.id not in inner:
             p.chains[node.id] = _flatten(nodes, node.id)
     p.depth = _depth(plan, p)
+    p.loops_with_undo = frozenset(
+        n.id for n in nodes.values() if n.type == "LOOP" and _holds_undo(nodes, n.children[0])
+    )
     return p
+
+
+def _holds_undo(nodes: Mapping[str, PlanNode], root: str) -> bool:
+    stack = [root]
+    while stack:
+        node = nodes[stack.pop()]
+        if node.undo is not None:
+            return True
+        stack.extend(node.children)
+    return False
 
 
 def _flatten(nodes: Mapping[str, PlanNode], root: str) -> Chain:

@@ -45,6 +45,7 @@ class Replay:
         self.nodes = plan.nodes
         self.chains = prepared.chains
         self.has_loops = prepared.has_loops
+        self.loops_with_undo = prepared.loops_with_undo
         self.instance_id = instance_id
         self.vars = variables
         self.records = records
