@@ -5,8 +5,10 @@ workers and random seed (docs/reliability.md)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+from fault_support import OwnServer
 
 ENV_ROUNDS = "DFC_SOAK_ROUNDS"
 
@@ -16,3 +18,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     rounds = int(os.environ.get(ENV_ROUNDS, "1")) if metafunc.config.getoption("--long") else 1
     metafunc.parametrize("soak_round", range(rounds), ids=[f"round{r + 1}" for r in range(rounds)])
+
+
+@pytest.fixture
+def own_server() -> Iterator[OwnServer]:
+    """A PostgreSQL of the test's own (the tests restart it), stopped and removed afterwards."""
+    server = OwnServer()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -245,15 +245,6 @@ def test_sigkill_of_workers_during_steps_http_and_timers(
 # -- PostgreSQL restarts ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def own_server() -> Iterator[OwnServer]:
-    server = OwnServer()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 MAX_STALL_AFTER_RESTART = 5.0
 """The longest an instance may stand still after a PostgreSQL restart, besides the restart's own
 time: a few seconds, whatever the lease. Workers test their pooled connections and give back the

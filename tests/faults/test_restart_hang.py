@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -36,15 +35,6 @@ worker's LISTEN connection retries every ``poll_seconds`` (1 s), then everything
 HELD = 20
 """Instances run at once before the restart: each holds a pooled connection while it runs, so
 the pool grows to about this many, all idle (and, after the restart, dead) once they finish."""
-
-
-@pytest.fixture
-def own_server() -> Iterator[OwnServer]:
-    server = OwnServer()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 class ThreadedWorker:
