@@ -91,6 +91,7 @@ class Client:
         label: str | None = None,
         *,
         idempotency_key: str | None = None,
+        concurrency_key: str | None = None,
     ) -> str:
         """Start an instance of ``name`` (latest version unless given); returns its id.
 
@@ -98,10 +99,20 @@ class Client:
         this workflow) starts nothing and returns the earlier instance's id, finished or not;
         one that gives the key with another version, label or variable value raises
         `DfcError`. Keys are kept as long as their instances (retention deletes both).
+
+        With ``concurrency_key`` (e.g. a customer id), the instance runs only while no other
+        instance of ``name`` with that key runs; it waits, pending, until then. The workflow's
+        ``max_concurrent`` option limits its running instances the same way.
         """
         with self.conn.transaction():
             return instances.start(
-                self.conn, name, version, vars, label, idempotency_key=idempotency_key
+                self.conn,
+                name,
+                version,
+                vars,
+                label,
+                idempotency_key=idempotency_key,
+                concurrency_key=concurrency_key,
             )
 
     def signal(self, instance_id: str, name: str, data: Any = None) -> None:

@@ -332,6 +332,11 @@ def error_lines(error: Any, plan: Plan) -> list[Text]:
     metavar="KEY",
     help="Start at most once per KEY for this workflow: a repeat prints the first instance.",
 )
+@click.option(
+    "--concurrency-key",
+    metavar="KEY",
+    help="Run only while no other instance of this workflow with KEY runs (e.g. a customer id).",
+)
 @DB
 @JSON_OUT
 def start_cmd(
@@ -340,6 +345,7 @@ def start_cmd(
     var_items: tuple[str, ...],
     label: str | None,
     idempotency_key: str | None,
+    concurrency_key: str | None,
     db: str | None,
     as_json: bool,
 ) -> None:
@@ -349,7 +355,13 @@ def start_cmd(
     values = instances.parse_var_options(var_items)
     with _open(db) as conn, conn.transaction():
         started = instances.start_instance(
-            conn, name, version, values, label, idempotency_key=idempotency_key
+            conn,
+            name,
+            version,
+            values,
+            label,
+            idempotency_key=idempotency_key,
+            concurrency_key=concurrency_key,
         )
     if as_json:
         _echo_json({"id": started.id, "workflow": name, "existing": started.existing})
@@ -438,6 +450,8 @@ def status_cmd(instance_id: str, db: str | None, as_json: bool) -> None:
     console.print(f"created  {info.created_at:%Y-%m-%d %H:%M:%S}")
     if info.idempotency_key is not None:
         console.print(Text(f"key      {info.idempotency_key}"))
+    if info.concurrency_key is not None:
+        console.print(Text(f"concurrency key {info.concurrency_key}"))
     if info.duration_s is not None:
         console.print(f"duration {info.duration_s:.3f} s")
     if info.waiting_for:

@@ -120,10 +120,19 @@ def start(
     label: str | None = None,
     *,
     idempotency_key: str | None = None,
+    concurrency_key: str | None = None,
 ) -> str:
     """Start workflow ``name`` (latest version unless given); returns the new instance id (see
-    `start_instance` for ``idempotency_key``)."""
-    return start_instance(conn, name, version, vars, label, idempotency_key=idempotency_key).id
+    `start_instance` for the keys)."""
+    return start_instance(
+        conn,
+        name,
+        version,
+        vars,
+        label,
+        idempotency_key=idempotency_key,
+        concurrency_key=concurrency_key,
+    ).id
 
 
 def start_instance(
@@ -134,8 +143,13 @@ def start_instance(
     label: str | None = None,
     *,
     idempotency_key: str | None = None,
+    concurrency_key: str | None = None,
 ) -> Started:
     """Start workflow ``name`` (latest version unless given).
+
+    The instance runs only while fewer than its version's ``max_concurrent`` (a workflow file
+    option) instances of ``name`` run, and, with a ``concurrency_key``, while no other instance
+    of ``name`` with that key runs; until then it stays pending, queued in order.
 
     With an ``idempotency_key`` that an instance of ``name`` already has (finished or not), no
     instance is started: that one is returned (``existing``), provided this start asks for the
@@ -145,7 +159,7 @@ def start_instance(
     if idempotency_key is not None:
         first = stored.keyed_txn(conn, name, idempotency_key)
         if first is not None:
-            return _same_start(conn, first, idempotency_key, version, vars, label)
+            return _same_start(conn, first, idempotency_key, version, vars, label, concurrency_key)
     found, plan = load_plan_txn(conn, name, version)
     values = validate_vars(plan, vars)
     values.update(expression_values(conn, plan))
@@ -153,7 +167,14 @@ def start_instance(
         label = plan.options.get("label") if isinstance(plan.options.get("label"), str) else None
     try:
         iid, existing = stored.start_txn(
-            conn, name, found, label, values, idempotency_key=idempotency_key
+            conn,
+            name,
+            found,
+            label,
+            values,
+            idempotency_key=idempotency_key,
+            concurrency_key=concurrency_key,
+            max_concurrent=max_concurrent(plan),
         )
     except psycopg.errors.InvalidParameterValue as e:  # the key's rules are dfc.start_instance's
         raise DfcError(str(e.diag.message_primary), hint=e.diag.message_hint) from None
@@ -161,8 +182,14 @@ def start_instance(
         assert idempotency_key is not None
         first = stored.info_txn(conn, iid)
         assert first is not None
-        return _same_start(conn, first, idempotency_key, version, vars, label)
+        return _same_start(conn, first, idempotency_key, version, vars, label, concurrency_key)
     return Started(iid)
+
+
+def max_concurrent(plan: Plan) -> int | None:
+    """The plan's ``max_concurrent`` option (``df.start(..., max_concurrent => n)``), if any."""
+    value = plan.options.get("max_concurrent")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _same_start(
@@ -172,6 +199,7 @@ def _same_start(
     version: int | None,
     vars: Mapping[str, Any] | None,
     label: str | None,
+    concurrency_key: str | None,
 ) -> Started:
     """``first``, started earlier with ``key``, when this start asks for nothing else; else
     `DfcError` saying what differs. The variables given are read as the first instance's
@@ -181,6 +209,8 @@ def _same_start(
         differences.append(f"version {version}, not {first.version}")
     if label is not None and label != first.label:
         differences.append(f"label {label!r}, not {first.label!r}")
+    if concurrency_key is not None and concurrency_key != first.concurrency_key:
+        differences.append(f"concurrency key {concurrency_key!r}, not {first.concurrency_key!r}")
     if vars and first.workflow is not None and first.version is not None:
         _, plan = load_plan_txn(conn, first.workflow, first.version)
         given = {p.name: p for p in plan.params}

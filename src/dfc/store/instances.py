@@ -49,6 +49,7 @@ class InstanceInfo:
     graph: str | None = None
     options: Mapping[str, Any] | None = None
     idempotency_key: str | None = None
+    concurrency_key: str | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -80,6 +81,7 @@ class InstanceInfo:
             "waiting_for": self.waiting_for,
             "created_by": self.created_by,
             "idempotency_key": self.idempotency_key,
+            "concurrency_key": self.concurrency_key,
         }
 
 
@@ -111,7 +113,7 @@ def _iso(dt: datetime | None) -> str | None:
 
 # -- lifecycle ----------------------------------------------------------------------------------
 
-_START = "SELECT * FROM dfc.start_instance(%s, %s, %s, %s, NULL, NULL, NULL, %s, %s)"
+_START = "SELECT * FROM dfc.start_instance(%s, %s, %s, %s, NULL, NULL, NULL, %s, %s, %s, %s)"
 
 
 def start_txn(
@@ -122,12 +124,25 @@ def start_txn(
     vars: Mapping[str, str],
     *,
     idempotency_key: str | None = None,
+    concurrency_key: str | None = None,
+    max_concurrent: int | None = None,
 ) -> tuple[str, bool]:
     """Create a pending instance of ``workflow`` at ``version`` and queue it; returns its id
     and False. With an idempotency key that an instance of ``workflow`` already has (committed
     by now: a concurrent start with it is waited for), writes nothing and returns that
-    instance's id and True. ``vars`` must already be checked against the plan's params."""
-    params = (workflow, version, label, Jsonb(dict(vars)), idempotency_key, workflow)
+    instance's id and True. ``concurrency_key`` and ``max_concurrent`` put the instance under
+    flow control (migration 0009): it is due when its slots are free. ``vars`` must already be
+    checked against the plan's params."""
+    params = (
+        workflow,
+        version,
+        label,
+        Jsonb(dict(vars)),
+        idempotency_key,
+        workflow,
+        concurrency_key,
+        max_concurrent,
+    )
     row = conn.execute(_START, params).fetchone()
     assert row is not None
     return str(row[0]), bool(row[1])
@@ -242,7 +257,7 @@ async def unfinished(conn: AConn, instance_ids: Collection[str]) -> int:
 _COLUMNS = """
 i.id, i.workflow, i.version, i.label, i.status, i.vars, i.result, i.error, i.compensated,
 i.cancel_reason, i.created_at, i.started_at, i.finished_at, w.waiting_for, i.created_by, i.graph,
-i.options, i.idempotency_key
+i.options, i.idempotency_key, i.concurrency_key
 """
 _INFO = f"SELECT {_COLUMNS} FROM dfc.instances i LEFT JOIN dfc.waits w ON w.instance_id = i.id WHERE i.id = %s"
 
