@@ -59,6 +59,8 @@ def test_a_key_reused_for_another_start_is_refused(db_url: str, flows: Path) -> 
             client.start("charge", vars={"n": 2}, idempotency_key="k-other")
         with pytest.raises(DfcError, match="label 'x', not None"):
             client.start("charge", vars={"n": 1}, label="x", idempotency_key="k-other")
+        with pytest.raises(DfcError, match="concurrency key 'c', not None"):
+            client.start("charge", concurrency_key="c", idempotency_key="k-other")
         with pytest.raises(DfcError, match="an idempotency key must not be empty"):
             client.start("charge", idempotency_key=" ")
         with pytest.raises(DfcError, match="at most 1000 bytes, not 1001"):
