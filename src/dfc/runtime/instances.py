@@ -165,8 +165,12 @@ def start_instance(
     values.update(expression_values(conn, plan))
     if label is None:
         label = plan.options.get("label") if isinstance(plan.options.get("label"), str) else None
+    limit = max_concurrent(plan)
+    if idempotency_key is None and concurrency_key is None and limit is None:
+        # The form every schema has, also one from before migration 0009.
+        return Started(stored.start_txn(conn, name, found, label, values))
     try:
-        iid, existing = stored.start_txn(
+        iid, existing = stored.start_keyed_txn(
             conn,
             name,
             found,
@@ -174,7 +178,7 @@ def start_instance(
             values,
             idempotency_key=idempotency_key,
             concurrency_key=concurrency_key,
-            max_concurrent=max_concurrent(plan),
+            max_concurrent=limit,
         )
     except psycopg.errors.InvalidParameterValue as e:  # the key's rules are dfc.start_instance's
         raise DfcError(str(e.diag.message_primary), hint=e.diag.message_hint) from None

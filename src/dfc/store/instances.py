@@ -113,37 +113,40 @@ def _iso(dt: datetime | None) -> str | None:
 
 # -- lifecycle ----------------------------------------------------------------------------------
 
-_START = "SELECT * FROM dfc.start_instance(%s, %s, %s, %s, NULL, NULL, NULL, %s, %s, %s, %s)"
+_START = "SELECT dfc.start_instance(%s, %s, %s, %s, NULL)"
 
 
 def start_txn(
+    conn: Conn, workflow: str, version: int, label: str | None, vars: Mapping[str, str]
+) -> str:
+    """Create a pending instance of ``workflow`` at ``version`` and queue it; returns its id.
+    ``vars`` must already be checked against the plan's params."""
+    row = conn.execute(_START, (workflow, version, label, Jsonb(dict(vars)))).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+_START_KEYED = "SELECT * FROM dfc.start_instance(%s, %s, %s, %s, NULL, NULL, NULL, %s, %s, %s, %s)"
+
+
+def start_keyed_txn(
     conn: Conn,
     workflow: str,
     version: int,
     label: str | None,
     vars: Mapping[str, str],
     *,
-    idempotency_key: str | None = None,
-    concurrency_key: str | None = None,
-    max_concurrent: int | None = None,
+    idempotency_key: str | None,
+    concurrency_key: str | None,
+    max_concurrent: int | None,
 ) -> tuple[str, bool]:
-    """Create a pending instance of ``workflow`` at ``version`` and queue it; returns its id
-    and False. With an idempotency key that an instance of ``workflow`` already has (committed
-    by now: a concurrent start with it is waited for), writes nothing and returns that
-    instance's id and True. ``concurrency_key`` and ``max_concurrent`` put the instance under
-    flow control (migration 0009): it is due when its slots are free. ``vars`` must already be
-    checked against the plan's params."""
-    params = (
-        workflow,
-        version,
-        label,
-        Jsonb(dict(vars)),
-        idempotency_key,
-        workflow,
-        concurrency_key,
-        max_concurrent,
-    )
-    row = conn.execute(_START, params).fetchone()
+    """`start_txn` with migration 0009's keys and limits; returns the id and False. With an
+    idempotency key that an instance of ``workflow`` already has (committed by now: a
+    concurrent start with it is waited for), writes nothing and returns that instance's id and
+    True. ``concurrency_key`` and ``max_concurrent`` put the instance under flow control: it
+    is due when its slots are free."""
+    params = (workflow, version, label, Jsonb(dict(vars)), idempotency_key, workflow)
+    row = conn.execute(_START_KEYED, (*params, concurrency_key, max_concurrent)).fetchone()
     assert row is not None
     return str(row[0]), bool(row[1])
 
