@@ -187,3 +187,22 @@ def test_cli_start_with_a_concurrency_key(db_url: str, client: Client) -> None:
     assert json.loads(r.stdout)["concurrency_key"] == "c-9"
     r = runner.invoke(main, ["--no-color", "status", iid, "--db", db_url])
     assert "concurrency key c-9" in r.stdout
+
+
+def test_a_start_at_repeatable_read_never_sees_a_stale_slot(db_url: str, client: Client) -> None:
+    from dfc.runtime import instances
+
+    held = client.start("per_key", concurrency_key="rr")
+    serial = client.start("serial")
+    with db_connect(db_url) as other:
+        other.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        other.execute("SELECT 1")  # the snapshot: the key and the slot are taken
+        client.cancel(held)
+        client.cancel(serial)
+        # The key freed since is free for it (a deleted row does not conflict) ...
+        iid = instances.start(other, "per_key", concurrency_key="rr")
+        assert queue(other, iid) == (True, False)
+        # ... and a counter changed since is a serialization failure, not a slot too many.
+        with pytest.raises(psycopg.errors.SerializationFailure):
+            instances.start(other, "serial")
+        other.execute("ROLLBACK")

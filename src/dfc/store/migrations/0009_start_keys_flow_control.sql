@@ -80,23 +80,28 @@ CREATE FUNCTION dfc.flow_lock(p_workflow text) RETURNS void LANGUAGE sql AS $$
     SELECT pg_advisory_xact_lock(1684431686, hashtext(p_workflow))
 $$;
 
--- Take the slots an instance needs, under dfc.flow_lock: true when it may run now.
+-- Take the slots an instance needs, under dfc.flow_lock: true when it may run now. Both are
+-- writes that conflict with a concurrent change, never reads: at REPEATABLE READ a key freed
+-- after the snapshot is taken (the deleted row does not conflict) and a counter changed after
+-- it raises a serialization failure, so no isolation level sees a stale slot.
 CREATE FUNCTION dfc.flow_take(p_workflow text, p_instance text, p_key text, p_max integer)
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
-    IF p_key IS NOT NULL
-       AND EXISTS (SELECT 1 FROM dfc.flow_keys WHERE workflow = p_workflow AND key = p_key) THEN
-        RETURN false;
+    IF p_key IS NOT NULL THEN
+        INSERT INTO dfc.flow_keys (workflow, key, instance) VALUES (p_workflow, p_key, p_instance)
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
     END IF;
     IF p_max IS NOT NULL THEN
         INSERT INTO dfc.flow_running AS r (workflow, running) VALUES (p_workflow, 1)
         ON CONFLICT (workflow) DO UPDATE SET running = r.running + 1 WHERE r.running < p_max;
         IF NOT FOUND THEN
+            DELETE FROM dfc.flow_keys
+             WHERE workflow = p_workflow AND key = p_key AND instance = p_instance;
             RETURN false;
         END IF;
-    END IF;
-    IF p_key IS NOT NULL THEN
-        INSERT INTO dfc.flow_keys (workflow, key, instance) VALUES (p_workflow, p_key, p_instance);
     END IF;
     RETURN true;
 END $$;
