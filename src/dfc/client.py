@@ -89,10 +89,31 @@ class Client:
         version: int | None = None,
         vars: Mapping[str, Any] | None = None,
         label: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+        concurrency_key: str | None = None,
     ) -> str:
-        """Start an instance of ``name`` (latest version unless given); returns its id."""
+        """Start an instance of ``name`` (latest version unless given); returns its id.
+
+        With ``idempotency_key``, a start that repeats an earlier one with the same key (for
+        this workflow) starts nothing and returns the earlier instance's id, finished or not;
+        one that gives the key with another version, label or variable value raises
+        `DfcError`. Keys are kept as long as their instances (retention deletes both).
+
+        With ``concurrency_key`` (e.g. a customer id), the instance runs only while no other
+        instance of ``name`` with that key runs; it waits, pending, until then. The workflow's
+        ``max_concurrent`` option limits its running instances the same way.
+        """
         with self.conn.transaction():
-            return instances.start(self.conn, name, version, vars, label)
+            return instances.start(
+                self.conn,
+                name,
+                version,
+                vars,
+                label,
+                idempotency_key=idempotency_key,
+                concurrency_key=concurrency_key,
+            )
 
     def signal(self, instance_id: str, name: str, data: Any = None) -> None:
         """Send a signal; ``data`` that is not a string is sent as JSON. Without data (None)

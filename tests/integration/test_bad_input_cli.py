@@ -60,6 +60,8 @@ ROLES: dict[tuple[str, ...], dict[str, str]] = {
         "version": "version",
         "var_items": "var",
         "label": "free",
+        "idempotency_key": "key",
+        "concurrency_key": "key",
         "db": "db",
     },
     ("worker",): {"db": "db"},
@@ -285,6 +287,9 @@ def cases(path: tuple[str, ...], cmd: click.Command, w: World) -> list[Case]:
                 add(["nope=1"], 1, r"no parameter nope")
         if role == "signal":
             add([""], 1, r"signal name")
+        if role == "key":
+            add([""], 1, r"key must not be empty")
+            add(["k" * 1001], 1, r"key must be at most 1000 bytes, not 1001")
         if role == "code":
             add(["DFC000"], 2, r"unknown diagnostic code DFC000")
         if role == "db":

@@ -67,7 +67,7 @@ BASE: dict[str, list[str]] = {
     "df.signal(text,text,text)": ["PENDING", "'go'", "'{}'"],
     "df.sleep(bigint)": ["1"],
     "df.sql(text)": ["'SELECT 1'"],
-    "df.start(text,text,text,text,integer,interval,text)": [
+    "df.start(text,text,text,text,integer,interval,text,text)": [
         "'SELECT 1'",
         "'l'",
         "NULL",
@@ -75,6 +75,7 @@ BASE: dict[str, list[str]] = {
         "1",
         "'16 seconds'",
         "'fail'",
+        "NULL",
     ],
     "df.status(text)": ["INSTANCE"],
     "df.target_database()": [],
@@ -90,7 +91,7 @@ BASE: dict[str, list[str]] = {
 # Functions that write or wait: a NULL where they need a value must be an error (22004), never a
 # NULL answer that did nothing. Arguments whose NULL means "the default" are listed as optional.
 WRITES_OR_WAITS: dict[str, set[int]] = {
-    "df.start(text,text,text,text,integer,interval,text)": {1, 2, 3, 6},
+    "df.start(text,text,text,text,integer,interval,text,text)": {1, 2, 3, 6, 7},
     "df.signal(text,text,text)": set(),
     "df.cancel(text,text)": set(),
     "df.setvar(text,text)": set(),

@@ -327,6 +327,16 @@ def error_lines(error: Any, plan: Plan) -> list[Text]:
 @click.option("--version", "version", type=int, help="Version to start (default: the latest).")
 @VARS
 @click.option("--label", help="Label of the instance.")
+@click.option(
+    "--idempotency-key",
+    metavar="KEY",
+    help="Start at most once per KEY for this workflow: a repeat prints the first instance.",
+)
+@click.option(
+    "--concurrency-key",
+    metavar="KEY",
+    help="Run only while no other instance of this workflow with KEY runs (e.g. a customer id).",
+)
 @DB
 @JSON_OUT
 def start_cmd(
@@ -334,6 +344,8 @@ def start_cmd(
     version: int | None,
     var_items: tuple[str, ...],
     label: str | None,
+    idempotency_key: str | None,
+    concurrency_key: str | None,
     db: str | None,
     as_json: bool,
 ) -> None:
@@ -342,11 +354,25 @@ def start_cmd(
 
     values = instances.parse_var_options(var_items)
     with _open(db) as conn, conn.transaction():
-        iid = instances.start(conn, name, version, values, label)
+        started = instances.start_instance(
+            conn,
+            name,
+            version,
+            values,
+            label,
+            idempotency_key=idempotency_key,
+            concurrency_key=concurrency_key,
+        )
     if as_json:
-        _echo_json({"id": iid, "workflow": name})
-    else:
-        click.echo(iid)
+        _echo_json({"id": started.id, "workflow": name, "existing": started.existing})
+        return
+    if started.existing:
+        click.echo(
+            f"idempotency key {idempotency_key!r} already started instance {started.id}: "
+            "nothing was started",
+            err=True,
+        )
+    click.echo(started.id)
 
 
 @click.command("worker")
@@ -422,6 +448,10 @@ def status_cmd(instance_id: str, db: str | None, as_json: bool) -> None:
     )
     console.print(Text.assemble("status   ", (info.status, _STATUS_STYLE.get(info.status, ""))))
     console.print(f"created  {info.created_at:%Y-%m-%d %H:%M:%S}")
+    if info.idempotency_key is not None:
+        console.print(Text(f"key      {info.idempotency_key}"))
+    if info.concurrency_key is not None:
+        console.print(Text(f"concurrency key {info.concurrency_key}"))
     if info.duration_s is not None:
         console.print(f"duration {info.duration_s:.3f} s")
     if info.waiting_for:
@@ -493,6 +523,7 @@ def ls_cmd(
             (f"{r.status:<9}", _STATUS_STYLE.get(r.status, "")),
             f"  {_workflow_text(r)}",
             f"  [{r.label}]" if r.label else "",
+            f"  key {r.idempotency_key}" if r.idempotency_key is not None else "",
             f"  {r.created_at:%Y-%m-%d %H:%M:%S}",
             f"  {dur}" if dur else "",
             f"  {r.waiting_for}" if r.waiting_for and not r.finished else "",

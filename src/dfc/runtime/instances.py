@@ -103,20 +103,137 @@ def parse_var_options(items: Sequence[str]) -> dict[str, str]:
 # -- lifecycle ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Started:
+    """What a start gave: the instance's id, and whether it is an instance that an earlier start
+    with the same idempotency key made (then nothing was started)."""
+
+    id: str
+    existing: bool = False
+
+
 def start(
     conn: Conn,
     name: str,
     version: int | None = None,
     vars: Mapping[str, Any] | None = None,
     label: str | None = None,
+    *,
+    idempotency_key: str | None = None,
+    concurrency_key: str | None = None,
 ) -> str:
-    """Start workflow ``name`` (latest version unless given); returns the new instance id."""
+    """Start workflow ``name`` (latest version unless given); returns the new instance id (see
+    `start_instance` for the keys)."""
+    return start_instance(
+        conn,
+        name,
+        version,
+        vars,
+        label,
+        idempotency_key=idempotency_key,
+        concurrency_key=concurrency_key,
+    ).id
+
+
+def start_instance(
+    conn: Conn,
+    name: str,
+    version: int | None = None,
+    vars: Mapping[str, Any] | None = None,
+    label: str | None = None,
+    *,
+    idempotency_key: str | None = None,
+    concurrency_key: str | None = None,
+) -> Started:
+    """Start workflow ``name`` (latest version unless given).
+
+    The instance runs only while fewer than its version's ``max_concurrent`` (a workflow file
+    option) instances of ``name`` run, and, with a ``concurrency_key``, while no other instance
+    of ``name`` with that key runs; until then it stays pending, queued in order.
+
+    With an ``idempotency_key`` that an instance of ``name`` already has (finished or not), no
+    instance is started: that one is returned (``existing``), provided this start asks for the
+    same thing — `DfcError` when it names another version or label, or gives a variable another
+    value (only what the caller gives is compared: defaults and start-time expressions are not).
+    """
+    if idempotency_key is not None:
+        first = stored.keyed_txn(conn, name, idempotency_key)
+        if first is not None:
+            return _same_start(conn, first, idempotency_key, version, vars, label, concurrency_key)
     found, plan = load_plan_txn(conn, name, version)
     values = validate_vars(plan, vars)
     values.update(expression_values(conn, plan))
     if label is None:
         label = plan.options.get("label") if isinstance(plan.options.get("label"), str) else None
-    return stored.start_txn(conn, name, found, label, values)
+    limit = max_concurrent(plan)
+    if idempotency_key is None and concurrency_key is None and limit is None:
+        # The form every schema has, also one from before migration 0009.
+        return Started(stored.start_txn(conn, name, found, label, values))
+    try:
+        iid, existing = stored.start_keyed_txn(
+            conn,
+            name,
+            found,
+            label,
+            values,
+            idempotency_key=idempotency_key,
+            concurrency_key=concurrency_key,
+            max_concurrent=limit,
+        )
+    except psycopg.errors.InvalidParameterValue as e:  # the key's rules are dfc.start_instance's
+        raise DfcError(str(e.diag.message_primary), hint=e.diag.message_hint) from None
+    if existing:  # a concurrent start with the key committed while this one waited for it
+        assert idempotency_key is not None
+        first = stored.info_txn(conn, iid)
+        assert first is not None
+        return _same_start(conn, first, idempotency_key, version, vars, label, concurrency_key)
+    return Started(iid)
+
+
+def max_concurrent(plan: Plan) -> int | None:
+    """The plan's ``max_concurrent`` option (``df.start(..., max_concurrent => n)``), if any."""
+    value = plan.options.get("max_concurrent")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _same_start(
+    conn: Conn,
+    first: InstanceInfo,
+    key: str,
+    version: int | None,
+    vars: Mapping[str, Any] | None,
+    label: str | None,
+    concurrency_key: str | None,
+) -> Started:
+    """``first``, started earlier with ``key``, when this start asks for nothing else; else
+    `DfcError` saying what differs. The variables given are read as the first instance's
+    version reads them, so ``"5"`` and ``5`` for an int parameter are the same."""
+    differences: list[str] = []
+    if version is not None and version != first.version:
+        differences.append(f"version {version}, not {first.version}")
+    if label is not None and label != first.label:
+        differences.append(f"label {label!r}, not {first.label!r}")
+    if concurrency_key is not None and concurrency_key != first.concurrency_key:
+        differences.append(f"concurrency key {concurrency_key!r}, not {first.concurrency_key!r}")
+    if vars and first.workflow is not None and first.version is not None:
+        _, plan = load_plan_txn(conn, first.workflow, first.version)
+        given = {p.name: p for p in plan.params}
+        for name, value in vars.items():
+            text = (
+                _convert(given[name], value, given=True)
+                if name in given
+                else substitution_text("text", value)
+            )
+            if first.vars.get(name) != text:
+                differences.append(f"{name} = {_show(value)}, not {_show(first.vars.get(name))}")
+    if differences:
+        raise DfcError(
+            f"idempotency key {key!r} already started instance {first.id} of {first.workflow}, "
+            "with " + "; ".join(differences),
+            hint="a key names one start: repeat the same start to get that instance back, or "
+            "use a new key for a different start",
+        )
+    return Started(first.id, existing=True)
 
 
 def expression_values(conn: Conn, plan: Plan) -> dict[str, str]:

@@ -48,6 +48,8 @@ class InstanceInfo:
     created_by: str | None = None
     graph: str | None = None
     options: Mapping[str, Any] | None = None
+    idempotency_key: str | None = None
+    concurrency_key: str | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -78,6 +80,8 @@ class InstanceInfo:
             "duration_s": None if self.duration_s is None else round(self.duration_s, 3),
             "waiting_for": self.waiting_for,
             "created_by": self.created_by,
+            "idempotency_key": self.idempotency_key,
+            "concurrency_key": self.concurrency_key,
         }
 
 
@@ -120,6 +124,31 @@ def start_txn(
     row = conn.execute(_START, (workflow, version, label, Jsonb(dict(vars)))).fetchone()
     assert row is not None
     return str(row[0])
+
+
+_START_KEYED = "SELECT * FROM dfc.start_instance(%s, %s, %s, %s, NULL, NULL, NULL, %s, %s, %s, %s)"
+
+
+def start_keyed_txn(
+    conn: Conn,
+    workflow: str,
+    version: int,
+    label: str | None,
+    vars: Mapping[str, str],
+    *,
+    idempotency_key: str | None,
+    concurrency_key: str | None,
+    max_concurrent: int | None,
+) -> tuple[str, bool]:
+    """`start_txn` with migration 0009's keys and limits; returns the id and False. With an
+    idempotency key that an instance of ``workflow`` already has (committed by now: a
+    concurrent start with it is waited for), writes nothing and returns that instance's id and
+    True. ``concurrency_key`` and ``max_concurrent`` put the instance under flow control: it
+    is due when its slots are free."""
+    params = (workflow, version, label, Jsonb(dict(vars)), idempotency_key, workflow)
+    row = conn.execute(_START_KEYED, (*params, concurrency_key, max_concurrent)).fetchone()
+    assert row is not None
+    return str(row[0]), bool(row[1])
 
 
 # The newline ends a `--` comment the expression may end with.
@@ -231,7 +260,7 @@ async def unfinished(conn: AConn, instance_ids: Collection[str]) -> int:
 _COLUMNS = """
 i.id, i.workflow, i.version, i.label, i.status, i.vars, i.result, i.error, i.compensated,
 i.cancel_reason, i.created_at, i.started_at, i.finished_at, w.waiting_for, i.created_by, i.graph,
-i.options
+i.options, i.idempotency_key, i.concurrency_key
 """
 _INFO = f"SELECT {_COLUMNS} FROM dfc.instances i LEFT JOIN dfc.waits w ON w.instance_id = i.id WHERE i.id = %s"
 
@@ -239,6 +268,18 @@ _INFO = f"SELECT {_COLUMNS} FROM dfc.instances i LEFT JOIN dfc.waits w ON w.inst
 def info_txn(conn: Conn, instance_id: str) -> InstanceInfo | None:
     """The instance's row, or None when there is no such instance."""
     row = conn.execute(_INFO, (instance_id,)).fetchone()
+    return None if row is None else InstanceInfo(*row)
+
+
+_KEYED = f"""
+SELECT {_COLUMNS} FROM dfc.instances i LEFT JOIN dfc.waits w ON w.instance_id = i.id
+ WHERE i.idempotency_scope = %s AND i.idempotency_key = %s
+"""
+
+
+def keyed_txn(conn: Conn, workflow: str, idempotency_key: str) -> InstanceInfo | None:
+    """The instance of ``workflow`` started with this idempotency key, if any."""
+    row = conn.execute(_KEYED, (workflow, idempotency_key)).fetchone()
     return None if row is None else InstanceInfo(*row)
 
 

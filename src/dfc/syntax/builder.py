@@ -689,7 +689,7 @@ class Builder:
         body = self.as_node(bound["fut"], "the workflow (first argument of df.start)", raw.span)
         label: ast.Str | None = None
         options: list[ast.Option] = []
-        for key in ("label", "database", "transaction_mode"):
+        for key in ("label", "database", "transaction_mode", "max_concurrent"):
             if key not in bound:
                 continue
             value = bound[key]
@@ -711,6 +711,16 @@ class Builder:
                         f"the label of df.start must be a string, found {describe(value)}",
                         value.span,
                     )
+                continue
+            if key == "max_concurrent" and not (
+                isinstance(value, ast.Num) and value.is_integer and int(value.text) >= 1
+            ):
+                self.error(
+                    codes.BAD_START,
+                    "the max_concurrent of df.start must be a whole number of at least 1, "
+                    f"found {value.span.text}",
+                    value.span,
+                )
                 continue
             options.append(ast.Option(name=key, value=value, span=value.span))
         return ast.Workflow(body=body, label=label, options=tuple(options), span=sp)

@@ -142,6 +142,7 @@ START = _sig(
     ParamSpec("label", "text", required=False),
     ParamSpec("database", "text", required=False),
     ParamSpec("transaction_mode", "text", required=False),
+    ParamSpec("max_concurrent", "int", required=False),
 )
 
 # pg_durable's SQL API: real functions, but not workflow steps.

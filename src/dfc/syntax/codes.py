@@ -357,8 +357,9 @@ BAD_START = code(
     "DFC139",
     "invalid df.start arguments",
     E,
-    """df.start(expr [, label] [, database => ..., transaction_mode => ...]) takes the workflow,
-    an optional label string and literal options.""",
+    """df.start(expr [, label] [, database => ..., transaction_mode => ..., max_concurrent =>
+    ...]) takes the workflow, an optional label string and literal options; max_concurrent is
+    a whole number of at least 1.""",
     bad="df.start('SELECT 1', 42)",
     good="df.start('SELECT 1', 'job')",
 )
