@@ -41,10 +41,30 @@ def _compiled_today(path: Path, old: dict[str, Any]) -> Plan:
     return comp.plan
 
 
-def test_there_is_a_fixture_per_example() -> None:
-    examples = {p.stem for p in (ROOT / "examples").glob("*.df")}
-    assert examples <= {p.stem for p in FIXTURES}
-    assert len(FIXTURES) >= len(examples) + 10  # and the standard library's usage
+# The examples there were when dfc last wrote format 1 (fixtures/format1/README.md): the
+# fixtures are frozen, so examples added since have none and need none.
+FORMAT1_EXAMPLES = frozenset(
+    {
+        "batch_etl",
+        "embed_documents",
+        "export_polling",
+        "nightly_maintenance",
+        "order_approval",
+        "order_saga",
+        "payment_race",
+        "queue_drain",
+        "regional_report",
+        "webhook_callback",
+    }
+)
+
+
+def test_there_is_a_fixture_per_example_of_format1_days() -> None:
+    stems = {p.stem for p in FIXTURES}
+    assert FORMAT1_EXAMPLES <= stems
+    assert len(stems - FORMAT1_EXAMPLES) >= 10  # and the standard library's usage
+    # Still examples today: each fixture is compared with what its example compiles to now.
+    assert FORMAT1_EXAMPLES <= {p.stem for p in (ROOT / "examples").glob("*.df")}
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.stem)
