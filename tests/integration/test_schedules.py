@@ -153,8 +153,16 @@ def test_overlap_policies_while_an_instance_is_unfinished(
     deploy(conn, _plan(name, f"schedule '0 * * * *' overlap {overlap} catchup all;\n'SELECT 1'"))
     _due_from(conn, name, 2)  # three fire times due; no worker runs, so instances stay pending
     assert _outcomes(_look(conn), name) == outcomes
-    started = [iid for _, iid in stored.fires_txn(conn, name) if iid is not None]
-    assert len(started) == outcomes.count("started")
+    fires = [(t, iid) for t, iid in stored.fires_txn(conn, name) if iid is not None]
+    assert len(fires) == outcomes.count("started")
+    for t, iid in fires:  # each says in its history which fire time started it
+        events = conn.execute(
+            "SELECT event, detail ->> 'fire_at' FROM dfc.history WHERE instance_id = %s"
+            " ORDER BY seq",
+            (iid,),
+        ).fetchall()
+        assert [e for e, _ in events] == ["started", "scheduled"]
+        assert datetime.fromisoformat(str(events[1][1])) == t
 
 
 def test_queued_fire_times_start_one_by_one_as_instances_finish(conn: Conn) -> None:

@@ -161,12 +161,21 @@ WHERE dfc.schedule_fires.instance_id IS NULL
 """
 
 
+_SCHEDULED = """
+INSERT INTO dfc.history (instance_id, event, detail)
+VALUES (%s, 'scheduled', jsonb_build_object('fire_at', %s::timestamptz))
+"""
+
+
 def record_fire_txn(conn: Conn, workflow: str, fire_at: datetime, instance_id: str | None) -> None:
-    """Record what fire time ``fire_at`` did: started ``instance_id``, or (None) waits. A
-    waiting fire may later get its instance; one that started an instance never another."""
+    """Record what fire time ``fire_at`` did: started ``instance_id`` (which says so in its
+    history), or (None) waits. A waiting fire may later get its instance; one that started an
+    instance never another."""
     cur = conn.execute(_RECORD, (workflow, fire_at, instance_id))
     if cur.rowcount != 1:
         raise AssertionError(f"fire time {fire_at} of {workflow} already started an instance")
+    if instance_id is not None:
+        conn.execute(_SCHEDULED, (instance_id, fire_at))
 
 
 _UNFINISHED = """
