@@ -687,13 +687,15 @@ class Worker:
         looking: asyncio.Future[None] | None = None
         try:
             while True:
+                # Sleep first: a worker's first second belongs to the instances it claims and
+                # the dead workers' it takes over (a restarted worker must not make them wait).
+                await asyncio.sleep(self.options.schedule_every)
                 looking = asyncio.ensure_future(asyncio.to_thread(scheduler.look, self.log))
                 try:
                     await asyncio.shield(looking)
                 except (psycopg.Error, OSError, DfcError) as e:
                     self.log.error(None, f"looking for due schedules failed: {e}")
                 looking = None
-                await asyncio.sleep(self.options.schedule_every)
         finally:
             if looking is not None:  # cancelled mid-look: let it end before closing its session
                 with contextlib.suppress(Exception):
