@@ -159,18 +159,22 @@ class Scheduler:
         self.url = url
         self._conn: Conn | None = None
 
-    def look(self, log: StepLog) -> None:
-        """Fire what is due (the module's `look`) and log what each fire time did; raises on
-        a database failure."""
+    def look(self, log: StepLog) -> float | None:
+        """Fire what is due (the module's `look`) and log what each fire time did; returns the
+        seconds until the next fire time (None: no schedule is armed). Raises on a database
+        failure."""
         if self._conn is None or self._conn.closed:
             self._conn = connect(self.url)
         try:
             fired = look(self._conn)
+            with self._conn.transaction():
+                until_next = stored.seconds_to_next_txn(self._conn)
         except (psycopg.Error, OSError):
             self.close()
             raise
         for f in fired:
             _log(log, f)
+        return until_next
 
     def close(self) -> None:
         if self._conn is not None:

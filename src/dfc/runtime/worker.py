@@ -17,9 +17,9 @@ in ``dfc.workers``; then six loops cooperate:
 - **heartbeat**: every third of the lease, extend the leases of everything held, in one UPDATE;
   an instance missing from the result was cancelled or taken over, and its run stops.
 - **housekeeping**: now and then, delete finished instances older than the retention setting.
-- **schedules** (given a `Scheduler`, as ``dfc worker`` gives it): every second, start the
-  instances of the schedules that are due (every worker looks; row locks make each fire time
-  start once).
+- **schedules** (given a `Scheduler`, as ``dfc worker`` gives it): at each next fire time, and
+  at least every five seconds, start the instances of the schedules that are due (every worker
+  looks; row locks make each fire time start once).
 
 Instances started from SQL (``df.start``) carry a pg_durable graph and no workflow version. The
 worker compiles such a graph with the function the layer above gives it (``compile_graph``,
@@ -95,8 +95,9 @@ class Scheduler(Protocol):
     gives it, as it gives `GraphCompiler`: the schedules start instances through
     `dfc.runtime.instances`, which names this module's types."""
 
-    def look(self, log: StepLog) -> None:
-        """Start the instances of the fire times due now, logging what each did."""
+    def look(self, log: StepLog) -> float | None:
+        """Start the instances of the fire times due now, logging what each did; the seconds
+        until the next fire time (None: none is armed)."""
 
     def close(self) -> None:
         """Close its database session."""
@@ -106,6 +107,7 @@ _GraphKey: TypeAlias = tuple[str, str | None, str]  # graph, label, options as c
 _Compiled: TypeAlias = tuple[str, int] | str  # (workflow, version), or why it does not compile
 _COMPILED_KEPT = 256  # compiled graphs remembered
 _UNCOMPILED_CHECK_EVERY = 60.0  # seconds between looks for graphs this worker cannot compile
+_SCHEDULE_RETRY_SECONDS = 0.2  # the shortest wait between two looks for due schedules
 _POOL_RECONNECT_SECONDS = 3.0
 """How long the pool keeps retrying to replace a connection lost in an outage. psycopg_pool
 doubles its delay between attempts (1, 2, 4, 8 s...), so a replacement that failed a few times
@@ -123,7 +125,7 @@ class WorkerOptions:
     claim_batch: int = 64
     shutdown_grace: float = 10.0
     retention_every: float = 600.0  # seconds between retention passes (0: never)
-    schedule_every: float = 1.0  # seconds between looks for due schedules (with a scheduler)
+    schedule_every: float = 5.0  # most seconds between looks for due schedules (with a scheduler)
     reap_seconds: float = 1.0  # between looks for dead workers
     only: frozenset[str] | None = None  # run these instances and nothing else (or ``adopt``'s)
     stop_when_done: bool = False  # with ``only``: return once they have all finished
@@ -680,19 +682,26 @@ class Worker:
     # -- schedules --------------------------------------------------------------------------
 
     async def _schedules(self) -> None:
-        """Start the instances of due schedules, every ``schedule_every`` seconds; every worker
-        looks, and none fires a time twice."""
+        """Start the instances of due schedules: at each next fire time, and at least every
+        ``schedule_every`` seconds (to see schedules set meanwhile and instances that finished
+        with fires queued behind them); every worker looks, and none fires a time twice."""
         scheduler = self.scheduler
         assert scheduler is not None
-        looking: asyncio.Future[None] | None = None
+        every = self.options.schedule_every
+        looking: asyncio.Future[float | None] | None = None
+        # Not at once: a worker's first moments belong to the instances it claims and the dead
+        # workers' it takes over (a restarted worker must not make them wait).
+        delay = every
         try:
             while True:
-                # Sleep first: a worker's first second belongs to the instances it claims and
-                # the dead workers' it takes over (a restarted worker must not make them wait).
-                await asyncio.sleep(self.options.schedule_every)
+                await asyncio.sleep(delay)
                 looking = asyncio.ensure_future(asyncio.to_thread(scheduler.look, self.log))
+                delay = every
                 try:
-                    await asyncio.shield(looking)
+                    until_next = await asyncio.shield(looking)
+                    if until_next is not None:
+                        # One held by another worker's look may still be due: not a busy loop.
+                        delay = min(every, max(until_next, _SCHEDULE_RETRY_SECONDS))
                 except (psycopg.Error, OSError, DfcError) as e:
                     self.log.error(None, f"looking for due schedules failed: {e}")
                 looking = None

@@ -146,6 +146,16 @@ def claim_due_txn(conn: Conn, limit: int) -> list[ScheduleRow]:
     return [_row(r) for r in conn.execute(_DUE, (limit,)).fetchall()]
 
 
+_UNTIL_NEXT = "SELECT extract(epoch FROM min(next_fire_at) - now())::float8 FROM dfc.schedules"
+
+
+def seconds_to_next_txn(conn: Conn) -> float | None:
+    """Seconds until the earliest next fire time of any schedule (negative: one is due; None:
+    no schedule is armed)."""
+    row = conn.execute(_UNTIL_NEXT).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
 _ADVANCE = "UPDATE dfc.schedules SET next_fire_at = %s, updated_at = now() WHERE workflow = %s"
 
 
