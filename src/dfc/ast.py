@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import ClassVar, Literal, TypeAlias, assert_never
 
 from dfc.json_types import JSON
+from dfc.scheduling import CatchupPolicy, OverlapPolicy
 from dfc.source import Span, TextMap
 
 # --------------------------------------------------------------------------------------------
@@ -424,7 +425,22 @@ class Import:
     span: Span = field(compare=False, repr=False)
 
 
-Decl: TypeAlias = Param | Def | Import
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Schedule:
+    """``schedule 'cron' [timezone 'Zone'] [overlap skip|queue|allow] [catchup none|latest|all];``.
+
+    Options not written are None here (the printer leaves them out); the plan fills in the
+    defaults of `dfc.scheduling`.
+    """
+
+    cron: Str
+    timezone: Str | None = None
+    overlap: OverlapPolicy | None = None
+    catchup: CatchupPolicy | None = None
+    span: Span = field(compare=False, repr=False)
+
+
+Decl: TypeAlias = Param | Def | Import | Schedule
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -71,6 +71,7 @@ ROLES: dict[tuple[str, ...], dict[str, str]] = {
     ("history",): {"instance_id": "instance", "db": "db"},
     ("signal",): {"instance_id": "instance", "name": "signal", "data": "free", "db": "db"},
     ("cancel",): {"instance_id": "instance", "reason": "free", "db": "db"},
+    ("schedule",): {"name": "workflow", "cron": "cron", "timezone": "timezone", "db": "db"},
     ("db", "start"): {},
     ("db", "stop"): {},
     ("db", "status"): {"db_url": "db"},
@@ -205,6 +206,7 @@ def base(path: tuple[str, ...], w: World) -> dict[str, list[str]]:
         ("history",): {"instance_id": [w.done]},
         ("signal",): {"instance_id": [w.pending], "name": ["go"]},
         ("cancel",): {"instance_id": [w.pending]},
+        ("schedule",): {"name": ["good"], "cron": ["0 3 * * *"]},
         ("db", "status"): {"db_url": ["--db", w.db_url]},
         ("db", "migrate"): {"db_url": ["--db", w.db_url]},
     }
@@ -290,6 +292,11 @@ def cases(path: tuple[str, ...], cmd: click.Command, w: World) -> list[Case]:
         if role == "key":
             add([""], 1, r"key must not be empty")
             add(["k" * 1001], 1, r"key must be at most 1000 bytes, not 1001")
+        if role == "cron":
+            add(["0 25 * * *"], 1, r"invalid cron expression '0 25 \* \* \*'")
+            add(["* * *"], 1, r"invalid cron expression")
+        if role == "timezone":
+            add(["Mars/Olympus"], 1, r"unknown time zone 'Mars/Olympus'")
         if role == "code":
             add(["DFC000"], 2, r"unknown diagnostic code DFC000")
         if role == "db":

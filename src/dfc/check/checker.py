@@ -7,7 +7,7 @@ from pathlib import Path
 from dfc import ast
 from dfc.check.bindings import check_bindings
 from dfc.check.expand import FileLoader, ModuleLoader, expand
-from dfc.check.literals import check_literals, check_params, check_variables
+from dfc.check.literals import check_literals, check_params, check_schedule, check_variables
 from dfc.check.precedence import check_precedence
 from dfc.check.report import Reporter
 from dfc.check.result import CheckedWorkflow
@@ -58,6 +58,7 @@ def _check(
             check_structure(d.body, plain, in_template=True)
             check_literals(d.body, plain)
             check_variables(d.body, declared, plain)
+    check_schedule(module, exp.params, plain)
     if grammar == "dfc":
         check_precedence(module, plain)
     if module.workflow is None or exp.body is None:
@@ -84,6 +85,7 @@ def _check(
         label=label.value if label is not None else None,
         params=exp.params,
         options=module.workflow.options,
+        schedule=next((d for d in module.decls if isinstance(d, ast.Schedule)), None),
         sql_facts=facts,
         trails=exp.trails,
     )

@@ -520,7 +520,7 @@ BAD_CRON = code(
     "invalid cron expression",
     ERR,
     """
-    `df.wait_for_schedule` takes a 5-field cron expression: minute (0-59), hour (0-23),
+    `df.wait_for_schedule` and the `schedule` statement take a 5-field cron expression: minute (0-59), hour (0-23),
     day of month (1-31), month (1-12 or JAN-DEC), day of week (0-7 or SUN-SAT), each a `*`, a
     value, a range `a-b`, a step `*/n` or `a-b/n`, or a comma-separated list of these.
     """,
@@ -634,6 +634,32 @@ EXPRESSION_ARGUMENT = code(
     """,
     bad="df.sleep(60 * 5)  -- read with --grammar pg",
     good="df.sleep(300)",
+)
+
+BAD_TIMEZONE = code(
+    "DFC430",
+    "unknown time zone",
+    ERR,
+    """
+    The `timezone` of a `schedule` names a zone of the IANA time zone database, spelt as it
+    is there (case matters): `'UTC'`, `'Europe/Paris'`, `'America/New_York'`. The cron
+    expression is read as wall-clock time in that zone, daylight saving time included.
+    """,
+    bad="schedule '0 3 * * *' timezone 'Paris';\n'SELECT 1'",
+    good="schedule '0 3 * * *' timezone 'Europe/Paris';\n'SELECT 1'",
+)
+
+SCHEDULED_PARAM = code(
+    "DFC431",
+    "scheduled workflow parameter without a default",
+    ERR,
+    """
+    A schedule starts its workflow with no values, so each parameter the workflow declares
+    (in its file or in a module it imports) needs a default. Give it one; an instance started
+    by hand can still pass another value.
+    """,
+    bad="schedule '0 3 * * *';\nparam days int;\n'DELETE FROM logs WHERE age > {days}'",
+    good="schedule '0 3 * * *';\nparam days int = 30;\n'DELETE FROM logs WHERE age > {days}'",
 )
 
 PRECEDENCE = code(

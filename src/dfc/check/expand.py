@@ -193,6 +193,8 @@ class _Modules:
                     env.own[name] = t
                 case ast.Param():
                     env.params.append(decl)
+                case ast.Schedule():
+                    pass  # the checker reads the root's; a module without a workflow has none
                 case _:
                     assert_never(decl)
         self.stack.pop()

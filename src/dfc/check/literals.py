@@ -8,8 +8,10 @@ kind (would PostgreSQL convert it to the parameter's type, `fits`), then its val
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
+import zoneinfo
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -26,6 +28,7 @@ from dfc.check.walk import texts
 from dfc.diagnostics import Label
 from dfc.params import BOOL_WORDS, EXAMPLES, INT_TEXT, ParamValueError, substitution_text
 from dfc.references import RESULT_NAME
+from dfc.scheduling import is_timezone
 from dfc.source import Span
 from dfc.syntax.builtins import CAST_KINDS, SIGNATURES, Kind, ParamSpec
 from dfc.syntax.values import describe
@@ -297,7 +300,7 @@ def _shown(v: ast.LitArg) -> str:
 
 
 def _text_arg(
-    v: ast.LitArg | None, node: ast.Expr, rep: Reporter, what: str, *, allow_null: bool
+    v: ast.LitArg | None, node: ast.Expr | None, rep: Reporter, what: str, *, allow_null: bool
 ) -> bool:
     """True when ``v`` is a string literal; reports other literals."""
     if isinstance(v, ast.Str):
@@ -311,7 +314,7 @@ def _text_arg(
     return False
 
 
-def _cron(c: ast.LitArg, node: ast.Expr, rep: Reporter) -> None:
+def _cron(c: ast.LitArg, node: ast.Expr | None, rep: Reporter) -> None:
     if not _text_arg(c, node, rep, "the cron expression", allow_null=False):
         return
     assert isinstance(c, ast.Str)
@@ -535,6 +538,40 @@ def _default_problem(p: ast.Param) -> str | None:
     except ParamValueError as e:
         return e.problem(d.span.text)
     return None
+
+
+def check_schedule(module: ast.Module, params: Iterable[ast.Param], rep: Reporter) -> None:
+    """The schedule of the file, if any: its cron expression, its time zone, and that every
+    parameter of the workflow it starts has a default (a fire gives no values)."""
+    sched = next((d for d in module.decls if isinstance(d, ast.Schedule)), None)
+    if sched is None:
+        return
+    _cron(sched.cron, None, rep)
+    zone = sched.timezone
+    if zone is not None and not is_timezone(zone.value):
+        city = [z for z in _zone_names() if z.lower().endswith("/" + zone.value.lower())]
+        close = city or difflib.get_close_matches(zone.value, _zone_names(), n=1, cutoff=0.7)
+        rep.error(
+            codes.BAD_TIMEZONE,
+            f"unknown time zone {zone.value!r}",
+            zone.span,
+            help=(f"did you mean '{close[0]}'? " if close else "")
+            + "a zone of the IANA database, such as 'UTC', 'Europe/Paris' or 'America/New_York'",
+        )
+    for p in params:
+        if p.default is None:
+            rep.error(
+                codes.SCHEDULED_PARAM,
+                f"parameter `{p.name}` has no default, and a scheduled start gives no values",
+                p.span,
+                labels=(Label(sched.span, "the schedule"),),
+                help=f"give it a default: param {p.name} {p.type} = ...;",
+            )
+
+
+@functools.cache
+def _zone_names() -> list[str]:
+    return sorted(zoneinfo.available_timezones())
 
 
 def check_variables(body: ast.Expr, declared: Mapping[str, object], rep: Reporter) -> None:

@@ -42,6 +42,7 @@ class CheckedWorkflow:
     label: str | None
     params: tuple[ast.Param, ...]
     options: tuple[ast.Option, ...]
+    schedule: ast.Schedule | None = None
     sql_facts: dict[int, SqlFacts] = field(default_factory=dict)  # id(ast.Sql) -> facts
     trails: dict[int, tuple[Span, ...]] = field(default_factory=dict)  # id(node) -> call spans
 

@@ -11,7 +11,7 @@ import click
 from dfc.cli.cmd_source import _report
 from dfc.cli.options import DB, GRAMMAR, JSON_OUT
 from dfc.compiler import Compilation, Grammar, compile_path
-from dfc.plan.explain import explain_lines
+from dfc.plan.explain import explain_lines, heading_lines
 from dfc.plan.model import Plan
 from dfc.store.db import open_database
 from dfc.store.registry import deploy, load_plan, versions
@@ -120,7 +120,7 @@ def _diffable(plan: Plan) -> list[str]:
         f"param {p.name} {p.type}" + (f" = {p.default!r}" if p.has_default else "")
         for p in plan.params
     ]
-    return params + lines
+    return params + heading_lines(plan) + lines
 
 
 COMMANDS = [deploy_cmd, versions_cmd, diff_cmd]

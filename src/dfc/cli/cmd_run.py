@@ -401,6 +401,7 @@ def worker_cmd(
     """Execute instances until SIGTERM or Ctrl-C (then finish or release in-flight steps)."""
     from dfc.runtime.engine import EngineSettings
     from dfc.runtime.logs import StepLog
+    from dfc.runtime.schedules import Scheduler
     from dfc.runtime.worker import WorkerOptions, run_worker
     from dfc.store.db import resolve_url
 
@@ -411,7 +412,11 @@ def worker_cmd(
         concurrency=concurrency, lease_seconds=lease_seconds, engine=EngineSettings()
     )
     run_worker(
-        url, options, log=StepLog(fmt=log_format, quiet=quiet), compile_graph=_graph_compiler
+        url,
+        options,
+        log=StepLog(fmt=log_format, quiet=quiet),
+        compile_graph=_graph_compiler,
+        scheduler=Scheduler(url),
     )
 
 

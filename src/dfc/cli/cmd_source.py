@@ -216,11 +216,11 @@ def explain_cmd(target: str, grammar: Grammar, db: str | None, as_json: bool, fm
 
         explain_instance(target, db, as_json)
         return
-    from dfc.plan.explain import explain_lines
+    from dfc.plan.explain import explain_lines, heading_lines
 
     comp, plan = _compiled(target, grammar)
     _warnings(comp)
-    for line in explain_lines(plan):
+    for line in [*heading_lines(plan), *explain_lines(plan)]:
         click.echo(line)
 
 
@@ -278,7 +278,7 @@ def graph_cmd(file: str, fmt: str, grammar: Grammar) -> None:
 @GRAMMAR
 def compile_cmd(file: str, as_json: bool, grammar: Grammar) -> None:
     """Compile a file to its plan (the JSON that `dfc deploy` stores)."""
-    from dfc.plan.explain import explain_lines
+    from dfc.plan.explain import explain_lines, heading_lines
 
     comp, plan = _compiled(file, grammar)
     if as_json:
@@ -287,7 +287,7 @@ def compile_cmd(file: str, as_json: bool, grammar: Grammar) -> None:
     _warnings(comp)
     click.echo(f"workflow {plan.name}: {len(plan.nodes)} nodes, format {plan.format}")
     click.echo(f"hash {plan.hash}")
-    for line in explain_lines(plan):
+    for line in [*heading_lines(plan), *explain_lines(plan)]:
         click.echo(line)
 
 

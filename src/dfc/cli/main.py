@@ -40,6 +40,7 @@ LAZY_COMMANDS = {
     "history": "dfc.cli.cmd_run",
     "signal": "dfc.cli.cmd_run",
     "cancel": "dfc.cli.cmd_run",
+    "schedule": "dfc.cli.cmd_schedule",
 }
 
 

@@ -14,7 +14,15 @@ from dfc import ast
 from dfc.check.result import CheckedWorkflow
 from dfc.json_types import JSON
 from dfc.plan import nodes
-from dfc.plan.model import Plan, PlanExpression, PlanNode, PlanParam, SourceSpan, SqlAnalysis
+from dfc.plan.model import (
+    Plan,
+    PlanExpression,
+    PlanNode,
+    PlanParam,
+    PlanSchedule,
+    SourceSpan,
+    SqlAnalysis,
+)
 from dfc.references import expression_var
 from dfc.source import Span
 
@@ -37,6 +45,7 @@ def emit(checked: CheckedWorkflow) -> Plan:
     )
     return Plan(
         name=checked.name,
+        schedule=_schedule(checked.schedule),
         root=root,
         nodes=e.nodes,
         params=params,
@@ -46,6 +55,19 @@ def emit(checked: CheckedWorkflow) -> Plan:
         source_map=e.source_map,
         analysis=e.analysis,
     )
+
+
+def _schedule(s: ast.Schedule | None) -> PlanSchedule | None:
+    """The plan's schedule: what the source wrote, the defaults for what it did not."""
+    if s is None:
+        return None
+    written: dict[str, str] = {
+        "cron": s.cron.value,
+        **({"timezone": s.timezone.value} if s.timezone is not None else {}),
+        **({"overlap": s.overlap} if s.overlap is not None else {}),
+        **({"catchup": s.catchup} if s.catchup is not None else {}),
+    }
+    return PlanSchedule(**written)  # type: ignore[arg-type]
 
 
 _Wrapper = ast.Bind | ast.Compensate

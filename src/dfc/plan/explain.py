@@ -111,6 +111,11 @@ def _display_children(plan: Plan, node: PlanNode) -> list[tuple[str, str]]:
     return [("", c) for c in node.children]
 
 
+def heading_lines(plan: Plan) -> list[str]:
+    """What a plan says beside its tree: its schedule, if it has one."""
+    return [] if plan.schedule is None else [f"schedule {plan.schedule.describe()}"]
+
+
 def explain_lines(
     plan: Plan, marks: Mapping[str, NodeMark] | None = None, *, width: int | None = 60
 ) -> list[str]:

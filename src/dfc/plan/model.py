@@ -16,7 +16,8 @@ describe the plan for people and tools but change nothing it does: a new version
 that classifies a statement differently does not make a new version of the workflow.
 
 Formats. Format 2 is this one; format 3 is format 2 with start-time expressions
-(`PlanExpression`), written only for plans that have some. Format 1 (dfc before the typed plan) had the same layout, except
+(`PlanExpression`), written only for plans that have some; format 4 is format 3 with a
+schedule (`PlanSchedule`), written only for plans that have one. Format 1 (dfc before the typed plan) had the same layout, except
 that a SQL node's ``config`` also held the analysis (``statements``, ``columns``,
 ``returns_rows``, ``refs``, ``vars``), so its hash covered them. `Plan.from_json` reads both:
 a format-1 plan becomes the format-2 plan the same source compiles to today (its analysis moved
@@ -39,6 +40,15 @@ from dataclasses import dataclass, field
 
 from dfc.json_types import JSON, canonical
 from dfc.plan.nodes import NODE_TYPES, NodeConfig, NodeType, read_node
+from dfc.scheduling import (
+    CATCHUP_POLICIES,
+    DEFAULT_CATCHUP,
+    DEFAULT_OVERLAP,
+    DEFAULT_TIMEZONE,
+    OVERLAP_POLICIES,
+    CatchupPolicy,
+    OverlapPolicy,
+)
 
 FORMAT = 2
 """The plan format this code writes; bump on any incompatible change."""
@@ -48,7 +58,11 @@ FORMAT_EXPRESSIONS = 3
 plan without any is still written as format 2, so its hash is what it always was; one with
 them needs a dfc that evaluates them, and an older one refuses it."""
 
-READS = (1, FORMAT, FORMAT_EXPRESSIONS)
+FORMAT_SCHEDULE = 4
+"""The format of a plan with a schedule (`PlanSchedule`): format 3 plus it. A plan without one
+is written as before; an older dfc refuses one with it rather than deploy it and never fire."""
+
+READS = (1, FORMAT, FORMAT_EXPRESSIONS, FORMAT_SCHEDULE)
 """The plan formats this code reads (older ones are upgraded as they are read)."""
 
 # The keys of a format-1 SQL configuration that were analysis, not behaviour.
@@ -234,6 +248,43 @@ class PlanExpression:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PlanSchedule:
+    """When instances of the workflow start by themselves (SPEC §5.9): at each minute matching
+    ``cron`` as wall-clock time in ``timezone``, with the overlap and catch-up policies of
+    `dfc.scheduling` (whose defaults fill what the source left out)."""
+
+    cron: str
+    timezone: str = DEFAULT_TIMEZONE
+    overlap: OverlapPolicy = DEFAULT_OVERLAP
+    catchup: CatchupPolicy = DEFAULT_CATCHUP
+
+    def to_json(self) -> dict[str, JSON]:
+        return {
+            "cron": self.cron,
+            "timezone": self.timezone,
+            "overlap": self.overlap,
+            "catchup": self.catchup,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, JSON]) -> PlanSchedule:
+        """Read a schedule; raises `PlanFormatError` for a policy this dfc does not know."""
+        overlap, catchup = d.get("overlap", DEFAULT_OVERLAP), d.get("catchup", DEFAULT_CATCHUP)
+        if overlap not in OVERLAP_POLICIES or catchup not in CATCHUP_POLICIES:
+            raise PlanFormatError(f"unknown schedule policy in {dict(d)!r}")
+        return cls(
+            cron=d["cron"],
+            timezone=d.get("timezone", DEFAULT_TIMEZONE),
+            overlap=overlap,
+            catchup=catchup,
+        )
+
+    def describe(self) -> str:
+        """``'0 3 * * *' Europe/Paris, overlap skip, catchup latest`` (explain, dfc schedule)."""
+        return f"'{self.cron}' {self.timezone}, overlap {self.overlap}, catchup {self.catchup}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
     """A compiled workflow. ``hash`` covers behaviour only (not source, layout, positions or
     analysis)."""
@@ -244,14 +295,17 @@ class Plan:
     params: tuple[PlanParam, ...] = ()
     options: Mapping[str, JSON] = field(default_factory=dict)
     expressions: tuple[PlanExpression, ...] = ()
+    schedule: PlanSchedule | None = None
     source: str = ""
     source_map: Mapping[str, SourceSpan] = field(default_factory=dict)
     analysis: Mapping[str, SqlAnalysis] = field(default_factory=dict)
 
     @property
     def format(self) -> int:
-        """The plan format: a plan in memory is always of the current one (with expressions,
-        `FORMAT_EXPRESSIONS`)."""
+        """The plan format: a plan in memory is always of the current one (with a schedule,
+        `FORMAT_SCHEDULE`; with expressions, `FORMAT_EXPRESSIONS`)."""
+        if self.schedule is not None:
+            return FORMAT_SCHEDULE
         return FORMAT_EXPRESSIONS if self.expressions else FORMAT
 
     # -- traversal --------------------------------------------------------------------------
@@ -289,6 +343,8 @@ class Plan:
             d["options"] = dict(self.options)
         if self.expressions:
             d["expressions"] = [e.to_json() for e in self.expressions]
+        if self.schedule is not None:
+            d["schedule"] = self.schedule.to_json()
         return d
 
     @property
@@ -324,6 +380,7 @@ class Plan:
             analysis = {k: SqlAnalysis.from_json(v) for k, v in d.get("analysis", {}).items()}
             if fmt == 1:
                 raw_nodes, analysis = _from_format1(raw_nodes)
+            schedule = d.get("schedule")
             plan = cls(
                 name=d["name"],
                 root=d["root"],
@@ -331,6 +388,7 @@ class Plan:
                 params=tuple(PlanParam.from_json(p) for p in d.get("params", ())),
                 options=dict(d.get("options", {})),
                 expressions=tuple(PlanExpression.from_json(e) for e in d.get("expressions", ())),
+                schedule=None if schedule is None else PlanSchedule.from_json(schedule),
                 source=d.get("source", ""),
                 source_map={k: SourceSpan.from_json(v) for k, v in d.get("source_map", {}).items()},
                 analysis=analysis,

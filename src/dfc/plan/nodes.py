@@ -20,6 +20,7 @@ mypy list every place to touch when a kind is added.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, Final, Literal, TypeVar, get_args
@@ -72,7 +73,10 @@ def _number(v: JSON) -> int | float:
 
 
 def _whole(v: JSON) -> int:
-    return int(_number(v))
+    n = _number(v)
+    if isinstance(n, float) and not math.isfinite(n):  # 'Infinity' has no whole number
+        raise ValueError(f"{v!r} is not a finite number")
+    return int(n)
 
 
 def _text(v: JSON) -> str:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -12,12 +12,13 @@ from cronsim import CronSim, CronSimError
 
 from dfc.plan.nodes import Retry
 
-__all__ = ["CronSimError", "backoff", "next_fire"]
+__all__ = ["CronSimError", "backoff", "next_fire", "zone"]
 
 
 @lru_cache(maxsize=64)
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
+def zone(name: str) -> tzinfo:
+    """The time zone named ``name`` (``UTC`` in any case)."""
+    return UTC if name.upper() == "UTC" else ZoneInfo(name)
 
 
 def next_fire(expr: str, after: datetime, timezone: str = "UTC") -> datetime:
@@ -26,8 +27,7 @@ def next_fire(expr: str, after: datetime, timezone: str = "UTC") -> datetime:
     Raises `CronSimError` (a ValueError) for an invalid expression; the checker rejects those
     before a plan is made, so at run time it means a plan that bypassed the checker.
     """
-    zone = UTC if timezone.upper() == "UTC" else _zone(timezone)
-    start = after.astimezone(zone).replace(second=0, microsecond=0)
+    start = after.astimezone(zone(timezone)).replace(second=0, microsecond=0)
     fire = next(iter(CronSim(expr, start)))
     return fire.astimezone(UTC)
 

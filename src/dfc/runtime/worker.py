@@ -1,7 +1,7 @@
 """The worker: claims instances from ``dfc.queue`` and runs them, many at once (SPEC §5.3, §8).
 
 One asyncio process with a connection pool. It first takes its life lock (below) and registers
-in ``dfc.workers``; then five loops cooperate:
+in ``dfc.workers``; then six loops cooperate:
 
 - **claim**: while fewer than ``concurrency`` instances are held, claim due queue rows
   (``run_at <= now()``, ``FOR UPDATE SKIP LOCKED``, oldest first, a batch at a time), load their
@@ -17,6 +17,9 @@ in ``dfc.workers``; then five loops cooperate:
 - **heartbeat**: every third of the lease, extend the leases of everything held, in one UPDATE;
   an instance missing from the result was cancelled or taken over, and its run stops.
 - **housekeeping**: now and then, delete finished instances older than the retention setting.
+- **schedules** (given a `Scheduler`, as ``dfc worker`` gives it): at each next fire time, and
+  at least every five seconds, start the instances of the schedules that are due (every worker
+  looks; row locks make each fire time start once).
 
 Instances started from SQL (``df.start``) carry a pg_durable graph and no workflow version. The
 worker compiles such a graph with the function the layer above gives it (``compile_graph``,
@@ -61,11 +64,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from dfc.diagnostics import DfcError
 from dfc.plan.model import Plan, PlanFormatError
 from dfc.runtime import faults
 from dfc.runtime.batch import BatchSettings, StepBatches
@@ -85,10 +89,25 @@ GraphCompiler: TypeAlias = Callable[[str, str | None, Mapping[str, Any] | None],
 of workflow ``sql:<label>``, or why there is none as text (``dfc.compiler.graph_compiler``).
 ``options`` are ``dfc.instances.options`` (``{"max_attempts": n, "max_backoff": s}``)."""
 
+
+class Scheduler(Protocol):
+    """Fires the schedules that are due (`dfc.runtime.schedules.Scheduler`). The layer above
+    gives it, as it gives `GraphCompiler`: the schedules start instances through
+    `dfc.runtime.instances`, which names this module's types."""
+
+    def look(self, log: StepLog) -> float | None:
+        """Start the instances of the fire times due now, logging what each did; the seconds
+        until the next fire time (None: none is armed)."""
+
+    def close(self) -> None:
+        """Close its database session."""
+
+
 _GraphKey: TypeAlias = tuple[str, str | None, str]  # graph, label, options as canonical JSON
 _Compiled: TypeAlias = tuple[str, int] | str  # (workflow, version), or why it does not compile
 _COMPILED_KEPT = 256  # compiled graphs remembered
 _UNCOMPILED_CHECK_EVERY = 60.0  # seconds between looks for graphs this worker cannot compile
+_SCHEDULE_RETRY_SECONDS = 0.2  # the shortest wait between two looks for due schedules
 _POOL_RECONNECT_SECONDS = 3.0
 """How long the pool keeps retrying to replace a connection lost in an outage. psycopg_pool
 doubles its delay between attempts (1, 2, 4, 8 s...), so a replacement that failed a few times
@@ -106,6 +125,7 @@ class WorkerOptions:
     claim_batch: int = 64
     shutdown_grace: float = 10.0
     retention_every: float = 600.0  # seconds between retention passes (0: never)
+    schedule_every: float = 5.0  # most seconds between looks for due schedules (with a scheduler)
     reap_seconds: float = 1.0  # between looks for dead workers
     only: frozenset[str] | None = None  # run these instances and nothing else (or ``adopt``'s)
     stop_when_done: bool = False  # with ``only``: return once they have all finished
@@ -137,8 +157,10 @@ class Worker:
         worker_id: str | None = None,
         compile_graph: GraphCompiler | None = None,
         adopt: Adopt | None = None,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.url = url
+        self.scheduler = scheduler
         self._adopt = adopt
         self.compile_graph = compile_graph
         self.role: str | None = None  # current_user of the worker's sessions
@@ -237,6 +259,8 @@ class Worker:
             ]
             if self.options.retention_every > 0 and self.only is None:
                 helpers.append(asyncio.create_task(self._housekeeping(), name="dfc-housekeeping"))
+            if self.scheduler is not None and self.only is None:
+                helpers.append(asyncio.create_task(self._schedules(), name="dfc-schedules"))
             await self._claim_loop()
             await self._drain()
         finally:
@@ -655,6 +679,38 @@ class Worker:
             self.log.info("retention", deleted=total)
         return total
 
+    # -- schedules --------------------------------------------------------------------------
+
+    async def _schedules(self) -> None:
+        """Start the instances of due schedules: at each next fire time, and at least every
+        ``schedule_every`` seconds (to see schedules set meanwhile and instances that finished
+        with fires queued behind them); every worker looks, and none fires a time twice."""
+        scheduler = self.scheduler
+        assert scheduler is not None
+        every = self.options.schedule_every
+        looking: asyncio.Future[float | None] | None = None
+        # Not at once: a worker's first moments belong to the instances it claims and the dead
+        # workers' it takes over (a restarted worker must not make them wait).
+        delay = every
+        try:
+            while True:
+                await asyncio.sleep(delay)
+                looking = asyncio.ensure_future(asyncio.to_thread(scheduler.look, self.log))
+                delay = every
+                try:
+                    until_next = await asyncio.shield(looking)
+                    if until_next is not None:
+                        # One held by another worker's look may still be due: not a busy loop.
+                        delay = min(every, max(until_next, _SCHEDULE_RETRY_SECONDS))
+                except (psycopg.Error, OSError, DfcError) as e:
+                    self.log.error(None, f"looking for due schedules failed: {e}")
+                looking = None
+        finally:
+            if looking is not None:  # cancelled mid-look: let it end before closing its session
+                with contextlib.suppress(Exception):
+                    await looking
+            scheduler.close()
+
     # -- stopping ---------------------------------------------------------------------------
 
     async def _drain(self) -> None:
@@ -702,11 +758,12 @@ def run_worker(
     log: StepLog | None = None,
     install_signals: bool = True,
     compile_graph: GraphCompiler | None = None,
+    scheduler: Scheduler | None = None,
 ) -> None:
     """Run a worker in this process until SIGTERM/SIGINT (then stop gracefully)."""
 
     async def main() -> None:
-        worker = Worker(url, options, log=log, compile_graph=compile_graph)
+        worker = Worker(url, options, log=log, compile_graph=compile_graph, scheduler=scheduler)
         if install_signals:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):

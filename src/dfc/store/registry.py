@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 from dfc.diagnostics import DfcError
 from dfc.json_types import canonical
 from dfc.plan.model import FORMAT, Plan, PlanFormatError
+from dfc.store import schedules
 from dfc.store.codes import UNKNOWN_VERSION, UNKNOWN_WORKFLOW, UNREADABLE_PLAN
 
 Conn = psycopg.Connection[TupleRow]
@@ -100,9 +101,12 @@ def deploy_txn(
         version, _, was_dev = row
         if was_dev and not dev:
             conn.execute(_PROMOTE, (plan.name, version))
+            schedules.follow_deploy_txn(conn, plan, version)
         return DeployResult(plan.name, version, digest, created=False)
     version = 1 if row is None else row[0] + 1
     conn.execute(_INSERT, (plan.name, version, digest, _stored_json(plan), plan.source, dev))
+    if not dev:  # `dfc run` tries a workflow out: it starts no schedule
+        schedules.follow_deploy_txn(conn, plan, version)
     return DeployResult(plan.name, version, digest, created=True)
 
 

@@ -25,7 +25,7 @@ from typing import Any, assert_never, get_args
 from lark import Token, Tree
 from lark.tree import Meta
 
-from dfc import ast
+from dfc import ast, scheduling
 from dfc.diagnostics import Diagnostic, Label, Severity
 from dfc.source import Span
 from dfc.syntax import codes
@@ -69,7 +69,7 @@ _TYPE_ALIASES = {
     "identifier": "ident",
     "regclass": "ident",
 }
-_DECL_KEYWORD_RE = re.compile(r"(?i)\s*(param|def|import)\b")
+_DECL_KEYWORD_RE = re.compile(r"(?i)\s*(?:(?:param|def|import)\b|schedule\s*[EUN&]*')")
 # Literal parameters that the AST holds as a string (or a template parameter), with an example.
 _STRINGS = {
     ("as", "name"): "df.as(step, 'rows')",
@@ -278,7 +278,11 @@ class Builder:
     # -- literals -------------------------------------------------------------------------------
 
     def b_string(self, meta: Meta, kids: list[Any]) -> ast.Str:
-        tok: Token = kids[0]
+        return self.str_token(kids[0], casts(kids[1:]), self.span(meta))
+
+    def str_token(self, tok: Token, cast: str | None = None, span: Span | None = None) -> ast.Str:
+        """The string literal of a STRING token (``span``: with its casts, if any)."""
+        span = span or self.tspan(tok)
         sv = self.strings.get(start_of(tok))
         if sv is None:  # only a repaired token could lack a decoded value
             from dfc.source import TextMap
@@ -286,14 +290,14 @@ class Builder:
             text = str(tok)
             return ast.Str(
                 value=text,
-                cast=casts(kids[1:]),
-                span=self.span(meta),
+                cast=cast,
+                span=span,
                 text_map=TextMap(((0, start_of(tok)),), len(text)),
             )
         return ast.Str(
             value=sv.value,
-            cast=casts(kids[1:]),
-            span=self.span(meta),
+            cast=cast,
+            span=span,
             text_map=sv.text_map,
             joins=tuple((at, Span(self.file, a, b)) for at, a, b in sv.joins),
         )
@@ -812,6 +816,76 @@ class Builder:
             )
         return None
 
+    def b_schedule_opt(self, meta: Meta, kids: list[Any]) -> tuple[Token, Token, Span]:
+        return kids[0], kids[1], self.span(meta)
+
+    def b_schedule_decl(self, meta: Meta, kids: list[Any]) -> ast.Schedule:
+        sp = self.span(meta)
+        values: dict[str, ast.Str | str] = {}
+        where: dict[str, Span] = {}
+        for name_tok, value_tok, opt_span in kids[2:]:
+            name = str(name_tok).lower()
+            if name not in scheduling.OPTIONS:
+                close = difflib.get_close_matches(name, scheduling.OPTIONS, n=1)
+                self.error(
+                    codes.BAD_SCHEDULE,
+                    f"a schedule has no option {str(name_tok)!r}",
+                    self.tspan(name_tok),
+                    help=(f"did you mean {close[0]}? " if close else "")
+                    + "the options are "
+                    + ", ".join(scheduling.OPTIONS),
+                )
+                continue
+            if name in where:
+                self.error(
+                    codes.BAD_SCHEDULE,
+                    f"the schedule's {name} is given twice",
+                    opt_span,
+                    labels=(Label(where[name], "first given here"),),
+                    help="keep one of them",
+                )
+                continue
+            where[name] = opt_span
+            value = self.schedule_value(name, value_tok)
+            if value is not None:
+                values[name] = value
+        zone = values.get("timezone")
+        return ast.Schedule(
+            cron=self.str_token(kids[1]),
+            timezone=zone if isinstance(zone, ast.Str) else None,
+            overlap=values.get("overlap"),  # type: ignore[arg-type]
+            catchup=values.get("catchup"),  # type: ignore[arg-type]
+            span=sp,
+        )
+
+    def schedule_value(self, name: str, tok: Token) -> ast.Str | str | None:
+        """The value of schedule option ``name`` written as ``tok``: a string for the time
+        zone, one of its words for a policy; None (reported) when it is neither."""
+        words = scheduling.OPTIONS[name]
+        if words is None:
+            if tok.type == "STRING":
+                return self.str_token(tok)
+            self.error(
+                codes.BAD_SCHEDULE,
+                f"the schedule's {name} is a string, found the word {tok}",
+                self.tspan(tok),
+                help=f"quote it: {name} '{tok}'",
+            )
+            return None
+        word = str(tok).lower()
+        if tok.type == "IDENT" and word in words:
+            return word
+        text = self.str_token(tok).value.lower() if tok.type == "STRING" else word
+        self.error(
+            codes.BAD_SCHEDULE,
+            f"the schedule's {name} is one of {', '.join(words)}, found {tok!s}",
+            self.tspan(tok),
+            help=f"write it as a word: {name} {text}"
+            if text in words
+            else f"e.g. {name} {words[0]}",
+        )
+        return None
+
     def b_start(self, meta: Meta, kids: list[Any]) -> ast.Module | None:
         decls: list[ast.Decl] = []
         workflows: list[ast.Workflow] = []
@@ -823,7 +897,7 @@ class Builder:
                 bad = True
                 if not k.decl:
                     workflows.append(ast.Workflow(body=ast.Invalid(span=k.span), span=k.span))
-            elif isinstance(k, ast.Param | ast.Def | ast.Import):
+            elif isinstance(k, ast.Param | ast.Def | ast.Import | ast.Schedule):
                 if workflows:
                     self.error(
                         codes.DECL_AFTER_WORKFLOW,
@@ -854,8 +928,31 @@ class Builder:
                 )
             return None
         workflow = workflows[0] if workflows else None
+        self.check_schedules(decls, workflow, bad)
         if not decls and workflow is not None and isinstance(workflow.body, ast.Invalid):
             return None
         return ast.Module(decls=tuple(decls), workflow=workflow, span=whole)
 
     b_pg_start = b_start
+
+    def check_schedules(
+        self, decls: list[ast.Decl], workflow: ast.Workflow | None, bad: bool
+    ) -> None:
+        """A file has at most one schedule, and only with the workflow it starts."""
+        schedules = [d for d in decls if isinstance(d, ast.Schedule)]
+        for extra in schedules[1:]:
+            self.error(
+                codes.BAD_SCHEDULE,
+                "a workflow has one schedule; this is a second one",
+                extra.span,
+                labels=(Label(schedules[0].span, "the first schedule"),),
+                help="write the times as one cron expression, or schedule a copy of the "
+                "workflow under another name",
+            )
+        if schedules and workflow is None and not bad:
+            self.error(
+                codes.BAD_SCHEDULE,
+                "a schedule starts the workflow of its file, and this file has none",
+                schedules[0].span,
+                help="put the schedule in the file of the workflow it starts",
+            )

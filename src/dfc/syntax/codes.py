@@ -370,6 +370,17 @@ TOO_DEEP = code(
     """Expressions nest at most 256 levels (a chain of the same operator, like a ~> b ~> c,
     counts as one level). Split the workflow into templates.""",
 )
+BAD_SCHEDULE = code(
+    "DFC141",
+    "invalid schedule statement",
+    E,
+    """`schedule 'CRON' [timezone 'ZONE'] [overlap skip|queue|allow] [catchup none|latest|all];`
+    takes each option at most once: the time zone as a string, the policies as words. A file
+    has at most one schedule, and a schedule only in a file with a workflow (it starts that
+    workflow).""",
+    bad="schedule '0 3 * * *' overlap 'wait';\n'SELECT 1'",
+    good="schedule '0 3 * * *' overlap queue;\n'SELECT 1'",
+)
 
 # -- pg_durable JSON graphs (df.start) ------------------------------------------------------------
 

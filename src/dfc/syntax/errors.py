@@ -90,7 +90,7 @@ def describe_found(tok: Token) -> str:
         return f"df.{text}"
     if kind == "QIDENT":
         return f"the double-quoted identifier {text}"
-    if kind in ("SELECT", "PARAM", "DEF", "IMPORT", "NULL", "TRUE", "FALSE"):
+    if kind in ("SELECT", "PARAM", "DEF", "IMPORT", "SCHEDULE", "NULL", "TRUE", "FALSE"):
         return f"the keyword {text.upper()}"
     op = operator_text(kind)
     if op is not None:

@@ -36,6 +36,7 @@ Grammar = Literal["dfc", "pg"]
 START_RULES: dict[str, str] = {"dfc": "start", "pg": "pg_start"}
 BINOPS = frozenset({"SEQ", "BIND", "AMP", "PIPE", "THEN", "ELSE", "UNDO"})
 _OPERAND_OPS = BINOPS | {"LOOP"}
+DECL_KINDS = ("PARAM", "DEF", "IMPORT", "SCHEDULE")  # the first tokens of declarations
 MAX_ERRORS = 50  # more than this is noise; recovery continues silently
 QUIET_TOKENS = 3  # after an error, the next one is reported only after this many good tokens
 MAX_SNAPSHOT_DEPTH = 1000  # no recovery points deeper than this (the builder rejects > 256 anyway)
@@ -186,6 +187,8 @@ class _Run:
             tok = toks[i]
             if tok.type == "IDENT" and str(tok).lower() == "as" and self._alias_follows():
                 toks[i] = make_token("AS", str(tok), start_of(tok), end_of(tok))
+            elif tok.type == "IDENT" and str(tok).lower() == "schedule" and self._schedule_at(i):
+                toks[i] = make_token("SCHEDULE", str(tok), start_of(tok), end_of(tok))
             if self._feed(toks[i]):
                 i += 1
                 self.quiet -= 1
@@ -196,6 +199,15 @@ class _Run:
     def _alias_follows(self) -> bool:
         """Whether an ``as`` here is the keyword before a column alias (else it is a name)."""
         return not self._accepts("IDENT") and self._accepts("AS")
+
+    def _schedule_at(self, i: int) -> bool:
+        """Whether ``schedule`` at ``i`` begins a schedule statement (else it is a name).
+
+        Only before a string, where a name could not stand (``schedule 'x'`` was never a
+        valid workflow), so no file that parsed before parses differently now.
+        """
+        nxt = self.tokens[i + 1] if i + 1 < len(self.tokens) else None
+        return nxt is not None and nxt.type == "STRING" and self._accepts("SCHEDULE")
 
     def _expected(self, tok: Token) -> set[str]:
         """The token kinds lark would accept instead of ``tok`` (in its post-reduction state)."""
@@ -231,7 +243,7 @@ class _Run:
             self._expected(tok),
             open_parens,
             self.frames[-1].is_call,
-            in_decl=self.stmt_kind in ("PARAM", "DEF", "IMPORT"),
+            in_decl=self.stmt_kind in DECL_KINDS,
             nxt=nxt,
         )
         if len(self.diags) < MAX_ERRORS:
@@ -272,7 +284,7 @@ class _Run:
             return i + 1  # unmatched: drop it
         if len(self.frames) == 1 and (
             kind in ("PARAM", "DEF", "IMPORT", "SELECT")
-            or (kind in EXPR_START and self.stmt_kind in ("PARAM", "DEF", "IMPORT"))
+            or (kind in EXPR_START and self.stmt_kind in DECL_KINDS)
         ):
             return i if self._feed_all([fake("_SEMI", ";")]) else None
         if kind == "QIDENT":

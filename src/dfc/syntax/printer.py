@@ -392,6 +392,15 @@ class _Printer:
                 return (
                     f"param {n} {t}" + ("" if default is None else f" = {lit_text(default)}") + ";"
                 )
+            case ast.Schedule(cron=cron, timezone=zone, overlap=overlap, catchup=catchup):
+                words = [f"schedule {lit_text(cron)}"]
+                if zone is not None:
+                    words.append(f"timezone {lit_text(zone)}")
+                if overlap is not None:
+                    words.append(f"overlap {overlap}")
+                if catchup is not None:
+                    words.append(f"catchup {catchup}")
+                return " ".join(words) + ";"
             case ast.Def(name=n, params=ps, body=body):
                 sig = ", ".join(
                     p.name + ("" if p.default is None else f" = {self.param_default(p.default)}")

@@ -101,6 +101,8 @@ def test_a_flag_written_as_text_reads_as_a_bool_param() -> None:
         (If, {"test": "maybe"}, "IF has test 'maybe'"),
         (Sleep, {"seconds": "soon"}, "soon"),
         (Sleep, {"seconds": True}, "not a number"),
+        (Http, {"url": "u", "timeout": "INFINITY"}, "'INFINITY' is not a finite number"),
+        (Sleep, {"seconds": "nan"}, "'nan' is not a finite number"),
         (nodes.Sql, {"query": ["SELECT 1"]}, "not text"),
     ],
 )
