@@ -40,6 +40,9 @@ LAZY_COMMANDS = {
     "history": "dfc.cli.cmd_run",
     "signal": "dfc.cli.cmd_run",
     "cancel": "dfc.cli.cmd_run",
+    "retry": "dfc.cli.cmd_rewind",
+    "fork": "dfc.cli.cmd_rewind",
+    "upgrade": "dfc.cli.cmd_rewind",
 }
 
 
