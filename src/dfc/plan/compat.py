@@ -2,10 +2,11 @@
 
 An instance's state is its node records, keyed by plan node id (`dfc.runtime.keys`). Those
 records keep their meaning on another plan — another version of the workflow — when every node
-they were recorded for, and every node on the way from the root to it, is the same node there:
-the same id, kind, configuration (SQL text and all), children, binding and undo. Then replaying
-the records on the new plan settles exactly the steps they settled on the old one, and whatever
-the records do not cover runs as the new plan says. Node ids are positions in the plan (the
+they were recorded for, every node on the way from the root to it, and every step of a sequence
+on that way that comes before it, is the same node there: the same id, kind, configuration (SQL
+text and all), children, binding and undo. Then replaying the records on the new plan settles
+exactly the steps they settled on the old one, and whatever the records do not cover runs as
+the new plan says. Node ids are positions in the plan (the
 emitter numbers nodes in pre-order), so a step inserted or removed before a recorded one moves
 its id and makes the instance incompatible: that is the safe answer, never a wrong replay.
 
@@ -62,25 +63,39 @@ def plan_difference(old: Plan, new: Plan) -> str | None:
 
 def verdict(old: Plan, new: Plan, recorded: Iterable[str]) -> Verdict:
     """Whether the records of the nodes ``recorded`` (plan node ids of ``old``) keep their
-    meaning on ``new``: each of them and every node on the path from the root to it must be
-    the same node in both plans (see the module docstring)."""
+    meaning on ``new``: the part of ``old`` they show ran must be the same in both plans (see
+    the module docstring)."""
     whole = plan_difference(old, new)
     if whole is not None:
         return Verdict(ok=False, reason=whole)
-    parents = _parents(old)
-    changed = changes(old, new)
-    on_paths: set[str] = set()
+    ran = _ran(old, recorded)
+    for nid, reason in changes(old, new).items():  # plan order: the first difference is reported
+        if nid in ran:
+            return Verdict(ok=False, node=nid, reason=reason)
+    return COMPATIBLE
+
+
+def _ran(plan: Plan, recorded: Iterable[str]) -> set[str]:
+    """The nodes that records of ``recorded`` show ran: each of them, every node on the path
+    from the root to it, and, where that path enters the second step of a sequence, the whole
+    first step — it finished before, whether or not its nodes keep records (a ``df.break``,
+    an if without the arm taken: changed, they would run again on replay)."""
+    parents = _parents(plan)
+    out: set[str] = set()
+    finished: list[str] = []
     for nid in recorded:
-        while nid not in on_paths:
-            on_paths.add(nid)
+        while nid not in out:
+            out.add(nid)
             parent = parents.get(nid)
             if parent is None:
                 break
+            node = plan.nodes[parent]
+            if node.type == "THEN" and node.children[1:] == (nid,):
+                finished.append(node.children[0])
             nid = parent
-    for nid, reason in changed.items():  # plan order: the first difference is reported
-        if nid in on_paths:
-            return Verdict(ok=False, node=nid, reason=reason)
-    return COMPATIBLE
+    for nid in finished:
+        out.update(n.id for n in plan.walk(nid))
+    return out
 
 
 def _parents(plan: Plan) -> Mapping[str, str]:

@@ -48,6 +48,16 @@ CASES = {
         "'SELECT 1' ~> ('SELECT 2' & df.sleep(60) & 'SELECT 9') ~> 'SELECT 3'\n",
         ("n3", "n5", "n6"),
     ),
+    "a step without records changed before the wait": Case(
+        "df.loop('SELECT 1' |=> 'x' ~> df.break()) ~> df.wait_for_signal('go') ~> 'SELECT 2'\n",
+        "df.loop('SELECT 1' |=> 'x' ~> df.break('2')) ~> df.wait_for_signal('go') ~> 'SELECT 2'\n",
+        ("n5", "n7"),
+    ),
+    "a step without records changed after the wait": Case(
+        "df.wait_for_signal('go') ~> df.loop('SELECT 1' |=> 'x' ~> df.break())\n",
+        "df.wait_for_signal('go') ~> df.loop('SELECT 1' |=> 'x' ~> df.break('2'))\n",
+        ("n2",),
+    ),
     "retry attempts changed around a recorded step": Case(
         "df.retry('SELECT 1', attempts => 3) ~> df.sleep(5) ~> 'SELECT 2'\n",
         "df.retry('SELECT 1', attempts => 5) ~> df.sleep(5) ~> 'SELECT 2'\n",
