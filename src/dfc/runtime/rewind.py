@@ -117,9 +117,8 @@ def fork_prefix(plan: Plan, records: Mapping[str, NodeRecord], step: str) -> lis
 
     ``step`` is a node id (``n7``) or a record key (``n2#3/n7``, one iteration of a loop), as
     `dfc history` shows them. The fork reuses the completed records written before the first
-    record of that step (or of any node under it), except those of the step's own subtree and of
-    compensations. Raises `DfcError` when the plan has no such step or the instance never
-    reached it.
+    record of that step's run (its own or one of a node under it), compensations excepted.
+    Raises `DfcError` when the plan has no such step or the instance never reached it.
     """
     tree = _Tree(plan)
     if step in records:
