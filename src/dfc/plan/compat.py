@@ -77,15 +77,16 @@ def verdict(old: Plan, new: Plan, recorded: Iterable[str]) -> Verdict:
 
 def _ran(plan: Plan, recorded: Iterable[str]) -> set[str]:
     """The nodes that records of ``recorded`` show ran: each of them, every node on the path
-    from the root to it, and, where that path enters the second step of a sequence, the whole
-    first step — it finished before, whether or not its nodes keep records (a ``df.break``,
-    an if without the arm taken: changed, they would run again on replay)."""
+    from the root to it, and, where that path enters the second step of a sequence, the first
+    step — it finished, whether or not all its nodes keep records (a ``df.break`` keeps none:
+    changed, it would run differently on replay). Of an if in a finished step only the arm
+    that has records counts (both when neither has): the other was not taken and will not be."""
     parents = _parents(plan)
-    out: set[str] = set()
+    paths: set[str] = set()
     finished: list[str] = []
     for nid in recorded:
-        while nid not in out:
-            out.add(nid)
+        while nid not in paths:
+            paths.add(nid)
             parent = parents.get(nid)
             if parent is None:
                 break
@@ -93,8 +94,19 @@ def _ran(plan: Plan, recorded: Iterable[str]) -> set[str]:
             if node.type == "THEN" and node.children[1:] == (nid,):
                 finished.append(node.children[0])
             nid = parent
-    for nid in finished:
-        out.update(n.id for n in plan.walk(nid))
+    out = set(paths)
+    while finished:
+        node = plan.nodes[finished.pop()]
+        out.add(node.id)
+        kids = list(node.children)
+        if isinstance(node.config, nodes.If | nodes.IfRows):
+            cond = kids[:1] if isinstance(node.config, nodes.If) else []
+            arms = kids[len(cond) :]
+            taken = [a for a in arms if a in paths]
+            kids = cond + (taken or arms)
+        if node.undo is not None:
+            kids.append(node.undo)
+        finished.extend(kids)
     return out
 
 

@@ -58,6 +58,16 @@ CASES = {
         "df.wait_for_signal('go') ~> df.loop('SELECT 1' |=> 'x' ~> df.break('2'))\n",
         ("n2",),
     ),
+    "the arm an earlier if did not take changed": Case(
+        "df.if('SELECT true', 'SELECT 1', 'SELECT 2') ~> df.wait_for_signal('go')\n",
+        "df.if('SELECT true', 'SELECT 1', 'SELECT 3') ~> df.wait_for_signal('go')\n",
+        ("n3", "n4", "n6"),
+    ),
+    "the arm an earlier if took changed": Case(
+        "df.if('SELECT true', 'SELECT 1', 'SELECT 2') ~> df.wait_for_signal('go')\n",
+        "df.if('SELECT true', 'SELECT 9', 'SELECT 2') ~> df.wait_for_signal('go')\n",
+        ("n3", "n4", "n6"),
+    ),
     "retry attempts changed around a recorded step": Case(
         "df.retry('SELECT 1', attempts => 3) ~> df.sleep(5) ~> 'SELECT 2'\n",
         "df.retry('SELECT 1', attempts => 5) ~> df.sleep(5) ~> 'SELECT 2'\n",

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from plan_kit import Sim, rows
 
 from dfc.diagnostics import DfcError
+from dfc.plan import compat, nodes
+from dfc.plan.model import Plan
+from dfc.runtime.machine import evaluate
 from dfc.runtime.rewind import forgotten, fork_prefix
 from dfc.runtime.state import RunHttp, RunSql
 from plan_builder import Build
@@ -130,3 +134,60 @@ def test_fork_from_a_step_never_reached_is_refused() -> None:
     with pytest.raises(DfcError, match="step n3 never ran in this instance"):
         fork_prefix(s.plan, s.records, "n3")
     assert fork_prefix(s.plan, s.records, "n2") == ["n1"]  # the failed step: reused before it
+
+
+# -- the compatibility rule against the machine ----------------------------------------------
+
+
+def _shapes() -> list[Plan]:
+    """Plans that stop at a signal wait with steps of several kinds before and after it."""
+    b = Build()
+    loop = b.loop(b.then(b.sql("LOOP STEP", name="x"), b.brk("'done'")))
+    first = b.plan(
+        b.then(b.sql("A", name="a"), loop, b.join(b.sql("C $a"), b.signal("go")), b.sql("D"))
+    )
+    b = Build()
+    cond = b.if_(b.sql("COND"), b.sql("YES"), b.sql("NO"))
+    second = b.plan(b.then(cond, b.retry(b.sql("R")), b.signal("go"), b.sql("Z")))
+    return [first, second]
+
+
+def _edited(plan: Plan, nid: str) -> Plan:
+    """``plan`` with the text of SQL or BREAK node ``nid`` changed (every id stays)."""
+    node = plan.nodes[nid]
+    config = node.config
+    if isinstance(config, nodes.Sql):
+        config = replace(config, query=config.query + " -- v2")
+    elif isinstance(config, nodes.Break):
+        config = replace(config, value="'other'")
+    return replace(plan, nodes={**plan.nodes, nid: replace(node, config=config)})
+
+
+@pytest.mark.parametrize("shape", range(2))
+def test_a_compatible_version_never_runs_a_finished_step_again(shape: int) -> None:
+    """For every one-node edit: when the rule lets a waiting instance move, replaying its
+    records on the new version finishes every step the old one had finished, and runs none of
+    them again; when it refuses, the edit is in what the instance ran."""
+    old = _shapes()[shape]
+    s = Sim(old)
+    ev = s.run(lambda a: rows({"v": True}))
+    assert ev.status == "running" and ev.waiting_for_signal
+    done = {k for k, v in ev.statuses.items() if v == "completed"}
+    edits = [n for n in old.nodes.values() if isinstance(n.config, nodes.Sql | nodes.Break)]
+    moved = refused = 0
+    for node in edits:
+        new = _edited(old, node.id)
+        found = compat.verdict(old, new, {r.node_id for r in s.records.values()})
+        if not found.ok:
+            refused += 1
+            assert (
+                node.id in done
+                or any(k.endswith("/" + node.id) for k in done)
+                or (isinstance(node.config, nodes.Break))
+            ), node.id
+            continue
+        moved += 1
+        after = evaluate(new, **{**s.inputs(), "records": dict(s.records)})
+        assert all(after.statuses.get(k) == "completed" for k in done), node.id
+        assert not {a.key for a in after.actions if isinstance(a, RunSql)} & done, node.id
+    assert moved and refused
