@@ -126,6 +126,14 @@ class Client:
         with self.conn.transaction():
             return rewind.fork(self.conn, instance_id, step, version)
 
+    def compatibility(self, name: str, old: int, new: int) -> list[Compat]:
+        """Which unfinished instances of ``name`` at version ``old`` could move to ``new`` now
+        (``dfc diff NAME OLD NEW --compat``)."""
+        from dfc.runtime import rewind
+
+        with self.conn.transaction():
+            return rewind.compatibility(self.conn, name, old, new)
+
     def upgrade(self, name: str, to: int, ids: Sequence[str] = ()) -> list[Compat]:
         """Move the unfinished instances of ``name`` (or ``ids``) to version ``to`` where their
         recorded steps are the same there; what happened to each."""

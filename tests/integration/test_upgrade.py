@@ -108,6 +108,9 @@ def test_a_waiting_instance_moves_to_a_version_that_changed_a_later_step(
         ]
         assert set(report["changed"]) == {"n4", "n7"}
 
+        (row,) = client.compatibility("flow", 1, 2)
+        assert (row.instance_id, row.ok, row.moved) == (iid, True, False)
+
         refused = dfc("upgrade", "flow", iid, "--to", "3", "--db", db_url)
         assert refused.exit_code == 1
         assert f"{iid}  v1  stays: the SQL text of n4 changed" in refused.output
