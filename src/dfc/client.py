@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -29,6 +29,9 @@ from dfc.store import instances as stored
 from dfc.store.db import open_database
 from dfc.store.instances import HistoryEvent, InstanceInfo
 from dfc.store.registry import DeployResult, VersionInfo
+
+if TYPE_CHECKING:
+    from dfc.runtime.rewind import Compat, Forked, Retried
 
 
 class WaitTimeout(DfcError):
@@ -126,6 +129,38 @@ class Client:
         """Cancel an instance; returns what happened (cancelling a finished one is a no-op)."""
         with self.conn.transaction():
             return instances.cancel(self.conn, instance_id, reason)
+
+    def retry(self, instance_id: str) -> Retried:
+        """Run a failed instance again from the step that failed, keeping every completed
+        step's result (fix the cause first); `DfcError` when it is not failed or was
+        compensated."""
+        from dfc.runtime import rewind
+
+        with self.conn.transaction():
+            return rewind.retry(self.conn, instance_id)
+
+    def fork(self, instance_id: str, step: str, version: int | None = None) -> Forked:
+        """Start a new instance reusing ``instance_id``'s recorded results of the steps before
+        ``step`` (a node id or key, as `history` names it), on its version or ``version``."""
+        from dfc.runtime import rewind
+
+        with self.conn.transaction():
+            return rewind.fork(self.conn, instance_id, step, version)
+
+    def compatibility(self, name: str, old: int, new: int) -> list[Compat]:
+        """Which unfinished instances of ``name`` at version ``old`` could move to ``new`` now
+        (``dfc diff NAME OLD NEW --compat``)."""
+        from dfc.runtime import rewind
+
+        with self.conn.transaction():
+            return rewind.compatibility(self.conn, name, old, new)
+
+    def upgrade(self, name: str, to: int, ids: Sequence[str] = ()) -> list[Compat]:
+        """Move the unfinished instances of ``name`` (or ``ids``) to version ``to`` where their
+        recorded steps are the same there; what happened to each."""
+        from dfc.runtime import rewind
+
+        return rewind.upgrade(self.conn, name, to, ids)
 
     def status(self, instance_id: str) -> InstanceInfo:
         """The instance's current state."""

@@ -72,6 +72,9 @@ ROLES: dict[tuple[str, ...], dict[str, str]] = {
     ("signal",): {"instance_id": "instance", "name": "signal", "data": "free", "db": "db"},
     ("cancel",): {"instance_id": "instance", "reason": "free", "db": "db"},
     ("schedule",): {"name": "workflow", "cron": "cron", "timezone": "timezone", "db": "db"},
+    ("retry",): {"instance_id": "instance", "db": "db"},
+    ("fork",): {"instance_id": "instance", "step": "step", "version": "version", "db": "db"},
+    ("upgrade",): {"name": "workflow", "ids": "instance", "to": "version", "db": "db"},
     ("db", "start"): {},
     ("db", "stop"): {},
     ("db", "status"): {"db_url": "db"},
@@ -137,6 +140,7 @@ class World:
     db_url: str
     pending: str  # a pending instance of "good" (no worker runs it)
     done: str  # a completed instance of "good"
+    failed: str  # a failed instance of "bad"
     dead_data_dir: str  # an embedded data directory whose server cannot start
 
 
@@ -161,6 +165,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, db_url: str) -> Iterator[Wor
     assert started.exit_code == 0, started.output
     ran = invoke("run", str(d / "good.df"), "--db", db_url, "--json")
     assert ran.exit_code == 0, ran.output
+    (d / "bad.df").write_text("'SELECT 1/0'\n")
+    failed = invoke("run", str(d / "bad.df"), "--db", db_url, "--json")
+    assert failed.exit_code == 1, failed.output
     try:
         yield World(
             dir=d,
@@ -173,6 +180,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, db_url: str) -> Iterator[Wor
             db_url=db_url,
             pending=started.output.strip(),
             done=json.loads(ran.stdout)["id"],
+            failed=json.loads(failed.stdout)["id"],
             dead_data_dir=str(dead),
         )
     finally:
@@ -207,6 +215,9 @@ def base(path: tuple[str, ...], w: World) -> dict[str, list[str]]:
         ("signal",): {"instance_id": [w.pending], "name": ["go"]},
         ("cancel",): {"instance_id": [w.pending]},
         ("schedule",): {"name": ["good"], "cron": ["0 3 * * *"]},
+        ("retry",): {"instance_id": [w.failed]},
+        ("fork",): {"instance_id": [w.done], "step": ["--from", "n3"]},
+        ("upgrade",): {"name": ["good"], "to": ["--to", "1"]},
         ("db", "status"): {"db_url": ["--db", w.db_url]},
         ("db", "migrate"): {"db_url": ["--db", w.db_url]},
     }
@@ -297,6 +308,8 @@ def cases(path: tuple[str, ...], cmd: click.Command, w: World) -> list[Case]:
             add(["* * *"], 1, r"invalid cron expression")
         if role == "timezone":
             add(["Mars/Olympus"], 1, r"unknown time zone 'Mars/Olympus'")
+        if role == "step":
+            add(["n99"], 1, r"the workflow has no step n99")
         if role == "code":
             add(["DFC000"], 2, r"unknown diagnostic code DFC000")
         if role == "db":

@@ -79,10 +79,20 @@ def versions_cmd(name: str, db: str | None, as_json: bool) -> None:
 @click.argument("name")
 @click.argument("v1", type=int)
 @click.argument("v2", type=int)
+@click.option(
+    "--compat",
+    is_flag=True,
+    help="Say which nodes differ and which unfinished instances of V1 could move to V2.",
+)
 @DB
 @JSON_OUT
-def diff_cmd(name: str, v1: int, v2: int, db: str | None, as_json: bool) -> None:
+def diff_cmd(name: str, v1: int, v2: int, compat: bool, db: str | None, as_json: bool) -> None:
     """Show what changed between two versions of a workflow, as a diff of their plan trees."""
+    if compat:
+        from dfc.cli.cmd_rewind import show_compat
+
+        show_compat(name, v1, v2, db, as_json)
+        return
     with open_database(db) as conn:
         _, p1 = load_plan(conn, name, v1)
         _, p2 = load_plan(conn, name, v2)

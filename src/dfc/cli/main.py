@@ -41,6 +41,9 @@ LAZY_COMMANDS = {
     "signal": "dfc.cli.cmd_run",
     "cancel": "dfc.cli.cmd_run",
     "schedule": "dfc.cli.cmd_schedule",
+    "retry": "dfc.cli.cmd_rewind",
+    "fork": "dfc.cli.cmd_rewind",
+    "upgrade": "dfc.cli.cmd_rewind",
 }
 
 
