@@ -220,3 +220,48 @@ def test_fork_refusals(db_url: str, tables: None, tmp_path: Path) -> None:
     unknown = dfc("fork", "0badc0de", "--from", "n1", "--db", db_url)
     assert "no instance 0badc0de" in unknown.output
     assert sql(db_url, "SELECT count(*) FROM dfc.instances") == before  # nothing started
+
+
+# One running instance at a time; the second step fails until an order exists, the third waits.
+SERIAL = """\
+df.start(
+    'INSERT INTO effects VALUES (''serial'')'
+    ~> 'INSERT INTO order_lines (order_id, item) VALUES (7, ''pen'')'
+    ~> df.wait_for_signal('go'),
+    'serial_lines',
+    max_concurrent => 1
+)
+"""
+
+
+def _due(url: str, iid: str) -> tuple[bool, bool]:
+    """(due, waiting for its turn) of the instance's queue row."""
+    ((due, gated),) = sql(
+        url,
+        f"SELECT run_at IS NOT NULL, gated_at IS NOT NULL FROM dfc.queue WHERE instance_id = '{iid}'",
+    )
+    return bool(due), bool(gated)
+
+
+def test_a_retried_or_forked_instance_waits_for_its_turn_under_max_concurrent(
+    db_url: str, tables: None, tmp_path: Path
+) -> None:
+    (tmp_path / "serial_lines.df").write_text(SERIAL)
+    with connect(db_url) as client:
+        client.deploy(tmp_path / "serial_lines.df")
+        failed = client.start("serial_lines")
+        run(db_url, failed)
+        assert client.status(failed).status == "failed"  # its failure gave its slot back
+        holder = client.start("serial_lines")
+        assert _due(db_url, holder) == (True, False)
+        sql(db_url, "INSERT INTO orders VALUES (7)")
+        client.retry(failed)
+        forked = client.fork(failed, "n2").instance_id
+        # The one slot is the holder's: the retried and the forked instance wait for it.
+        assert _due(db_url, failed) == (False, True)
+        assert _due(db_url, forked) == (False, True)
+        client.cancel(holder)
+        assert _due(db_url, failed) == (True, False)
+        assert _due(db_url, forked) == (False, True)
+        client.cancel(failed)
+        assert _due(db_url, forked) == (True, False)

@@ -31,6 +31,7 @@ from dfc.plan.model import Plan
 from dfc.runtime.engine import record_from_row
 from dfc.runtime.instances import _check_id as check_id
 from dfc.runtime.instances import _unknown as unknown
+from dfc.runtime.instances import max_concurrent
 from dfc.runtime.keys import node_id
 from dfc.runtime.state import NodeRecord
 from dfc.store import instances as stored
@@ -220,6 +221,7 @@ def retry(conn: Conn, instance_id: str) -> Retried:
         node_id=node if isinstance(node, str) else None,
         key=key if isinstance(key, str) else None,
         detail={"at": at, "message": error.get("message"), "forgotten": lost},
+        flow=_flow(info, plan),
     )
     return Retried(
         instance_id,
@@ -229,6 +231,14 @@ def retry(conn: Conn, instance_id: str) -> Retried:
         tuple(forget),
         sum(1 for r in records.values() if r.status == "completed"),
     )
+
+
+def _flow(info: InstanceInfo, plan: Plan) -> tuple[str, str | None, int | None] | None:
+    """The workflow, concurrency key and max_concurrent an instance runs under, if any."""
+    limit = max_concurrent(plan)
+    if info.workflow is None or (info.concurrency_key is None and limit is None):
+        return None
+    return info.workflow, info.concurrency_key, limit
 
 
 def _message(error: Any) -> str | None:
@@ -285,9 +295,10 @@ def fork(conn: Conn, instance_id: str, step: str, version: int | None = None) ->
     _, plan = load_plan_txn(conn, info.workflow, info.version)
     records = _records(conn, instance_id)
     reused = fork_prefix(plan, records, step)
-    target = info.version
+    target, target_plan = info.version, plan
     if version is not None and version != info.version:
         target, new_plan = load_plan_txn(conn, info.workflow, version)
+        target_plan = new_plan
         found = compat.verdict(plan, new_plan, {records[k].node_id for k in reused})
         if not found.ok:
             raise DfcError(
@@ -296,7 +307,16 @@ def fork(conn: Conn, instance_id: str, step: str, version: int | None = None) ->
                 hint=f"fork onto version {info.version}, or from an earlier step; "
                 f"`dfc diff {info.workflow} {info.version} {target}` shows what changed",
             )
-    new = stored.start_txn(conn, info.workflow, target, info.label, _vars(info))
+    new, _ = stored.start_keyed_txn(
+        conn,
+        info.workflow,
+        target,
+        info.label,
+        _vars(info),
+        idempotency_key=None,
+        concurrency_key=info.concurrency_key,
+        max_concurrent=max_concurrent(target_plan),
+    )
     store.fork_txn(
         conn,
         instance_id,

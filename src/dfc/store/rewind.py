@@ -54,7 +54,16 @@ UPDATE dfc.instances
        finished_at = NULL, updated_at = now()
  WHERE id = %s AND status = 'failed'
 """
-_REQUEUE = "INSERT INTO dfc.queue (instance_id, run_at, pokes) VALUES (%s, now(), 1)"
+# Queued as a start queues it (migration 0009's dfc.start_instance): due at once when its slots
+# under its workflow's limits are free, else waiting for them, and poked so that the claim loads
+# its records.
+_REQUEUE = """
+INSERT INTO dfc.queue (instance_id, run_at, pokes, flow, flow_max, flow_key, gated_at)
+VALUES (%(id)s, CASE WHEN %(free)s THEN now() END, 1, %(flow)s, %(max)s, %(key)s,
+        CASE WHEN NOT %(free)s THEN clock_timestamp() END)
+"""
+_FLOW_LOCK = "SELECT dfc.flow_lock(%s)"
+_FLOW_TAKE = "SELECT dfc.flow_take(%s, %s, %s, %s)"
 _NOTIFY = f"SELECT pg_notify('{CHANNEL}', %s)"
 
 
@@ -66,16 +75,29 @@ def retry_txn(
     node_id: str | None,
     key: str | None,
     detail: Mapping[str, Any],
+    flow: tuple[str, str | None, int | None] | None = None,
 ) -> None:
     """Forget the records ``forget`` of a failed instance (locked with `lock_txn`), make it
     pending and queue it, and record a ``retried`` event about the step ``node_id`` at ``key``
-    with ``detail`` (and who retried it)."""
+    with ``detail`` (and who retried it). ``flow``: its workflow, concurrency key and
+    max_concurrent when it runs under flow control; it then waits for its slots (its failure
+    gave them back) like a start."""
     conn.execute(_FORGET, (instance_id, list(forget)))
     if conn.execute(_REOPEN, (instance_id,)).rowcount != 1:
         raise AssertionError(f"instance {instance_id} is not failed: lock it and look first")
-    conn.execute(_REQUEUE, (instance_id,))
+    workflow, flow_key, flow_max = flow if flow is not None else (None, None, None)
+    free = True
+    if workflow is not None:
+        conn.execute(_FLOW_LOCK, (workflow,))
+        row = conn.execute(_FLOW_TAKE, (workflow, instance_id, flow_key, flow_max)).fetchone()
+        free = row is not None and bool(row[0])
+    conn.execute(
+        _REQUEUE,
+        {"id": instance_id, "free": free, "flow": workflow, "max": flow_max, "key": flow_key},
+    )
     _event(conn, instance_id, "retried", detail, node_id, key)
-    conn.execute(_NOTIFY, (instance_id,))
+    if free:
+        conn.execute(_NOTIFY, (instance_id,))
 
 
 # -- fork ---------------------------------------------------------------------------------------
