@@ -11,6 +11,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -166,9 +168,15 @@ def test_two_worker_processes_respect_the_limits(db_url: str, client: Client) ->
     assert most[("per_key", "a")] == most[("per_key", "b")] == 1
     # Without a key nothing holds the instances back: they ran side by side.
     assert most[("per_key", "")] > 1
-    # max_concurrent admits in order of start.
+    # max_concurrent admits in order of start. Two admitted together (two slots freed at once)
+    # are claimed by two workers in either order, milliseconds apart; an instance admitted out
+    # of turn would start a whole run (1.2 s) before one started earlier.
     started = [client.status(i).started_at for i in limited]
-    assert started == sorted(started)  # type: ignore[type-var]
+    assert all(s is not None for s in started)
+    assert all(
+        b >= a - timedelta(seconds=0.5)  # type: ignore[operator]
+        for a, b in pairwise(started)
+    ), started
     # Every slot was given back.
     slots = client.conn.execute(
         "SELECT (SELECT running FROM dfc.flow_running WHERE workflow = 'limited'),"
