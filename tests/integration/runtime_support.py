@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -120,3 +122,16 @@ def run(
 def info(url: str, iid: str) -> InstanceInfo:
     with connect(url) as conn:
         return instances.status(conn, iid)
+
+
+def stop_gracefully(procs: Sequence[subprocess.Popen[Any]], timeout: float = 30) -> None:
+    """SIGTERM every process (a worker's graceful stop), then wait for each; SIGKILL the ones
+    still running after ``timeout`` seconds."""
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

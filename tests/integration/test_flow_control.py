@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 from click.testing import CliRunner
+from runtime_support import stop_gracefully
 
 from dfc.cli.main import main
 from dfc.client import Client, connect
@@ -111,14 +111,7 @@ def two_workers(url: str) -> Iterator[None]:
     try:
         yield
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_gracefully(procs, timeout=20)
 
 
 class Sampler:

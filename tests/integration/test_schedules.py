@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 from psycopg.rows import TupleRow
+from runtime_support import stop_gracefully
 
 from dfc.cli.main import main
 from dfc.compiler import compile_source
@@ -79,14 +79,8 @@ def two_workers(db_url: str) -> Iterator[list[subprocess.Popen[str]]]:
     try:
         yield procs
     finally:
+        stop_gracefully(procs)
         for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
             if p.stderr is not None:
                 p.stderr.close()
 
