@@ -217,6 +217,28 @@ def test_step_that_fails_before_commit_leaves_no_effect(
     ).fetchone() == (1,)
 
 
+@pytest.mark.parametrize("point", ["claim_lost", "before_release"])
+def test_a_lease_no_run_holds_is_given_back_at_once(
+    db_url: str, conn: psycopg.Connection, point: str
+) -> None:
+    """A claim that committed but whose answer was lost with its connection, and a run that
+    could not give its lease back, leave a lease that no run holds: the worker gives it back
+    before it claims again, instead of leaving the instance until the lease lapses (60 s)."""
+    b = B(f"orphan_{point}")
+    (iid,) = start(db_url, b.plan(b.then(b.sql("SELECT 1"), b.sleep(1), b.sql("SELECT 2"))))
+    # before_release: the release after the sleep's start and the abandoned run's own fail.
+    faults.arm(point, "raise", times=1 if point == "claim_lost" else 2)
+    try:
+        asyncio.run(run_until_done(db_url, [iid], timeout=20, lease_seconds=60))
+    finally:
+        faults.disarm()
+    assert info(db_url, iid).status == "completed"
+    resumed = conn.execute(
+        "SELECT count(*) FROM dfc.history WHERE instance_id = %s AND event = 'resumed'", (iid,)
+    ).fetchone()
+    assert resumed == (0,)  # given back, not taken over after its lease lapsed
+
+
 def test_second_execution_of_a_step_is_fenced(db_url: str, conn: psycopg.Connection) -> None:
     """A worker whose lease was lost cannot commit a step another worker already ran."""
     conn.execute("CREATE TABLE fence_t (k text)")

@@ -1,6 +1,7 @@
 """Named fault-injection points, for crash and atomicity tests.
 
-The engine calls `fault(point)` at a few chosen moments (``after_claim``, ``after_step_sql``:
+The engine calls `fault(point)` at a few chosen moments (``after_claim``; ``claim_lost``: a claim
+committed but its answer is lost, as when its connection dies at that moment; ``after_step_sql``:
 the user's statements ran but nothing is committed, ``before_commit``: the checkpoint is written
 but not committed, ``after_commit``: the step committed, the worker has not yet moved on). A point
 does nothing unless armed, either in-process with `arm` or for a whole process through the
@@ -17,7 +18,14 @@ import random
 from dataclasses import dataclass
 
 ENV = "DFC_FAULT"
-POINTS = ("after_claim", "after_step_sql", "before_commit", "after_commit", "before_release")
+POINTS = (
+    "after_claim",
+    "claim_lost",
+    "after_step_sql",
+    "before_commit",
+    "after_commit",
+    "before_release",
+)
 
 
 class FaultInjected(RuntimeError):

@@ -177,10 +177,12 @@ class Worker:
         self.finished: dict[str, str] = {}  # instance id -> how its last run ended
         self._tasks: set[asyncio.Task[str]] = set()  # every live instance run
         self._claimed_at: dict[str, float] = {}
-        # Instances whose runs were abandoned without giving their leases back (the database was
-        # unreachable): the heartbeat gives them back once it can, so that they need not wait
-        # for their leases to lapse.
-        self._unreleased: set[str] = set()
+        # Whether this worker may hold leases that none of its runs holds: a run abandoned
+        # without giving its lease back (the database was unreachable), or a claim whose answer
+        # was lost with its connection (the claim may have committed). The claim loop gives
+        # them back before it claims again, so that they need not wait for their leases to
+        # lapse (`_give_back`).
+        self._orphans = False
         self._plans: dict[tuple[str, int], Plan | PlanFormatError] = {}
         self._work = asyncio.Event()
         self._reap_now = asyncio.Event()
@@ -278,6 +280,8 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._locked.wait(), opts.poll_seconds)
                 continue
+            if self._orphans:
+                await self._give_back()
             free = opts.concurrency - len(self._tasks)
             full_batch = False
             if free > 0:
@@ -286,6 +290,7 @@ class Worker:
                     claimed = await self._claim(want)
                 except Exception as e:  # the database went away, a fault: try again later
                     self.log.error(None, f"cannot claim work: {type(e).__name__}: {e}")
+                    self._orphans = True  # the claim may have committed all the same
                     claimed = []
                     await asyncio.sleep(opts.poll_seconds)
                 for c in claimed:
@@ -329,6 +334,7 @@ class Worker:
             )
             if not rows:
                 return []
+            faults.fault("claim_lost")
             now = time.monotonic()
             for r in rows:
                 self._claimed_at[r.instance_id] = now
@@ -519,7 +525,7 @@ class Worker:
         if not task.cancelled() and task.exception() is None:
             self.finished[iid] = task.result()
             if task.result() == "abandoned" and not run.released and not self._stopping:
-                self._unreleased.add(iid)
+                self._orphans = True
         self._work.set()  # a free slot
 
     # -- listening --------------------------------------------------------------------------
@@ -555,7 +561,6 @@ class Worker:
                     # the claim loop and the reaper, taking one each per try, would spend a
                     # second on each before working again. Test them all now.
                     await self._check_pool()
-                    await self._give_back(self._lock_conn)
                     self._work.set()  # anything sent while we were not listening
                     for held in list(self.runs.values()):
                         held.poke()
@@ -624,7 +629,6 @@ class Worker:
                     if conn is None or conn.closed:
                         conn = await psycopg.AsyncConnection.connect(self.url, **self._conn_kwargs)
                     held = await queue.heartbeat(conn, self.owner, ids, self.options.lease_seconds)
-                    await self._give_back(conn)
                 except (psycopg.Error, OSError) as e:
                     self.log.error(None, f"heartbeat failed: {e}")
                     if conn is not None:
@@ -643,14 +647,19 @@ class Worker:
             if conn is not None:
                 await conn.close()
 
-    async def _give_back(self, conn: AConn) -> None:
-        """Give back the leases of abandoned runs (`_unreleased`), due again in a second,
-        unless this worker runs their instances again already."""
-        seen = set(self._unreleased)
-        ids = [iid for iid in seen if iid not in self.runs]
-        if ids:
-            await queue.unclaim(conn, ids, self.owner)
-        self._unreleased -= seen
+    async def _give_back(self) -> None:
+        """Give back the leases this worker holds without a run (`_orphans`). Only the claim
+        loop calls this, between two claims: every lease it took is then held by a run."""
+        try:
+            async with self.pool.connection() as conn:
+                freed = await queue.unclaim_orphans(conn, self.owner, list(self.runs))
+        except (psycopg.Error, OSError) as e:
+            self.log.error(None, f"cannot give back leases: {type(e).__name__}: {e}")
+            return
+        self._orphans = False
+        if freed:
+            self.log.info("leases given back", instances=freed)
+            self._work.set()
 
     # -- housekeeping -----------------------------------------------------------------------
 

@@ -153,6 +153,21 @@ async def unclaim(conn: AConn, instance_ids: Sequence[str], owner: str) -> None:
     await conn.execute(_UNCLAIM, (list(instance_ids), owner))
 
 
+_UNCLAIM_ORPHANS = """
+UPDATE dfc.queue SET lease_owner = NULL, lease_expires = NULL, claimed_at = NULL,
+       run_at = least(run_at, now() + interval '1 second')
+ WHERE lease_owner = %s AND instance_id <> ALL(%s)
+"""
+
+
+async def unclaim_orphans(conn: AConn, owner: str, held: Sequence[str]) -> int:
+    """Give back every lease of ``owner`` but those of ``held`` (the instances it runs): leases
+    that no run of it holds (a claim whose answer was lost with its connection, a run that
+    could not release), due again in a second at the latest. Returns how many."""
+    cur = await conn.execute(_UNCLAIM_ORPHANS, (owner, list(held)))
+    return cur.rowcount
+
+
 _BACKLOG = "SELECT EXISTS (SELECT 1 FROM dfc.queue WHERE run_at <= now() AND owned_by IS NULL)"
 
 
