@@ -154,8 +154,7 @@ async def unclaim(conn: AConn, instance_ids: Sequence[str], owner: str) -> None:
 
 
 _UNCLAIM_ORPHANS = """
-UPDATE dfc.queue SET lease_owner = NULL, lease_expires = NULL, claimed_at = NULL,
-       run_at = least(run_at, now() + interval '1 second')
+UPDATE dfc.queue SET lease_owner = NULL, lease_expires = NULL, claimed_at = NULL, run_at = now()
  WHERE lease_owner = %s AND instance_id <> ALL(%s)
 """
 
@@ -163,7 +162,7 @@ UPDATE dfc.queue SET lease_owner = NULL, lease_expires = NULL, claimed_at = NULL
 async def unclaim_orphans(conn: AConn, owner: str, held: Sequence[str]) -> int:
     """Give back every lease of ``owner`` but those of ``held`` (the instances it runs): leases
     that no run of it holds (a claim whose answer was lost with its connection, a run that
-    could not release), due again in a second at the latest. Returns how many."""
+    could not release), due again at once. Returns how many."""
     cur = await conn.execute(_UNCLAIM_ORPHANS, (owner, list(held)))
     return cur.rowcount
 
