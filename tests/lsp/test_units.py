@@ -10,8 +10,13 @@ import pytest
 from click.testing import CliRunner
 from lsprotocol import types
 
+from dfc import ast
+from dfc.check import Insight
+from dfc.check.bindings import visible_bindings
 from dfc.cli.main import main
+from dfc.compiler import check_source
 from dfc.lsp.positions import Positions
+from dfc.source import SourceFile
 
 TEXT = "-- é 😀 x\n'SELECT 1' |=> 'a'\n"
 
@@ -50,3 +55,39 @@ def test_dfc_lsp_without_pygls_says_how_to_install_it(monkeypatch: pytest.Monkey
     result = CliRunner().invoke(main, ["lsp"])
     assert result.exit_code == 1
     assert "pip install 'dfc[lsp]'" in result.output
+
+
+def _step(body: ast.Expr, sql: str) -> ast.Expr:
+    return next(
+        n
+        for n in ast.preorder(body)
+        if isinstance(n, ast.Sql) and isinstance(n.query, ast.Str) and n.query.value == sql
+    )
+
+
+def test_visible_bindings_are_the_binding_rules_view_of_one_step() -> None:
+    text = (
+        "'SELECT 1 AS x' |=> 'x'\n"
+        "~> ('SELECT 2 AS a' |=> 'a' | 'SELECT 3 AS b' |=> 'b')\n"
+        "~> 'SELECT $x, $a?'\n"
+        "~> ('SELECT 4' |=> 'c' & 'SELECT 5')\n"
+    )
+    insight = Insight()
+    comp = check_source(SourceFile("v.df", text), insight=insight)
+    assert comp.ok and insight.body is not None
+    seen = visible_bindings(insight.body, insight.sql_facts, _step(insight.body, "SELECT $x, $a?"))
+    assert seen is not None
+    assert seen.sure == {"x"} and seen.partial == {"a", "b"}
+    assert [b.name.span.text for b in seen.reaching["a"]] == ["'a'"]
+    # A parallel branch sees nothing of its sibling.
+    seen = visible_bindings(insight.body, insight.sql_facts, _step(insight.body, "SELECT 5"))
+    assert seen is not None and "c" not in seen.reaching
+
+
+def test_the_insight_is_kept_when_the_checker_finds_errors() -> None:
+    insight = Insight()
+    comp = check_source(
+        SourceFile("e.df", "'SELECT 1 AS n' |=> 'r' ~> 'SELECT $rr'"), insight=insight
+    )
+    assert not comp.ok and comp.checked is None
+    assert insight.body is not None and len(insight.sql_facts) == 2

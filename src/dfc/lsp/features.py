@@ -45,9 +45,14 @@ def diagnostics(doc: Document, pos: Positions) -> list[types.Diagnostic]:
     """``dfc check``'s diagnostics of the document, as the protocol has them."""
     out = []
     for d in doc.diagnostics:
-        if d.span is not None and d.span.file is not doc.source:
-            continue  # in an imported module: reported at the import by the checker as well
-        rng = pos.span_range(d.span) if d.span is not None else pos.range(0, 0)
+        where = ""
+        if d.span is None:
+            rng = pos.range(0, 0)
+        elif d.span.file is doc.source:
+            rng = pos.span_range(d.span)
+        else:
+            # In an imported module: shown at the top, saying where (as `dfc check` prints it).
+            rng, where = pos.range(0, 0), f"{d.span}: "
         related = [
             types.DiagnosticRelatedInformation(
                 types.Location(_uri(doc, lab.span.file.name), _range(doc, pos, lab.span)),
@@ -55,7 +60,7 @@ def diagnostics(doc: Document, pos: Positions) -> list[types.Diagnostic]:
             )
             for lab in d.labels
         ]
-        message = d.message + (f"\nhelp: {d.help}" if d.help else "")
+        message = where + d.message + (f"\nhelp: {d.help}" if d.help else "")
         message += "".join(f"\nnote: {n}" for n in d.notes)
         out.append(
             types.Diagnostic(
