@@ -15,6 +15,8 @@ from dfc.check import Insight
 from dfc.check.bindings import visible_bindings
 from dfc.cli.main import main
 from dfc.compiler import check_source
+from dfc.lsp import features
+from dfc.lsp.document import analyze
 from dfc.lsp.positions import Positions
 from dfc.source import SourceFile
 
@@ -91,3 +93,14 @@ def test_the_insight_is_kept_when_the_checker_finds_errors() -> None:
     )
     assert not comp.ok and comp.checked is None
     assert insight.body is not None and len(insight.sql_facts) == 2
+
+
+def test_definition_of_a_rebound_name_is_the_binding_that_reaches_the_step() -> None:
+    text = "'SELECT 1 AS n' |=> 'x' ~> 'SELECT $x' ~> 'SELECT 2 AS n' |=> 'x' ~> 'SELECT $x.n'\n"
+    doc = analyze(text, "/tmp/rebound.df")
+    pos = Positions(text)
+    first, second = (i for i in range(len(text)) if text.startswith("'x'", i))
+    (loc,) = features.definition(doc, pos, text.index("$x'") + 1)
+    assert loc.range == pos.range(first + 1, first + 2)
+    (loc,) = features.definition(doc, pos, text.index("$x.n") + 1)
+    assert loc.range == pos.range(second + 1, second + 2)

@@ -107,14 +107,15 @@ def definition(doc: Document, pos: Positions, offset: int) -> list[types.Locatio
         return []
     local = doc.definitions(occ)
     if occ.kind == "binding" and not occ.defines:
+        # The bindings that reach this step (expansion keeps the spans of what the file wrote).
         visible = doc.visible(offset)
         if visible is not None and occ.name in visible.reaching:
-            starts = {b.name.span.start for b in visible.reaching[occ.name]}
-            local = (
-                [o for o in local if o.node is not None and o.node.span.start in starts]
-                or [o for o in local if o.span.start - 1 in starts or o.span.start in starts]
-                or local
-            )
+            reaching = {b.name.span.start for b in visible.reaching[occ.name]}
+            local = [
+                o
+                for o in local
+                if isinstance(o.node, ast.Bind) and o.node.name.span.start in reaching
+            ] or local
     if local:
         return [types.Location(here, pos.span_range(o.span)) for o in local]
     if occ.kind == "template":
