@@ -104,3 +104,17 @@ def test_definition_of_a_rebound_name_is_the_binding_that_reaches_the_step() -> 
     assert loc.range == pos.range(first + 1, first + 2)
     (loc,) = features.definition(doc, pos, text.index("$x.n") + 1)
     assert loc.range == pos.range(second + 1, second + 2)
+
+
+def test_rename_refuses_what_is_not_a_binding_or_not_a_result_name() -> None:
+    text = "param p int = 1;\n'SELECT {p} AS n' |=> 'x' ~> 'SELECT $x'\n"
+    doc = analyze(text, "/tmp/rename.df")
+    pos = Positions(text)
+    with pytest.raises(ValueError, match="not a valid result name"):
+        features.rename(doc, pos, text.index("$x") + 1, "2x")
+    with pytest.raises(ValueError, match="only a binding"):
+        features.rename(doc, pos, text.index("{p}") + 1, "q")
+    assert features.prepare_rename(doc, pos, text.index("{p}") + 1) is None
+    edit = features.rename(doc, pos, text.index("$x") + 1, "y")
+    assert edit is not None and edit.changes is not None
+    assert len(next(iter(edit.changes.values()))) == 2

@@ -179,7 +179,7 @@ def hover(doc: Document, pos: Positions, offset: int) -> types.Hover | None:
     parts: list[str] = []
     rng: types.Range | None = None
     occ = doc.at(offset)
-    builtin = _builtin_at(doc, offset)
+    builtin = _builtin_at(doc, offset) if occ is None else None
     if occ is not None:
         parts.append(_describe(doc, occ, offset))
         rng = pos.span_range(occ.span)
