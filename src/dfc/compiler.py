@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from dfc import ast
-from dfc.check import check
+from dfc.check import Insight, check
 from dfc.check.result import CheckedWorkflow
 from dfc.diagnostics import DfcError, Diagnostic, Diagnostics, render_plain
 from dfc.source import SourceFile, Span, TextMap
@@ -70,11 +70,15 @@ def parse_source(source: SourceFile, *, grammar: Grammar = "dfc") -> Compilation
     return comp
 
 
-def check_source(source: SourceFile, *, grammar: Grammar = "dfc") -> Compilation:
-    """Parse and check (``dfc check``)."""
+def check_source(
+    source: SourceFile, *, grammar: Grammar = "dfc", insight: Insight | None = None
+) -> Compilation:
+    """Parse and check (``dfc check``); ``insight`` as in `dfc.check.check` (editors)."""
     comp = parse_source(source, grammar=grammar)
     if comp.module is not None and not comp.diagnostics.has_errors:
-        comp.checked = check(comp.module, source, comp.diagnostics, grammar=grammar)
+        comp.checked = check(
+            comp.module, source, comp.diagnostics, grammar=grammar, insight=insight
+        )
     return comp
 
 

@@ -15,7 +15,7 @@ The reference syntax of step text (``$name``, ``{var}``, ...) is defined once, i
 from __future__ import annotations
 
 from dfc.check import codes as codes
-from dfc.check.checker import check, check_file
+from dfc.check.checker import Insight, check, check_file
 from dfc.check.expand import FileLoader, LoadedModule, ModuleLoader
 from dfc.check.result import CheckedWorkflow, SqlFacts
 from dfc.diagnostics import Diagnostics
@@ -36,6 +36,7 @@ def check_live(workflow: CheckedWorkflow, conninfo: str, diagnostics: Diagnostic
 __all__ = [
     "CheckedWorkflow",
     "FileLoader",
+    "Insight",
     "LoadedModule",
     "ModuleLoader",
     "SqlFacts",

@@ -27,7 +27,7 @@ from dfc.check.report import Reporter
 from dfc.check.result import SqlFacts
 from dfc.check.sql import sql_refs
 from dfc.check.walk import result_step, seq_items, texts
-from dfc.diagnostics import Label
+from dfc.diagnostics import Diagnostics, Label
 from dfc.references import RESULT_NAME
 from dfc.source import Span
 
@@ -614,6 +614,58 @@ class _Bindings:
             labels=labels,
             help=help_,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Visible:
+    """The bindings a step's references can use (for editors: completion, go to definition).
+
+    ``reaching`` has, for each name some binding of which may reach the step, those bindings in
+    source order; ``sure`` holds the names bound on every path to the step.
+    """
+
+    reaching: Mapping[str, tuple[ast.Bind, ...]]
+    sure: frozenset[str]
+
+    @property
+    def partial(self) -> frozenset[str]:
+        """Names bound on some paths only (a reference needs ``?`` there)."""
+        return frozenset(self.reaching) - self.sure
+
+
+def visible_bindings(
+    body: ast.Expr, facts: Mapping[int, SqlFacts], step: ast.Expr
+) -> Visible | None:
+    """What the references in ``step`` can see: ``step`` is a node of the expanded ``body``
+    whose text holds references (SQL, HTTP, ``df.break``). The same analysis as the binding
+    rules; None when no path reaches the step (or it is not in ``body``)."""
+    v = _Visibility(body, Reporter(Diagnostics()), facts, step)
+    v.visit(body, Flow())
+    return v.seen
+
+
+class _Visibility(_Bindings):
+    """The binding analysis, stopped to look at the state before one step."""
+
+    def __init__(
+        self,
+        body: ast.Expr,
+        rep: Reporter,
+        facts: Mapping[int, SqlFacts],
+        step: ast.Expr,
+    ) -> None:
+        super().__init__(body, rep, facts)
+        self.step = step
+        self.seen: Visible | None = None
+        self._index()
+
+    def _texts(self, e: ast.Expr, f: Flow) -> None:
+        if e is not self.step or f.dead:
+            return
+        reaching = {
+            name: tuple(self._in_order(ids)) for name in self.binds if (ids := f.reaching(name))
+        }
+        self.seen = Visible(reaching, frozenset(n for n in reaching if f.bound(n)))
 
 
 def _paths(s: Shape, column: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dfc import ast
@@ -10,11 +11,25 @@ from dfc.check.expand import FileLoader, ModuleLoader, expand
 from dfc.check.literals import check_literals, check_params, check_schedule, check_variables
 from dfc.check.precedence import check_precedence
 from dfc.check.report import Reporter
-from dfc.check.result import CheckedWorkflow
+from dfc.check.result import CheckedWorkflow, SqlFacts
 from dfc.check.steps import check_sql_steps
 from dfc.check.structure import check_depth, check_structure
 from dfc.diagnostics import DfcError, Diagnostics
-from dfc.source import SourceFile
+from dfc.source import SourceFile, Span
+
+
+@dataclass(slots=True)
+class Insight:
+    """What the checker derived about a workflow, kept even when it found errors: an editor
+    asks about a file while it is being written (which names a step sees, a result's columns).
+
+    ``body`` is the expanded workflow body (None without one, or when expansion failed);
+    ``sql_facts`` and ``trails`` are keyed by ``id(node)`` of its nodes, as in `CheckedWorkflow`.
+    """
+
+    body: ast.Expr | None = None
+    sql_facts: dict[int, SqlFacts] = field(default_factory=dict)
+    trails: dict[int, tuple[Span, ...]] = field(default_factory=dict)
 
 
 def check(
@@ -24,15 +39,19 @@ def check(
     *,
     grammar: str = "dfc",
     loader: ModuleLoader | None = None,
+    insight: Insight | None = None,
 ) -> CheckedWorkflow | None:
     """Expand imports and templates of ``module`` and run every rule of SPEC §3.
 
     Diagnostics go to ``diagnostics``. Returns the checked workflow when the module has one and
     no error was found (warnings allowed); None otherwise. ``grammar`` is the grammar the module
-    was parsed with: the pg_durable-divergence warning applies only to ``"dfc"`` files.
+    was parsed with: the pg_durable-divergence warning applies only to ``"dfc"`` files. An
+    ``insight``, when given, receives the expanded body and its facts whatever was found.
     """
     with ast.deep_recursion():
-        return _check(module, source, diagnostics, grammar, loader or FileLoader())
+        return _check(
+            module, source, diagnostics, grammar, loader or FileLoader(), insight or Insight()
+        )
 
 
 def _check(
@@ -41,6 +60,7 @@ def _check(
     diagnostics: Diagnostics,
     grammar: str,
     loader: ModuleLoader,
+    insight: Insight,
 ) -> CheckedWorkflow | None:
     errors_before = sum(1 for d in diagnostics.items if d.is_error)
     exp = expand(module, source, diagnostics, loader)
@@ -69,6 +89,7 @@ def _check(
     if not check_depth(body, rep):
         return None
     facts = check_sql_steps(ast.preorder(body), rep, var_types)
+    insight.body, insight.sql_facts, insight.trails = body, facts, exp.trails
     check_structure(body, rep)
     check_literals(body, rep)
     check_variables(body, declared, rep)

@@ -44,6 +44,7 @@ LAZY_COMMANDS = {
     "retry": "dfc.cli.cmd_rewind",
     "fork": "dfc.cli.cmd_rewind",
     "upgrade": "dfc.cli.cmd_rewind",
+    "lsp": "dfc.cli.cmd_lsp",
 }
 
 

@@ -190,3 +190,26 @@ CAST_KINDS: dict[str, Kind] = {
         "text",
     ),
 }
+
+# What each built-in does, in one line (editor hovers and completion; docs/language.md has the
+# same table for readers).
+MEANINGS: dict[str, str] = {
+    "sql": "a SQL step (same as a bare string)",
+    "seq": "run a, then b (same as `a ~> b`)",
+    "as": "bind the result of fut to `$name` (same as `fut |=> 'name'`)",
+    "join": "run the branches in parallel and wait for all; the result is one array, in branch order (same as `a & b`)",
+    "join3": "run three branches in parallel and wait for all (same as `a & b & c`)",
+    "race": "run both branches; the first to finish wins, the other is cancelled (same as `a | b`)",
+    "if": "run then when condition is truthy, else else (same as `cond ?> then !> else`)",
+    "if_rows": "branch on whether `$result_name` has at least one row (runs no SQL)",
+    "loop": "repeat body forever (same as `@> body`), or while condition is truthy after each iteration",
+    "break": "leave the nearest loop; the value becomes the loop's result",
+    "sleep": "a durable timer of seconds",
+    "wait_for_schedule": "wait for the next minute matching a 5-field cron (UTC unless the workflow sets a time zone)",
+    "wait_for_signal": "wait for a signal (buffered if it arrives early), at most timeout seconds",
+    "http": "an HTTP call; method defaults to POST, timeout to 30 s; redirects are not followed",
+    "http_multipart": "a multipart HTTP upload; parts is a JSON array of {name, data_b64, filename?, content_type?}",
+    "retry": "rerun node when it fails, with exponential backoff (dfc extension)",
+    "timeout": "fail node when it runs longer than seconds (dfc extension)",
+    "with_undo": "pair node with its compensation, run if the instance fails later (same as `node <-> undo`, dfc extension)",
+}
