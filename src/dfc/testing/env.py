@@ -28,6 +28,7 @@ from typing import Any
 from dfc.client import Client
 from dfc.compiler import graph_compiler
 from dfc.diagnostics import DfcError
+from dfc.plan.model import Plan
 from dfc.runtime.engine import EngineSettings
 from dfc.runtime.logs import StepLog
 from dfc.runtime.worker import Worker, WorkerOptions
@@ -116,10 +117,11 @@ class Env:
 
     # -- workflows ----------------------------------------------------------------------------
 
-    def deploy(self, source: str | Path, *, name: str | None = None) -> DeployResult:
-        """Deploy a workflow: a ``.df`` file (a `Path`, or a one-line string ending in ``.df``)
-        or the text of one (saved as ``NAME.df`` in the environment's directory, so ``name``,
-        default ``workflow``, is its workflow name unless the text names another)."""
+    def deploy(self, source: str | Path | Plan, *, name: str | None = None) -> DeployResult:
+        """Deploy a workflow: a ``.df`` file (a `Path`, or a one-line string ending in ``.df``),
+        the text of one (saved as ``NAME.df`` in the environment's directory, ``name`` by
+        default ``workflow``: the file's name gives the workflow's when its text does not), or
+        a compiled `Plan`."""
         if isinstance(source, str) and not (source.endswith(".df") and "\n" not in source):
             path = self._workdir / f"{name or 'workflow'}.df"
             path.write_text(source, encoding="utf-8")
