@@ -115,3 +115,28 @@ def test_run_until_idle_runs_every_instance_and_leaves_signal_waits(dfc_env: Env
     dfc_env.run_until_idle()
     assert {dfc_env.status(i).status for i in sleepers} == {"completed"}
     assert dfc_env.status(waiter).status == "running"
+
+
+def test_advance_fires_a_schedule_at_each_of_its_times(dfc_env: Env) -> None:
+    dfc_env.deploy(
+        "schedule '0 9 * * *' timezone 'Europe/Paris';\ndf.start('SELECT 1 AS tick', 'daily');"
+    )
+    dfc_env.advance("3d")
+    started = dfc_env.client.list(workflow="daily")
+    assert len(started) == 3 and {i.status for i in started} == {"completed"}
+    fired = sorted(
+        e.detail["fire_at"]
+        for i in started
+        for e in dfc_env.history(i.id)
+        if e.event == "scheduled"
+    )
+    assert len(set(fired)) == 3
+    assert all(t.endswith(("T08:00:00+00:00", "T07:00:00+00:00")) for t in fired)  # 09:00 Paris
+
+
+def test_run_until_idle_does_not_skip_to_schedules_alone(dfc_env: Env) -> None:
+    dfc_env.deploy("schedule '0 9 * * *';\ndf.start('SELECT 1 AS tick', 'daily2');")
+    began = dfc_env.now
+    dfc_env.run_until_idle()
+    assert dfc_env.client.list(workflow="daily2") == []
+    assert dfc_env.now - began < timedelta(hours=1)

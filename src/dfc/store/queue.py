@@ -172,26 +172,29 @@ async def backlog(conn: AConn) -> bool:
 
 
 _PENDING = """
-SELECT count(*) FILTER (WHERE lease_owner IS NOT NULL OR run_at <= %(now)s),
-       min(run_at) FILTER (WHERE lease_owner IS NULL AND run_at > %(now)s)
-  FROM dfc.queue
+SELECT (SELECT count(*) FROM dfc.queue WHERE lease_owner IS NOT NULL OR run_at <= %(now)s)
+     + (SELECT count(*) FROM dfc.schedules WHERE next_fire_at IS NULL OR next_fire_at <= %(now)s),
+       (SELECT min(run_at) FROM dfc.queue WHERE lease_owner IS NULL AND run_at > %(now)s),
+       (SELECT min(next_fire_at) FROM dfc.schedules WHERE next_fire_at > %(now)s)
 """
 
 
 class Pending(NamedTuple):
-    """What the queue holds at a time: ``busy`` instances are held by a worker or due, the
-    others wait for a signal or for a timer, the earliest of which is ``next_timer``."""
+    """What is left to do at a time: ``busy`` counts the instances held by a worker or due and
+    the schedules due (or not armed yet); the other instances wait for a signal or for a timer,
+    the earliest of which is ``next_timer``, and the schedules for ``next_fire``."""
 
     busy: int
     next_timer: datetime | None
+    next_fire: datetime | None
 
 
 def pending(conn: Conn, now: datetime) -> Pending:
-    """The queue at ``now`` (a virtual clock's time: the test kit, `dfc.testing`, moves its clock
-    to ``next_timer`` when nothing is ``busy``)."""
+    """What is left at ``now`` (a virtual clock's time: the test kit, `dfc.testing`, moves its
+    clock to the next timer or fire time when nothing is ``busy``)."""
     row = conn.execute(_PENDING, {"now": now}).fetchone()
     assert row is not None
-    return Pending(int(row[0]), row[1])
+    return Pending(int(row[0]), row[1], row[2])
 
 
 def notify(conn: Conn) -> None:

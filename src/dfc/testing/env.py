@@ -31,6 +31,7 @@ from dfc.diagnostics import DfcError
 from dfc.plan.model import Plan
 from dfc.runtime.engine import EngineSettings
 from dfc.runtime.logs import StepLog
+from dfc.runtime.schedules import Scheduler
 from dfc.runtime.worker import Worker, WorkerOptions
 from dfc.store import queue
 from dfc.store.db import connect
@@ -49,6 +50,7 @@ timer forever never becomes idle)."""
 _OPTIONS = WorkerOptions(
     concurrency=16,
     retention_every=0,
+    schedule_every=0.2,  # a fire time the clock was moved to is seen within this (real) time
     # Every timer is released and skipped to, however close: none is waited for in real time.
     engine=EngineSettings(hold_seconds=0, retry_delay=0.2),
 )
@@ -88,12 +90,14 @@ class Env:
 
     def advance(self, by: str | timedelta | float, *, timeout: float = WALL_TIMEOUT) -> None:
         """Move the clock ``by`` forward (``'2h'``, ``'1d 12h'``, a timedelta or seconds),
-        running everything that becomes due on the way, each timer at its own time; returns
-        when the workflows are idle again."""
+        running everything that becomes due on the way — timers and schedules' fire times,
+        each at its own time; returns when the workflows are idle again. ``advance(0)`` runs
+        what is due now and leaves every timer waiting."""
         target = self.now + duration(by)
         deadline = time.monotonic() + timeout
         while True:
-            wake = self._settle(deadline)
+            left = self._settle(deadline)
+            wake = _earliest(left.next_timer, left.next_fire)
             if wake is None or wake > target:
                 break
             self._skip_to(wake)
@@ -102,13 +106,14 @@ class Env:
 
     def run_until_idle(self, *, timeout: float = WALL_TIMEOUT, max_skips: int = MAX_SKIPS) -> None:
         """Run the workflows until every unfinished instance waits for a signal (or none is
-        left), skipping the clock to each timer in turn."""
+        left), skipping the clock to each timer in turn (and to the schedules' fire times on
+        the way). Schedules alone are not skipped to: they fire for ever; see `advance`."""
         deadline = time.monotonic() + timeout
         for _ in range(max_skips + 1):
-            wake = self._settle(deadline)
-            if wake is None:
+            left = self._settle(deadline)
+            if left.next_timer is None:
                 return
-            self._skip_to(wake)
+            self._skip_to(_earliest(left.next_timer, left.next_fire) or left.next_timer)
         raise EnvError(
             f"the workflows still wait for timers after {max_skips:,} were skipped (the clock is "
             f"{self.clock.offset} ahead): a loop that waits on a timer never ends",
@@ -168,18 +173,18 @@ class Env:
         """
         deadline = time.monotonic() + timeout
         for _ in range(MAX_SKIPS + 1):
-            wake = self._settle(deadline)
+            left = self._settle(deadline)
             info = self.client.status(instance_id)
             if info.finished:
                 # The client's own reading of a finished instance: its result or InstanceFailed.
                 return self.client.wait(instance_id, timeout=0)
-            if wake is None:
+            if left.next_timer is None:
                 raise EnvError(
                     f"instance {instance_id} is {info.status} and nothing will wake it: it "
                     f"waits for {info.waiting_for or 'nothing the clock can bring'}",
                     hint="send the signal it waits for with env.signal(id, name, payload)",
                 )
-            self._skip_to(wake)
+            self._skip_to(_earliest(left.next_timer, left.next_fire) or left.next_timer)
         raise EnvError(f"instance {instance_id} still waits after {MAX_SKIPS:,} timers")
 
     def sql(
@@ -200,14 +205,14 @@ class Env:
 
     # -- the worker ---------------------------------------------------------------------------
 
-    def _settle(self, deadline: float) -> datetime | None:
-        """Wait until the queue is quiet at the virtual time; the earliest timer left."""
+    def _settle(self, deadline: float) -> queue.Pending:
+        """Wait until nothing is busy at the virtual time; what is left."""
         self._ensure_worker()
         pause = 0.002
         while True:
             pending = queue.pending(self._conn, self.clock.now())
             if not pending.busy:
-                return pending.next_timer
+                return pending
             if self._worker_error is not None or not self._running():
                 raise EnvError(
                     f"the test environment's worker stopped: {self._worker_error or 'it exited'}"
@@ -235,6 +240,7 @@ class Env:
             _OPTIONS,
             log=StepLog(),  # shown by pytest for a failing test
             compile_graph=graph_compiler,
+            scheduler=Scheduler(self.url, self.clock),
             clock=self.clock,
             http=self.http.send,
         )
@@ -281,3 +287,7 @@ class Env:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _earliest(*times: datetime | None) -> datetime | None:
+    return min((t for t in times if t is not None), default=None)
