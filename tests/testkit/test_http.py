@@ -59,6 +59,7 @@ def test_an_undeclared_request_fails_the_step_and_says_what_to_declare(dfc_env: 
     error = dfc_env.status(iid).error
     assert isinstance(error, dict)
     assert "env.http.fake('POST', 'https://api.example.com/charge'" in error["message"]
+    assert error["code"] == "DFC612"
     assert len(dfc_env.http.requests) == 1  # recorded, though nothing answered it
 
 
