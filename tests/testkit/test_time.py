@@ -140,3 +140,13 @@ def test_run_until_idle_does_not_skip_to_schedules_alone(dfc_env: Env) -> None:
     dfc_env.run_until_idle()
     assert dfc_env.client.list(workflow="daily2") == []
     assert dfc_env.now - began < timedelta(hours=1)
+
+
+def test_sql_runs_in_real_time_and_a_blocked_call_fails_at_its_wall_clock_limit(
+    dfc_env: Env,
+) -> None:
+    dfc_env.deploy("df.start('SELECT pg_sleep(30)', 'slow');")
+    iid = dfc_env.start("slow")
+    with pytest.raises(EnvError, match="still busy after the wall-clock limit"):
+        dfc_env.result(iid, timeout=0.5)
+    # The fixture's teardown stops the worker, cancelling the running statement.

@@ -4,12 +4,13 @@
 a thread of its own, with a `VirtualClock` and the environment's `HttpFakes`. The test calls
 the environment from its own thread; every call is synchronous.
 
-**Time skipping.** The environment waits until the queue is quiet: no instance held by the
-worker and none due by the virtual clock. Then whatever is left waits for a signal or a timer
-(a sleep, a signal's or `df.timeout`'s deadline, a retry's backoff, a cron wait). When timers
-are left, `run_until_idle` and `result` move the clock to the earliest one and go on, as
-Temporal's time-skipping test server does; `advance` moves it through every timer up to a
-point and no further. Instances that wait for a signal stay waiting until the test sends one.
+**Time skipping.** The environment waits until nothing is busy: no instance held by the
+worker, none due by the virtual clock, no schedule due. Then whatever is left waits for a
+signal or a timer (a sleep, a signal's or `df.timeout`'s deadline, a retry's backoff, a cron
+wait). When timers are left, `run_until_idle` and `result` move the clock to the earliest one
+(or to a schedule's fire time before it) and go on, as Temporal's time-skipping test server
+does; `advance` moves it through every timer and fire time up to a point and no further.
+Instances that wait for a signal stay waiting until the test sends one.
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ MAX_SKIPS = 10_000
 timer forever never becomes idle)."""
 
 _OPTIONS = WorkerOptions(
-    concurrency=16,
     retention_every=0,
     schedule_every=0.2,  # a fire time the clock was moved to is seen within this (real) time
     # Every timer is released and skipped to, however close: none is waited for in real time.
@@ -219,8 +219,9 @@ class Env:
                 )
             if time.monotonic() > deadline:
                 raise EnvError(
-                    f"{pending.busy} instance(s) still running after the wall-clock limit",
-                    hint="a step may be blocked (a lock, pg_sleep); pass a larger timeout",
+                    f"{pending.busy} instance(s) or schedule(s) still busy after the wall-clock "
+                    "limit of the call",
+                    hint="a step may be blocked (a lock, pg_sleep); pass a larger timeout=",
                 )
             time.sleep(pause)
             pause = min(pause * 2, 0.02)
