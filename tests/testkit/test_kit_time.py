@@ -150,3 +150,10 @@ def test_sql_runs_in_real_time_and_a_blocked_call_fails_at_its_wall_clock_limit(
     with pytest.raises(EnvError, match="still busy after the wall-clock limit"):
         dfc_env.result(iid, timeout=0.5)
     # The fixture's teardown stops the worker, cancelling the running statement.
+
+
+def test_an_instance_started_from_sql_runs_on_the_virtual_clock(dfc_env: Env) -> None:
+    ((iid,),) = dfc_env.sql(
+        "SELECT df.start(df.seq(df.sleep(3600), 'SELECT 42 AS answer'), 'from-sql')::text"
+    )
+    assert dfc_env.result(iid) == {"rows": [{"answer": 42}], "row_count": 1}
