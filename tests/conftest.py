@@ -10,6 +10,8 @@ migrated template.
 - ``conn`` (function): an autocommit psycopg connection to the module's database.
 - ``make_db`` (function): a factory for more databases, empty (``template=None``) or from the
   template, dropped at the end of the test.
+- ``dfc_databases`` (session): the test kit's (`dfc.testing`) databases come from this server
+  too, so a test that takes ``dfc_env`` starts no second server.
 
 For the whole session ``DFC_DATA_DIR`` points at the test server's directory and
 ``DFC_DATABASE_URL`` is unset, so code under test that resolves the default database (CLI
@@ -39,6 +41,7 @@ from psycopg.rows import TupleRow
 from dfc.store.db import ENV_DATA_DIR, ENV_DATABASE_URL, connect
 from dfc.store.embedded import EmbeddedServer
 from dfc.store.migrations import ensure_schema
+from dfc.testing.databases import ServerDatabases
 
 TEMPLATE = "dfc_template"
 
@@ -180,3 +183,9 @@ def make_db(pg_server: PgServer, request: pytest.FixtureRequest) -> Iterator[Cal
     yield make
     for name in made:
         pg_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def dfc_databases(pg_server: PgServer) -> ServerDatabases:
+    """The test kit's fresh databases (``dfc_env``), copies of this server's template."""
+    return ServerDatabases(pg_server.socket_url, template=TEMPLATE)

@@ -6,14 +6,14 @@ import asyncio
 import threading
 from pathlib import Path
 
-import psycopg
 import pytest
-from runtime_support import B, run_until_done, start
+from runtime_support import B
 
 from dfc.client import Client, InstanceFailed, WaitTimeout, connect
 from dfc.diagnostics import DfcError
 from dfc.runtime.logs import StepLog
 from dfc.runtime.worker import Worker, WorkerOptions
+from dfc.testing import Env
 
 pytestmark = [pytest.mark.db, pytest.mark.timeout(60)]
 
@@ -83,28 +83,27 @@ def test_client_wait_raises_for_failures_and_cancels(db_url: str, tmp_path: Path
         server.join()
 
 
-def test_monitoring_views(db_url: str, conn: psycopg.Connection) -> None:
+def test_monitoring_views(dfc_env: Env) -> None:
     b = B("views")
-    timer = b.plan(b.sleep(3600))
+    dfc_env.deploy(b.plan(b.sleep(3600)))
     b2 = B("views_sig")
-    sig = b2.plan(b2.signal("approve"))
-    ids = start(db_url, timer) + start(db_url, sig)
-    with pytest.raises(TimeoutError):
-        asyncio.run(run_until_done(db_url, ids, timeout=1.5))
+    dfc_env.deploy(b2.plan(b2.signal("approve")))
+    ids = [dfc_env.start("views"), dfc_env.start("views_sig")]
+    dfc_env.advance(0)  # both run until they wait, the timer is not skipped
     waits = dict(
-        conn.execute(
+        dfc_env.sql(
             "SELECT instance_id, waiting_for FROM dfc.waits WHERE instance_id = ANY(%s)", (ids,)
-        ).fetchall()
+        )
     )
     assert waits[ids[0]].startswith("timer until")
     assert waits[ids[1]] == "signal approve"
-    rows = conn.execute(
+    rows = dfc_env.sql(
         "SELECT id, status, waiting_for, duration IS NOT NULL FROM dfc.instance_overview WHERE id = ANY(%s) ORDER BY workflow",
         (ids,),
-    ).fetchall()
+    )
     assert [r[1] for r in rows] == ["running", "running"]
     assert all(r[3] for r in rows)
-    states = conn.execute(
+    states = dfc_env.sql(
         "SELECT node_type, status FROM dfc.node_states WHERE instance_id = %s", (ids[0],)
-    ).fetchall()
+    )
     assert states == [("SLEEP", "waiting")]

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
@@ -20,6 +21,7 @@ from dfc.runtime import faults, instances
 from dfc.runtime.engine import EngineSettings
 from dfc.runtime.logs import StepLog
 from dfc.runtime.worker import Worker, WorkerOptions
+from dfc.testing import Env
 
 pytestmark = [pytest.mark.db, pytest.mark.timeout(60)]
 
@@ -81,15 +83,14 @@ def test_start_joins_the_callers_transaction(db_url: str, conn: psycopg.Connecti
 # -- signals ------------------------------------------------------------------------------------
 
 
-def test_signal_sent_before_the_wait_is_buffered(db_url: str, conn: psycopg.Connection) -> None:
+def test_signal_sent_before_the_wait_is_buffered(dfc_env: Env) -> None:
     b = B("sig")
-    plan = b.plan(b.then(b.sleep(1), b.signal("go", name="s"), b.sql("SELECT $s.data AS d")))
-    (iid,) = start(db_url, plan)
-    instances.signal(conn, iid, "go", '{"x": 1}')
-    asyncio.run(run_until_done(db_url, [iid]))
-    out = info(db_url, iid)
-    assert out.status == "completed"
-    assert out.result == {"rows": [{"d": '{"x":1}'}], "row_count": 1}
+    dfc_env.deploy(
+        b.plan(b.then(b.sleep(1), b.signal("go", name="s"), b.sql("SELECT $s.data AS d")))
+    )
+    iid = dfc_env.start("sig")
+    dfc_env.signal(iid, "go", '{"x": 1}')  # before any worker runs it
+    assert dfc_env.result(iid) == {"rows": [{"d": '{"x":1}'}], "row_count": 1}
 
 
 def test_signal_sent_while_waiting_wakes_the_instance(
@@ -127,10 +128,11 @@ def test_signal_without_data_gives_an_empty_object(db_url: str, conn: psycopg.Co
     ]
 
 
-def test_signal_timeout(db_url: str) -> None:
+def test_signal_timeout(dfc_env: Env) -> None:
     b = B("sig3")
-    out = run(db_url, b.plan(b.signal("never", timeout=1)))
-    assert out.result == {"signal_name": "never", "timed_out": True, "data": None}
+    dfc_env.deploy(b.plan(b.signal("never", timeout=3600)))
+    iid = dfc_env.start("sig3")
+    assert dfc_env.result(iid) == {"signal_name": "never", "timed_out": True, "data": None}
 
 
 def test_signal_errors(db_url: str, conn: psycopg.Connection) -> None:
@@ -171,21 +173,15 @@ def test_cancel_stops_a_running_statement(db_url: str, conn: psycopg.Connection)
         instances.cancel(conn, "0000abcd")
 
 
-def test_cancel_a_waiting_instance(db_url: str, conn: psycopg.Connection) -> None:
+def test_cancel_a_waiting_instance(dfc_env: Env) -> None:
     b = B("cancel2")
-    (iid,) = start(db_url, b.plan(b.sleep(3600)))
-    asyncio.run(_run_for(db_url, iid, 1.0))
-    assert "timer until" in (info(db_url, iid).waiting_for or "")
-    instances.cancel(conn, iid)
-    assert info(db_url, iid).status == "cancelled"
-    assert conn.execute(
-        "SELECT count(*) FROM dfc.queue WHERE instance_id = %s", (iid,)
-    ).fetchone() == (0,)
-
-
-async def _run_for(url: str, iid: str, seconds: float) -> None:
-    with pytest.raises(TimeoutError):
-        await run_until_done(url, [iid], timeout=seconds)
+    dfc_env.deploy(b.plan(b.sleep(3600)))
+    iid = dfc_env.start("cancel2")
+    dfc_env.advance(0)  # runs what is due, and the timer is left waiting
+    assert "timer until" in (dfc_env.status(iid).waiting_for or "")
+    dfc_env.cancel(iid)
+    assert dfc_env.status(iid).status == "cancelled"
+    assert dfc_env.sql("SELECT count(*) FROM dfc.queue WHERE instance_id = %s", (iid,)) == [(0,)]
 
 
 # -- atomicity ----------------------------------------------------------------------------------
@@ -395,13 +391,12 @@ def test_http_multipart_step(db_url: str, http_server: str) -> None:
     assert body["type"] == "multipart/form-data" and body["has_part"] is True
 
 
-def test_wait_for_schedule_releases_until_the_next_minute(
-    db_url: str, conn: psycopg.Connection
-) -> None:
+def test_wait_for_schedule_releases_until_the_next_minute(dfc_env: Env) -> None:
     b = B("cron")
-    (iid,) = start(db_url, b.plan(b.schedule("* * * * *")))
-    asyncio.run(_run_for(db_url, iid, 1.0))
-    row = conn.execute("SELECT run_at FROM dfc.queue WHERE instance_id = %s", (iid,)).fetchone()
-    assert row is not None and row[0] is not None
-    assert row[0].second == 0 and row[0].microsecond == 0  # the next minute boundary
-    instances.cancel(conn, iid)
+    dfc_env.deploy(b.plan(b.schedule("* * * * *")))
+    iid = dfc_env.start("cron")
+    dfc_env.advance(0)
+    ((run_at,),) = dfc_env.sql("SELECT run_at FROM dfc.queue WHERE instance_id = %s", (iid,))
+    assert run_at is not None and run_at > dfc_env.now - timedelta(seconds=1)
+    assert run_at.second == 0 and run_at.microsecond == 0  # the next minute boundary
+    dfc_env.cancel(iid)

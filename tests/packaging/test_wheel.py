@@ -31,6 +31,10 @@ def test_wheel_contains_grammar_stdlib_and_migrations(tmp_path: Path) -> None:
     assert stdlib and {f"dfc/_data/stdlib/{n}" for n in stdlib} <= names
     migrations = {p.name for p in (ROOT / "src/dfc/store/migrations").glob("*.sql")}
     assert migrations and {f"dfc/store/migrations/{n}" for n in migrations} <= names
+    # The test kit is a pytest plugin as soon as dfc is installed (docs/testing.md).
+    (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "[pytest11]\ndfc = dfc.testing.plugin" in text
 
     # Unpacked on its own, the package finds its data in dfc/_data, not in this checkout.
     site = tmp_path / "site"

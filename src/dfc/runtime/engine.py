@@ -34,6 +34,7 @@ import psycopg
 from dfc.plan.model import Plan
 from dfc.runtime import faults, machine, run_as, steps
 from dfc.runtime.batch import StepBatches
+from dfc.runtime.clock import Clock
 from dfc.runtime.frontier import Memo
 from dfc.runtime.keys import node_id
 from dfc.runtime.state import (
@@ -78,6 +79,7 @@ class Host(Protocol):
     owner: str
     pool: AsyncConnectionPool[Any]
     settings: EngineSettings
+    clock: Clock  # the time the machine is evaluated at and timers are released until
     log: StepLog
     batches: StepBatches | None  # None: every step runs on the single-step path
     # (workflow, version, node id) of steps whose text the server could not parse: they never
@@ -143,10 +145,6 @@ async def load_state(conn: AConn, claimed: Sequence[Claimed]) -> None:
         by_id[row[0]].records[rec.key] = rec
     for row in signal_rows:
         by_id[row[0]].signals.append(signal_from_row(row[1:]))
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # -- one instance ----------------------------------------------------------------------------
@@ -261,7 +259,9 @@ class InstanceRun:
             log.error(self.instance_id, f"{type(e).__name__}: {e}".strip())
             await self._cancel_all()
             with contextlib.suppress(Exception):
-                await self._release(utcnow() + timedelta(seconds=self.host.settings.retry_delay))
+                await self._release(
+                    self.host.clock.now() + timedelta(seconds=self.host.settings.retry_delay)
+                )
         finally:
             await self._cancel_all()
         return self.outcome or "abandoned"
@@ -318,7 +318,7 @@ class InstanceRun:
                         self._spawn(action)
             if stores or prune:
                 continue  # new records may enable more
-            now = utcnow()
+            now = self.host.clock.now()
             if not self.inflight:
                 if self._stopping or yielding:
                     await self._release(now, notify=yielding)
@@ -355,7 +355,7 @@ class InstanceRun:
             vars=c.vars,
             records=records,
             signals=self.signals,
-            now=utcnow(),
+            now=self.host.clock.now(),
             history_limit=self.host.settings.history_limit,
             memo=self._memo,
         )

@@ -486,24 +486,33 @@ async def perform(
     own = client is None
     http = client if client is not None else async_client(policy)
     try:
-        started = time.perf_counter()
-        try:
-            built = _build(http, request)
-        except UnicodeEncodeError as e:
-            raise _unencodable(request, e) from None
-        try:
-            response = await http.send(built, stream=True)
-            try:
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > max_body:
-                        raise _too_large(request, max_body)
-            finally:
-                await response.aclose()
-        except httpx.HTTPError as e:
-            raise _transport_error(request, e) from None
-        return _finish(request, response, bytes(body), started)
+        return await send(request, http, max_body=max_body)
     finally:
         if own:
             await http.aclose()
+
+
+async def send(
+    request: HttpRequest, http: httpx.AsyncClient, *, max_body: int = MAX_BODY
+) -> dict[str, JSON]:
+    """Send `request` with `http`, whose transport decides where it goes (no egress check of
+    its own: `perform` checks first; the test kit's transport answers with fakes), and return
+    its envelope; raises `HttpError`."""
+    started = time.perf_counter()
+    try:
+        built = _build(http, request)
+    except UnicodeEncodeError as e:
+        raise _unencodable(request, e) from None
+    try:
+        response = await http.send(built, stream=True)
+        try:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > max_body:
+                    raise _too_large(request, max_body)
+        finally:
+            await response.aclose()
+    except httpx.HTTPError as e:
+        raise _transport_error(request, e) from None
+    return _finish(request, response, bytes(body), started)

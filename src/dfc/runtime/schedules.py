@@ -26,6 +26,7 @@ from cronsim import CronSim, CronSimError
 from dfc.diagnostics import DfcError
 from dfc.plan.model import PlanSchedule
 from dfc.runtime import instances
+from dfc.runtime.clock import SYSTEM, Clock
 from dfc.runtime.logs import StepLog
 from dfc.runtime.timers import next_fire, zone
 from dfc.scheduling import MAX_CATCHUP, ON_TIME_SECONDS, is_timezone
@@ -99,14 +100,16 @@ class Fired:
     detail: str | None = None
 
 
-def look(conn: Conn, *, limit: int = 100) -> list[Fired]:
+def look(conn: Conn, *, limit: int = 100, now: datetime | None = None) -> list[Fired]:
     """Fire every schedule due now (up to ``limit``) in one transaction; what each fire time
-    did. A schedule whose workflow cannot start (not deployed, a start-time expression fails)
-    loses the fire times due, says why, and is due again at its next fire time."""
+    did. Now is the database's time, or ``now`` when given (a virtual clock's). A schedule
+    whose workflow cannot start (not deployed, a start-time expression fails) loses the fire
+    times due, says why, and is due again at its next fire time."""
     out: list[Fired] = []
     with conn.transaction():
-        now = stored.now_txn(conn)
-        for row in stored.claim_due_txn(conn, limit):
+        if now is None:
+            now = stored.now_txn(conn)
+        for row in stored.claim_due_txn(conn, limit, now):
             due = due_fires(row.schedule, row.next_fire_at, now)
             try:
                 with conn.transaction():
@@ -153,10 +156,11 @@ def _fire(conn: Conn, row: ScheduleRow, due: Due) -> list[Fired]:
 
 class Scheduler:
     """A worker's scheduler (`dfc.runtime.worker.Scheduler`): `look` on a connection of its
-    own, opened again after a failure."""
+    own, opened again after a failure; on a virtual clock, due means by its time."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, clock: Clock = SYSTEM) -> None:
         self.url = url
+        self.clock = clock
         self._conn: Conn | None = None
 
     def look(self, log: StepLog) -> float | None:
@@ -165,10 +169,11 @@ class Scheduler:
         failure."""
         if self._conn is None or self._conn.closed:
             self._conn = connect(self.url)
+        now = None if self.clock.real else self.clock.now()
         try:
-            fired = look(self._conn)
+            fired = look(self._conn, now=now)
             with self._conn.transaction():
-                until_next = stored.seconds_to_next_txn(self._conn)
+                until_next = stored.seconds_to_next_txn(self._conn, now)
         except (psycopg.Error, OSError):
             self.close()
             raise

@@ -70,12 +70,14 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from dfc.diagnostics import DfcError
+from dfc.json_types import JSON
 from dfc.plan.model import Plan, PlanFormatError
 from dfc.runtime import faults
 from dfc.runtime.batch import BatchSettings, StepBatches
+from dfc.runtime.clock import SYSTEM, Clock
 from dfc.runtime.engine import Claimed, EngineSettings, InstanceRun, load_state
 from dfc.runtime.logs import StepLog
-from dfc.runtime.state import Evaluation
+from dfc.runtime.state import Evaluation, HttpRequest
 from dfc.runtime.values import configure_loaders
 from dfc.store import instances, queue, roles
 from dfc.store.db import connect, worker_kwargs
@@ -88,6 +90,11 @@ GraphCompiler: TypeAlias = Callable[[str, str | None, Mapping[str, Any] | None],
 """Compiles the graph of an instance started from SQL: ``(graph, label, options)`` → the plan
 of workflow ``sql:<label>``, or why there is none as text (``dfc.compiler.graph_compiler``).
 ``options`` are ``dfc.instances.options`` (``{"max_attempts": n, "max_backoff": s}``)."""
+
+
+HttpSender: TypeAlias = Callable[[HttpRequest], Awaitable[dict[str, JSON]]]
+"""Sends an HTTP step's request instead of the network and returns its envelope, raising
+`dfc.runtime.http.HttpError` for a failure (the test kit's fakes, `dfc.testing`)."""
 
 
 class Scheduler(Protocol):
@@ -158,8 +165,12 @@ class Worker:
         compile_graph: GraphCompiler | None = None,
         adopt: Adopt | None = None,
         scheduler: Scheduler | None = None,
+        clock: Clock = SYSTEM,
+        http: HttpSender | None = None,
     ) -> None:
         self.url = url
+        self.clock = clock
+        self._send_http = http
         self.scheduler = scheduler
         self._adopt = adopt
         self.compile_graph = compile_graph
@@ -230,7 +241,10 @@ class Worker:
         return self.only is None and self._backlog and len(self._tasks) >= self.options.concurrency
 
     async def http(self, request: Any) -> Any:
-        """Perform an HTTP step's request with the worker's shared client."""
+        """Perform an HTTP step's request with the worker's shared client (or the sender the
+        worker was given)."""
+        if self._send_http is not None:
+            return await self._send_http(request)
         from dfc.runtime import http
 
         if self._http_client is None:
@@ -331,6 +345,7 @@ class Worker:
                 self.options.lease_seconds,
                 self.only,
                 compiled_only=self.compile_graph is None,
+                now=None if self.clock.real else self.clock.now(),
             )
             if not rows:
                 return []

@@ -37,7 +37,7 @@ another, and users' one-bigint locks live in a key space of their own)."""
 _CLAIM = """
 WITH c AS (
     SELECT instance_id, lease_owner AS previous FROM dfc.queue
-     WHERE run_at <= now() {only}
+     WHERE {due} {only}
      ORDER BY run_at
      LIMIT {n}
        FOR UPDATE SKIP LOCKED
@@ -77,15 +77,20 @@ _COMPILED = (
 )
 _ONLY = "AND instance_id = ANY(%(only)s) AND (owned_by IS NULL OR owned_by = %(owner)s)"
 _NOT_OWNED = "AND owned_by IS NULL"
+_DUE = "run_at <= now()"
+# A virtual clock (`dfc.runtime.clock`) may be ahead of the server's: timers are due by its
+# time, while leases stay real (a held row's ``run_at`` is its lease's real expiry).
+_DUE_VIRTUAL = "run_at <= %(now)s AND (lease_expires IS NULL OR lease_expires <= now())"
 
 
 @functools.lru_cache(maxsize=256)
-def _claim_query(n: int, only: bool, compiled: bool) -> str:
+def _claim_query(n: int, only: bool, compiled: bool, virtual: bool = False) -> str:
     # The batch size is written into the text, not passed: with LIMIT as a parameter PostgreSQL
     # never trusted the prepared statement's generic plan and planned the claim again on every
     # call (0.8 ms of the server's CPU each time, a tenth of the per-instance cost).
     return _CLAIM.format(
         n=int(n),
+        due=_DUE_VIRTUAL if virtual else _DUE,
         only=" ".join([_ONLY if only else _NOT_OWNED] + ([_COMPILED] if compiled else [])),
     )
 
@@ -117,14 +122,18 @@ async def claim(
     only: Collection[str] | None = None,
     *,
     compiled_only: bool = False,
+    now: datetime | None = None,
 ) -> list[ClaimRow]:
     """Lease up to ``n`` due instances (only those in ``only``, when given, else only those no
     worker owns; only those with a workflow version, with ``compiled_only``) to ``owner``; mark
-    pending ones running."""
+    pending ones running. Due means by the server's clock, or by ``now`` when given (a virtual
+    clock's time)."""
     params: dict[str, Any] = {"owner": owner, "lease": lease_seconds}
     if only is not None:
         params["only"] = list(only)
-    query = _claim_query(n, only is not None, compiled_only)
+    if now is not None:
+        params["now"] = now
+    query = _claim_query(n, only is not None, compiled_only, now is not None)
     cur = await conn.execute(query, params, prepare=True)
     return [ClaimRow(*r) for r in await cur.fetchall()]
 
@@ -174,6 +183,37 @@ async def backlog(conn: AConn) -> bool:
     """Whether any instance that any worker may claim is due."""
     row = await (await conn.execute(_BACKLOG, prepare=True)).fetchone()
     return bool(row and row[0])
+
+
+_PENDING = """
+SELECT (SELECT count(*) FROM dfc.queue WHERE lease_owner IS NOT NULL OR run_at <= %(now)s)
+     + (SELECT count(*) FROM dfc.schedules WHERE next_fire_at IS NULL OR next_fire_at <= %(now)s),
+       (SELECT min(run_at) FROM dfc.queue WHERE lease_owner IS NULL AND run_at > %(now)s),
+       (SELECT min(next_fire_at) FROM dfc.schedules WHERE next_fire_at > %(now)s)
+"""
+
+
+class Pending(NamedTuple):
+    """What is left to do at a time: ``busy`` counts the instances held by a worker or due and
+    the schedules due (or not armed yet); the other instances wait for a signal or for a timer,
+    the earliest of which is ``next_timer``, and the schedules for ``next_fire``."""
+
+    busy: int
+    next_timer: datetime | None
+    next_fire: datetime | None
+
+
+def pending(conn: Conn, now: datetime) -> Pending:
+    """What is left at ``now`` (a virtual clock's time: the test kit, `dfc.testing`, moves its
+    clock to the next timer or fire time when nothing is ``busy``)."""
+    row = conn.execute(_PENDING, {"now": now}).fetchone()
+    assert row is not None
+    return Pending(int(row[0]), row[1], row[2])
+
+
+def notify(conn: Conn) -> None:
+    """Tell every listening worker to look for work."""
+    conn.execute(_NOTIFY, ("",))
 
 
 _EXTEND = """

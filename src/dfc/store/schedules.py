@@ -125,11 +125,11 @@ _NOW = "SELECT now()"
 # Rows another worker holds are skipped: it is firing them, and each row is one transaction's.
 _DUE = f"""
 SELECT {_COLUMNS} FROM dfc.schedules s
-WHERE next_fire_at IS NULL OR next_fire_at <= now()
+WHERE next_fire_at IS NULL OR next_fire_at <= %(now)s
    OR EXISTS (SELECT 1 FROM dfc.schedule_fires f
               WHERE f.workflow = s.workflow AND f.instance_id IS NULL)
 ORDER BY next_fire_at NULLS FIRST
-LIMIT %s
+LIMIT %(limit)s
 FOR UPDATE OF s SKIP LOCKED
 """
 
@@ -141,18 +141,22 @@ def now_txn(conn: Conn) -> datetime:
     return row[0]  # type: ignore[no-any-return]
 
 
-def claim_due_txn(conn: Conn, limit: int) -> list[ScheduleRow]:
-    """Lock the schedules due now (to arm, to fire or with fires waiting), up to ``limit``."""
-    return [_row(r) for r in conn.execute(_DUE, (limit,)).fetchall()]
+def claim_due_txn(conn: Conn, limit: int, now: datetime) -> list[ScheduleRow]:
+    """Lock the schedules due at ``now`` (to arm, to fire or with fires waiting), up to
+    ``limit``."""
+    return [_row(r) for r in conn.execute(_DUE, {"now": now, "limit": limit}).fetchall()]
 
 
-_UNTIL_NEXT = "SELECT extract(epoch FROM min(next_fire_at) - now())::float8 FROM dfc.schedules"
+_UNTIL_NEXT = """
+SELECT extract(epoch FROM min(next_fire_at) - coalesce(%s::timestamptz, now()))::float8
+  FROM dfc.schedules
+"""
 
 
-def seconds_to_next_txn(conn: Conn) -> float | None:
-    """Seconds until the earliest next fire time of any schedule (negative: one is due; None:
-    no schedule is armed)."""
-    row = conn.execute(_UNTIL_NEXT).fetchone()
+def seconds_to_next_txn(conn: Conn, now: datetime | None = None) -> float | None:
+    """Seconds from ``now`` (default: the database's) until the earliest next fire time of any
+    schedule (negative: one is due; None: no schedule is armed)."""
+    row = conn.execute(_UNTIL_NEXT, (now,)).fetchone()
     return None if row is None or row[0] is None else float(row[0])
 
 
