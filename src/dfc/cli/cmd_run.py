@@ -8,7 +8,7 @@ import json
 import signal as signals
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -19,6 +19,9 @@ from dfc.cli.options import DB, GRAMMAR, JSON_OUT
 from dfc.diagnostics import DfcError
 from dfc.plan.explain import WIDTH, explain_lines
 from dfc.plan.model import Plan
+
+if TYPE_CHECKING:
+    from dfc.runtime.logs import StepLog
 
 VARS = click.option(
     "--var",
@@ -433,8 +436,27 @@ def start_cmd(
     "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @click.option("--quiet", is_flag=True, help="Log only errors and worker events, not every step.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics at http://ADDR:PORT/metrics (0: any free port, logged).",
+)
+@click.option(
+    "--metrics-addr",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="ADDR",
+    help="Address the metrics server listens on (0.0.0.0: every interface).",
+)
 def worker_cmd(
-    db: str | None, concurrency: int, lease_seconds: float, log_format: str, quiet: bool
+    db: str | None,
+    concurrency: int,
+    lease_seconds: float,
+    log_format: str,
+    quiet: bool,
+    metrics_port: int | None,
+    metrics_addr: str,
 ) -> None:
     """Execute instances until SIGTERM or Ctrl-C (then finish or release in-flight steps)."""
     from dfc.runtime.engine import EngineSettings
@@ -449,13 +471,34 @@ def worker_cmd(
     options = WorkerOptions(
         concurrency=concurrency, lease_seconds=lease_seconds, engine=EngineSettings()
     )
+    if metrics_port is None:
+        log = StepLog(fmt=log_format, quiet=quiet)
+    else:
+        log = _metered(url, metrics_port, metrics_addr, fmt=log_format, quiet=quiet)
     run_worker(
         url,
         options,
-        log=StepLog(fmt=log_format, quiet=quiet),
+        log=log,
         compile_graph=_graph_compiler,
         scheduler=Scheduler(url),
     )
+
+
+def _metered(url: str, port: int, addr: str, **log_options: Any) -> StepLog:
+    """The worker's log, counting into this process's metrics, which it serves on
+    ``addr:port``."""
+    from dfc.runtime.metrics import MeteredLog, serve
+
+    try:
+        metrics, bound = serve(url, port, addr)
+    except OSError as e:
+        raise DfcError(
+            f"cannot serve metrics on {addr}:{port}: {e.strerror or e}",
+            hint="choose another --metrics-port (0 picks a free one), or stop what uses it",
+        ) from None
+    metered = MeteredLog(metrics, **log_options)
+    metered.info("metrics", url=f"http://{addr}:{bound}/metrics")
+    return metered
 
 
 def _graph_compiler(graph: str, label: str | None, options: Mapping[str, Any] | None) -> Any:
