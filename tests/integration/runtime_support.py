@@ -139,6 +139,20 @@ def stop_gracefully(procs: Sequence[subprocess.Popen[Any]], timeout: float = 30)
             p.wait()
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A handler for test servers that logs nothing and answers with `reply`."""
+
+    def reply(self, status: int, body: bytes = b"{}") -> None:
+        """Answer ``status`` with ``body``."""
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @contextlib.contextmanager
 def local_http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     """Serve ``handler`` on a free port of 127.0.0.1 from a thread; yields ``http://host:port``."""

@@ -13,13 +13,12 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
-from runtime_support import local_http_server, stop_gracefully, wait_finished
+from runtime_support import QuietHandler, local_http_server, stop_gracefully, wait_finished
 
 from dfc.cli.main import main
 
@@ -34,15 +33,9 @@ param code int = 200;
 SIMPLE = "'SELECT 1 AS a' ~> 'SELECT 2 AS b' ~> 'SELECT 3 AS c'\n"
 
 
-class _Status(BaseHTTPRequestHandler):
+class _Status(QuietHandler):
     def do_GET(self) -> None:
-        self.send_response(int(self.path.rsplit("/", 1)[1]))
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.reply(int(self.path.rsplit("/", 1)[1]))
 
 
 @pytest.fixture

@@ -4,10 +4,11 @@ signal, cancel — and the live tree of ``dfc explain ID``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal as signals
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -204,6 +205,7 @@ def _execute(url: str, adopt: Callable[[str], str], *, live: bool) -> tuple[str,
     from dfc.runtime.worker import Worker, WorkerOptions
 
     options = WorkerOptions(concurrency=1, stop_when_done=True, retention_every=0, poll_seconds=0.5)
+    log = StepLog(errors_only=True)
     interrupted = 0
     adopted: list[str] = []
 
@@ -226,7 +228,7 @@ def _execute(url: str, adopt: Callable[[str], str], *, live: bool) -> tuple[str,
         worker = Worker(
             url,
             options,
-            log=StepLog(errors_only=True),
+            log=log,
             on_evaluate=on_evaluate,
             compile_graph=graph_compiler,
             adopt=adopt_async,
@@ -252,16 +254,20 @@ def _execute(url: str, adopt: Callable[[str], str], *, live: bool) -> tuple[str,
             loop.add_signal_handler(sig, stop)
         await worker.run()
 
-    if live:
-        from rich.live import Live
+    with _traced(log):
+        if live:
+            from rich.live import Live
 
-        with Live(
-            Text(""), console=settings.current().console(), transient=True, refresh_per_second=10
-        ) as lv:
-            display = lv
+            with Live(
+                Text(""),
+                console=settings.current().console(),
+                transient=True,
+                refresh_per_second=10,
+            ) as lv:
+                display = lv
+                asyncio.run(main())
+        else:
             asyncio.run(main())
-    else:
-        asyncio.run(main())
     return adopted[0], 130 if interrupted else 0
 
 
@@ -475,13 +481,28 @@ def worker_cmd(
         log = StepLog(fmt=log_format, quiet=quiet)
     else:
         log = _metered(url, metrics_port, metrics_addr, fmt=log_format, quiet=quiet)
-    run_worker(
-        url,
-        options,
-        log=log,
-        compile_graph=_graph_compiler,
-        scheduler=Scheduler(url),
-    )
+    with _traced(log):
+        run_worker(
+            url,
+            options,
+            log=log,
+            compile_graph=_graph_compiler,
+            scheduler=Scheduler(url),
+        )
+
+
+@contextlib.contextmanager
+def _traced(log: StepLog) -> Iterator[None]:
+    """OpenTelemetry traces as the ``OTEL_*`` variables say, exported before this returns."""
+    from dfc.runtime import tracing
+
+    exporters = tracing.configure_from_env()
+    if exporters:
+        log.info("tracing", exporters=exporters)
+    try:
+        yield
+    finally:
+        tracing.shutdown()
 
 
 def _metered(url: str, port: int, addr: str, **log_options: Any) -> StepLog:
