@@ -25,7 +25,6 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from dfc import __version__
 from dfc.diagnostics import DfcError
 from dfc.runtime.state import HttpRequest, NodeRecord
 
@@ -39,7 +38,7 @@ _provider: Any = None  # the provider `configure_from_env` made, shut down by `s
 def install(provider: Any) -> None:
     """Trace with ``provider`` (an OpenTelemetry ``TracerProvider``; None: stop tracing)."""
     global _tracer
-    _tracer = None if provider is None else provider.get_tracer("dfc", __version__)
+    _tracer = None if provider is None else provider.get_tracer("dfc")
 
 
 def configure_from_env() -> str | None:
