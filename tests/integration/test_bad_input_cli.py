@@ -64,7 +64,7 @@ ROLES: dict[tuple[str, ...], dict[str, str]] = {
         "concurrency_key": "key",
         "db": "db",
     },
-    ("worker",): {"db": "db"},
+    ("worker",): {"db": "db", "metrics_addr": "metrics_addr"},
     ("status",): {"instance_id": "instance", "db": "db"},
     ("result",): {"instance_id": "instance", "db": "db"},
     ("wait",): {"instance_id": "instance", "db": "db"},
@@ -312,6 +312,8 @@ def cases(path: tuple[str, ...], cmd: click.Command, w: World) -> list[Case]:
             add(["Mars/Olympus"], 1, r"unknown time zone 'Mars/Olympus'")
         if role == "step":
             add(["n99"], 1, r"the workflow has no step n99")
+        if role == "metrics_addr":
+            add(["0.0.0.0"], 2, r"--metrics-addr goes with --metrics-port")
         if role == "code":
             add(["DFC000"], 2, r"unknown diagnostic code DFC000")
         if role == "db":

@@ -146,3 +146,9 @@ def test_a_busy_metrics_port_is_one_clear_error(db_url: str) -> None:
         )
     assert r.exit_code == 1
     assert f"cannot serve metrics on 127.0.0.1:{port}" in r.stderr
+    r = CliRunner().invoke(
+        main,
+        ["worker", "--db", db_url, "--metrics-port", "0", "--metrics-addr", "no-such-host.invalid"],
+        catch_exceptions=False,
+    )
+    assert r.exit_code == 1 and "cannot serve metrics on no-such-host.invalid:0" in r.stderr

@@ -450,10 +450,8 @@ def start_cmd(
 )
 @click.option(
     "--metrics-addr",
-    default="127.0.0.1",
-    show_default=True,
     metavar="ADDR",
-    help="Address the metrics server listens on (0.0.0.0: every interface).",
+    help="Address the metrics server listens on (default 127.0.0.1; 0.0.0.0: every interface).",
 )
 def worker_cmd(
     db: str | None,
@@ -462,7 +460,7 @@ def worker_cmd(
     log_format: str,
     quiet: bool,
     metrics_port: int | None,
-    metrics_addr: str,
+    metrics_addr: str | None,
 ) -> None:
     """Execute instances until SIGTERM or Ctrl-C (then finish or release in-flight steps)."""
     from dfc.runtime.engine import EngineSettings
@@ -471,6 +469,8 @@ def worker_cmd(
     from dfc.runtime.worker import WorkerOptions, run_worker
     from dfc.store.db import resolve_url
 
+    if metrics_addr is not None and metrics_port is None:
+        raise click.UsageError("--metrics-addr goes with --metrics-port")
     url = resolve_url(db)
     with _open(url):
         pass  # connect once and migrate, so errors are one sentence before the loop starts
@@ -480,7 +480,8 @@ def worker_cmd(
     if metrics_port is None:
         log = StepLog(fmt=log_format, quiet=quiet)
     else:
-        log = _metered(url, metrics_port, metrics_addr, fmt=log_format, quiet=quiet)
+        addr = metrics_addr or "127.0.0.1"
+        log = _metered(url, metrics_port, addr, fmt=log_format, quiet=quiet)
     with _traced(log):
         run_worker(
             url,

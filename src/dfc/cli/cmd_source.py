@@ -216,7 +216,8 @@ def explain_cmd(
     instance = not Path(target).exists() and target != "-" and _looks_like_instance(target)
     if fmt == "pg":
         if as_json or full:
-            raise click.UsageError("--json and --full go with the tree format, not --format pg")
+            given = "--json" if as_json else "--full"
+            raise click.UsageError(f"{given} goes with the tree format, not --format pg")
         _explain_pg(target, instance, grammar, db)
         return
     from dfc.plan.explain import WIDTH, explain_lines, heading_lines
