@@ -14,7 +14,6 @@ work. Every method is one short transaction on the client's connection.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +24,6 @@ import psycopg
 from dfc.diagnostics import DfcError
 from dfc.plan.model import Plan
 from dfc.runtime import instances
-from dfc.store import instances as stored
 from dfc.store.db import open_database
 from dfc.store.instances import HistoryEvent, InstanceInfo
 from dfc.store.registry import DeployResult, VersionInfo
@@ -96,7 +94,8 @@ class Client:
         idempotency_key: str | None = None,
         concurrency_key: str | None = None,
     ) -> str:
-        """Start an instance of ``name`` (latest version unless given); returns its id.
+        """Start an instance of ``name`` (its latest deployed version unless given: see
+        `dfc.store.registry.load_plan_txn`); returns its id.
 
         With ``idempotency_key``, a start that repeats an earlier one with the same key (for
         this workflow) starts nothing and returns the earlier instance's id, finished or not;
@@ -186,24 +185,13 @@ class Client:
         Raises `InstanceFailed` when it failed or was cancelled, `WaitTimeout` after ``timeout``
         seconds. Listens on ``dfc_done`` and looks again every ``poll`` seconds as a safety net.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        stored.listen_finished(self.conn)
-        try:
-            while True:
-                info = instances.status(self.conn, instance_id)
-                if info.finished:
-                    return _outcome(info)
-                left = poll if deadline is None else min(poll, deadline - time.monotonic())
-                if left <= 0:
-                    raise WaitTimeout(
-                        f"instance {instance_id} is still {info.status} after {timeout:g} s",
-                        hint="a worker must be running (`dfc worker`) for instances to progress",
-                    )
-                for note in self.conn.notifies(timeout=left, stop_after=1):
-                    if note.payload == instance_id:
-                        break
-        finally:
-            stored.unlisten_finished(self.conn)
+        info = instances.wait(self.conn, instance_id, timeout, poll=poll)
+        if not info.finished:
+            raise WaitTimeout(
+                f"instance {instance_id} is still {info.status} after {timeout:g} s",
+                hint="a worker must be running (`dfc worker`) for instances to progress",
+            )
+        return _outcome(info)
 
 
 def _compile(path: str) -> Plan:

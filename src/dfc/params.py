@@ -126,6 +126,23 @@ def substitution_text(type_: str, value: JSON) -> str:
     raise ParamValueError(_EXPECTED[type_])
 
 
+def typed_value(type_: str, text: str) -> JSON:
+    """The value a ``{var}``'s substitution text stands for, as JSON of its declared type (an
+    ``int`` as a number, a ``json`` as its value): what `substitution_text` made it from, for
+    display. Text that does not read as its type (a variable stored by an older version) stays
+    text."""
+    try:
+        match type_:
+            case "int" | "numeric" | "json":
+                value: JSON = json.loads(text)
+                return value
+            case "bool":
+                return {"true": True, "false": False}.get(text, text)
+    except ValueError:  # not JSON, or an int too long for Python to convert
+        pass
+    return text
+
+
 def _ident(text: str) -> str:
     if not _IDENT.fullmatch(text):
         raise ParamValueError(_EXPECTED["ident"])

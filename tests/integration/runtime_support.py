@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import psycopg
@@ -135,3 +137,29 @@ def stop_gracefully(procs: Sequence[subprocess.Popen[Any]], timeout: float = 30)
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A handler for test servers that logs nothing and answers with `reply`."""
+
+    def reply(self, status: int, body: bytes = b"{}") -> None:
+        """Answer ``status`` with ``body``."""
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def local_http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve ``handler`` on a free port of 127.0.0.1 from a thread; yields ``http://host:port``."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

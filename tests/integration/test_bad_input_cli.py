@@ -64,9 +64,10 @@ ROLES: dict[tuple[str, ...], dict[str, str]] = {
         "concurrency_key": "key",
         "db": "db",
     },
-    ("worker",): {"db": "db"},
+    ("worker",): {"db": "db", "metrics_addr": "metrics_addr"},
     ("status",): {"instance_id": "instance", "db": "db"},
     ("result",): {"instance_id": "instance", "db": "db"},
+    ("wait",): {"instance_id": "instance", "db": "db"},
     ("ls",): {"workflow": "filter", "db": "db"},
     ("history",): {"instance_id": "instance", "db": "db"},
     ("signal",): {"instance_id": "instance", "name": "signal", "data": "free", "db": "db"},
@@ -211,6 +212,7 @@ def base(path: tuple[str, ...], w: World) -> dict[str, list[str]]:
         ("worker",): {},
         ("status",): {"instance_id": [w.done]},
         ("result",): {"instance_id": [w.done]},
+        ("wait",): {"instance_id": [w.done]},
         ("ls",): {},
         ("history",): {"instance_id": [w.done]},
         ("signal",): {"instance_id": [w.pending], "name": ["go"]},
@@ -311,6 +313,8 @@ def cases(path: tuple[str, ...], cmd: click.Command, w: World) -> list[Case]:
             add(["Mars/Olympus"], 1, r"unknown time zone 'Mars/Olympus'")
         if role == "step":
             add(["n99"], 1, r"the workflow has no step n99")
+        if role == "metrics_addr":
+            add(["0.0.0.0"], 2, r"--metrics-addr goes with --metrics-port")
         if role == "code":
             add(["DFC000"], 2, r"unknown diagnostic code DFC000")
         if role == "db":

@@ -6,7 +6,7 @@ import pytest
 
 from dfc.compiler import compile_source
 from dfc.diagnostics import DfcError
-from dfc.params import ParamValueError, substitution_text
+from dfc.params import ParamValueError, substitution_text, typed_value
 from dfc.plan.model import Plan
 from dfc.runtime.instances import validate_vars
 from dfc.source import SourceFile
@@ -95,3 +95,23 @@ def test_substitution_text_raises_only_param_value_errors() -> None:
     with pytest.raises(ParamValueError) as e:
         substitution_text("int", "x")
     assert e.value.problem("'x'") == "'x' is not an integer"
+
+
+@pytest.mark.parametrize(
+    ("type_", "given", "value"),
+    [
+        ("int", "100", 100),
+        ("int", " -3 ", -3),
+        ("numeric", "2.50", 2.5),
+        ("bool", "yes", True),
+        ("bool", "off", False),
+        ("json", '{"b": [1, null], "a": "x"}', {"a": "x", "b": [1, None]}),
+        ("text", "100", "100"),
+        ("ident", "archive.orders", "archive.orders"),
+        ("int", "1" * 5000, "1" * 5000),  # more digits than Python converts: stays text
+    ],
+)
+def test_typed_value_reads_the_substitution_text_as_its_type(
+    type_: str, given: str, value: object
+) -> None:
+    assert typed_value(type_, substitution_text(type_, given)) == value

@@ -7,7 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
-from dfc.cli.render import print_diagnostics, render_text
+from dfc.cli.render import print_diagnostics, render_text, summary
 from dfc.compiler import check_source
 from dfc.diagnostics import Diagnostic, Label, Severity
 from dfc.source import SourceFile, Span
@@ -70,3 +70,28 @@ def test_print_diagnostics_writes_what_rich_prints(options: dict[str, object]) -
         outputs.append(buffer.getvalue())
     assert outputs[0] == outputs[1]
     assert ("\x1b[" in outputs[0]) == (options.get("force_terminal") is True)
+
+
+def _diag(severity: Severity) -> Diagnostic:
+    return Diagnostic(code="DFC999", severity=severity, message="m", span=None)
+
+
+@pytest.mark.parametrize(
+    ("severities", "files", "line"),
+    [
+        ((), 1, "checked 1 file: no problems"),
+        ((), 2, "checked 2 files: no problems"),
+        ((Severity.HINT,), 1, "checked 1 file: no problems (1 hint)"),
+        (
+            (Severity.INFO, Severity.HINT, Severity.HINT),
+            1,
+            "checked 1 file: no problems (1 info, 2 hints)",
+        ),
+        ((Severity.ERROR, Severity.HINT), 2, "checked 2 files: 1 error, 1 hint"),
+        ((Severity.WARNING, Severity.WARNING), 1, "checked 1 file: 2 warnings"),
+    ],
+)
+def test_one_summary_for_any_number_of_files_and_diagnostics(
+    severities: tuple[Severity, ...], files: int, line: str
+) -> None:
+    assert summary([_diag(s) for s in severities], files) == line

@@ -197,7 +197,9 @@ def _statement(
     if word not in STATEMENT_WORDS:
         if first_is_raw:  # a variable may hold a whole statement
             return unknown()
-        if len(st.tokens) > 1 and first.kind == "word":
+        # `'$batch.done'` as a condition: the reference's value is wanted, not its text.
+        starts_with_ref = any(r.start == first.start for r in refs)
+        if len(st.tokens) > 1 and first.kind == "word" and not starts_with_ref:
             # Several words: most likely a misspelt command (`SELEC 1 FROM t`).
             close = difflib.get_close_matches(first.upper, STATEMENT_WORDS, n=1)
             issues.append(
@@ -213,7 +215,18 @@ def _statement(
             return unknown()
         shown = " ".join(text[st.start : st.end].split())
         shown = shown if len(shown) <= 40 else shown[:37] + "..."
-        value = shown.strip("'").replace("'", "''")
+        if starts_with_ref:
+            quoted = shown.replace("'", "''")
+            help = (
+                "a string in node position is a SQL step: to use the value, write the step "
+                f"'SELECT {quoted}'"
+            )
+        else:
+            value = shown.strip("'").replace("'", "''")
+            help = (
+                "a string in node position is a SQL step: to end a loop with this value write "
+                f"df.break('{value}'), to produce it as a result SELECT '{value}'"
+            )
         issues.append(
             SqlIssue(
                 codes.NOT_A_STATEMENT,
@@ -221,8 +234,7 @@ def _statement(
                 f"`{shown}` is not a SQL statement",
                 st.start,
                 st.end,
-                help="a string in node position is a SQL step: to end a loop with this value write "
-                f"df.break('{value}'), to produce it as a result SELECT '{value}'",
+                help=help,
             )
         )
         return unknown()

@@ -60,7 +60,8 @@ def deploy_cmd(files: tuple[str, ...], db: str | None, as_json: bool, grammar: G
 @DB
 @JSON_OUT
 def versions_cmd(name: str, db: str | None, as_json: bool) -> None:
-    """List the deployed versions of a workflow."""
+    """List the versions of a workflow: deployed, or dev versions made by `dfc run` (which
+    `dfc start` uses only while no version was deployed)."""
     with open_database(db) as conn:
         rows = versions(conn, name)
         if not rows and not as_json:  # JSON's answer is the empty list
@@ -69,10 +70,13 @@ def versions_cmd(name: str, db: str | None, as_json: bool) -> None:
         click.echo(json.dumps([v.to_dict() for v in rows], indent=2))
         return
     for v in rows:
-        dev = " (dev)" if v.dev else ""
+        kind = "dev (dfc run)" if v.dev else "deployed"
         click.echo(
-            f"{v.version:>4}  {v.hash[:12]}  {v.deployed_at:%Y-%m-%d %H:%M:%S%z}  {v.deployed_by}{dev}"
+            f"{'*' if v.default else ' '}{v.version:>4}  {v.hash[:12]}  "
+            f"{v.deployed_at:%Y-%m-%d %H:%M:%S%z}  {kind:<13}  {v.deployed_by}"
         )
+    if rows:
+        click.echo(f"* the version `dfc start {name}` starts")
 
 
 @click.command("diff")

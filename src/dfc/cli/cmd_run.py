@@ -4,11 +4,12 @@ signal, cancel — and the live tree of ``dfc explain ID``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal as signals
 import sys
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -17,8 +18,11 @@ from rich.text import Text
 from dfc.cli import settings
 from dfc.cli.options import DB, GRAMMAR, JSON_OUT
 from dfc.diagnostics import DfcError
-from dfc.plan.explain import explain_lines
+from dfc.plan.explain import WIDTH, explain_lines
 from dfc.plan.model import Plan
+
+if TYPE_CHECKING:
+    from dfc.runtime.logs import StepLog
 
 VARS = click.option(
     "--var",
@@ -63,20 +67,20 @@ def _open(db: str | None) -> Any:
 
 
 @click.command("run")
-@click.argument("file")
+@click.argument("file", required=False)
 @VARS
 @DB
 @click.option(
     "--resume",
     "resume_id",
     metavar="ID",
-    help="Continue an interrupted instance instead of starting one.",
+    help="Continue an interrupted instance (of FILE's workflow, or, without FILE, its own).",
 )
 @GRAMMAR
-@click.option("--label", help="Label of the new instance.")
+@click.option("--label", help="Label of the new instance (raw text in {sys_label}).")
 @JSON_OUT
 def run_cmd(
-    file: str,
+    file: str | None,
     var_items: tuple[str, ...],
     db: str | None,
     resume_id: str | None,
@@ -91,15 +95,78 @@ def run_cmd(
     steps finish (up to 10 s), a second Ctrl-C cancels them; either way the exit code is 130
     and the instance is resumable by a worker or `dfc run --resume ID`. Otherwise the exit code
     is 0 when it completes, 1 when it fails.
+
+    `dfc run --resume ID` without FILE continues the instance on its own stored version.
     """
-    from dfc.cli.render import print_diagnostics
-    from dfc.compiler import compile_path
     from dfc.runtime import instances
     from dfc.store.db import resolve_url
     from dfc.store.registry import deploy
 
     opts = settings.current()
     err_console = opts.console(stderr=True)
+    if file is None:
+        if resume_id is None:
+            raise click.UsageError("give a FILE to run, or --resume ID to continue an instance")
+        if var_items or label is not None:
+            raise click.UsageError(
+                "--var and --label go with a FILE: a resumed instance has its own"
+            )
+    values = instances.parse_var_options(var_items)
+    url = resolve_url(db)
+    with _open(url) as conn:
+        # An unknown or foreign instance is refused before anything is written (no dev version).
+        info = None if resume_id is None else instances.status(conn, resume_id)
+        if info is not None and file is None:
+            name, version = info.workflow, info.version  # None: a graph started from SQL
+        else:
+            assert file is not None
+            plan = _compiled_plan(file, grammar, err_console)
+            if info is not None and info.workflow != plan.name:
+                raise DfcError(
+                    f"instance {resume_id} runs workflow {info.workflow}, not {plan.name}",
+                    hint=f"pass the file the instance was started from, or none: "
+                    f"`dfc run --resume {resume_id}`",
+                )
+            name, version = plan.name, deploy(conn, plan, dev=True).version
+
+    def adopt(owner: str) -> str:
+        """Start (or resume) the instance owned by this process's worker ``owner``."""
+        with _open(url) as conn, conn.transaction():
+            if resume_id is None:
+                assert name is not None
+                iid = instances.start(conn, name, version, values, label)
+            else:
+                iid = resume_id
+            _own(conn, iid, owner)
+        if not as_json:
+            what = "a graph started from SQL" if name is None else f"{name} v{version}"
+            err_console.print(f"[dim]instance {iid} of {what}[/]")
+        return iid
+
+    instance_id, code = _execute(url, adopt, live=sys.stdout.isatty() and not as_json)
+    with _open(url) as conn:
+        snap = instances.snapshot(conn, instance_id)
+    if code == 130:
+        err_console.print(
+            f"interrupted; instance {instance_id} is resumable: `dfc run --resume {instance_id}` "
+            "or any `dfc worker`"
+        )
+        sys.exit(130)
+    if as_json:
+        _echo_json(_info_json(snap.info, snap.plan))
+    else:
+        console = opts.console()
+        for line in _tree(snap, _replay(snap)):
+            console.print(Text(line))
+        _print_outcome(console, err_console, snap.info, snap.plan)
+    sys.exit(0 if snap.info.status == "completed" else 1)
+
+
+def _compiled_plan(file: str, grammar: str, err_console: Console) -> Plan:
+    """FILE's plan, or its diagnostics printed and exit 1."""
+    from dfc.cli.render import print_diagnostics
+    from dfc.compiler import compile_path
+
     comp = compile_path(file, grammar=grammar)  # type: ignore[arg-type]
     print_diagnostics(err_console, comp.sorted_diagnostics)
     if not comp.ok or comp.plan is None:
@@ -108,46 +175,8 @@ def run_cmd(
                 f"{file} has no workflow to run", hint="a file with only declarations is a module"
             )
         sys.exit(1)
-    values = instances.parse_var_options(var_items)
-    url = resolve_url(db)
-    plan = comp.plan
-    with _open(url) as conn:
-        # An unknown or foreign instance is refused before anything is written (no dev version).
-        if resume_id is not None:
-            info = instances.status(conn, resume_id)
-            if info.workflow != plan.name:
-                raise DfcError(
-                    f"instance {resume_id} runs workflow {info.workflow}, not {plan.name}",
-                    hint="pass the file the instance was started from",
-                )
-        deployed = deploy(conn, plan, dev=True)
-
-    def adopt(owner: str) -> str:
-        """Start (or resume) the instance owned by this process's worker ``owner``."""
-        with _open(url) as conn, conn.transaction():
-            iid = resume_id or instances.start(conn, plan.name, deployed.version, values, label)
-            _own(conn, iid, owner)
-        if not as_json:
-            err_console.print(f"[dim]instance {iid} of {plan.name} v{deployed.version}[/]")
-        return iid
-
-    instance_id, code = _execute(url, adopt, live=sys.stdout.isatty() and not as_json)
-    with _open(url) as conn:
-        snap = instances.snapshot(conn, instance_id)
-    if code == 130:
-        err_console.print(
-            f"interrupted; instance {instance_id} is resumable: `dfc run {file} --resume {instance_id}` "
-            "or any `dfc worker`"
-        )
-        sys.exit(130)
-    if as_json:
-        _echo_json(snap.info.to_dict())
-    else:
-        console = opts.console()
-        for line in _tree(snap, _replay(snap)):
-            console.print(Text(line))
-        _print_outcome(console, err_console, snap.info, snap.plan)
-    sys.exit(0 if snap.info.status == "completed" else 1)
+    plan: Plan = comp.plan
+    return plan
 
 
 def _own(conn: Any, instance_id: str, owner: str) -> None:
@@ -176,6 +205,7 @@ def _execute(url: str, adopt: Callable[[str], str], *, live: bool) -> tuple[str,
     from dfc.runtime.worker import Worker, WorkerOptions
 
     options = WorkerOptions(concurrency=1, stop_when_done=True, retention_every=0, poll_seconds=0.5)
+    log = StepLog(errors_only=True)
     interrupted = 0
     adopted: list[str] = []
 
@@ -191,14 +221,14 @@ def _execute(url: str, adopt: Callable[[str], str], *, live: bool) -> tuple[str,
             return
         plan_holder["plan"] = run.claimed.plan
         m = marks(ev.statuses, run.records, durations_ms=run.durations)
-        display.update(Text("\n".join(explain_lines(run.claimed.plan, m))))
+        display.update(Text("\n".join(explain_lines(run.claimed.plan, m, ids=True))))
 
     async def main() -> None:
         nonlocal interrupted
         worker = Worker(
             url,
             options,
-            log=StepLog(errors_only=True),
+            log=log,
             on_evaluate=on_evaluate,
             compile_graph=graph_compiler,
             adopt=adopt_async,
@@ -224,16 +254,20 @@ def _execute(url: str, adopt: Callable[[str], str], *, live: bool) -> tuple[str,
             loop.add_signal_handler(sig, stop)
         await worker.run()
 
-    if live:
-        from rich.live import Live
+    with _traced(log):
+        if live:
+            from rich.live import Live
 
-        with Live(
-            Text(""), console=settings.current().console(), transient=True, refresh_per_second=10
-        ) as lv:
-            display = lv
+            with Live(
+                Text(""),
+                console=settings.current().console(),
+                transient=True,
+                refresh_per_second=10,
+            ) as lv:
+                display = lv
+                asyncio.run(main())
+        else:
             asyncio.run(main())
-    else:
-        asyncio.run(main())
     return adopted[0], 130 if interrupted else 0
 
 
@@ -252,11 +286,12 @@ def _replay(snap: Any) -> Any:
     )
 
 
-def _tree(snap: Any, ev: Any) -> list[str]:
-    """The plan tree of a snapshot, each node marked with its status in ``ev``."""
+def _tree(snap: Any, ev: Any, width: int | None = WIDTH) -> list[str]:
+    """The plan tree of a snapshot with node ids, each node marked with its status in ``ev``."""
     from dfc.runtime.live import marks
 
-    return explain_lines(snap.plan, marks(ev.statuses, snap.records, timings=snap.timings))
+    m = marks(ev.statuses, snap.records, timings=snap.timings, plan=snap.plan, now=_now())
+    return explain_lines(snap.plan, m, width=width, ids=True)
 
 
 def _now() -> Any:
@@ -265,13 +300,19 @@ def _now() -> Any:
     return datetime.now(UTC)
 
 
-def _print_outcome(console: Console, err: Console, info: Any, plan: Plan) -> None:
+def _print_outcome(console: Console, err: Console, info: Any, plan: Plan | None) -> None:
+    """A finished instance's result on ``console``, or how it failed or was cancelled on
+    ``err``."""
     if info.status == "completed":
         console.print(Text(json.dumps(info.result, indent=2, ensure_ascii=False)))
         return
     if info.status == "cancelled":
         reason = f": {info.cancel_reason}" if info.cancel_reason else ""
         err.print(Text(f"instance {info.id} was cancelled{reason}", style="bold red"))
+        return
+    if plan is None:  # started from SQL, its graph did not compile: the diagnostics as text
+        message = info.error.get("message") if isinstance(info.error, Mapping) else info.error
+        err.print(Text(str(message).rstrip(), style="red"))
         return
     for line in error_lines(info.error, plan):
         err.print(line)
@@ -324,9 +365,15 @@ def error_lines(error: Any, plan: Plan) -> list[Text]:
 
 @click.command("start")
 @click.argument("name")
-@click.option("--version", "version", type=int, help="Version to start (default: the latest).")
+@click.option(
+    "--version",
+    "version",
+    type=int,
+    help="Version to start (default: the latest deployed one; dev versions from `dfc run` "
+    "only when none was deployed).",
+)
 @VARS
-@click.option("--label", help="Label of the instance.")
+@click.option("--label", help="Label of the instance (raw text in {sys_label}).")
 @click.option(
     "--idempotency-key",
     metavar="KEY",
@@ -395,8 +442,25 @@ def start_cmd(
     "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @click.option("--quiet", is_flag=True, help="Log only errors and worker events, not every step.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Serve Prometheus metrics at http://ADDR:PORT/metrics (0: any free port, logged).",
+)
+@click.option(
+    "--metrics-addr",
+    metavar="ADDR",
+    help="Address the metrics server listens on (default 127.0.0.1; 0.0.0.0: every interface).",
+)
 def worker_cmd(
-    db: str | None, concurrency: int, lease_seconds: float, log_format: str, quiet: bool
+    db: str | None,
+    concurrency: int,
+    lease_seconds: float,
+    log_format: str,
+    quiet: bool,
+    metrics_port: int | None,
+    metrics_addr: str | None,
 ) -> None:
     """Execute instances until SIGTERM or Ctrl-C (then finish or release in-flight steps)."""
     from dfc.runtime.engine import EngineSettings
@@ -405,19 +469,58 @@ def worker_cmd(
     from dfc.runtime.worker import WorkerOptions, run_worker
     from dfc.store.db import resolve_url
 
+    if metrics_addr is not None and metrics_port is None:
+        raise click.UsageError("--metrics-addr goes with --metrics-port")
     url = resolve_url(db)
     with _open(url):
         pass  # connect once and migrate, so errors are one sentence before the loop starts
     options = WorkerOptions(
         concurrency=concurrency, lease_seconds=lease_seconds, engine=EngineSettings()
     )
-    run_worker(
-        url,
-        options,
-        log=StepLog(fmt=log_format, quiet=quiet),
-        compile_graph=_graph_compiler,
-        scheduler=Scheduler(url),
-    )
+    if metrics_port is None:
+        log = StepLog(fmt=log_format, quiet=quiet)
+    else:
+        addr = metrics_addr or "127.0.0.1"
+        log = _metered(url, metrics_port, addr, fmt=log_format, quiet=quiet)
+    with _traced(log):
+        run_worker(
+            url,
+            options,
+            log=log,
+            compile_graph=_graph_compiler,
+            scheduler=Scheduler(url),
+        )
+
+
+@contextlib.contextmanager
+def _traced(log: StepLog) -> Iterator[None]:
+    """OpenTelemetry traces as the ``OTEL_*`` variables say, exported before this returns."""
+    from dfc.runtime import tracing
+
+    exporters = tracing.configure_from_env()
+    if exporters:
+        log.info("tracing", exporters=exporters)
+    try:
+        yield
+    finally:
+        tracing.shutdown()
+
+
+def _metered(url: str, port: int, addr: str, **log_options: Any) -> StepLog:
+    """The worker's log, counting into this process's metrics, which it serves on
+    ``addr:port``."""
+    from dfc.runtime.metrics import MeteredLog, serve
+
+    try:
+        metrics, bound = serve(url, port, addr)
+    except OSError as e:
+        raise DfcError(
+            f"cannot serve metrics on {addr}:{port}: {e.strerror or e}",
+            hint="choose another --metrics-port (0 picks a free one), or stop what uses it",
+        ) from None
+    metered = MeteredLog(metrics, **log_options)
+    metered.info("metrics", url=f"http://{addr}:{bound}/metrics")
+    return metered
 
 
 def _graph_compiler(graph: str, label: str | None, options: Mapping[str, Any] | None) -> Any:
@@ -438,9 +541,8 @@ def status_cmd(instance_id: str, db: str | None, as_json: bool) -> None:
 
     with _open(db) as conn:
         info = instances.status(conn, instance_id)
-        failed = info.status == "failed"
-        plan = instances.snapshot(conn, instance_id).plan if failed and info.workflow else None
-    console = _console_unless_json(as_json, info.to_dict())
+        plan = _plan_of(conn, info)
+    console = _console_unless_json(as_json, _info_json(info, plan))
     if console is None:
         return
     console.print(
@@ -463,12 +565,8 @@ def status_cmd(instance_id: str, db: str | None, as_json: bool) -> None:
         console.print(Text(f"waiting  {info.waiting_for}"))
     if info.cancel_reason:
         console.print(Text(f"reason   {info.cancel_reason}"))
-    if plan is not None:
-        for line in error_lines(info.error, plan):
-            console.print(line)
-    elif failed:  # started from SQL, its graph did not compile: the diagnostics as text
-        message = info.error.get("message") if isinstance(info.error, Mapping) else info.error
-        console.print(Text(str(message).rstrip(), style="red"))
+    if info.status == "failed":
+        _print_outcome(console, console, info, plan)
 
 
 def _workflow_text(info: Any) -> str:
@@ -487,15 +585,105 @@ _STATUS_STYLE = {
 }
 
 
+WAIT_EXIT_CODES = {"completed": 0, "failed": 1, "cancelled": 3}
+"""The exit code of `dfc wait` and `dfc result --wait` by final status (failed is 1, as for
+`dfc run`); `WAIT_TIMED_OUT` when the timeout ended the wait first."""
+WAIT_TIMED_OUT = 4
+
+TIMEOUT = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help=f"Give up after SECONDS (exit {WAIT_TIMED_OUT}); default: wait as long as it takes.",
+)
+
+
 @click.command("result")
 @INSTANCE
+@click.option(
+    "--wait",
+    "wait_for",
+    is_flag=True,
+    help="Wait for the instance to finish first (exit codes as for `dfc wait`).",
+)
+@TIMEOUT
 @DB
-def result_cmd(instance_id: str, db: str | None) -> None:
+def result_cmd(instance_id: str, wait_for: bool, timeout: float | None, db: str | None) -> None:
     """Print a completed instance's result as JSON."""
     from dfc.runtime import instances
 
+    if timeout is not None and not wait_for:
+        raise click.UsageError("--timeout goes with --wait")
+    if not wait_for:
+        with _open(db) as conn:
+            _echo_json(instances.result(conn, instance_id))
+        return
+    _wait(instance_id, timeout, db, as_json=False, print_result=True)
+
+
+@click.command("wait")
+@INSTANCE
+@TIMEOUT
+@DB
+@JSON_OUT
+def wait_cmd(instance_id: str, timeout: float | None, db: str | None, as_json: bool) -> None:
+    """Wait until an instance finishes; the exit code says how it ended.
+
+    0 completed, 1 failed, 3 cancelled, 4 still unfinished after --timeout. The database tells
+    when an instance ends (LISTEN/NOTIFY): the wait costs no polling.
+    """
+    _wait(instance_id, timeout, db, as_json=as_json, print_result=False)
+
+
+def _wait(
+    instance_id: str, timeout: float | None, db: str | None, *, as_json: bool, print_result: bool
+) -> None:
+    """Wait for the instance, print how it ended (its result, with ``print_result``) and exit
+    with its `WAIT_EXIT_CODES` code."""
+    from dfc.runtime import instances
+
     with _open(db) as conn:
-        _echo_json(instances.result(conn, instance_id))
+        info = instances.wait(conn, instance_id, timeout)
+        plan = _plan_of(conn, info)
+    code = WAIT_EXIT_CODES[info.status] if info.finished else WAIT_TIMED_OUT
+    err = settings.current().console(stderr=True)
+    if as_json:
+        _echo_json({**_info_json(info, plan), "timed_out": not info.finished})
+    elif not info.finished:
+        err.print(
+            Text(f"instance {instance_id} is still {info.status} after {timeout:g} s"),
+            Text.assemble(("hint:", "bold"), " a worker must be running (`dfc worker`)"),
+            sep="\n",
+        )
+    elif print_result or info.status != "completed":
+        _print_outcome(settings.current().console(), err, info, plan)
+    else:
+        click.echo(f"instance {info.id} completed in {info.duration_s or 0:.3f} s")
+    sys.exit(code)
+
+
+def _plan_of(conn: Any, info: Any) -> Plan | None:
+    """The plan of an instance's version (None for a graph started from SQL and not compiled)."""
+    from dfc.store.registry import load_plan_txn
+
+    if info.workflow is None or info.version is None:
+        return None
+    with conn.transaction():
+        return load_plan_txn(conn, info.workflow, info.version)[1]
+
+
+def _info_json(info: Any, plan: Plan | None) -> dict[str, Any]:
+    """An instance as JSON, its variables typed as its plan declares them (an ``int``
+    parameter is a number, not the text it is substituted as)."""
+    from dfc.params import typed_value
+
+    out: dict[str, Any] = info.to_dict()
+    if plan is not None:
+        types = {p.name: p.type for p in plan.params}
+        out["vars"] = {
+            k: typed_value(types[k], v) if k in types else v for k, v in out["vars"].items()
+        }
+    return out
 
 
 @click.command("ls")
@@ -591,7 +779,9 @@ def cancel_cmd(instance_id: str, reason: str | None, db: str | None, as_json: bo
         click.echo(message)
 
 
-def explain_instance(instance_id: str, db: str | None, as_json: bool) -> None:
+def explain_instance(
+    instance_id: str, db: str | None, as_json: bool, *, width: int | None = WIDTH
+) -> None:
     """``dfc explain ID``: the plan tree of a live instance with a status mark per node."""
     from dfc.compiler import graph_compiler
     from dfc.runtime import instances
@@ -600,7 +790,7 @@ def explain_instance(instance_id: str, db: str | None, as_json: bool) -> None:
         snap = instances.snapshot(conn, instance_id, graph_compiler)
     ev = _replay(snap)
     console = _console_unless_json(
-        as_json, {"instance": snap.info.to_dict(), "nodes": dict(ev.statuses)}
+        as_json, {"instance": _info_json(snap.info, snap.plan), "nodes": dict(ev.statuses)}
     )
     if console is None:
         return
@@ -612,7 +802,7 @@ def explain_instance(instance_id: str, db: str | None, as_json: bool) -> None:
             (info.status, _STATUS_STYLE.get(info.status, "")),
         )
     )
-    for line in _tree(snap, ev):
+    for line in _tree(snap, ev, width):
         console.print(Text(line))
 
 
@@ -630,6 +820,7 @@ COMMANDS = [
     worker_cmd,
     status_cmd,
     result_cmd,
+    wait_cmd,
     ls_cmd,
     history_cmd,
     signal_cmd,

@@ -30,15 +30,17 @@ if TYPE_CHECKING:
     from dfc.plan.model import Plan
 
 
-def _report(comps: list[Compilation], fmt: str) -> int:
-    """Print diagnostics of compilations; return the exit code (1 when any error)."""
+def _report(comps: list[Compilation], fmt: str, *, summarise: bool = False) -> int:
+    """Print diagnostics of compilations, and a summary line when there are some, several
+    files or ``summarise`` (`dfc check`'s one consistent last line); return the exit code (1
+    when any error)."""
     diags: list[Diagnostic] = [d for c in comps for d in c.sorted_diagnostics]
     if fmt == "json":
         click.echo(to_json(diags))
     else:
         console = settings.current().console()
         print_diagnostics(console, diags)
-        if len(comps) > 1 or diags:
+        if summarise or len(comps) > 1 or diags:
             console.print(summary(diags, len(comps)))
     return 1 if any(d.is_error for d in diags) else 0
 
@@ -95,7 +97,7 @@ def check_cmd(
         comps = [check_source(read_source(f), grammar=grammar) for f in _expand(files)]
     if db is not None:
         _check_live(comps, db)
-    code = _report(comps, fmt)
+    code = _report(comps, fmt, summarise=True)
     if fmt == "text" and settings.current().debug:
         click.echo(f"checked in {(time.perf_counter() - started) * 1000:.1f} ms", err=True)
     sys.exit(code)
@@ -203,24 +205,32 @@ def fmt_cmd(files: tuple[str, ...], check_only: bool, show_diff: bool) -> None:
     show_default=True,
     help="tree: dfc's tree; pg: pg_durable's df.explain text, rendered by the database.",
 )
-def explain_cmd(target: str, grammar: Grammar, db: str | None, as_json: bool, fmt: str) -> None:
-    """Show the plan tree of a FILE, or the live tree of an instance ID."""
+@click.option("--full", is_flag=True, help="Show every step's SQL, URL and value in full.")
+def explain_cmd(
+    target: str, grammar: Grammar, db: str | None, as_json: bool, fmt: str, full: bool
+) -> None:
+    """Show the plan tree of a FILE, or the live tree of an instance ID.
+
+    Each line starts with its node's id, the name `dfc history` and `dfc fork --from` use.
+    """
     instance = not Path(target).exists() and target != "-" and _looks_like_instance(target)
     if fmt == "pg":
-        if as_json:
-            raise click.UsageError("--json goes with the tree format, not --format pg")
+        if as_json or full:
+            given = "--json" if as_json else "--full"
+            raise click.UsageError(f"{given} goes with the tree format, not --format pg")
         _explain_pg(target, instance, grammar, db)
         return
+    from dfc.plan.explain import WIDTH, explain_lines, heading_lines
+
+    width = None if full else WIDTH
     if instance:
         from dfc.cli.cmd_run import explain_instance
 
-        explain_instance(target, db, as_json)
+        explain_instance(target, db, as_json, width=width)
         return
-    from dfc.plan.explain import explain_lines, heading_lines
-
     comp, plan = _compiled(target, grammar)
     _warnings(comp)
-    for line in [*heading_lines(plan), *explain_lines(plan)]:
+    for line in [*heading_lines(plan), *explain_lines(plan, width=width, ids=True)]:
         click.echo(line)
 
 

@@ -36,6 +36,7 @@ LAZY_COMMANDS = {
     "worker": "dfc.cli.cmd_run",
     "status": "dfc.cli.cmd_run",
     "result": "dfc.cli.cmd_run",
+    "wait": "dfc.cli.cmd_run",
     "ls": "dfc.cli.cmd_run",
     "history": "dfc.cli.cmd_run",
     "signal": "dfc.cli.cmd_run",

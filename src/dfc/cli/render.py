@@ -78,15 +78,20 @@ class _Colours:
 
 
 def summary(diags: Sequence[Diagnostic], files: int) -> str:
-    """``2 errors, 1 warning in 3 files``."""
+    """One line for any number of files and diagnostics: ``checked 3 files: 2 errors, 1
+    warning``, ``checked 1 file: no problems (2 hints)``. Errors and warnings are problems;
+    infos and hints are counted beside them."""
     counts = {s: sum(1 for d in diags if d.severity is s) for s in Severity}
-    parts = []
-    for sev, word in ((Severity.ERROR, "error"), (Severity.WARNING, "warning")):
-        n = counts[sev]
-        if n:
-            parts.append(f"{n} {word}{'s' if n != 1 else ''}")
-    what = ", ".join(parts) if parts else "no problems"
-    return f"{what} in {files} file{'s' if files != 1 else ''}"
+    problems = [_count(counts[s], s) for s in (Severity.ERROR, Severity.WARNING) if counts[s]]
+    notes = [_count(counts[s], s) for s in (Severity.INFO, Severity.HINT) if counts[s]]
+    what = ", ".join(problems + notes) if problems else "no problems"
+    if notes and not problems:
+        what += f" ({', '.join(notes)})"
+    return f"checked {files} file{'s' if files != 1 else ''}: {what}"
+
+
+def _count(n: int, severity: Severity) -> str:
+    return f"{n} {severity.value}{'s' if n != 1 else ''}"
 
 
 def to_json(diags: Iterable[Diagnostic]) -> str:

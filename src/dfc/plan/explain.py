@@ -26,6 +26,10 @@ MARKS = {
 }
 
 
+WIDTH = 60
+"""How many characters of a step's SQL, URL or value a tree line shows (None: all)."""
+
+
 @dataclass(frozen=True, slots=True)
 class NodeMark:
     """The live state of a node for display: status, duration, loop iteration."""
@@ -36,13 +40,13 @@ class NodeMark:
     note: str | None = None
 
 
-def abbreviate(text: str, width: int | None = 60) -> str:
+def abbreviate(text: str, width: int | None = WIDTH) -> str:
     """Collapse whitespace and cut to ``width`` characters with an ellipsis (None: no cut)."""
     flat = " ".join(text.split())
     return flat if width is None or len(flat) <= width else flat[: width - 1] + "…"
 
 
-def describe(node: PlanNode, width: int | None = 60) -> str:
+def describe(node: PlanNode, width: int | None = WIDTH) -> str:
     """The one-line description of a node, without children."""
     text = _essentials(node.config, len(node.children), width)
     if node.result_name:
@@ -117,10 +121,16 @@ def heading_lines(plan: Plan) -> list[str]:
 
 
 def explain_lines(
-    plan: Plan, marks: Mapping[str, NodeMark] | None = None, *, width: int | None = 60
+    plan: Plan,
+    marks: Mapping[str, NodeMark] | None = None,
+    *,
+    width: int | None = WIDTH,
+    ids: bool = False,
 ) -> list[str]:
-    """The explain tree as lines of text (no colour)."""
+    """The explain tree as lines of text (no colour); with ``ids``, each line starts with its
+    node's id (``n3``, as `dfc history` and `dfc fork --from` name nodes)."""
     lines: list[str] = []
+    shown: list[str] = []  # the node id of each line
 
     def mark_text(nid: str) -> str:
         if marks is None:
@@ -150,6 +160,7 @@ def explain_lines(
         node = plan.node(nid)
         branch = "" if top else ("└── " if last else "├── ")
         lines.append(f"{prefix}{branch}{mark_text(nid)}{label}{describe(node, width)}{suffix(nid)}")
+        shown.append(nid)
         kids = _display_children(plan, node)
         if node.undo is not None:
             kids.append(("undo: ", node.undo))
@@ -157,6 +168,9 @@ def explain_lines(
         for i in reversed(range(len(kids))):
             lab, cid = kids[i]
             stack.append((cid, child_prefix, lab, i == len(kids) - 1, False))
+    if ids:
+        pad = max(map(len, shown))
+        return [f"{nid:<{pad}}  {line}" for nid, line in zip(shown, lines, strict=True)]
     return lines
 
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import psycopg
 
 from dfc.plan.model import Plan
-from dfc.runtime import faults, machine, run_as, steps
+from dfc.runtime import faults, machine, run_as, steps, tracing
 from dfc.runtime.batch import StepBatches
 from dfc.runtime.clock import Clock
 from dfc.runtime.frontier import Memo
@@ -169,6 +169,8 @@ class InstanceRun:
         self.inflight: dict[str, asyncio.Task[Written | None]] = {}
         self.cancelled_keys: set[str] = set()
         self.durations: dict[str, float] = {}  # key -> ms, for live trees
+        self.run_span = tracing.OFF  # this run's span, when traced
+        self.spans: dict[str, Any] = {}  # key -> its step's span while it runs (when traced)
         self.on_evaluate = on_evaluate
         self.last: Evaluation | None = None
         self.outcome: str | None = None  # completed | failed | released | lost | abandoned
@@ -239,7 +241,10 @@ class InstanceRun:
             log.error(self.instance_id, f"no database connection: {e}")
             return "abandoned"
         try:
-            return await self._run()
+            with tracing.instance_run(self.lease) as self.run_span:
+                outcome = await self._run()
+                self.run_span.outcome(outcome)
+                return outcome
         finally:
             lane, self._lane = self._lane, None
             await self.host.pool.putconn(lane)
@@ -398,6 +403,23 @@ class InstanceRun:
         self.inflight[action.key] = task
 
     async def _perform(self, action: RunSql | RunHttp) -> Written | None:
+        if self.run_span.span is None:  # not traced: nothing more per step
+            return await self._perform_step(action)
+        self.spans[action.key] = tracing.start_step(
+            self.run_span, self.lease, action.key, action.node_id
+        )
+        written = None
+        try:
+            written = await self._perform_step(action)
+            return written
+        finally:
+            # The key this task ended on (a chain moved it along, see `committed`).
+            me = asyncio.current_task()
+            key = next((k for k, t in self.inflight.items() if t is me), action.key)
+            rec = None if written is None else written.record
+            tracing.end_step(self.spans.pop(key, None), rec if rec and rec.key == key else None)
+
+    async def _perform_step(self, action: RunSql | RunHttp) -> Written | None:
         if isinstance(action, RunSql):
             batches = self.host.batches
             if (
@@ -418,7 +440,8 @@ class InstanceRun:
         envelope: Any = None
         error: dict[str, Any] | None = None
         try:
-            envelope = await self.host.http(action.request)
+            request = tracing.with_traceparent(self.spans.get(action.key), action.request)
+            envelope = await self.host.http(request)
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -474,6 +497,11 @@ class InstanceRun:
         task = self.inflight.pop(key, None)
         if task is not None:
             self.inflight[next_key] = task
+        if key in self.spans:
+            tracing.end_step(self.spans.pop(key), written.record)
+            self.spans[next_key] = tracing.start_step(
+                self.run_span, self.lease, next_key, node_id(next_key)
+            )
         self._take(written)
 
     def uncertain(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -122,8 +123,7 @@ def start(
     idempotency_key: str | None = None,
     concurrency_key: str | None = None,
 ) -> str:
-    """Start workflow ``name`` (latest version unless given); returns the new instance id (see
-    `start_instance` for the keys)."""
+    """Start workflow ``name`` (see `start_instance`); returns the new instance id."""
     return start_instance(
         conn,
         name,
@@ -145,7 +145,8 @@ def start_instance(
     idempotency_key: str | None = None,
     concurrency_key: str | None = None,
 ) -> Started:
-    """Start workflow ``name`` (latest version unless given).
+    """Start workflow ``name`` (its latest deployed version unless given, a dev version only when
+    every version is one: `dfc.store.registry.load_plan_txn`).
 
     The instance runs only while fewer than its version's ``max_concurrent`` (a workflow file
     option) instances of ``name`` run, and, with a ``concurrency_key``, while no other instance
@@ -345,8 +346,33 @@ def result(conn: Conn, instance_id: str) -> Any:
         raise DfcError(f"instance {instance_id} was cancelled", hint="it has no result")
     raise DfcError(
         f"instance {instance_id} is {info.status} and has no result yet",
-        hint=f"wait for it with the Python client, or look again later (`dfc status {instance_id}`)",
+        hint=f"wait for it: `dfc result {instance_id} --wait` (or `dfc wait {instance_id}`)",
     )
+
+
+def wait(
+    conn: Conn, instance_id: str, timeout: float | None = None, *, poll: float = 1.0
+) -> InstanceInfo:
+    """The instance's row once it is finished, or as it is after ``timeout`` seconds.
+
+    Listens on `dfc.store.instances.FINISHED_CHANNEL` (``conn`` must be in autocommit mode, so
+    that the LISTEN takes effect at once) and reads the row again at each notice for this
+    instance and every ``poll`` seconds, a safety net for a notice missed while reconnecting:
+    no tight polling loop. `DfcError` for an unknown instance.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    stored.listen_finished(conn)
+    try:
+        while True:
+            info = status(conn, instance_id)
+            left = poll if deadline is None else min(poll, deadline - time.monotonic())
+            if info.finished or left <= 0:
+                return info
+            for note in conn.notifies(timeout=left, stop_after=1):
+                if note.payload == instance_id:
+                    break
+    finally:
+        stored.unlisten_finished(conn)
 
 
 def history(conn: Conn, instance_id: str) -> list[HistoryEvent]:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from dfc.plan.explain import NodeMark
+from dfc.plan.model import Plan
 from dfc.runtime.keys import node_id
 from dfc.runtime.state import NodeRecord
 
@@ -29,8 +30,16 @@ def marks(
     *,
     durations_ms: Mapping[str, float] | None = None,
     timings: Mapping[str, tuple[datetime | None, datetime | None]] | None = None,
+    plan: Plan | None = None,
+    now: datetime | None = None,
 ) -> dict[str, NodeMark]:
-    """One mark per plan node id, from the latest key that has a status."""
+    """One mark per plan node id, from the latest key that has a status.
+
+    With ``timings`` and ``plan``, a composite node's record (a race's decision, a join's
+    failure) is timed from the first start inside it, not from when its record was written.
+    A timer due on another day than ``now`` shows its date.
+    """
+    walls = _wall_times(plan, timings) if plan is not None and timings else {}
     latest: dict[str, str] = {}
     for key in statuses:
         nid = node_id(key)
@@ -41,7 +50,9 @@ def marks(
     for nid, key in latest.items():
         iterations = _ITERATION.findall(key)
         duration = None
-        if durations_ms is not None and key in durations_ms:
+        if key in walls:
+            duration = walls[key]
+        elif durations_ms is not None and key in durations_ms:
             duration = durations_ms[key]
         elif timings is not None and key in timings:
             started, finished = timings[key]
@@ -51,19 +62,53 @@ def marks(
             status=statuses[key],
             duration_ms=duration,
             iteration=int(iterations[-1]) if iterations else None,
-            note=_note(records.get(key) if records else None, statuses[key]),
+            note=_note(records.get(key) if records else None, statuses[key], now),
         )
     return out
 
 
-def _note(rec: NodeRecord | None, status: str) -> str | None:
+def _wall_times(
+    plan: Plan, timings: Mapping[str, tuple[datetime | None, datetime | None]]
+) -> dict[str, float]:
+    """Milliseconds from the earliest start inside each finished composite record's node (in
+    the same loop iteration and attempt) to the record's end, by key."""
+    out: dict[str, float] = {}
+    for key, (_, finished) in timings.items():
+        nid = node_id(key)
+        if finished is None or nid not in plan.nodes or not plan.node(nid).children:
+            continue
+        prefix = key[: len(key) - len(nid)]
+        inside = {n.id for n in plan.walk(nid)}
+        starts = [
+            started
+            for k, (started, _) in timings.items()
+            if started is not None and k.startswith(prefix) and _first_node(k, prefix) in inside
+        ]
+        if starts:
+            out[key] = (finished - min(starts)).total_seconds() * 1000
+    return out
+
+
+_SEGMENT_NODE = re.compile(r"[^/#@~]*")
+
+
+def _first_node(key: str, prefix: str) -> str:
+    """The node id of the first segment of ``key`` after ``prefix``: ``n2`` of ``n2#3/...``,
+    ``n9@2/...``, ``n5~/...`` or ``n7``."""
+    m = _SEGMENT_NODE.match(key, len(prefix))
+    return m.group(0) if m else ""
+
+
+def _note(rec: NodeRecord | None, status: str, now: datetime | None = None) -> str | None:
     if rec is None:
         return None
     if status == "failed" and isinstance(rec.error, Mapping) and rec.error.get("message"):
         msg = str(rec.error["message"])
         return msg if len(msg) <= 60 else msg[:59] + "…"
     if status == "waiting" and rec.wake_at is not None:
-        return "until " + rec.wake_at.astimezone().strftime("%H:%M:%S")
+        due = rec.wake_at.astimezone()
+        today = (now or datetime.now(due.tzinfo)).astimezone(due.tzinfo).date()
+        return "until " + due.strftime("%H:%M:%S" if due.date() == today else "%Y-%m-%d %H:%M:%S")
     if rec.attempt > 1:
         return f"attempt {rec.attempt}"
     return None

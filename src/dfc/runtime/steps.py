@@ -40,7 +40,7 @@ import psycopg
 from psycopg import errors
 
 from dfc.plan.model import Plan
-from dfc.runtime import faults
+from dfc.runtime import faults, observe
 from dfc.runtime.state import NodeRecord, RunHttp, RunSql, Store
 from dfc.runtime.values import sql_result_async
 from dfc.store import node_state, signals
@@ -270,16 +270,22 @@ async def commit(conn: AConn, checkpoint_sql: str) -> tuple[int, int]:
     refuses it."""
     try:
         if faults.armed("before_commit"):
-            (row,) = await node_state.run_checkpoints(conn, [RESET_SESSION, checkpoint_sql])
+            (row,) = await _checkpoints(conn, [RESET_SESSION, checkpoint_sql])
             faults.fault("before_commit")
             await execute(conn, "COMMIT")
         else:
-            (row,) = await node_state.run_checkpoints(
-                conn, [RESET_SESSION, checkpoint_sql, "COMMIT"]
-            )
+            (row,) = await _checkpoints(conn, [RESET_SESSION, checkpoint_sql, "COMMIT"])
     except psycopg.Error as e:
         raise classify(e) or e from e
     return row
+
+
+async def _checkpoints(conn: AConn, statements: Sequence[str]) -> list[tuple[int, int]]:
+    """`node_state.run_checkpoints`, timed for the worker's metrics."""
+    started = time.perf_counter()
+    rows = await node_state.run_checkpoints(conn, statements)
+    observe.checkpoint(time.perf_counter() - started)
+    return rows
 
 
 def is_step_error(conn: AConn, e: psycopg.Error) -> bool:
@@ -369,7 +375,7 @@ async def fail(
 async def _checkpoint_one(conn: AConn, lease: Lease, rec: NodeRecord) -> tuple[int, int]:
     """Write one final record in its own (implicit) transaction."""
     try:
-        (row,) = await node_state.run_checkpoints(conn, [checkpoint(lease, rec)])
+        (row,) = await _checkpoints(conn, [checkpoint(lease, rec)])
     except psycopg.Error as e:
         raise classify(e) or e from e
     return row
@@ -450,7 +456,7 @@ async def store_records(
     if len(parts) > 1:  # one statement is a transaction by itself
         parts = ["BEGIN", *parts, "COMMIT"]
     try:
-        rows = await node_state.run_checkpoints(conn, parts)
+        rows = await _checkpoints(conn, parts)
     except psycopg.Error as e:
         await rollback(conn)
         raise classify(e) or e from e

@@ -72,7 +72,7 @@ from psycopg_pool import AsyncConnectionPool
 from dfc.diagnostics import DfcError
 from dfc.json_types import JSON
 from dfc.plan.model import Plan, PlanFormatError
-from dfc.runtime import faults
+from dfc.runtime import faults, observe
 from dfc.runtime.batch import BatchSettings, StepBatches
 from dfc.runtime.clock import SYSTEM, Clock
 from dfc.runtime.engine import Claimed, EngineSettings, InstanceRun, load_state
@@ -622,6 +622,7 @@ class Worker:
     async def _reap(self, conn: AConn) -> None:
         freed = await queue.reap(conn)
         if freed:
+            observe.takeovers(freed)
             self.log.info("dead workers' instances freed", instances=freed)
             self._backlog = True
             self._work.set()

@@ -50,6 +50,7 @@ class VersionInfo:
     dev: bool
     deployed_at: datetime
     deployed_by: str
+    default: bool = False  # the version a start that names none runs (see `load_plan_txn`)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -59,6 +60,7 @@ class VersionInfo:
             "dev": self.dev,
             "deployed_at": self.deployed_at.isoformat(),
             "deployed_by": self.deployed_by,
+            "default": self.default,
         }
 
 
@@ -130,15 +132,21 @@ def _stored_json(plan: Plan) -> Jsonb:
 
 # -- reading --------------------------------------------------------------------------------
 
-_VERSIONS = """
-SELECT name, version, hash, dev, deployed_at, deployed_by
-FROM dfc.workflows WHERE name = %s ORDER BY version
+# The version a start that names none runs: the latest deployed one, else (only `dfc run` made
+# some) the latest dev version. A dev version tries an edit out; it must not replace what was
+# deployed for `dfc start`, schedules and the client.
+_DEFAULT_FIRST = "ORDER BY dev, version DESC LIMIT 1"
+
+_VERSIONS = f"""
+SELECT name, version, hash, dev, deployed_at, deployed_by,
+       version = (SELECT version FROM dfc.workflows WHERE name = %(name)s {_DEFAULT_FIRST})
+FROM dfc.workflows WHERE name = %(name)s ORDER BY version
 """
 
 
 def versions_txn(conn: Conn, name: str) -> list[VersionInfo]:
     """Every version of workflow ``name``, oldest first; empty when it was never deployed."""
-    return [VersionInfo(*r) for r in conn.execute(_VERSIONS, (name,)).fetchall()]
+    return [VersionInfo(*r) for r in conn.execute(_VERSIONS, {"name": name}).fetchall()]
 
 
 def versions(conn: Conn, name: str) -> list[VersionInfo]:
@@ -164,20 +172,19 @@ def workflows(conn: Conn) -> list[VersionInfo]:
         return workflows_txn(conn)
 
 
-_LOAD_LATEST = """
-SELECT version, plan, source FROM dfc.workflows WHERE name = %s ORDER BY version DESC LIMIT 1
-"""
+_LOAD_DEFAULT = f"SELECT version, plan, source FROM dfc.workflows WHERE name = %s {_DEFAULT_FIRST}"
 _LOAD_VERSION = "SELECT version, plan, source FROM dfc.workflows WHERE name = %s AND version = %s"
 
 
 def load_plan_txn(conn: Conn, name: str, version: int | None = None) -> tuple[int, Plan]:
-    """The plan of ``name`` at ``version`` (default: the latest) and that version's number.
+    """The plan of ``name`` at ``version`` and that version's number. Without ``version``, the
+    latest deployed version's, else (when `dfc run` made every version) the latest dev one's.
 
     Raises `DfcError` for an unknown workflow or version (saying which exist) and for a plan
     this dfc cannot read (an unknown plan format).
     """
     if version is None:
-        row = conn.execute(_LOAD_LATEST, (name,)).fetchone()
+        row = conn.execute(_LOAD_DEFAULT, (name,)).fetchone()
     else:
         row = conn.execute(_LOAD_VERSION, (name, version)).fetchone()
     if row is None:

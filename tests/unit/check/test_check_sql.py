@@ -94,6 +94,21 @@ def test_findings(text: str, found: list[tuple[str, str]]) -> None:
     assert issues(text) == found
 
 
+@pytest.mark.parametrize(
+    ("text", "help"),
+    [
+        # a condition written as a reference wants its value, not a text literal of it
+        ("$batch.done", "to use the value, write the step 'SELECT $batch.done'"),
+        ("$x = 'a'", "to use the value, write the step 'SELECT $x = ''a'''"),
+        ("completed", "df.break('completed'), to produce it as a result SELECT 'completed'"),
+    ],
+)
+def test_not_a_statement_helps_with_what_was_meant(text: str, help: str) -> None:
+    (issue,) = analyze(text).issues
+    assert issue.code == codes.NOT_A_STATEMENT
+    assert issue.help is not None and issue.help.endswith(help)
+
+
 def test_autocommit_among_other_statements() -> None:
     assert [c for c, _ in issues("DELETE FROM logs; VACUUM logs")] == [
         codes.AUTOCOMMIT,
