@@ -7,7 +7,7 @@ import asyncio
 import json
 import signal as signals
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import click
@@ -252,11 +252,15 @@ def _replay(snap: Any) -> Any:
     )
 
 
-def _tree(snap: Any, ev: Any) -> list[str]:
-    """The plan tree of a snapshot, each node marked with its status in ``ev``."""
+def _tree(snap: Any, ev: Any, children: Sequence[Any] = ()) -> list[str]:
+    """The plan tree of a snapshot, each node marked with its status in ``ev`` (the calls with
+    a link to their ``children``)."""
     from dfc.runtime.live import marks
 
-    return explain_lines(snap.plan, marks(ev.statuses, snap.records, timings=snap.timings))
+    links = {c.key: c.status for c in children}
+    return explain_lines(
+        snap.plan, marks(ev.statuses, snap.records, timings=snap.timings, children=links)
+    )
 
 
 def _now() -> Any:
@@ -457,6 +461,8 @@ def status_cmd(instance_id: str, db: str | None, as_json: bool) -> None:
         console.print(Text(f"key      {info.idempotency_key}"))
     if info.concurrency_key is not None:
         console.print(Text(f"concurrency key {info.concurrency_key}"))
+    if info.parent_id is not None:
+        console.print(Text(f"parent   {info.parent_id} (step {info.parent_key})"))
     if info.duration_s is not None:
         console.print(f"duration {info.duration_s:.3f} s")
     if info.waiting_for:
@@ -598,6 +604,7 @@ def explain_instance(instance_id: str, db: str | None, as_json: bool) -> None:
 
     with _open(db) as conn:
         snap = instances.snapshot(conn, instance_id, graph_compiler)
+        kids = instances.children(conn, instance_id)
     ev = _replay(snap)
     console = _console_unless_json(
         as_json, {"instance": snap.info.to_dict(), "nodes": dict(ev.statuses)}
@@ -612,7 +619,9 @@ def explain_instance(instance_id: str, db: str | None, as_json: bool) -> None:
             (info.status, _STATUS_STYLE.get(info.status, "")),
         )
     )
-    for line in _tree(snap, ev):
+    if info.parent_id is not None:
+        console.print(Text(f"called by {info.parent_id} (step {info.parent_key})"))
+    for line in _tree(snap, ev, kids):
         console.print(Text(line))
 
 

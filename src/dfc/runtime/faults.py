@@ -17,7 +17,14 @@ import random
 from dataclasses import dataclass
 
 ENV = "DFC_FAULT"
-POINTS = ("after_claim", "after_step_sql", "before_commit", "after_commit", "before_release")
+POINTS = (
+    "after_claim",
+    "after_step_sql",
+    "before_commit",
+    "after_commit",
+    "before_release",
+    "after_child_start",  # a df.call/df.spawn started its child; the step is not recorded yet
+)
 
 
 class FaultInjected(RuntimeError):

@@ -29,8 +29,10 @@ def marks(
     *,
     durations_ms: Mapping[str, float] | None = None,
     timings: Mapping[str, tuple[datetime | None, datetime | None]] | None = None,
+    children: Mapping[str, str] | None = None,
 ) -> dict[str, NodeMark]:
-    """One mark per plan node id, from the latest key that has a status."""
+    """One mark per plan node id, from the latest key that has a status. ``children`` maps the
+    keys of ``df.call``/``df.spawn`` steps to their child's status, shown as a link."""
     latest: dict[str, str] = {}
     for key in statuses:
         nid = node_id(key)
@@ -51,14 +53,20 @@ def marks(
             status=statuses[key],
             duration_ms=duration,
             iteration=int(iterations[-1]) if iterations else None,
-            note=_note(records.get(key) if records else None, statuses[key]),
+            note=_note(records.get(key) if records else None, statuses[key], children),
         )
     return out
 
 
-def _note(rec: NodeRecord | None, status: str) -> str | None:
+def _note(
+    rec: NodeRecord | None, status: str, children: Mapping[str, str] | None = None
+) -> str | None:
     if rec is None:
         return None
+    child = rec.detail.get("child")
+    if isinstance(child, str):
+        known = children.get(rec.key) if children is not None else None
+        return f"→ child {child}" + (f" {known}" if known else "")
     if status == "failed" and isinstance(rec.error, Mapping) and rec.error.get("message"):
         msg = str(rec.error["message"])
         return msg if len(msg) <= 60 else msg[:59] + "…"
