@@ -271,3 +271,24 @@ def test_a_worker_killed_between_starting_a_child_and_recording_it_starts_it_onc
         assert client.result(parent)["rows"] == [{"doubled": 42}]
     healthy.send_signal(signal.SIGTERM)
     healthy.wait(30)
+
+
+def test_check_with_a_database_checks_calls_against_deployed_workflows(
+    db_url: str, tmp_path: Path
+) -> None:
+    deploy(db_url, tmp_path, double=DOUBLE)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    caller = elsewhere / "caller.df"
+    caller.write_text(
+        "df.call('double', m => 1) ~> df.call('ghost') ~> df.spawn('double', n => 2)\n"
+    )
+    offline = dfc("check", str(caller))
+    assert offline.exit_code == 0, offline.output
+    assert offline.output.count("hint[DFC460]") == 3
+    live = dfc("check", str(caller), "--db", db_url)
+    assert live.exit_code == 1, live.output
+    assert "error[DFC461]: workflow double (deployed version 1) has no parameter m" in live.output
+    assert "error[DFC462]: df.call does not give n" in live.output
+    assert "warning[DFC460]: workflow 'ghost' is not deployed in this database" in live.output
+    assert "hint[DFC460]" not in live.output
