@@ -292,3 +292,29 @@ def test_check_with_a_database_checks_calls_against_deployed_workflows(
     assert "error[DFC462]: df.call does not give n" in live.output
     assert "warning[DFC460]: workflow 'ghost' is not deployed in this database" in live.output
     assert "hint[DFC460]" not in live.output
+
+
+def test_retrying_a_parent_after_retrying_its_failed_child_takes_the_childs_result(
+    db_url: str, tmp_path: Path
+) -> None:
+    sql(db_url, "DROP TABLE IF EXISTS stock; CREATE TABLE stock (n int CHECK (n >= 0))")
+    sql(db_url, "INSERT INTO stock VALUES (0)")
+    deploy(
+        db_url,
+        tmp_path,
+        take="'UPDATE stock SET n = n - 1 RETURNING n AS left_over'\n",
+        buyer="df.call('take') |=> 't' ~> 'SELECT $t.left_over AS left_over'\n",
+    )
+    parent = start(db_url, "buyer")
+    run_all(db_url, parent)
+    (kid,) = children_of(db_url, parent)
+    assert status(db_url, parent).status == "failed" and kid[2] == "failed"
+    sql(db_url, "UPDATE stock SET n = 5")
+    with connect(db_url) as client:
+        client.retry(kid[0])
+        run_all(db_url, kid[0])
+        client.retry(parent)
+        run_all(db_url, parent)
+        assert client.result(parent)["rows"] == [{"left_over": 4}]
+    # No second child: the retried call found the one it had started.
+    assert [k[0] for k in children_of(db_url, parent)] == [kid[0]]
