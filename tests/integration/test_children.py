@@ -318,3 +318,32 @@ def test_retrying_a_parent_after_retrying_its_failed_child_takes_the_childs_resu
         assert client.result(parent)["rows"] == [{"left_over": 4}]
     # No second child: the retried call found the one it had started.
     assert [k[0] for k in children_of(db_url, parent)] == [kid[0]]
+
+
+def test_the_child_of_a_parent_run_as_a_role_runs_as_that_role(db_url: str, tmp_path: Path) -> None:
+    role = "dfc_t_caller"
+    sql(db_url, f"DROP ROLE IF EXISTS {role}")
+    sql(db_url, f"CREATE ROLE {role}")
+    sql(db_url, "SELECT dfc.create_executor(%s::regrole)", (role,))
+    try:
+        deploy(
+            db_url,
+            tmp_path,
+            whoami="'SELECT current_user AS who'\n",
+            asker="df.call('whoami') |=> 'w' ~> 'SELECT $w.who AS who'\n",
+        )
+        ((version,),) = sql(db_url, "SELECT max(version) FROM dfc.workflows WHERE name = 'asker'")
+        ((parent,),) = sql(
+            db_url, "SELECT dfc.start_instance('asker', %s, NULL, '{}', %s)", (version, role)
+        )
+        run_all(db_url, parent)
+        (kid,) = children_of(db_url, parent)
+        assert sql(db_url, "SELECT created_by FROM dfc.instances WHERE id = %s", (kid[0],)) == [
+            (role,)
+        ]
+        with connect(db_url) as client:
+            assert client.result(parent)["rows"] == [{"who": role}]
+    finally:
+        sql(db_url, "SELECT dfc.drop_executor(%s::regrole)", (role,))
+        sql(db_url, f"DROP OWNED BY {role} CASCADE")
+        sql(db_url, f"DROP ROLE {role}")

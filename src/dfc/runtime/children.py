@@ -83,6 +83,8 @@ async def _start(conn: AConn, lease: Lease, action: StartChild) -> NodeRecord:
         version,
         label if isinstance(label, str) else None,
         values,
+        # A parent whose steps run as the role that started it gives its children that role.
+        created_by=lease.run_as.name if lease.run_as is not None else None,
         idempotency_key=action.idempotency_key,
         max_concurrent=max_concurrent(plan),
     )

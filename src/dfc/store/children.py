@@ -18,9 +18,13 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from dfc.store.inline import AConn
-from dfc.store.instances import _START_KEYED
 
 Conn = psycopg.Connection[Any]
+
+
+# dfc.start_instance's keyed form (0009), as `dfc.store.instances.start_keyed_txn` calls it,
+# with the creator given: a child's steps run as its parent's do.
+_START = "SELECT * FROM dfc.start_instance(%s, %s, %s, %s, %s, NULL, NULL, %s, %s, NULL, %s)"
 
 
 async def start_txn(
@@ -30,13 +34,15 @@ async def start_txn(
     label: str | None,
     vars: Mapping[str, str],
     *,
+    created_by: str | None,
     idempotency_key: str,
     max_concurrent: int | None,
 ) -> tuple[str, bool]:
-    """`dfc.store.instances.start_keyed_txn` on a worker's connection, in its transaction: the
-    child's id, and whether an instance with this key already existed (nothing was started)."""
-    params = (workflow, version, label, Jsonb(dict(vars)), idempotency_key, workflow)
-    cur = await conn.execute(_START_KEYED, (*params, None, max_concurrent))
+    """Start a child on a worker's connection, in its transaction, for ``created_by`` (None:
+    the worker's role): its id, and whether an instance with this key already existed (then
+    nothing was started)."""
+    params = (workflow, version, label, Jsonb(dict(vars)), created_by, idempotency_key, workflow)
+    cur = await conn.execute(_START, (*params, max_concurrent))
     row = await cur.fetchone()
     assert row is not None
     return str(row[0]), bool(row[1])
