@@ -193,6 +193,11 @@ def test_a_cancelled_parent_leaves_no_child_running(db_url: str, tmp_path: Path)
             return rows[0][0] >= 2
 
         await asyncio.to_thread(wait_until, "both grandchildren waiting", everyone_waits)
+        middle = sql(db_url, "SELECT id FROM dfc.instances WHERE workflow = 'middle'")[0][0]
+        (waited,) = children_of(db_url, middle)
+        # What the middle instance waits for is its child, by id.
+        waits = sql(db_url, "SELECT waiting_for FROM dfc.waits WHERE instance_id = %s", (middle,))
+        assert waits == [(f"child {waited[0]}",)]
         with psycopg.connect(db_url, autocommit=True) as conn:
             assert instances.cancel(conn, parent) == f"instance {parent} cancelled"
         await worker

@@ -56,3 +56,43 @@ CREATE TRIGGER instances_ended AFTER UPDATE OF status ON dfc.instances
     WHEN (OLD.status IS DISTINCT FROM NEW.status
           AND NEW.status IN ('completed', 'failed', 'cancelled'))
     EXECUTE FUNCTION dfc.instance_ended();
+
+-- 0009's view of what unfinished instances wait for: a parent waiting for its df.call children
+-- says which ("child 1a2b3c4d"), not just "signal".
+CREATE OR REPLACE VIEW dfc.waits AS
+SELECT q.instance_id, i.workflow, i.label,
+       CASE WHEN q.lease_owner IS NOT NULL AND q.lease_expires > now() THEN 'lease'
+            WHEN q.gated_at IS NOT NULL THEN 'turn'
+            WHEN q.run_at IS NULL THEN 'signal'
+            WHEN q.run_at <= now() THEN 'queued'
+            ELSE 'timer' END AS kind,
+       CASE WHEN q.lease_owner IS NOT NULL AND q.lease_expires > now()
+                THEN 'running on ' || q.lease_owner || ' (lease until ' || q.lease_expires || ')'
+            WHEN q.lease_owner IS NOT NULL THEN 'lease of ' || q.lease_owner || ' expired'
+            WHEN q.gated_at IS NOT NULL
+                THEN 'its turn: ' || concat_ws(' and ',
+                         'at most ' || q.flow_max || ' running instances of ' || q.flow,
+                         'one running instance with concurrency key ' || q.flow_key)
+            WHEN q.run_at IS NULL THEN coalesce(sig.waits, 'signal')
+            WHEN q.run_at <= now() THEN 'a free worker'
+            ELSE 'timer until ' || q.run_at || coalesce(' or ' || sig.waits, '') END
+           AS waiting_for,
+       CASE WHEN q.lease_owner IS NULL THEN q.run_at END AS until,
+       q.lease_owner, q.lease_expires
+  FROM dfc.queue q
+  JOIN dfc.instances i ON i.id = q.instance_id
+  JOIN dfc.workflows w ON w.name = i.workflow AND w.version = i.version
+  LEFT JOIN LATERAL (
+       SELECT nullif(concat_ws(' or ', 'signal ' || s.names, 'child ' || s.children), '')
+              AS waits
+         FROM (SELECT string_agg(DISTINCT w.plan #>> ARRAY['nodes', ns.node_id, 'config', 'name'],
+                                 ', ')
+                          FILTER (WHERE w.plan #>> ARRAY['nodes', ns.node_id, 'type'] = 'SIGNAL')
+                          AS names,
+                      string_agg(DISTINCT ns.detail ->> 'child', ', ')
+                          FILTER (WHERE w.plan #>> ARRAY['nodes', ns.node_id, 'type'] = 'CALL')
+                          AS children
+                 FROM dfc.node_state ns
+                WHERE ns.instance_id = q.instance_id AND ns.status = 'waiting'
+                  AND w.plan #>> ARRAY['nodes', ns.node_id, 'type'] IN ('SIGNAL', 'CALL')) s
+       ) sig ON true;
