@@ -28,8 +28,8 @@ SIGNALS = {
     "payment_race": ("payment_confirmed", '{"provider_ref": "pi_123"}'),
 }
 LONG_RUNNING = {"nightly_maintenance"}
-# Examples that call other workflows: the callees are deployed first, and a `dfc worker` runs
-# their children beside `dfc run` (which runs only its own instance).
+# Examples that call other workflows: the callees are deployed first (`dfc run` runs the
+# children its instance waits for).
 CALLEES = {"fulfil_orders": ["ship_order"]}
 
 
@@ -141,7 +141,6 @@ def test_example_runs_to_completion(path: Path, db_url: str, api: str) -> None:
     args = ["run", str(path)]
     if "{api_url}" in path.read_text():
         args += ["--var", f"api_url={api}"]
-    helpers = []
     for callee in CALLEES.get(path.stem, []):
         deployed = subprocess.run(
             [sys.executable, "-m", "dfc", "deploy", str(EXAMPLES / f"{callee}.df")],
@@ -151,8 +150,6 @@ def test_example_runs_to_completion(path: Path, db_url: str, api: str) -> None:
             check=False,
         )
         assert deployed.returncode == 0, deployed.stderr
-    if path.stem in CALLEES:
-        helpers.append(_dfc(["worker", "--quiet"], env))
     proc = _dfc(args, env)
     try:
         if path.stem in SIGNALS:
@@ -172,9 +169,6 @@ def test_example_runs_to_completion(path: Path, db_url: str, api: str) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-        for helper in helpers:
-            helper.kill()
-            helper.communicate(timeout=10)
     if path.stem in LONG_RUNNING:
         assert "cancel" in (out + err).lower()
         return

@@ -51,12 +51,22 @@ async def start_txn(
 _LINK = """
 UPDATE dfc.instances SET parent_id = %s, parent_key = %s, parent_signal = %s WHERE id = %s
 """
+# A child its parent waits for belongs to the worker that owns the parent (`dfc run`), which
+# claims it as it claims the parent; the others (and every child of an unowned parent) are
+# anyone's.
+_OWN = """
+UPDATE dfc.queue SET owned_by = p.owned_by
+  FROM dfc.queue p
+ WHERE dfc.queue.instance_id = %s AND p.instance_id = %s AND p.owned_by IS NOT NULL
+"""
 
 
 async def link_txn(conn: AConn, child: str, parent: str, key: str, signal: str | None) -> None:
     """Record that step ``key`` of ``parent`` started ``child``; ``signal`` (df.call) is the
     signal the child's end sends the parent, None for a child nobody waits for (df.spawn)."""
     await conn.execute(_LINK, (parent, key, signal, child))
+    if signal is not None:
+        await conn.execute(_OWN, (child, parent))
 
 
 _OUTCOME = "SELECT status, result, error, cancel_reason FROM dfc.instances WHERE id = %s"
