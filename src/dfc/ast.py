@@ -289,6 +289,28 @@ class HttpMultipart(Leaf):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CallArg:
+    """A parameter of the called workflow given to ``df.call``/``df.spawn``: ``name => value``."""
+
+    name: str
+    value: LitArg
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Call(Leaf):
+    """``df.call('workflow' [, version => n], param => value, ...)``: start an instance of a
+    deployed workflow and wait for its result; ``df.spawn(...)`` (``wait`` false) starts it and
+    goes on with its id. ``args`` are the callee's parameters, in the order written."""
+
+    workflow: LitArg
+    version: LitArg | None = None
+    args: tuple[CallArg, ...] = ()
+    wait: bool = True
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Retry(Wrapper):
     """``df.retry(node, attempts => n, backoff => s, factor => f, max_backoff => s, jitter => b)``."""
 
@@ -368,6 +390,7 @@ Expr: TypeAlias = (
     | WaitSignal
     | Http
     | HttpMultipart
+    | Call
     | Retry
     | Timeout
     | Compensate
@@ -478,7 +501,9 @@ class Module:
     span: Span = field(compare=False, repr=False)
 
 
-Node: TypeAlias = Expr | Lit | SqlExpr | Decl | Arg | DefParam | Option | Workflow | Module
+Node: TypeAlias = (
+    Expr | Lit | SqlExpr | Decl | Arg | CallArg | DefParam | Option | Workflow | Module
+)
 
 
 def children(node: Expr) -> tuple[Expr, ...]:

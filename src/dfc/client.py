@@ -24,6 +24,7 @@ import psycopg
 from dfc.diagnostics import DfcError
 from dfc.plan.model import Plan
 from dfc.runtime import instances
+from dfc.store.children import Child
 from dfc.store.db import open_database
 from dfc.store.instances import HistoryEvent, InstanceInfo
 from dfc.store.registry import DeployResult, VersionInfo
@@ -172,6 +173,10 @@ class Client:
     def history(self, instance_id: str) -> list[HistoryEvent]:
         """The instance's event log."""
         return instances.history(self.conn, instance_id)
+
+    def children(self, instance_id: str) -> list[Child]:
+        """The instances its ``df.call`` and ``df.spawn`` steps started, oldest first."""
+        return instances.children(self.conn, instance_id)
 
     def list(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 50

@@ -28,6 +28,9 @@ SIGNALS = {
     "payment_race": ("payment_confirmed", '{"provider_ref": "pi_123"}'),
 }
 LONG_RUNNING = {"nightly_maintenance"}
+# Examples that call other workflows: the callees are deployed first (`dfc run` runs the
+# children its instance waits for).
+CALLEES = {"fulfil_orders": ["ship_order"]}
 
 
 class Api(BaseHTTPRequestHandler):
@@ -138,6 +141,15 @@ def test_example_runs_to_completion(path: Path, db_url: str, api: str) -> None:
     args = ["run", str(path)]
     if "{api_url}" in path.read_text():
         args += ["--var", f"api_url={api}"]
+    for callee in CALLEES.get(path.stem, []):
+        deployed = subprocess.run(
+            [sys.executable, "-m", "dfc", "deploy", str(EXAMPLES / f"{callee}.df")],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert deployed.returncode == 0, deployed.stderr
     proc = _dfc(args, env)
     try:
         if path.stem in SIGNALS:

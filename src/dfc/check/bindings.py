@@ -33,6 +33,7 @@ from dfc.source import Span
 
 HTTP_FIELDS = ("status", "body", "encoding", "headers", "ok", "duration_ms")
 SIGNAL_FIELDS = ("signal_name", "timed_out", "data")
+SPAWN_FIELDS = ("id",)
 SLEEP_FIELDS = ("slept", "seconds")
 SCHEDULE_FIELDS = ("scheduled",)
 
@@ -73,6 +74,10 @@ def shape(e: ast.Expr, facts: Callable[[ast.Sql], SqlFacts | None]) -> Shape:
             return Shape("record", SLEEP_FIELDS, None, "a sleep")
         case ast.WaitSchedule():
             return Shape("record", SCHEDULE_FIELDS, None, "a schedule wait")
+        case ast.Call(wait=False):
+            return Shape("record", SPAWN_FIELDS, None, "a df.spawn")
+        case ast.Call():
+            return UNKNOWN  # the child's result
         case ast.If(then=t, orelse=o) if o is not None:
             return _same([shape(t, facts), shape(o, facts)])
         case ast.IfRows(then=t, orelse=o):
@@ -306,7 +311,7 @@ class _Bindings:
                 return f
             case ast.Retry(node=x) | ast.Timeout(node=x):
                 return self._child(e, 0, x, f)
-            case ast.Sql() | ast.Http() | ast.HttpMultipart():
+            case ast.Sql() | ast.Http() | ast.HttpMultipart() | ast.Call():
                 self._texts(e, f)
                 return f
             case ast.Leaf() | ast.TemplateCall():

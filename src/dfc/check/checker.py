@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dfc import ast
 from dfc.check.bindings import check_bindings
+from dfc.check.calls import check_calls, sibling_finder
 from dfc.check.expand import FileLoader, ModuleLoader, expand
 from dfc.check.literals import check_literals, check_params, check_schedule, check_variables
 from dfc.check.precedence import check_precedence
@@ -94,13 +95,15 @@ def _check(
     check_literals(body, rep)
     check_variables(body, declared, rep)
     check_bindings(body, rep, facts)
+    label = module.workflow.label
+    name = label.value if label is not None else source.stem
+    check_calls(body, rep, sibling_finder(source, name, exp.params))
 
     errors = sum(1 for d in diagnostics.items if d.is_error)
     if errors > errors_before or any(_leftover(n) for n in ast.preorder(body)):
         return None
-    label = module.workflow.label
     return CheckedWorkflow(
-        name=label.value if label is not None else source.stem,
+        name=name,
         source=source,
         body=body,
         label=label.value if label is not None else None,

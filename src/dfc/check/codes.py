@@ -676,3 +676,76 @@ PRECEDENCE = code(
     bad="'SELECT 1' ~> 'SELECT 2' & 'SELECT 3'",
     good="'SELECT 1' ~> ('SELECT 2' & 'SELECT 3')",
 )
+
+# --------------------------------------------------------------------------------------------
+# Child workflows (df.call, df.spawn)
+
+CALLEE_UNKNOWN = code(
+    "DFC460",
+    "called workflow not found before run time",
+    HINT,
+    """
+    `df.call('name', ...)` and `df.spawn('name', ...)` start an instance of the deployed
+    workflow `name` when the step runs. The checker checks the parameters passed against the
+    callee's `param` declarations when it knows the callee: a file `name.df` next to this one
+    whose workflow is named `name`, or, with `dfc check --db URL`, the deployed workflow. This
+    callee is neither, so its parameters are checked only when the step starts it; a workflow
+    that is not deployed by then fails the step. (With `--db`, a callee that is not deployed is
+    a warning.)
+    """,
+    bad="df.call('charge_card', amount => 10)  -- no charge_card.df beside this file",
+    good="df.call('charge_card', amount => 10)  -- charge_card.df beside this file",
+)
+
+CALLEE_PARAM = code(
+    "DFC461",
+    "unknown parameter for the called workflow",
+    ERR,
+    """
+    A named argument of `df.call` or `df.spawn` (other than `version`) is a parameter of the
+    called workflow, and the callee declares no parameter of that name (the list of its
+    parameters is in the help). Starting it would fail. Fix the name, or declare the parameter
+    in the callee with `param NAME [TYPE] [= default];`.
+    """,
+    bad="df.call('charge', amout => 10)  -- charge.df: param amount int;",
+    good="df.call('charge', amount => 10)",
+)
+
+CALLEE_MISSING = code(
+    "DFC462",
+    "required parameter of the called workflow not given",
+    ERR,
+    """
+    The called workflow declares a parameter without a default, and the call does not give it
+    a value: starting the child would fail. Pass it as `name => value`, or give the parameter
+    a default in the callee.
+    """,
+    bad="df.call('charge')  -- charge.df: param amount int;",
+    good="df.call('charge', amount => 10)",
+)
+
+CALLEE_TYPE = code(
+    "DFC463",
+    "argument does not fit the called workflow's parameter type",
+    ERR,
+    """
+    The value passed for a parameter of the called workflow cannot be read as the parameter's
+    type (`int`, `numeric`, `bool`, `json`, `ident`, `text`), so starting the child would fail.
+    A value holding `$refs` or `{vars}` is known only when the step runs and is checked then.
+    """,
+    bad="df.call('charge', amount => 'ten')  -- charge.df: param amount int;",
+    good="df.call('charge', amount => 10)",
+)
+
+CALLEE_VERSION = code(
+    "DFC464",
+    "bad version for the called workflow",
+    ERR,
+    """
+    `version => n` pins the version of the called workflow that the child runs (by default,
+    the latest deployed version when the step starts it). It is a whole number of at least 1;
+    with `dfc check --db URL` it must also be a deployed version of the callee.
+    """,
+    bad="df.call('charge', version => 0, amount => 10)",
+    good="df.call('charge', version => 2, amount => 10)",
+)

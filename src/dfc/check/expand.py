@@ -16,7 +16,7 @@ import dataclasses
 import difflib
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, assert_never
 
@@ -332,6 +332,9 @@ def _def_nodes(d: ast.Def) -> Iterator[ast.Expr | ast.LitArg]:
             stack.extend(reversed(ast.children(n)))
 
 
+_LITERAL_HELP = "pass a literal here: a number, a string, TRUE/FALSE or NULL"
+
+
 def _literal_fields(n: ast.Expr) -> list[ast.LitArg]:
     """The literal arguments of a built-in node (which may be template parameters)."""
     out: list[ast.LitArg] = []
@@ -341,6 +344,8 @@ def _literal_fields(n: ast.Expr) -> list[ast.LitArg]:
         v = getattr(n, f.name)
         if isinstance(v, ast.Str | ast.Num | ast.Null | ast.Bool | ast.Name | ast.SqlExpr):
             out.append(v)
+    if isinstance(n, ast.Call):
+        out.extend(a.value for a in n.args)
     return out
 
 
@@ -512,11 +517,14 @@ class _Expander:
                 else:
                     changes[f.name] = None if v is None else self.expr(v, env, trail, subst)
             elif isinstance(v, ast.Name):
-                lit = self._lit(
-                    v, subst, e, "pass a literal here: a number, a string, TRUE/FALSE or NULL"
-                )
+                lit = self._lit(v, subst, e, _LITERAL_HELP)
                 # On error keep the name: literal rules skip it, and the result is None anyway.
                 changes[f.name] = lit if lit is not None else v
+            elif isinstance(e, ast.Call) and f.name == "args":
+                changes[f.name] = tuple(
+                    replace(a, value=self._lit(a.value, subst, e, _LITERAL_HELP) or a.value)
+                    for a in e.args
+                )
             else:
                 changes[f.name] = v
         return type(e)(span=e.span, **changes)  # type: ignore[arg-type]

@@ -73,6 +73,8 @@ def check_literals(body: ast.Expr, rep: Reporter) -> None:
                 what = "the multipart parts"
                 if _fits(p, ("http_multipart", "parts"), what, codes.BAD_PARTS, n, rep):
                     _parts(p, n, rep)
+            case ast.Call():
+                _call(n, rep)
             case ast.Retry():
                 _retry(n, rep)
             case ast.Timeout(seconds=s):
@@ -106,6 +108,29 @@ def _http(
         _headers(h, n, rep)
     if _fits(t, (function, "timeout"), "the HTTP timeout", codes.BAD_SECONDS, n, rep):
         _seconds(t, n, rep, "the HTTP timeout", allow_null=True)
+
+
+def _call(n: ast.Call, rep: Reporter) -> None:
+    """df.call and df.spawn: the callee's name, its version, literal parameters."""
+    function = "call" if n.wait else "spawn"
+    what = "the name of the called workflow"
+    if _fits(n.workflow, (function, "workflow"), what, codes.BAD_LITERAL, n, rep):
+        _text_arg(n.workflow, n, rep, what, allow_null=False)
+    v = n.version
+    what = f"the version of df.{function}"
+    if _fits(v, (function, "version"), what, codes.CALLEE_VERSION, n, rep) and v is not None:
+        number = _number(v)
+        if number is None or number < 1 or number != int(number):
+            rep.error(
+                codes.CALLEE_VERSION,
+                f"{what} must be a whole number of at least 1, not {v.span.text}",
+                v.span,
+                node=n,
+                help="leave version out to start the latest deployed version",
+            )
+    for a in n.args:
+        if isinstance(a.value, ast.SqlExpr):
+            _expression(a.value, (function, a.name), n, rep)
 
 
 EXPRESSION_PARAMS = frozenset(

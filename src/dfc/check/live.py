@@ -21,6 +21,7 @@ function, type or schema, and syntax errors.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import pq
@@ -28,6 +29,7 @@ from psycopg import pq
 from dfc import ast
 from dfc.check import codes
 from dfc.check.bindings import shape
+from dfc.check.calls import Callee, CalleeParam, calls, check_arguments, pinned
 from dfc.check.refs import Ref, neutralize
 from dfc.check.report import Reporter
 from dfc.check.result import CheckedWorkflow
@@ -79,6 +81,7 @@ def check_live(workflow: CheckedWorkflow, conninfo: str, diagnostics: Diagnostic
         ) from e
     try:
         _Live(conn.pgconn, workflow, Reporter(diagnostics, workflow.trails)).run()
+        check_calls_live(workflow.body, conn, diagnostics)
     finally:
         conn.close()
 
@@ -348,3 +351,59 @@ def _quote(name: str) -> str:
 def _is_index(text: str) -> bool:
     words = [t.upper for t in tokenize(text)[:4] if t.kind == "word"]
     return "INDEX" in words[:3]
+
+
+# -- finding callees among the deployed workflows (dfc check --db) --------------------------------
+
+_DEPLOYED = """
+SELECT version, plan -> 'params' FROM dfc.workflows
+ WHERE name = %s AND (%s::int IS NULL OR version = %s)
+ ORDER BY version DESC LIMIT 1
+"""
+_HAS_REGISTRY = "SELECT to_regclass('dfc.workflows') IS NOT NULL"
+
+
+def check_calls_live(
+    body: ast.Expr, conn: psycopg.Connection[Any], diagnostics: Diagnostics
+) -> None:
+    """The calls whose callee the static pass did not find (its DFC460 hints), against the
+    workflows deployed in the database of ``conn``: the hint gives way to the callee's
+    parameter checks, or to a warning when no such workflow (or version) is deployed."""
+    hints = {
+        (d.span.start, d.span.end): d
+        for d in diagnostics.items
+        if d.code == codes.CALLEE_UNKNOWN and d.span is not None
+    }
+    if not hints:
+        return
+    row = conn.execute(_HAS_REGISTRY).fetchone()
+    registry = bool(row and row[0])
+    rep = Reporter(diagnostics)
+    for call, name in calls(body):
+        assert isinstance(call.workflow, ast.Str)
+        hint = hints.get((call.workflow.span.start, call.workflow.span.end))
+        if hint is None:
+            continue
+        diagnostics.items.remove(hint)
+        version = pinned(call)
+        found = conn.execute(_DEPLOYED, (name, version, version)).fetchone() if registry else None
+        if found is None:
+            missing = f"version {version} of workflow {name!r}" if version else f"workflow {name!r}"
+            rep.warning(
+                codes.CALLEE_UNKNOWN,
+                f"{missing} is not deployed in this database; the step fails if it still is not "
+                "when it runs",
+                call.workflow.span,
+                node=call,
+                help=f"deploy it first: dfc deploy {name}.df",
+            )
+            continue
+        deployed, params = found
+        callee = Callee(
+            f"workflow {name} (deployed version {deployed})",
+            tuple(
+                CalleeParam(str(p["name"]), str(p.get("type", "text")), "default" in p)
+                for p in params or ()
+            ),
+        )
+        check_arguments(call, callee, rep)

@@ -41,9 +41,10 @@ def result_step(e: ast.Expr) -> ast.Expr:
 def texts(n: ast.Expr) -> list[tuple[str, ast.Str]]:
     """The literals of a node whose text may contain references, with their role.
 
-    Roles: ``sql``, ``url``, ``body``, ``headers``, ``parts``, ``break``. A SQL expression
-    (``--grammar pg``) counts with its text as written: its value replaces a literal, and the
-    references that its string literals carry into that value are substituted as a literal's.
+    Roles: ``sql``, ``url``, ``body``, ``headers``, ``parts``, ``break``, ``arg`` (a parameter
+    passed to a child workflow). A SQL expression (``--grammar pg``) counts with its text as
+    written: its value replaces a literal, and the references that its string literals carry
+    into that value are substituted as a literal's.
     """
     out: list[tuple[str, ast.Str]] = []
 
@@ -67,6 +68,9 @@ def texts(n: ast.Expr) -> list[tuple[str, ast.Str]]:
             add("headers", h)
         case ast.Break(value=v):
             add("break", v)
+        case ast.Call(args=passed):
+            for a in passed:
+                add("arg", a.value)
         case ast.Leaf() | ast.Wrapper() | ast.Seq() | ast.Join() | ast.Race():
             pass
         case ast.If() | ast.IfRows() | ast.Loop() | ast.TemplateCall():

@@ -8,7 +8,7 @@ import contextlib
 import json
 import signal as signals
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -286,11 +286,20 @@ def _replay(snap: Any) -> Any:
     )
 
 
-def _tree(snap: Any, ev: Any, width: int | None = WIDTH) -> list[str]:
-    """The plan tree of a snapshot with node ids, each node marked with its status in ``ev``."""
+def _tree(snap: Any, ev: Any, width: int | None = WIDTH, children: Sequence[Any] = ()) -> list[str]:
+    """The plan tree of a snapshot with node ids, each node marked with its status in ``ev``
+    (the calls with a link to their ``children``)."""
     from dfc.runtime.live import marks
 
-    m = marks(ev.statuses, snap.records, timings=snap.timings, plan=snap.plan, now=_now())
+    links = {c.key: c.status for c in children}
+    m = marks(
+        ev.statuses,
+        snap.records,
+        timings=snap.timings,
+        plan=snap.plan,
+        now=_now(),
+        children=links,
+    )
     return explain_lines(snap.plan, m, width=width, ids=True)
 
 
@@ -559,6 +568,8 @@ def status_cmd(instance_id: str, db: str | None, as_json: bool) -> None:
         console.print(Text(f"key      {info.idempotency_key}"))
     if info.concurrency_key is not None:
         console.print(Text(f"concurrency key {info.concurrency_key}"))
+    if info.parent_id is not None:
+        console.print(Text(f"parent   {info.parent_id} (step {info.parent_key})"))
     if info.duration_s is not None:
         console.print(f"duration {info.duration_s:.3f} s")
     if info.waiting_for:
@@ -788,6 +799,7 @@ def explain_instance(
 
     with _open(db) as conn:
         snap = instances.snapshot(conn, instance_id, graph_compiler)
+        kids = instances.children(conn, instance_id)
     ev = _replay(snap)
     console = _console_unless_json(
         as_json, {"instance": _info_json(snap.info, snap.plan), "nodes": dict(ev.statuses)}
@@ -802,7 +814,9 @@ def explain_instance(
             (info.status, _STATUS_STYLE.get(info.status, "")),
         )
     )
-    for line in _tree(snap, ev, width):
+    if info.parent_id is not None:
+        console.print(Text(f"called by {info.parent_id} (step {info.parent_key})"))
+    for line in _tree(snap, ev, width, kids):
         console.print(Text(line))
 
 

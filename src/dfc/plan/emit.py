@@ -182,6 +182,10 @@ class _Emitter:
             case ast.HttpMultipart():
                 raw = _args(n, "url", "method", "parts", "headers", "timeout")
                 return read(nodes.HttpMultipart, raw), ()
+            case ast.Call(args=passed, wait=wait):
+                raw = _args(n, "workflow", "version")
+                raw["args"] = {a.name: ast.literal_value(a.value) for a in passed}
+                return read(nodes.Call if wait else nodes.Spawn, raw), ()
             case ast.Retry(node=inner):
                 return read(nodes.Retry, _args(n, *_RETRY_OPTIONS)), kids(inner)
             case ast.Timeout(node=inner):

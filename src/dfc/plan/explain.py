@@ -89,6 +89,14 @@ def _essentials(config: nodes.NodeConfig, n_children: int, width: int | None) ->
             )
         case nodes.Timeout(seconds=seconds):
             return f"TIMEOUT {seconds}s"
+        case nodes.Call(workflow=workflow, version=version, args=passed):
+            pinned = f" v{version}" if version is not None else ""
+            shown = ", ".join(
+                f"{k} => {json.dumps(v, ensure_ascii=False)}" for k, v in passed.items()
+            )
+            return f"{config.TYPE} {workflow}{pinned}" + (
+                f" ({abbreviate(shown, width)})" if shown else ""
+            )
     assert_never(config)
 
 

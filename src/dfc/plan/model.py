@@ -39,7 +39,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from dfc.json_types import JSON, canonical
-from dfc.plan.nodes import NODE_TYPES, NodeConfig, NodeType, read_node
+from dfc.plan.nodes import NODE_TYPES, Call, NodeConfig, NodeType, read_node
 from dfc.scheduling import (
     CATCHUP_POLICIES,
     DEFAULT_CATCHUP,
@@ -62,7 +62,12 @@ FORMAT_SCHEDULE = 4
 """The format of a plan with a schedule (`PlanSchedule`): format 3 plus it. A plan without one
 is written as before; an older dfc refuses one with it rather than deploy it and never fire."""
 
-READS = (1, FORMAT, FORMAT_EXPRESSIONS, FORMAT_SCHEDULE)
+FORMAT_CHILDREN = 6
+"""The format of a plan with a child workflow node (``df.call``, ``df.spawn``): format 4 plus
+them, written only for plans that have one (a plan's format is the highest its contents need),
+so an older dfc refuses to run a step it does not know."""
+
+READS = (1, FORMAT, FORMAT_EXPRESSIONS, FORMAT_SCHEDULE, FORMAT_CHILDREN)
 """The plan formats this code reads (older ones are upgraded as they are read)."""
 
 # The keys of a format-1 SQL configuration that were analysis, not behaviour.
@@ -304,6 +309,8 @@ class Plan:
     def format(self) -> int:
         """The plan format: a plan in memory is always of the current one (with a schedule,
         `FORMAT_SCHEDULE`; with expressions, `FORMAT_EXPRESSIONS`)."""
+        if any(isinstance(n.config, Call) for n in self.nodes.values()):
+            return FORMAT_CHILDREN
         if self.schedule is not None:
             return FORMAT_SCHEDULE
         return FORMAT_EXPRESSIONS if self.expressions else FORMAT

@@ -43,6 +43,8 @@ NodeType = Literal[
     "HTTP_MULTIPART",
     "RETRY",
     "TIMEOUT",
+    "CALL",
+    "SPAWN",
 ]
 """The ``type`` of a node in plan JSON. IF is two kinds (`If`, `IfRows`), told apart by
 ``config.test``."""
@@ -276,6 +278,32 @@ class Timeout(_Config):
     seconds: int
 
 
+def _arguments(v: JSON) -> dict[str, JSON]:
+    if not isinstance(v, dict):
+        raise ValueError(f"{v!r} is not an object of parameters")
+    return dict(v)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Call(_Config):
+    """``df.call``: start an instance of ``workflow`` (at ``version``; None: the latest deployed
+    when the step runs) with the parameters ``args`` (texts with references, or JSON values),
+    and wait for its result."""
+
+    TYPE: ClassVar[NodeType] = "CALL"
+    workflow: str
+    version: int | None = None
+    args: dict[str, JSON] = field(default_factory=dict, metadata=_as(_arguments), hash=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Spawn(Call):
+    """``df.spawn``: as `Call`, but the step completes once the child is started, with
+    ``{"id": child}``."""
+
+    TYPE: ClassVar[NodeType] = "SPAWN"
+
+
 NodeConfig = (
     Sql
     | Then
@@ -292,6 +320,8 @@ NodeConfig = (
     | HttpMultipart
     | Retry
     | Timeout
+    | Call
+    | Spawn
 )
 """The configuration of any node; its class is the node's kind."""
 
@@ -323,7 +353,8 @@ def read(kind: type[C], raw: Mapping[str, JSON]) -> C:
             if f.default is MISSING:
                 raise ValueError(f"{kind.TYPE} needs {f.name!r} in its configuration")
             continue
-        values[f.name] = f.metadata.get("read", _BY_TYPE[str(f.type)])(v)
+        convert = f.metadata.get("read") or _BY_TYPE[str(f.type)]
+        values[f.name] = convert(v)
     return kind(**values)
 
 

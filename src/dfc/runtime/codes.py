@@ -145,3 +145,40 @@ The HTTP step's host is not in the egress allow-list (`DFC_HTTP_ALLOW`, comma-se
 address, which is denied unless the host or address is allowed explicitly.
 """,
 )
+
+CHILD_NOT_STARTED = code(
+    "DFC660",
+    "child workflow could not be started",
+    Severity.ERROR,
+    """
+A `df.call` or `df.spawn` step starts an instance of another workflow when it runs. This one
+could not start it: no workflow of that name (or no such version) is deployed, or the
+parameters passed do not fit the callee's `param` declarations (a missing value, an unknown
+name, a value not of the parameter's type). Nothing was started. Deploy the callee or fix
+the arguments, then `dfc retry` the instance. (`dfc check` checks the arguments when the
+callee is a file beside the caller, or with `--db` when it is deployed.)
+""",
+)
+
+CHILD_FAILED = code(
+    "DFC661",
+    "child workflow failed",
+    Severity.ERROR,
+    """
+The instance a `df.call` step started failed, and the step fails with its error (the error
+names the child: `dfc status CHILD` and `dfc explain CHILD` show where it failed). Wrap the
+call in `df.retry` to call a new child on failure, or fix the cause, `dfc retry CHILD`, and then
+`dfc retry` the parent: a retried call finds the child it started and takes its outcome.
+""",
+)
+
+CHILD_CANCELLED = code(
+    "DFC662",
+    "child workflow cancelled",
+    Severity.ERROR,
+    """
+The instance a `df.call` step started was cancelled before it ended (by `dfc cancel`, by
+`df.cancel`, or with a parent of its own), so the call has no result and fails. A cancelled
+parent cancels the children it waits for; this error is for a child cancelled on its own.
+""",
+)

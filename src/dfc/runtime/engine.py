@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import psycopg
 
 from dfc.plan.model import Plan
-from dfc.runtime import faults, machine, run_as, steps, tracing
+from dfc.runtime import children, faults, machine, run_as, steps, tracing
 from dfc.runtime.batch import StepBatches
 from dfc.runtime.clock import Clock
 from dfc.runtime.frontier import Memo
@@ -45,6 +45,7 @@ from dfc.runtime.state import (
     RunHttp,
     RunSql,
     Signal,
+    StartChild,
     Store,
 )
 from dfc.runtime.steps import Conflict, Lease, LeaseLost, Written
@@ -300,6 +301,7 @@ class InstanceRun:
                 return ev.status
             for c in cancels:
                 await self._cancel(c.keys)
+                await self._cancel_children(c.keys)
             # Work the machine no longer asks for (a race lost, a timeout expired) is cancelled
             # even without an explicit Cancel: the state-machine contract allows it.
             wanted = {a.key for a in runs}
@@ -396,13 +398,16 @@ class InstanceRun:
             self.host.log.record(self.instance_id, rec, self._kind(rec.key))
         self._note_pokes(pokes)
 
-    def _spawn(self, action: RunSql | RunHttp) -> None:
+    def _spawn(self, action: RunSql | RunHttp | StartChild) -> None:
         task = asyncio.get_running_loop().create_task(
             self._perform(action), name=f"{self.instance_id}/{action.key}"
         )
         self.inflight[action.key] = task
 
-    async def _perform(self, action: RunSql | RunHttp) -> Written | None:
+    async def _perform(self, action: RunSql | RunHttp | StartChild) -> Written | None:
+        if isinstance(action, StartChild):
+            async with self._connection() as conn:
+                return await children.start(conn, self.lease, action)
         if self.run_span.span is None:  # not traced: nothing more per step
             return await self._perform_step(action)
         self.spans[action.key] = tracing.start_step(
@@ -544,6 +549,14 @@ class InstanceRun:
             await asyncio.wait(tasks)
             await self._harvest()
 
+    async def _cancel_children(self, keys: Sequence[str]) -> None:
+        """Cancel the children of call steps the machine stopped waiting for (a lost race, an
+        expired timeout); the children of a parent that ends are the database's (0013)."""
+        waited = children.waited_children(self.records, keys)
+        if waited:
+            async with self._connection() as conn:
+                await children.cancel(conn, self.instance_id, waited)
+
     async def _cancel_all(self) -> None:
         tasks = [t for t in self.inflight.values() if not t.done()]
         for t in tasks:
@@ -667,17 +680,17 @@ def http_error(e: BaseException) -> dict[str, Any]:
 
 def _split(
     actions: Sequence[Any],
-) -> tuple[list[Store], list[Cancel], list[RunSql | RunHttp], list[str]]:
+) -> tuple[list[Store], list[Cancel], list[RunSql | RunHttp | StartChild], list[str]]:
     stores: list[Store] = []
     cancels: list[Cancel] = []
-    runs: list[RunSql | RunHttp] = []
+    runs: list[RunSql | RunHttp | StartChild] = []
     prune: list[str] = []
     for a in actions:
         if isinstance(a, Store):
             stores.append(a)
         elif isinstance(a, Cancel):
             cancels.append(a)
-        elif isinstance(a, RunSql | RunHttp):
+        elif isinstance(a, RunSql | RunHttp | StartChild):
             runs.append(a)
         elif isinstance(a, Prune):
             prune.extend(a.keys)

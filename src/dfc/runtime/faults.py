@@ -25,6 +25,7 @@ POINTS = (
     "before_commit",
     "after_commit",
     "before_release",
+    "after_child_start",  # a df.call/df.spawn started its child; the step is not recorded yet
 )
 
 

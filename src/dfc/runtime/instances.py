@@ -9,7 +9,6 @@ ids, variables against the plan's params) and says what went wrong; the statemen
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -20,12 +19,15 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from dfc.diagnostics import DfcError
-from dfc.params import ParamValueError, substitution_text
-from dfc.plan.model import Plan, PlanParam
-from dfc.references import is_reserved_var
+from dfc.params import substitution_text
+from dfc.plan.model import Plan
+from dfc.runtime.arguments import convert, show
+from dfc.runtime.arguments import max_concurrent as max_concurrent  # moved; still imported here
+from dfc.runtime.arguments import validate_vars as validate_vars
 from dfc.runtime.engine import record_from_row, signal_from_row
 from dfc.runtime.state import NodeRecord, Signal
 from dfc.store import instances as stored
+from dfc.store.children import Child, children_txn
 from dfc.store.instances import HistoryEvent, InstanceInfo
 from dfc.store.node_state import records_txn, timings_txn
 from dfc.store.registry import load_plan_txn
@@ -39,55 +41,7 @@ Conn = psycopg.Connection[Any]
 _ID = re.compile(r"^[0-9a-f]{8}$")
 
 
-# -- variables --------------------------------------------------------------------------------
-
-
-def validate_vars(plan: Plan, given: Mapping[str, Any] | None) -> dict[str, str]:
-    """The instance's variables as substitution text, checked against the plan's params.
-
-    Raises `DfcError` naming the parameter for a missing value without default, a value that
-    does not fit its type, an unknown name (when the workflow declares params) or a system name.
-    """
-    given = dict(given or {})
-    declared = {p.name: p for p in plan.params}
-    out: dict[str, str] = {}
-    for name in given:
-        if is_reserved_var(name):
-            raise DfcError(f"{name} is set by dfc and cannot be given", hint="choose another name")
-        if declared and name not in declared:
-            raise DfcError(
-                f"workflow {plan.name} has no parameter {name}",
-                hint="its parameters are " + ", ".join(sorted(declared)),
-            )
-    for p in plan.params:
-        if p.name in given:
-            out[p.name] = _convert(p, given.pop(p.name), given=True)
-        elif p.has_default:
-            out[p.name] = _convert(p, p.default, given=False)
-        else:
-            raise DfcError(
-                f"parameter {p.name} of workflow {plan.name} has no value",
-                hint=f"give it with --var {p.name}=VALUE",
-            )
-    for name, value in given.items():  # undeclared variables (pg_durable style)
-        out[name] = substitution_text("text", value)
-    return out
-
-
-def _convert(p: PlanParam, value: Any, *, given: bool) -> str:
-    try:
-        return substitution_text(p.type, value)
-    except ParamValueError as e:
-        raise DfcError(
-            f"parameter {p.name} must be {e.expected}, got {_show(value)}"
-            + (f": {e.reason}" if e.reason else ""),
-            hint=f"fix the {'value' if given else 'default'} of {p.name}",
-        ) from None
-
-
-def _show(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return repr(text if len(text) <= 40 else text[:39] + "…")
+# -- variables ----------------------------------------------------------------------------------
 
 
 def parse_var_options(items: Sequence[str]) -> dict[str, str]:
@@ -191,12 +145,6 @@ def start_instance(
     return Started(iid)
 
 
-def max_concurrent(plan: Plan) -> int | None:
-    """The plan's ``max_concurrent`` option (``df.start(..., max_concurrent => n)``), if any."""
-    value = plan.options.get("max_concurrent")
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _same_start(
     conn: Conn,
     first: InstanceInfo,
@@ -221,12 +169,12 @@ def _same_start(
         given = {p.name: p for p in plan.params}
         for name, value in vars.items():
             text = (
-                _convert(given[name], value, given=True)
+                convert(given[name], value, given=True)
                 if name in given
                 else substitution_text("text", value)
             )
             if first.vars.get(name) != text:
-                differences.append(f"{name} = {_show(value)}, not {_show(first.vars.get(name))}")
+                differences.append(f"{name} = {show(value)}, not {show(first.vars.get(name))}")
     if differences:
         raise DfcError(
             f"idempotency key {key!r} already started instance {first.id} of {first.workflow}, "
@@ -373,6 +321,16 @@ def wait(
                     break
     finally:
         stored.unlisten_finished(conn)
+
+
+def children(conn: Conn, instance_id: str) -> list[Child]:
+    """The instances started by the ``df.call`` and ``df.spawn`` steps of ``instance_id``,
+    oldest first; `DfcError` for an unknown instance."""
+    _check_id(instance_id)
+    found = children_txn(conn, instance_id)
+    if not found and not stored.exists_txn(conn, instance_id):
+        raise _unknown(instance_id)
+    return found
 
 
 def history(conn: Conn, instance_id: str) -> list[HistoryEvent]:

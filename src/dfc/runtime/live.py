@@ -32,12 +32,14 @@ def marks(
     timings: Mapping[str, tuple[datetime | None, datetime | None]] | None = None,
     plan: Plan | None = None,
     now: datetime | None = None,
+    children: Mapping[str, str] | None = None,
 ) -> dict[str, NodeMark]:
     """One mark per plan node id, from the latest key that has a status.
 
     With ``timings`` and ``plan``, a composite node's record (a race's decision, a join's
     failure) is timed from the first start inside it, not from when its record was written.
-    A timer due on another day than ``now`` shows its date.
+    A timer due on another day than ``now`` shows its date. ``children`` maps the keys of
+    ``df.call``/``df.spawn`` steps to their child's status, shown as a link.
     """
     walls = _wall_times(plan, timings) if plan is not None and timings else {}
     latest: dict[str, str] = {}
@@ -62,7 +64,7 @@ def marks(
             status=statuses[key],
             duration_ms=duration,
             iteration=int(iterations[-1]) if iterations else None,
-            note=_note(records.get(key) if records else None, statuses[key], now),
+            note=_note(records.get(key) if records else None, statuses[key], now, children),
         )
     return out
 
@@ -99,9 +101,18 @@ def _first_node(key: str, prefix: str) -> str:
     return m.group(0) if m else ""
 
 
-def _note(rec: NodeRecord | None, status: str, now: datetime | None = None) -> str | None:
+def _note(
+    rec: NodeRecord | None,
+    status: str,
+    now: datetime | None = None,
+    children: Mapping[str, str] | None = None,
+) -> str | None:
     if rec is None:
         return None
+    child = rec.detail.get("child")
+    if isinstance(child, str):
+        known = children.get(rec.key) if children is not None else None
+        return f"→ child {child}" + (f" {known}" if known else "")
     if status == "failed" and isinstance(rec.error, Mapping) and rec.error.get("message"):
         msg = str(rec.error["message"])
         return msg if len(msg) <= 60 else msg[:59] + "…"

@@ -43,6 +43,7 @@ keep completion order (``seq``), and the bindings a step saw are re-derivable by
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -78,7 +79,9 @@ from dfc.runtime.state import (
     RunHttp,
     RunSql,
     Signal,
+    StartChild,
     Statuses,
+    child_signal,
 )
 from dfc.runtime.substitute import SubstitutionError, substitute_raw, substitute_sql
 from dfc.runtime.timers import next_fire
@@ -209,6 +212,8 @@ class _Run(Composites):
                 out = self._signal(node, config, key, scope)
             case nodes.Http() | nodes.HttpMultipart():
                 out = self._http(node, config, key, scope, deadline)
+            case nodes.Call():  # and nodes.Spawn, its subclass
+                out = self._call(node, config, key, scope)
             case nodes.Retry():
                 out = self._retry(node, config, key, prefix, scope, deadline)
             case nodes.Timeout():
@@ -379,3 +384,112 @@ class _Run(Composites):
             )
         self.items.append(RunHttp(key=key, node_id=node.id, request=request))
         return Outcome(RUNNING, scope)
+
+    def _call(self, node: PlanNode, config: nodes.Call, key: str, scope: Scope) -> Outcome:
+        """``df.call`` / ``df.spawn``: start the child (the engine records the step with it:
+        ``waiting`` with ``detail.child`` for a call, ``completed`` with ``{"id": child}`` for a
+        spawn), then, for a call, wait for the signal its end sends."""
+        done = self._finished(key, scope)
+        if done is not None:
+            return done
+        rec = self.records.get(key)
+        if rec is None:
+            try:
+                values = {
+                    name: substitute_raw(v, scope, self.vars) if isinstance(v, str) else v
+                    for name, v in config.args.items()
+                }
+            except SubstitutionError as e:
+                return self._substitution_failed(node, key, scope, e)
+            self.items.append(
+                StartChild(
+                    key=key,
+                    node_id=node.id,
+                    workflow=config.workflow,
+                    version=config.version,
+                    vars=values,
+                    wait=not isinstance(config, nodes.Spawn),
+                    idempotency_key=f"{self.instance_id}/{key}",
+                )
+            )
+            return Outcome(RUNNING, scope)
+        child = rec.detail.get("child")
+        for sig in self.by_name.get(child_signal(key), ()):
+            ended = _child_outcome(sig, child)
+            if sig.seq in self.claimed or ended is None:
+                continue  # not this child's end (a signal sent by hand under that name)
+            self.claimed.add(sig.seq)
+            return self._child_ended(node, config, key, scope, rec, sig.seq, ended)
+        self.items.append(SignalWait(key))
+        return Outcome(WAITING, scope)
+
+    def _child_ended(
+        self,
+        node: PlanNode,
+        config: nodes.Call,
+        key: str,
+        scope: Scope,
+        rec: NodeRecord,
+        seq: int,
+        ended: Mapping[str, JSON],
+    ) -> Outcome:
+        """The step of a call whose child ended: its result, or its failure."""
+        done = child_ended(self.plan, key, node.id, config.workflow, ended, rec.detail)
+        self._store(done, consume_signal=seq)
+        if done.status == "completed":
+            return Outcome(DONE, scope, result=done.result, seq=INF)
+        return Outcome(FAILED, scope, error=done.error, seq=INF)
+
+
+def child_ended(
+    plan: Plan,
+    key: str,
+    node_id: str,
+    workflow: str,
+    ended: Mapping[str, JSON],
+    detail: Mapping[str, JSON],
+) -> NodeRecord:
+    """The record of the call step at ``key`` whose child ended as ``ended`` says (the payload
+    of its end signal: ``child``, ``status``, ``result``, ``error``, ``reason``): completed with
+    the child's result, or failed with an error naming the child."""
+    child, status = ended.get("child"), ended.get("status")
+    if status == "completed":
+        result = ended.get("result")
+        return NodeRecord(
+            key=key, node_id=node_id, status="completed", result=result, detail=detail
+        )
+    what = f"child {child} ({workflow})"
+    if status == "failed":
+        cause = ended.get("error")
+        message = cause.get("message") if isinstance(cause, Mapping) else cause
+        error = node_error(
+            plan,
+            key,
+            node_id,
+            f"{what} failed: {message}",
+            code=codes.CHILD_FAILED,
+            child=child,
+            child_error=cause,
+        )
+    else:
+        reason = ended.get("reason")
+        error = node_error(
+            plan,
+            key,
+            node_id,
+            f"{what} was cancelled" + (f": {reason}" if reason else ""),
+            code=codes.CHILD_CANCELLED,
+            child=child,
+        )
+    return NodeRecord(key=key, node_id=node_id, status="failed", error=error, detail=detail)
+
+
+def _child_outcome(sig: Signal, child: JSON) -> Mapping[str, JSON] | None:
+    """The outcome a child's end signal carries (migration 0013), when it is ``child``'s."""
+    try:
+        ended = json.loads(sig.payload or "")
+    except ValueError:
+        return None
+    if not isinstance(ended, dict) or child is None or ended.get("child") != child:
+        return None
+    return ended

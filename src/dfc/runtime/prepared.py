@@ -4,7 +4,7 @@ A THEN chain ``a ~> b ~> c ~> ...`` parses as nested THEN nodes; walking it node
 make a 2,000-step sequence 2,000 nested calls. `Chain` flattens it into its steps, remembering
 which step range each inner THEN node covers (for their statuses).
 
-A chain also records which of its steps are *plain leaves* (SQL, HTTP, timers, signals, without
+A chain also records which of its steps are *plain leaves* (SQL, HTTP, timers, signals, calls, without
 an undo): a finished plain leaf is settled by its record alone, so the machine skips walking it.
 """
 
@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 from dfc.plan.model import Plan, PlanNode
 
-_PLAIN_LEAVES = frozenset({"SQL", "HTTP", "HTTP_MULTIPART", "SLEEP", "WAIT_SCHEDULE", "SIGNAL"})
+_PLAIN_LEAVES = frozenset(
+    {"SQL", "HTTP", "HTTP_MULTIPART", "SLEEP", "WAIT_SCHEDULE", "SIGNAL", "CALL", "SPAWN"}
+)
 
 
 @dataclass(frozen=True, slots=True)

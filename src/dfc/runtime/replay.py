@@ -20,7 +20,16 @@ from dfc.runtime.keys import loop_index
 from dfc.runtime.outcome import FAILED, INF, Item, Outcome, SignalWait, Wake
 from dfc.runtime.prepared import Prepared
 from dfc.runtime.scope import Scope
-from dfc.runtime.state import Cancel, NodeRecord, Prune, RunHttp, RunSql, Signal, Store
+from dfc.runtime.state import (
+    Cancel,
+    NodeRecord,
+    Prune,
+    RunHttp,
+    RunSql,
+    Signal,
+    StartChild,
+    Store,
+)
 from dfc.runtime.substitute import SubstitutionError
 
 
@@ -85,7 +94,7 @@ class Replay:
             match item:
                 case None | Prune():
                     continue
-                case RunSql() | RunHttp() | Wake() | SignalWait():
+                case RunSql() | RunHttp() | StartChild() | Wake() | SignalWait():
                     keys.append(item.key)
                 case Store():
                     if item.consume_signal is not None:

@@ -78,6 +78,13 @@ class Signal:
     payload: str | None
 
 
+def child_signal(key: str) -> str:
+    """The name of the signal by which the end of the child that the ``df.call`` step at
+    ``key`` started reaches its parent (sent by migration 0013's trigger, with the child's
+    outcome as payload; the key is unique within the parent)."""
+    return "dfc:child:" + key
+
+
 # -- actions ---------------------------------------------------------------------------------
 
 
@@ -116,6 +123,22 @@ class RunHttp:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StartChild:
+    """Start an instance of ``workflow`` (``version``; None: the latest) with ``vars`` as a
+    child of the step at ``key`` (``df.call``, or ``df.spawn`` when not ``wait``), and record
+    the step, in one transaction; ``idempotency_key`` makes a second start of it return the
+    first child."""
+
+    key: str
+    node_id: str
+    workflow: str
+    version: int | None
+    vars: Mapping[str, JSON]
+    wait: bool
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Store:
     """Persist a record decided by the machine itself: a timer started or fired, a signal
     consumed (``consume_signal``), a race decided, a retry scheduled, a node failed by a
@@ -148,7 +171,7 @@ class Prune:
     keys: tuple[str, ...]
 
 
-Action = RunSql | RunHttp | Store | Cancel | Prune
+Action = RunSql | RunHttp | StartChild | Store | Cancel | Prune
 
 
 class Statuses(Mapping[str, str]):

@@ -50,6 +50,8 @@ class InstanceInfo:
     options: Mapping[str, Any] | None = None
     idempotency_key: str | None = None
     concurrency_key: str | None = None
+    parent_id: str | None = None  # the instance whose df.call or df.spawn started this one
+    parent_key: str | None = None  # ... and the node key of that step
 
     @property
     def duration_s(self) -> float | None:
@@ -82,6 +84,7 @@ class InstanceInfo:
             "created_by": self.created_by,
             "idempotency_key": self.idempotency_key,
             "concurrency_key": self.concurrency_key,
+            "parent_id": self.parent_id,
         }
 
 
@@ -260,7 +263,7 @@ async def unfinished(conn: AConn, instance_ids: Collection[str]) -> int:
 _COLUMNS = """
 i.id, i.workflow, i.version, i.label, i.status, i.vars, i.result, i.error, i.compensated,
 i.cancel_reason, i.created_at, i.started_at, i.finished_at, w.waiting_for, i.created_by, i.graph,
-i.options, i.idempotency_key, i.concurrency_key
+i.options, i.idempotency_key, i.concurrency_key, i.parent_id, i.parent_key
 """
 _INFO = f"SELECT {_COLUMNS} FROM dfc.instances i LEFT JOIN dfc.waits w ON w.instance_id = i.id WHERE i.id = %s"
 

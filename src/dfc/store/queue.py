@@ -75,7 +75,12 @@ _COMPILED = (
     "AND EXISTS (SELECT 1 FROM dfc.instances AS ci"
     " WHERE ci.id = instance_id AND ci.workflow IS NOT NULL)"
 )
-_ONLY = "AND instance_id = ANY(%(only)s) AND (owned_by IS NULL OR owned_by = %(owner)s)"
+# Given its instances (`dfc run`), a worker also claims the ones it owns without having been
+# given them: the df.call children of its instances (dfc.store.children.link_txn).
+_ONLY = (
+    "AND (instance_id = ANY(%(only)s) OR owned_by = %(owner)s)"
+    " AND (owned_by IS NULL OR owned_by = %(owner)s)"
+)
 _NOT_OWNED = "AND owned_by IS NULL"
 _DUE = "run_at <= now()"
 # A virtual clock (`dfc.runtime.clock`) may be ahead of the server's: timers are due by its

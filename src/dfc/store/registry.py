@@ -199,6 +199,22 @@ def load_plan(conn: Conn, name: str, version: int | None = None) -> tuple[int, P
         return load_plan_txn(conn, name, version)
 
 
+async def find_plan(
+    conn: psycopg.AsyncConnection[Any], name: str, version: int | None = None
+) -> tuple[int, Plan] | None:
+    """`load_plan_txn` for a worker: None for an unknown workflow or version (it raises
+    `DfcError` only for a plan this dfc cannot read)."""
+    if version is None:
+        cur = await conn.execute(_LOAD_DEFAULT, (name,))
+    else:
+        cur = await conn.execute(_LOAD_VERSION, (name, version))
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    found, data, source = row
+    return found, _plan_from_row(name, found, data, source)
+
+
 def _plan_from_row(name: str, version: int, data: dict[str, Any], source: str | None) -> Plan:
     data = dict(data)
     data["source"] = source or ""

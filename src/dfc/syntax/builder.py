@@ -502,6 +502,13 @@ class Builder:
             if (sig.name, key) in UNSUPPORTED_PARAMS:
                 self.error(codes.UNKNOWN_ARG, UNSUPPORTED_PARAMS[(sig.name, key)], a.span)
                 ok = False
+            elif key not in by_name and sig.keywords:
+                # The callee's parameters, kept as written: the checker matches them.
+                passed: list[Named] = bound.setdefault("**named", [])
+                if any(p.name == a.name for p in passed):
+                    self.error(codes.DUPLICATE_ARG, f"{fname}: {a.name} is given twice", a.span)
+                    ok = False
+                passed.append(a)
             elif key not in by_name:
                 near = difflib.get_close_matches(key, list(by_name), n=1)
                 self.error(
@@ -590,6 +597,12 @@ class Builder:
                 ok = ok and lit is not None
                 vals[p.name] = lit
         rest = [self.as_node(r, f"a branch of {fname}", sp) for r in bound.get("*rest", [])]
+        passed: list[ast.CallArg] = []
+        for a in bound.get("**named", []):
+            lit = self.as_lit(a.value, f"the parameter {a.name} of {fname}")
+            ok = ok and lit is not None
+            if lit is not None:
+                passed.append(ast.CallArg(name=a.name, value=lit, span=a.span))
         if not ok:
             return self.nest(ast.Invalid(span=sp), [])
         v = vals
@@ -639,6 +652,14 @@ class Builder:
                 node = ast.Timeout(node=v["node"], seconds=v["seconds"], span=sp)
             case "with_undo":
                 node = ast.Compensate(node=v["node"], undo=v["undo"], spelling="call", span=sp)
+            case "call" | "spawn":
+                node = ast.Call(
+                    workflow=v["workflow"],
+                    version=v["version"],
+                    args=tuple(passed),
+                    wait=sig.name == "call",
+                    span=sp,
+                )
             case "start":
                 raise AssertionError("df.start is unwrapped by the workflow statement")
             case _:

@@ -32,6 +32,8 @@ Function = Literal[
     "retry",
     "timeout",
     "with_undo",
+    "call",
+    "spawn",
 ]
 """The names of the built-in node functions (the keys of `SIGNATURES`)."""
 
@@ -47,11 +49,13 @@ class ParamSpec:
 
 @dataclass(frozen=True, slots=True)
 class Signature:
-    """A built-in's parameters; ``variadic`` repeats the last parameter (df.join)."""
+    """A built-in's parameters; ``variadic`` repeats the last parameter (df.join); ``keywords``
+    takes any other named argument too (df.call passes them on as the callee's parameters)."""
 
     name: Function | Literal["start"]
     params: tuple[ParamSpec, ...]
     variadic: bool = False
+    keywords: bool = False
 
     @property
     def min_args(self) -> int:
@@ -65,14 +69,24 @@ class Signature:
         if self.variadic:
             inner += ", ..."
         if opt:
-            inner += f" [, {', '.join(opt)}]" if inner else f"[{', '.join(opt)}]"
+            listed = ", ".join(f"{o} => n" if self.keywords else o for o in opt)
+            inner += f" [, {listed}]" if inner else f"[{listed}]"
+        if self.keywords:
+            inner += " [, param => value, ...]"
         return f"df.{self.name}({inner})"
 
 
 def _sig(
-    name: Function | Literal["start"], *params: ParamSpec, variadic: bool = False
+    name: Function | Literal["start"],
+    *params: ParamSpec,
+    variadic: bool = False,
+    keywords: bool = False,
 ) -> Signature:
-    return Signature(name, params, variadic)
+    return Signature(name, params, variadic, keywords)
+
+
+# df.call and df.spawn: the workflow, its version (default: the latest), then its parameters.
+_CALLEE = (ParamSpec("workflow", "text"), ParamSpec("version", "int", required=False))
 
 
 SIGNATURES: dict[str, Signature] = {
@@ -132,6 +146,8 @@ SIGNATURES: dict[str, Signature] = {
         ),
         _sig("timeout", ParamSpec("node", "node"), ParamSpec("seconds", "int")),
         _sig("with_undo", ParamSpec("node", "node"), ParamSpec("undo", "node")),
+        _sig("call", *_CALLEE, keywords=True),
+        _sig("spawn", *_CALLEE, keywords=True),
     )
 }
 

@@ -597,7 +597,7 @@ def _node_text(n: ast.Expr, k: list[str]) -> str:
             }
             kind = "HTTP" if isinstance(n, ast.Http) else "HTTP_MULTIPART"
             return typed(kind, ("query", query(config)))
-        case ast.Retry() | ast.Timeout() | ast.Compensate() | ast.TemplateCall():
+        case ast.Retry() | ast.Timeout() | ast.Compensate() | ast.TemplateCall() | ast.Call():
             raise ValueError(f"a graph cannot express {type(n).__name__}")
         case ast.Name() | ast.Invalid():
             raise ValueError(f"{type(n).__name__} has no place in a graph")

@@ -136,6 +136,11 @@ def form(node: ast.Expr) -> Form:
         case ast.HttpMultipart(url=u, method=m, parts=p, headers=h, timeout=t):
             names = ("url", "method", "parts", "headers", "timeout")
             return Call("df.http_multipart", _optional(names, (u, m, p, h, t)))
+        case ast.Call(workflow=w, version=v, args=passed, wait=wait):
+            callee = [(None, w), *([("version", v)] if v is not None else [])]
+            return Call(
+                "df.call" if wait else "df.spawn", callee + [(a.name, a.value) for a in passed]
+            )
         case ast.Retry(node=n):
             opts = [
                 (k, getattr(node, k))

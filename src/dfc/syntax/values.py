@@ -95,6 +95,8 @@ def describe(raw: ast.Expr | ast.Lit | ast.SqlExpr | StartCall) -> str:
             return "df.http(...)"
         case ast.HttpMultipart():
             return "df.http_multipart(...)"
+        case ast.Call(wait=wait):
+            return "df.call(...)" if wait else "df.spawn(...)"
         case ast.Retry():
             return "df.retry(...)"
         case ast.Timeout():

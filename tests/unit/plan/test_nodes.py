@@ -30,6 +30,8 @@ EXAMPLES: list[nodes.NodeConfig] = [
     HttpMultipart(url="https://x.example", parts='[{"name": "f", "data_b64": ""}]'),
     Retry(attempts=4, backoff=0.5, factor=3, max_backoff=60, jitter=False),
     nodes.Timeout(seconds=10),
+    nodes.Call(workflow="charge", version=2, args={"amount": "$order.total", "n": 3}),
+    nodes.Spawn(workflow="notify"),
 ]
 
 

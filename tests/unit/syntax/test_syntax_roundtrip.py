@@ -102,6 +102,23 @@ def leaves() -> st.SearchStrategy[Any]:
             opt_text,
             opt_int,
         ),
+        st.builds(
+            lambda w, v, passed, wait: ast.Call(
+                workflow=w,
+                version=v,
+                args=tuple(ast.CallArg(name=k, value=x, span=SP) for k, x in passed.items()),
+                wait=wait,
+                span=SP,
+            ),
+            text_lit,
+            opt_int,
+            st.dictionaries(
+                idents.filter(lambda s: s not in ("workflow", "version")),
+                st.one_of(lits, name()),
+                max_size=3,
+            ),
+            st.booleans(),
+        ),
     )
 
 
