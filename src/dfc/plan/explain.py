@@ -85,6 +85,9 @@ def _essentials(config: nodes.NodeConfig, n_children: int, width: int | None) ->
             )
         case nodes.Timeout(seconds=seconds):
             return f"TIMEOUT {seconds}s"
+        case nodes.Map(rows_from=source, concurrency=n, on_error=on_error, item=item):
+            over = f" over ${source}" if source is not None else ""
+            return f"MAP{over} as ${item}, {n} at a time, on error {on_error}"
     assert_never(config)
 
 
@@ -108,6 +111,9 @@ def _display_children(plan: Plan, node: PlanNode) -> list[tuple[str, str]]:
         return list(zip(("then: ", "else: "), node.children, strict=False))
     if node.type == "LOOP" and len(node.children) == 2:
         return [("body: ", node.children[0]), ("while: ", node.children[1])]
+    if node.type == "MAP":
+        labels = ("rows: ", "body: ") if len(node.children) == 2 else ("body: ",)
+        return list(zip(labels, node.children, strict=True))
     return [("", c) for c in node.children]
 
 

@@ -145,3 +145,25 @@ The HTTP step's host is not in the egress allow-list (`DFC_HTTP_ALLOW`, comma-se
 address, which is denied unless the host or address is allowed explicitly.
 """,
 )
+
+MAP_ROWS = code(
+    "DFC650",
+    "df.map over a result without rows",
+    Severity.ERROR,
+    """
+`df.map` runs its body once per row of a SQL result (`{"rows": [...]}`). The result its rows
+come from had no `rows` array (an HTTP envelope, a signal, a join array, ...), or the result
+named by `'$name.*'` was not bound when the map started. Give the map a query, or a result
+bound by a SQL step.
+""",
+)
+
+MAP_BREAK = code(
+    "DFC651",
+    "df.break inside the body of df.map",
+    Severity.ERROR,
+    """
+A row of `df.map` reached a `df.break` that would leave a loop around the map. A break
+cannot leave a row (`dfc check` reports it as DFC401); this fails the row instead.
+""",
+)

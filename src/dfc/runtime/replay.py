@@ -20,7 +20,16 @@ from dfc.runtime.keys import loop_index
 from dfc.runtime.outcome import FAILED, INF, Item, Outcome, SignalWait, Wake
 from dfc.runtime.prepared import Prepared
 from dfc.runtime.scope import Scope
-from dfc.runtime.state import Cancel, NodeRecord, Prune, RunHttp, RunSql, Signal, Store
+from dfc.runtime.state import (
+    Cancel,
+    MapProgress,
+    NodeRecord,
+    Prune,
+    RunHttp,
+    RunSql,
+    Signal,
+    Store,
+)
 from dfc.runtime.substitute import SubstitutionError
 
 
@@ -60,6 +69,7 @@ class Replay:
         self.st_vals: list[str] = []
         self.revoked: set[str] = set()
         self.iterations: dict[str, int] = {}
+        self.maps: dict[str, MapProgress] = {}
         self._loops: dict[str, dict[int, list[str]]] | None = None
         # (seq, walk order, key, undo root, bindings) of every completed node with an undo
         self.undos: list[tuple[float, int, str, str, Scope]] = []

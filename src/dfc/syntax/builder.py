@@ -639,6 +639,8 @@ class Builder:
                 node = ast.Timeout(node=v["node"], seconds=v["seconds"], span=sp)
             case "with_undo":
                 node = ast.Compensate(node=v["node"], undo=v["undo"], spelling="call", span=sp)
+            case "map":
+                node = ast.Map(**v, span=sp)  # the parameters are named as the fields
             case "start":
                 raise AssertionError("df.start is unwrapped by the workflow statement")
             case _:

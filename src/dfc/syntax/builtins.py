@@ -32,6 +32,7 @@ Function = Literal[
     "retry",
     "timeout",
     "with_undo",
+    "map",
 ]
 """The names of the built-in node functions (the keys of `SIGNATURES`)."""
 
@@ -132,6 +133,14 @@ SIGNATURES: dict[str, Signature] = {
         ),
         _sig("timeout", ParamSpec("node", "node"), ParamSpec("seconds", "int")),
         _sig("with_undo", ParamSpec("node", "node"), ParamSpec("undo", "node")),
+        _sig(
+            "map",
+            ParamSpec("rows", "node"),
+            ParamSpec("body", "node"),
+            ParamSpec("concurrency", "int", required=False),
+            ParamSpec("on_error", "text", required=False),
+            ParamSpec("item", "text", required=False),
+        ),
     )
 }
 

@@ -30,6 +30,7 @@ EXAMPLES: list[nodes.NodeConfig] = [
     HttpMultipart(url="https://x.example", parts='[{"name": "f", "data_b64": ""}]'),
     Retry(attempts=4, backoff=0.5, factor=3, max_backoff=60, jitter=False),
     nodes.Timeout(seconds=10),
+    nodes.Map(rows_from="orders", concurrency=3, on_error="collect", item="order"),
 ]
 
 
@@ -154,3 +155,8 @@ def test_reading_is_idempotent_so_a_stored_plan_keeps_its_hash(
     again = PlanNode.from_json("n1", json.loads(json.dumps(node.to_json())))
     assert again == node
     assert again.to_json() == node.to_json()
+
+
+def test_map_refuses_an_unknown_error_policy() -> None:
+    with pytest.raises(ValueError, match="on_error 'ignore' is not one of fail, collect"):
+        read(nodes.Map, {"on_error": "ignore"})
