@@ -190,7 +190,7 @@ def _execute(url: str, adopt: Callable[[str], str], *, live: bool) -> tuple[str,
         if display is None:
             return
         plan_holder["plan"] = run.claimed.plan
-        m = marks(ev.statuses, run.records, durations_ms=run.durations)
+        m = marks(ev.statuses, run.records, durations_ms=run.durations, maps=ev.maps)
         display.update(Text("\n".join(explain_lines(run.claimed.plan, m))))
 
     async def main() -> None:
@@ -256,7 +256,9 @@ def _tree(snap: Any, ev: Any) -> list[str]:
     """The plan tree of a snapshot, each node marked with its status in ``ev``."""
     from dfc.runtime.live import marks
 
-    return explain_lines(snap.plan, marks(ev.statuses, snap.records, timings=snap.timings))
+    return explain_lines(
+        snap.plan, marks(ev.statuses, snap.records, timings=snap.timings, maps=ev.maps)
+    )
 
 
 def _now() -> Any:

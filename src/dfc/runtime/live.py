@@ -13,7 +13,7 @@ from datetime import datetime
 
 from dfc.plan.explain import NodeMark
 from dfc.runtime.keys import node_id
-from dfc.runtime.state import NodeRecord
+from dfc.runtime.state import MapProgress, NodeRecord
 
 _NUMBERS = re.compile(r"[#@](\d+)/")
 _ITERATION = re.compile(r"#(\d+)/")
@@ -29,8 +29,10 @@ def marks(
     *,
     durations_ms: Mapping[str, float] | None = None,
     timings: Mapping[str, tuple[datetime | None, datetime | None]] | None = None,
+    maps: Mapping[str, MapProgress] | None = None,
 ) -> dict[str, NodeMark]:
-    """One mark per plan node id, from the latest key that has a status."""
+    """One mark per plan node id, from the latest key that has a status; a ``df.map`` notes
+    its progress (``maps``, from the evaluation) rather than one mark per row."""
     latest: dict[str, str] = {}
     for key in statuses:
         nid = node_id(key)
@@ -51,7 +53,9 @@ def marks(
             status=statuses[key],
             duration_ms=duration,
             iteration=int(iterations[-1]) if iterations else None,
-            note=_note(records.get(key) if records else None, statuses[key]),
+            note=maps[key].describe()
+            if maps and key in maps
+            else _note(records.get(key) if records else None, statuses[key]),
         )
     return out
 
