@@ -85,6 +85,7 @@ class Fanout(Replay, abc.ABC):
             source = scope.get(config.rows_from)
         rec = self.records.get(key)
         if rec is not None and rec.status == "completed":
+            self._finished_map(node, key, prefix, rec)
             return Outcome(DONE, scope, result=rec.result, seq=max(seq, rec.seq))
         if rec is not None and rec.status in ("decided", "failed"):
             return Outcome(FAILED, scope, error=rec.error, seq=max(seq, rec.seq))
@@ -114,25 +115,33 @@ class Fanout(Replay, abc.ABC):
     ) -> Outcome:
         body = node.children[-1]
         total = len(rows)
+        n_blocks = (total + BLOCK - 1) // BLOCK
         collect = config.on_error == "collect"
-        blocks: list[list[JSON] | None] = []  # per block: its results once all have finished
+        # The leading blocks that have summaries are settled as the memo remembers them.
+        known = self.memo.summaries(
+            key, lambda: tuple(summary_key(key, b) for b in range(n_blocks))
+        )
+        first = known.resume(self.records, lambda b: min(total, (b + 1) * BLOCK) - b * BLOCK)
+        done = known.done[first - 1] if first else 0
+        failed = known.failed[first - 1] if first else 0
+        finished: dict[int, list[JSON]] = {}  # blocks walked whose rows have all finished
         summaries: list[tuple[int, list[JSON], int]] = []  # (block, results, failed) to store
         failures: list[tuple[float, int, Outcome]] = []  # (seq, row, outcome), on_error fail
         walked: list[tuple[int, _Mark, _Mark]] = []  # (row, marks around its walk)
-        done = failed = active = 0
+        active = 0
         running = full = False
-        for b in range((total + BLOCK - 1) // BLOCK):
+        complete_blocks = first  # blocks whose rows have all finished
+        for b in range(first, n_blocks):
             lo, hi = b * BLOCK, min(total, (b + 1) * BLOCK)
-            summary = self.records.get(summary_key(key, b))
-            if summary is not None and isinstance(summary.result, list):
-                blocks.append(summary.result)
+            summary = self.records.get(known.keys[b])
+            if summary is not None:
                 done += hi - lo
                 failed += int(summary.detail.get("failed", 0))
-                seq = max(seq, summary.seq)
+                complete_blocks += 1
                 continue
             if full:
-                blocks.append(None)
-                continue
+                # Rows start in order: no row from here on ever started, none has records.
+                break
             results: list[JSON] = []
             block_failed = 0
             settled = True  # every row finished by records written before this evaluation
@@ -166,23 +175,44 @@ class Fanout(Replay, abc.ABC):
                     continue
                 done += 1
             failed += block_failed
-            complete = len(results) == hi - lo
-            blocks.append(results if complete else None)
-            if complete and settled:
-                summaries.append((b, results, block_failed))
+            if len(results) == hi - lo:
+                complete_blocks += 1
+                finished[b] = results
+                if settled:
+                    summaries.append((b, results, block_failed))
         self.maps[key] = MapProgress(
             done=done, running=active, failed=failed + len(failures), total=total
         )
         if failures:
             return self._map_failed(node, key, scope, failures, walked)
-        if all(r is not None for r in blocks):
-            result: JSON = [x for r in blocks if r is not None for x in r]
-            self._store(NodeRecord(key=key, node_id=node.id, status="completed", result=result))
+        if complete_blocks == n_blocks:
+            result: JSON = [
+                x
+                for b, k in enumerate(known.keys)
+                for x in (finished[b] if b in finished else _summarised(self.records[k]))
+            ]
+            self._store(
+                NodeRecord(
+                    key=key,
+                    node_id=node.id,
+                    status="completed",
+                    result=result,
+                    detail={"rows": total, "failed": failed},
+                )
+            )
             self._forget_rows(key, total)
             return Outcome(DONE, scope, result=result, seq=INF)
         for b, results, block_failed in summaries:
             self._summarise(node, key, b, results, block_failed)
         return Outcome(RUNNING if running else WAITING, scope)
+
+    def _finished_map(self, node: PlanNode, key: str, prefix: str, rec: NodeRecord) -> None:
+        """A finished map walks no row: its body shows as completed, with the counts."""
+        total = int(rec.detail.get("rows", 0))
+        failed = int(rec.detail.get("failed", 0))
+        self.maps[key] = MapProgress(done=total, running=0, failed=failed, total=total)
+        for n in self.plan.walk(node.children[-1]):
+            self._status(prefix + n.id, "completed")
 
     def _row_broke(self, node: PlanNode, key: str, i: int, out: Outcome) -> Outcome:
         """A break reached the end of a row (the checker refuses it): the row fails."""
@@ -241,3 +271,9 @@ class Fanout(Replay, abc.ABC):
         doomed += [k for keys in rows.values() for k in keys]
         if doomed:
             self.items.append(Prune(loop_key=key, below=0, keys=tuple(doomed)))
+
+
+def _summarised(rec: NodeRecord) -> list[JSON]:
+    """The results a block's summary record holds."""
+    assert isinstance(rec.result, list), "a summary holds its block's results"
+    return rec.result

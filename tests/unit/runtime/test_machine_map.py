@@ -129,6 +129,10 @@ def test_collect_gives_an_error_object_in_the_failed_rows_slots() -> None:
     assert [("error" in r) for r in out] == [False, True, False, True, False]
     assert out[1]["error"]["message"] == "row 1 broke"
     assert out[0] == rows({"r": 0})
+    # Finished, the map walks no row: its body shows completed, and the counts stay.
+    again = s.evaluate()
+    assert again.statuses["n2"] == "completed"
+    assert again.maps["n3"].describe() == "5 done, 0 running, 2 failed of 5"
 
 
 def test_rows_from_a_bound_result_and_the_item_name() -> None:
