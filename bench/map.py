@@ -3,8 +3,9 @@
 One instance: ``'SELECT id FROM bench_acc WHERE id <= 10000 ORDER BY id' |=> 'rows' ~>
 df.map('$rows.*', 'UPDATE bench_acc SET v = v + 1 WHERE id = $item.id', concurrency => 8)``,
 run by one worker of concurrency 8. Figures: the instance's run time and its rows per second;
-the worker's resident size when idle, when half the rows are done and at the end, and its peak
-(a map's finished rows are summarised, so the size must not grow with them); the most node
+the worker's resident size when idle, once the rows are read (the first block done), when half
+the rows are done and at the end (the map's result held), and its peak (a map's finished rows
+are summarised, so the size must not grow with them); the most node
 records the instance held while it ran (sampled); and the check that every row's UPDATE
 happened exactly once (the run fails otherwise).
 """
@@ -55,6 +56,7 @@ def fan_out(bench: Bench) -> Iterator[Figure]:
         ("seconds", f"map of {rows:,} rows", m["seconds"], "s"),
         ("rows_per_s", "rows (one-row UPDATE steps) per second", rows / m["seconds"], "rows/s"),
         ("rss_start", "worker RSS, idle", m["rss_start"], "MiB"),
+        ("rss_rows", "worker RSS, rows read, first block done", m["rss_rows"], "MiB"),
         ("rss_middle", "worker RSS, half the rows done", m["rss_middle"], "MiB"),
         ("rss_end", "worker RSS, map finished", m["rss_end"], "MiB"),
         ("rss_peak", "worker peak RSS", m["rss_peak"], "MiB"),
@@ -94,11 +96,14 @@ def _measure(bench: Bench, rows: int) -> dict[str, float]:
                 ).fetchone()
                 assert row is not None
                 most = max(most, int(row[0]))
+                if "rss_rows" not in out and int(row[1]) >= 32:
+                    out["rss_rows"] = worker.memory_mb()
                 if "rss_middle" not in out and int(row[1]) >= rows // 2:
                     out["rss_middle"] = worker.memory_mb()
                 time.sleep(0.2)
         out["rss_end"] = worker.memory_mb()
         out["rss_peak"] = worker.memory_mb("VmHWM")
+        out.setdefault("rss_rows", out["rss_end"])
         out.setdefault("rss_middle", out["rss_end"])
         out["records"] = most
     finally:

@@ -16,7 +16,8 @@ set of rows walked only grows and every evaluation agrees with the one before.
 10,000 rows' records in memory. The rows are taken in blocks of `BLOCK` rows. As soon as every
 row of a block has finished (with records written before this evaluation), the machine stores
 a *summary* record for the block (key ``n4[0]`` for rows 1-32, `summary_key`; status
-``completed``; result: the block's results in row order; detail ``{"failed": n}``) and prunes
+``completed``; result: the block's results in row order, as one JSON text; detail
+``{"failed": n}``) and prunes
 the records of its rows, in the same transaction (a `Store` and a `Prune` of one evaluation).
 A later evaluation reads the summary instead of walking the block. Rows start in order and at
 most N run, so at most about N + 1 blocks are unsummarised at any time: an evaluation walks
@@ -36,6 +37,7 @@ checker refuses it: DFC401).
 from __future__ import annotations
 
 import abc
+import json
 from datetime import datetime
 
 from dfc.json_types import JSON
@@ -246,13 +248,19 @@ class Fanout(Replay, abc.ABC):
     def _summarise(
         self, node: PlanNode, key: str, block: int, results: list[JSON], failed: int
     ) -> None:
-        """Store the summary of a finished block and prune its rows' records."""
+        """Store the summary of a finished block and prune its rows' records.
+
+        The summary holds the results as one JSON text, not as JSON values: the worker keeps
+        records in memory, and a text costs a few bytes per row where parsed values cost
+        hundreds, so finished rows do not make the worker grow. It is parsed once, when the
+        map completes."""
+        text = json.dumps(results, ensure_ascii=False, separators=(",", ":"))
         self._store(
             NodeRecord(
                 key=summary_key(key, block),
                 node_id=node.id,
                 status="completed",
-                result=results,
+                result=text,
                 detail={"failed": failed},
             )
         )
@@ -274,6 +282,8 @@ class Fanout(Replay, abc.ABC):
 
 
 def _summarised(rec: NodeRecord) -> list[JSON]:
-    """The results a block's summary record holds."""
-    assert isinstance(rec.result, list), "a summary holds its block's results"
-    return rec.result
+    """The results a block's summary record holds (see `_summarise`)."""
+    assert isinstance(rec.result, str), "a summary holds its block's results as JSON text"
+    results = json.loads(rec.result)
+    assert isinstance(results, list)
+    return results
