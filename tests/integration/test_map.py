@@ -20,7 +20,9 @@ from runtime_support import info, run_until_done, start
 
 from dfc.compiler import compile_source
 from dfc.plan.model import Plan
+from dfc.runtime import rewind
 from dfc.source import SourceFile
+from dfc.store.db import connect
 
 pytestmark = pytest.mark.db
 
@@ -31,7 +33,7 @@ BODY = """$$
 UPDATE items SET hits = hits + 1, started = clock_timestamp() WHERE id = $item.id;
 SELECT pg_sleep({pause});
 UPDATE items SET finished = clock_timestamp() WHERE id = $item.id
-RETURNING id, 1 / (id - {fail_at}) AS ok
+RETURNING id, 1 / (id - {fail_at}) / divisor AS ok
 $$"""
 
 
@@ -52,7 +54,7 @@ def items(db_url: str) -> Iterator[psycopg.Connection[Any]]:
         conn.execute(
             "DROP TABLE IF EXISTS items;"
             "CREATE TABLE items (id int PRIMARY KEY, hits int NOT NULL DEFAULT 0,"
-            " started timestamptz, finished timestamptz);"
+            " divisor int NOT NULL DEFAULT 1, started timestamptz, finished timestamptz);"
             f"INSERT INTO items (id) SELECT generate_series(1, {ROWS})"
         )
         yield conn
@@ -126,6 +128,25 @@ def test_collect_runs_every_row_and_keeps_the_errors(
         i for i in range(1, ROWS + 1) if i != 7
     ]
     assert hits(items) == [1 if i != 7 else 0 for i in range(1, ROWS + 1)]
+
+
+def test_a_failed_map_fixed_by_a_data_change_completes_with_retry(
+    db_url: str, items: psycopg.Connection[Any]
+) -> None:
+    items.execute("UPDATE items SET divisor = 0 WHERE id = 150")
+    (iid,) = start(db_url, compile_map(8))
+    asyncio.run(run_until_done(db_url, [iid], timeout=120))
+    assert info(db_url, iid).status == "failed"
+    ran = hits(items)
+    assert ran[149] == 0 and set(ran[:149]) == {1}
+    items.execute("UPDATE items SET divisor = 1 WHERE id = 150")
+    with connect(db_url) as conn, conn.transaction():
+        rewind.retry(conn, iid)
+    asyncio.run(run_until_done(db_url, [iid], timeout=120))
+    done = info(db_url, iid)
+    assert done.status == "completed", done.error
+    assert hits(items) == [1] * ROWS  # the rows finished before the failure did not run again
+    assert [r["rows"][0]["id"] for r in done.result] == list(range(1, ROWS + 1))
 
 
 DFC = [sys.executable, "-c", "from dfc.cli.main import main; main()"]

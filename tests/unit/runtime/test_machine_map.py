@@ -9,6 +9,7 @@ from plan_kit import Sim, rows
 
 from dfc.runtime import codes
 from dfc.runtime.fanout import BLOCK
+from dfc.runtime.live import marks
 from dfc.runtime.state import Cancel, Prune, RunSql
 from plan_builder import Build
 
@@ -101,6 +102,8 @@ def test_progress_counts_for_explain() -> None:
     p = ev.maps["n3"]
     assert (p.done, p.running, p.failed, p.total) == (1, 2, 0, 10)
     assert p.describe() == "1 done, 2 running, 0 failed of 10"
+    # The explain tree notes it on the map's line, once (not one line per row).
+    assert marks(ev.statuses, s.records, maps=ev.maps)["n3"].note == p.describe()
 
 
 def test_a_failing_row_fails_the_map_and_cancels_the_running_rows() -> None:
