@@ -28,11 +28,13 @@ MARKS = {
 
 @dataclass(frozen=True, slots=True)
 class NodeMark:
-    """The live state of a node for display: status, duration, loop iteration."""
+    """The live state of a node for display: status, duration, loop iteration (or, in the body
+    of a ``df.map``, the row: ``row``)."""
 
     status: str
     duration_ms: float | None = None
     iteration: int | None = None
+    row: bool = False  # the iteration is a row of a df.map
     note: str | None = None
 
 
@@ -142,7 +144,7 @@ def explain_lines(
         m = marks[nid]
         bits = []
         if m.iteration is not None:
-            bits.append(f"iteration {m.iteration}")
+            bits.append(f"{'row' if m.row else 'iteration'} {m.iteration}")
         if m.duration_ms is not None:
             bits.append(_duration(m.duration_ms))
         if m.note:

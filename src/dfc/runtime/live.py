@@ -41,7 +41,8 @@ def marks(
             latest[nid] = key
     out: dict[str, NodeMark] = {}
     for nid, key in latest.items():
-        iterations = _ITERATION.findall(key)
+        found = list(_ITERATION.finditer(key))
+        last = found[-1] if found else None  # the innermost loop's (or map's) segment
         duration = None
         if durations_ms is not None and key in durations_ms:
             duration = durations_ms[key]
@@ -52,7 +53,8 @@ def marks(
         out[nid] = NodeMark(
             status=statuses[key],
             duration_ms=duration,
-            iteration=int(iterations[-1]) if iterations else None,
+            iteration=int(last.group(1)) if last else None,
+            row=last is not None and maps is not None and key[: last.start()] in maps,
             note=maps[key].describe()
             if maps and key in maps
             else _note(records.get(key) if records else None, statuses[key]),

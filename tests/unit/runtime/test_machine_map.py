@@ -103,7 +103,9 @@ def test_progress_counts_for_explain() -> None:
     assert (p.done, p.running, p.failed, p.total) == (1, 2, 0, 10)
     assert p.describe() == "1 done, 2 running, 0 failed of 10"
     # The explain tree notes it on the map's line, once (not one line per row).
-    assert marks(ev.statuses, s.records, maps=ev.maps)["n3"].note == p.describe()
+    shown = marks(ev.statuses, s.records, maps=ev.maps)
+    assert shown["n3"].note == p.describe()
+    assert (shown["n2"].iteration, shown["n2"].row) == (3, True)  # the body: its newest row
 
 
 def test_a_failing_row_fails_the_map_and_cancels_the_running_rows() -> None:
