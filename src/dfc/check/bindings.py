@@ -558,7 +558,7 @@ class _Bindings:
             what = found.what or "the result"
             self.rep.error(
                 codes.MAP_ROWS,
-                f"df.map runs its body once per row, but {what} returns no rows",
+                f"df.map runs its body once per row, but {what} gives no rows",
                 m.rows.span,
                 node=m,
                 help="give it a query that returns the rows to process, e.g. "
