@@ -551,9 +551,10 @@ class _Bindings:
         else:
             binds = self._in_order(f.reaching(source))
             found = _same([self._shape(b) for b in binds]) if binds else UNKNOWN
-        star = isinstance(m.rows, ast.Sql) and m.rows.span.text.strip("'\" ").endswith(".*")
-        if star and found.kind != "rows":
-            return UNKNOWN  # `$name.*` on a result without rows is DFC210 already
+            query = m.rows.query if isinstance(m.rows, ast.Sql) else None
+            star = isinstance(query, ast.Str) and query.value.rstrip().endswith(".*")
+            if star and found.kind != "rows":
+                return UNKNOWN  # `$name.*` on a result without rows is DFC210 already
         if found.kind in ("record", "array") or found.returns_rows is False:
             what = found.what or "the result"
             self.rep.error(
