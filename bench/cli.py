@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench import check, dbos_side, fanout, latency, recovery, starts, throughput
+from bench import map as map_rows
 from bench.context import QUICK, Bench, Sizes, Workload
 from bench.report import Figure, compare, failed, render, value_text, write_json
 from bench.server import DATABASE, prepare, server_conditions, server_url
@@ -22,6 +23,7 @@ WORKLOADS: dict[str, Workload] = {
     "pgbench": throughput.pgbench,
     "latency": latency.latency,
     "fanout": fanout.fanout,
+    "map": map_rows.fan_out,
     "recovery": recovery.recovery,
     "memory": recovery.memory,
     "check": check.check,

@@ -24,6 +24,7 @@ class Sizes:
     repeats: int = 5  # latency, start latency: the median of this many runs
     branches: int = 1000  # fan-out: branches of one join
     iterations: int = 10_000  # fan-out: iterations of one loop
+    map_rows: int = 10_000  # map: rows of one df.map
     recovery_instances: int = 10_000
     recovery_steps: int = 5
     recovery_concurrency: int = 32
@@ -44,6 +45,7 @@ QUICK = Sizes(
     repeats=2,
     branches=50,
     iterations=100,
+    map_rows=200,
     recovery_instances=300,
     recovery_steps=3,
     recovery_concurrency=8,

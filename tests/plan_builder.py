@@ -102,6 +102,12 @@ class Build:
     def timeout(self, x: str, seconds: int, name: str | None = None) -> str:
         return self.node(nodes.Timeout(seconds=seconds), x, bind=name)
 
+    def map(self, rows: str | None, body: str, *, name: str | None = None, **options: JSON) -> str:
+        """``df.map(rows, body, ...)``; ``rows`` None with ``rows_from=...`` among the options
+        for a map over a bound result."""
+        kids = (body,) if rows is None else (rows, body)
+        return self.node(nodes.read(nodes.Map, options), *kids, bind=name)
+
     def undo(self, step: str, undo: str) -> str:
         """Give ``step`` the compensation subtree ``undo`` (``step <-> undo``); returns ``step``."""
         self.nodes[step] = replace(self.nodes[step], undo=undo)

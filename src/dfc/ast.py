@@ -349,6 +349,27 @@ class Compensate(Wrapper):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Map:
+    """``df.map(rows, body, concurrency => n, on_error => 'fail', item => 'item')``: run
+    ``body`` once per row of ``rows``, at most ``concurrency`` at a time, with ``$item`` bound
+    to the row; the result is the array of the branches' results in row order.
+
+    ``rows`` is a node run once (a SQL step), or a SQL step whose whole text is one reference
+    (``'$orders.*'``, ``'$orders'``): then no step runs and the rows are those of the bound
+    result (`dfc.references.rows_reference`). Omitted options are None.
+    """
+
+    NODE_FIELDS: ClassVar[tuple[str, ...]] = ("rows", "body")
+
+    rows: Expr
+    body: Expr
+    concurrency: LitArg | None = None
+    on_error: LitArg | None = None
+    item: LitArg | None = None
+    span: Span = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Arg:
     """An argument of a template call: positional (``name`` None) or ``name => value``."""
 
@@ -394,6 +415,7 @@ Expr: TypeAlias = (
     | Retry
     | Timeout
     | Compensate
+    | Map
     | TemplateCall
     | Name
     | Invalid

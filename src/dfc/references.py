@@ -135,3 +135,14 @@ def place(code: Code, pos: int) -> Place | None:
         if escaped(code.text, t, pos):
             return None
         return Place(tuple(path), t)
+
+
+def rows_reference(text: str) -> str | None:
+    """The result name when ``text`` is one result reference and nothing else (``$orders`` or
+    ``$orders.*``, blanks around allowed): the rows source of a ``df.map`` written that way
+    reads the rows of that bound result instead of running a step. None for any other text.
+    """
+    m = REFERENCE.fullmatch(text.strip())
+    if m is None or m.group("name") is None or m.group("col") or m.group("q"):
+        return None
+    return m.group("name")

@@ -26,10 +26,11 @@ from dfc.check.refs import Ref, scan
 from dfc.check.report import Reporter
 from dfc.check.result import SqlFacts
 from dfc.check.sql import sql_refs
-from dfc.check.walk import result_step, seq_items, texts
+from dfc.check.walk import map_source, result_step, seq_items, texts
 from dfc.diagnostics import Diagnostics, Label
+from dfc.fanout import DEFAULT_ITEM
 from dfc.references import RESULT_NAME
-from dfc.source import Span
+from dfc.source import Span, TextMap
 
 HTTP_FIELDS = ("status", "body", "encoding", "headers", "ok", "duration_ms")
 SIGNAL_FIELDS = ("signal_name", "timed_out", "data")
@@ -89,6 +90,8 @@ def shape(e: ast.Expr, facts: Callable[[ast.Sql], SqlFacts | None]) -> Shape:
         case ast.If() | ast.Loop():  # without else: reported on its own; a loop's varies
             return UNKNOWN
         case ast.Break() | ast.TemplateCall() | ast.Name() | ast.Invalid():
+            return UNKNOWN
+        case ast.Map():  # a JSON array of the rows' results, whose shapes may vary
             return UNKNOWN
         case _:
             assert_never(e)
@@ -226,6 +229,9 @@ class _Bindings:
         self.path: list[tuple[int, int]] = []
         self.shapes: dict[int, Shape] = {}
         self.below: dict[int, Mapping[str, ast.Bind]] = {}  # see `_first_binds`
+        # id(map) -> the binding of its current row in its body (not in the tree: the map
+        # makes it), written where the rows are, or where the item name is given.
+        self.rows_binds: dict[int, ast.Bind] = {}
 
     def _facts(self, n: ast.Sql) -> SqlFacts | None:
         return self.facts.get(id(n))
@@ -237,7 +243,7 @@ class _Bindings:
             if not RESULT_NAME.match(name):
                 continue  # reported as an invalid name
             for b in bs:
-                if id(b) not in self.used:
+                if id(b) not in self.used and not any(b is r for r in self.rows_binds.values()):
                     self.rep.hint(
                         codes.UNUSED_BINDING,
                         f"`${_bound(b)}` is bound here but never used",
@@ -255,6 +261,11 @@ class _Bindings:
             if isinstance(n, ast.Bind):
                 self.binds.setdefault(_bound(n), []).append(n)
                 self.paths[id(n)] = p
+            if isinstance(n, ast.Map):
+                row = self.rows_binds[id(n)] = _row_binding(n)
+                self.nodes[id(row)] = row
+                self.binds.setdefault(_bound(row), []).append(row)
+                self.paths[id(row)] = (*p, (id(n), 1))
             kids = seq_items(n) if isinstance(n, ast.Seq) else ast.children(n)
             for i, k in enumerate(kids):
                 stack.append((k, (*p, (id(n), i))))
@@ -311,6 +322,16 @@ class _Bindings:
                 return f
             case ast.Retry(node=x) | ast.Timeout(node=x):
                 return self._child(e, 0, x, f)
+            case ast.Map(rows=r, body=b):
+                f = self._child(e, 0, r, f)
+                row = self.rows_binds[id(e)]
+                self.shapes[id(row)] = self._rows_shape(e, f)
+                fb = f.fork()
+                self._bind(row, _bound(row), fb)
+                saved, self.loops = self.loops, []  # a break cannot leave a row (DFC401)
+                self._child(e, 1, b, fb)
+                self.loops = saved
+                return f  # each row's bindings are its own: none is visible after the map
             case ast.Sql() | ast.Http() | ast.HttpMultipart() | ast.Call():
                 self._texts(e, f)
                 return f
@@ -477,6 +498,12 @@ class _Bindings:
             return 9, "no path to this step binds it"
         container = self.nodes[bp[k][0]]
         ib, iu = bp[k][1], up[k][1]
+        if any(i == 1 and isinstance(self.nodes[c], ast.Map) for c, i in bp[k + 1 :]):
+            return (
+                1,
+                "it is bound inside the body of a df.map, where each row has its own: "
+                "it is not visible outside the body",
+            )
         match container:
             case ast.Join():
                 return (
@@ -499,6 +526,10 @@ class _Bindings:
                 return 2, "it is bound in a compensation step, which runs only after a failure"
             case ast.Compensate() if iu == 1:
                 return 3, "an undo step sees only the bindings made before its step completed"
+            case ast.Map() if iu == 0:
+                return 2, "it is bound in the body of the df.map, which runs after its rows"
+            case ast.Map():
+                pass
             case ast.Leaf() | ast.Wrapper() | ast.Seq() | ast.If() | ast.IfRows() | ast.Loop():
                 pass
             case ast.TemplateCall():
@@ -516,6 +547,31 @@ class _Bindings:
                     "are not visible before they are made again",
                 )
         return ()
+
+    def _rows_shape(self, m: ast.Map, f: Flow) -> Shape:
+        """The shape of the result a map's rows come from; reports a result without rows."""
+        source = map_source(m)
+        if source is None:
+            found = shape(m.rows, self._facts)
+        else:
+            binds = self._in_order(f.reaching(source))
+            found = _same([self._shape(b) for b in binds]) if binds else UNKNOWN
+            query = m.rows.query if isinstance(m.rows, ast.Sql) else None
+            star = isinstance(query, ast.Str) and query.value.rstrip().endswith(".*")
+            if star and found.kind != "rows":
+                return UNKNOWN  # `$name.*` on a result without rows is DFC210 already
+        if found.kind in ("record", "array") or found.returns_rows is False:
+            what = found.what or "the result"
+            self.rep.error(
+                codes.MAP_ROWS,
+                f"df.map runs its body once per row, but {what} gives no rows",
+                m.rows.span,
+                node=m,
+                help="give it a query that returns the rows to process, e.g. "
+                "'SELECT id FROM orders WHERE ...'",
+            )
+            return UNKNOWN
+        return found
 
     # ----------------------------------------------------------------------------------------
 
@@ -685,3 +741,19 @@ def _paths(s: Shape, column: str) -> list[str]:
         case "unknown":
             return []
     assert_never(s.kind)
+
+
+def _row_binding(m: ast.Map) -> ast.Bind:
+    """The binding a map makes of its current row, as if its rows were bound to the item name
+    in its body: placed at the item name when written, else at the rows."""
+    item = m.item
+    if isinstance(item, ast.Str):
+        name = item
+    else:
+        at = m.rows.span
+        name = ast.Str(
+            value=DEFAULT_ITEM,
+            span=at,
+            text_map=TextMap(((0, at.start),), len(DEFAULT_ITEM)),
+        )
+    return ast.Bind(node=m.rows, name=name, span=m.span)

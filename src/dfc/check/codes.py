@@ -458,7 +458,8 @@ BREAK_OUTSIDE_LOOP = code(
     ERR,
     """
     `df.break` ends the nearest enclosing loop; there is none here. (A compensation step is not
-    inside the loop of the step it undoes: it runs after the instance failed.)
+    inside the loop of the step it undoes: it runs after the instance failed. Nor is the body
+    of `df.map` inside a loop around the map: a row's steps end with the row.)
     """,
     bad="'SELECT 1' ~> df.break()",
     good="@> ('SELECT 1' ~> df.break())",
@@ -748,4 +749,48 @@ CALLEE_VERSION = code(
     """,
     bad="df.call('charge', version => 0, amount => 10)",
     good="df.call('charge', version => 2, amount => 10)",
+)
+
+# df.map (45x)
+
+BAD_MAP_OPTION = code(
+    "DFC450",
+    "invalid df.map option",
+    ERR,
+    """
+    `concurrency` is how many rows `df.map` processes at once: a whole number from 1 to 1000
+    (default 8). `on_error` is `'fail'` (default: the first failing row fails the map and
+    cancels the rows still running) or `'collect'` (every row runs; a failed row gives an
+    `{"error": ...}` object in its slot of the result).
+    """,
+    bad="'SELECT id FROM t' |=> 'ids' ~> df.map('$ids.*', 'SELECT $item.id', concurrency => 0)",
+    good="'SELECT id FROM t' |=> 'ids' ~> df.map('$ids.*', 'SELECT $item.id', concurrency => 4)",
+)
+
+MAP_ROWS = code(
+    "DFC451",
+    "df.map over a result without rows",
+    ERR,
+    """
+    `df.map` runs its body once per row of a SQL result: its first argument is a query (run
+    once), or a reference to a bound SQL result (`'$orders.*'`). The result given here has no
+    rows: an HTTP response, a signal, a sleep or a join's array. Select the rows to process
+    with a query instead.
+    """,
+    bad="df.sleep(1) |=> 's' ~> df.map('$s', 'SELECT 1')",
+    good="'SELECT id FROM t' |=> 'ids' ~> df.map('$ids.*', 'SELECT $item.id')",
+)
+
+MAP_UNDO = code(
+    "DFC452",
+    "compensation inside df.map",
+    ERR,
+    """
+    The body of `df.map` may not hold a compensation (`a <-> undo`, `df.with_undo`): the
+    records of finished rows are summarised to keep a map of many rows small, so their undo
+    steps could not run after a later failure. Compensate the whole map instead
+    (`df.map(...) <-> undo`), or process the rows with a loop.
+    """,
+    bad="df.map('SELECT id FROM t', 'UPDATE t SET n = n + 1 WHERE id = $item.id' <-> 'SELECT 1')",
+    good="df.map('SELECT id FROM t', 'UPDATE t SET n = n + 1 WHERE id = $item.id') <-> 'SELECT 1'",
 )

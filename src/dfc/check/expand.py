@@ -500,6 +500,8 @@ class _Expander:
                 return self._new(ast.IfRows(name=n2, then=t2, orelse=o2, span=e.span), tr)
             case ast.Leaf() | ast.Wrapper() | ast.Join() | ast.Race() | ast.If() | ast.Loop():
                 return self._new(self._rebuild(e, env, trail, subst), tr)
+            case ast.Map():
+                return self._new(self._rebuild(e, env, trail, subst), tr)
         assert_never(e)
 
     def _rebuild(

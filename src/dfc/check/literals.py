@@ -26,6 +26,7 @@ from dfc.check.report import Reporter
 from dfc.check.sql import expression_issues
 from dfc.check.walk import texts
 from dfc.diagnostics import Label
+from dfc.fanout import MAX_CONCURRENCY, ON_ERROR
 from dfc.params import BOOL_WORDS, EXAMPLES, INT_TEXT, ParamValueError, substitution_text
 from dfc.references import RESULT_NAME
 from dfc.scheduling import is_timezone
@@ -82,6 +83,8 @@ def check_literals(body: ast.Expr, rep: Reporter) -> None:
                     _seconds(s, n, rep, "df.timeout", allow_null=False)
             case ast.Break(value=v):
                 _fits(v, ("break", "value"), "the break value", codes.BAD_LITERAL, n, rep)
+            case ast.Map():
+                _map(n, rep)
             case ast.Leaf() | ast.Wrapper():
                 pass  # the others have no literal arguments
             case ast.Seq() | ast.Join() | ast.Race() | ast.If() | ast.Loop() | ast.TemplateCall():
@@ -524,6 +527,45 @@ def _retry(n: ast.Retry, rep: Reporter) -> None:
         and not (isinstance(j, ast.Str) and j.value.strip().lower() in BOOL_WORDS)
     ):
         bad(j, f"`jitter` must be TRUE or FALSE, not {j.span.text}")
+
+
+def _map(n: ast.Map, rep: Reporter) -> None:
+    """``concurrency`` a whole number in range, ``on_error`` a known policy, ``item`` a name."""
+    c = n.concurrency
+    if (
+        _fits(c, ("map", "concurrency"), "`concurrency`", codes.BAD_MAP_OPTION, n, rep)
+        and c is not None
+        and not isinstance(c, ast.Name | ast.Null)
+    ):
+        d = _number(c)
+        if d is None or d != d.to_integral_value() or not 1 <= d <= MAX_CONCURRENCY:
+            rep.error(
+                codes.BAD_MAP_OPTION,
+                f"`concurrency` must be a whole number from 1 to {MAX_CONCURRENCY}, "
+                f"not {_shown(c)}",
+                c.span,
+                node=n,
+                help="e.g. concurrency => 8",
+            )
+    e = n.on_error
+    if (
+        _fits(e, ("map", "on_error"), "`on_error`", codes.BAD_MAP_OPTION, n, rep)
+        and isinstance(e, ast.Str)
+        and e.value not in ON_ERROR
+    ):
+        close = difflib.get_close_matches(e.value.strip().lower(), ON_ERROR, n=1)
+        rep.error(
+            codes.BAD_MAP_OPTION,
+            f"`on_error` is {' or '.join(repr(x) for x in ON_ERROR)}, not {_shown(e)}",
+            e.span,
+            node=n,
+            help=f"did you mean '{close[0]}'?" if close else None,
+        )
+    item = n.item
+    if _fits(item, ("map", "item"), "the item name", codes.BAD_RESULT_NAME, n, rep) and (
+        isinstance(item, ast.Str)
+    ):
+        _result_name(item, n, rep)
 
 
 # --------------------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ class _Compare:
                     out = [*xs[:-1], last]
             case ast.Leaf() | ast.Wrapper() | ast.Join() | ast.Race() | ast.If() | ast.IfRows():
                 out = [e]  # the wrappers left, a retry or a timeout, are calls: grouped explicitly
-            case ast.Loop() | ast.TemplateCall():
+            case ast.Loop() | ast.TemplateCall() | ast.Map():
                 out = [e]
             case _:
                 assert_never(e)
@@ -193,6 +193,8 @@ class _Compare:
                 return e.span.text  # n-ary, or a loop with a condition: a call
             case ast.Leaf() | ast.Wrapper() | ast.IfRows() | ast.TemplateCall():
                 return e.span.text  # the wrappers left, a retry or a timeout, are calls
+            case ast.Map():
+                return e.span.text
         assert_never(e)
 
 

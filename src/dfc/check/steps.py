@@ -9,6 +9,7 @@ from dfc.check import codes
 from dfc.check.report import Reporter
 from dfc.check.result import SqlFacts
 from dfc.check.sql import analyze, ends_statements, is_complete_statement, starts_statement
+from dfc.check.walk import map_source
 from dfc.diagnostics import Label, Severity
 
 
@@ -17,8 +18,11 @@ def check_sql_steps(
 ) -> dict[int, SqlFacts]:
     """Check every SQL step among ``nodes``; returns the facts keyed by ``id(node)``."""
     facts: dict[int, SqlFacts] = {}
+    sources: set[int] = set()  # rows of a df.map written as a reference: not a statement
     for n in nodes:
-        if isinstance(n, ast.Sql) and isinstance(n.query, ast.Str):
+        if isinstance(n, ast.Map) and map_source(n) is not None:
+            sources.add(id(n.rows))
+        elif isinstance(n, ast.Sql) and isinstance(n.query, ast.Str) and id(n) not in sources:
             facts[id(n)] = check_sql(n, n.query, rep, var_types)
     return facts
 

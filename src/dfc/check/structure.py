@@ -80,13 +80,30 @@ def check_structure(body: ast.Expr, rep: Reporter, *, in_template: bool = False)
                 pass
             case ast.TemplateCall():
                 pass
+            case ast.Map(body=b):
+                _map_undo(b, rep)
             case _:
                 assert_never(n)
 
 
-_Scope = Literal["outside", "own", "inner"]
+def _map_undo(body: ast.Expr, rep: Reporter) -> None:
+    """A compensation inside a map's body: finished rows are summarised, their undos lost."""
+    for n in ast.preorder(body):
+        if isinstance(n, ast.Compensate):
+            rep.error(
+                codes.MAP_UNDO,
+                "a compensation inside the body of df.map cannot run: finished rows are summarised",
+                n.span,
+                node=n,
+                help="compensate the whole map (df.map(...) <-> undo) instead",
+            )
+            return
+
+
+_Scope = Literal["outside", "own", "inner", "map"]
 """Which loop a ``df.break`` at a place would leave: none ("outside" every loop), the loop
-whose body is being looked at ("own"), or a loop nested in it ("inner")."""
+whose body is being looked at ("own"), or a loop nested in it ("inner"); in the body of a
+``df.map`` (and no loop inside it) a break has no loop it may leave ("map")."""
 
 
 def _scoped(body: ast.Expr, scope: _Scope, *, undo: bool) -> Iterator[tuple[ast.Expr, _Scope]]:
@@ -110,6 +127,8 @@ def _scoped(body: ast.Expr, scope: _Scope, *, undo: bool) -> Iterator[tuple[ast.
                 stack.extend((k, s) for k in ast.children(n))
             case ast.If() | ast.IfRows() | ast.TemplateCall():
                 stack.extend((k, s) for k in ast.children(n))
+            case ast.Map(rows=r, body=b):
+                stack += ((r, s), (b, "map"))
             case _:
                 assert_never(n)
 
@@ -123,6 +142,14 @@ def _breaks(body: ast.Expr, rep: Reporter, in_template: bool) -> None:
                 n.span,
                 node=n,
                 help="df.break ends the nearest enclosing @> or df.loop",
+            )
+        elif isinstance(n, ast.Break) and scope == "map":
+            rep.error(
+                codes.BREAK_OUTSIDE_LOOP,
+                "df.break cannot leave the body of df.map: a row's steps end with the row",
+                n.span,
+                node=n,
+                help="put the loop inside the body, or end the row with a step",
             )
 
 
@@ -188,6 +215,8 @@ def _never_completes(e: ast.Expr, memo: dict[int, str | None]) -> str | None:
         case ast.Loop(cond=None, body=b) if not _has_own_break(b):
             result = "forever"
         case ast.Leaf() | ast.If() | ast.Loop() | ast.TemplateCall():  # If without else: reported
+            result = None
+        case ast.Map():
             result = None
         case _:
             assert_never(e)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import assert_never
 
 from dfc import ast
+from dfc.references import rows_reference
 from dfc.source import TextMap
 
 
@@ -75,6 +76,17 @@ def texts(n: ast.Expr) -> list[tuple[str, ast.Str]]:
             pass
         case ast.If() | ast.IfRows() | ast.Loop() | ast.TemplateCall():
             pass
+        case ast.Map():
+            pass
         case _:
             assert_never(n)
     return out
+
+
+def map_source(m: ast.Map) -> str | None:
+    """The result name a ``df.map`` reads its rows from when its rows argument is one
+    reference (``'$orders.*'``); None when the rows come from a step it runs."""
+    rows = m.rows
+    if isinstance(rows, ast.Sql) and isinstance(rows.query, ast.Str):
+        return rows_reference(rows.query.value)
+    return None

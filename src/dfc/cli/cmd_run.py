@@ -220,7 +220,7 @@ def _execute(url: str, adopt: Callable[[str], str], *, live: bool) -> tuple[str,
         if display is None:
             return
         plan_holder["plan"] = run.claimed.plan
-        m = marks(ev.statuses, run.records, durations_ms=run.durations)
+        m = marks(ev.statuses, run.records, durations_ms=run.durations, maps=ev.maps)
         display.update(Text("\n".join(explain_lines(run.claimed.plan, m, ids=True))))
 
     async def main() -> None:
@@ -299,6 +299,7 @@ def _tree(snap: Any, ev: Any, width: int | None = WIDTH, children: Sequence[Any]
         plan=snap.plan,
         now=_now(),
         children=links,
+        maps=ev.maps,
     )
     return explain_lines(snap.plan, m, width=width, ids=True)
 

@@ -12,6 +12,7 @@ from typing import assert_never
 
 from dfc import ast
 from dfc.check.result import CheckedWorkflow
+from dfc.check.walk import map_source
 from dfc.json_types import JSON
 from dfc.plan import nodes
 from dfc.plan.model import (
@@ -113,7 +114,7 @@ class _Emitter:
                     order.append((n, name, undo))
                     if undo is not None:
                         stack.append((undo, None, None))  # numbered after n's subtree
-                    stack.extend((c, None, None) for c in reversed(ast.children(n)))
+                    stack.extend((c, None, None) for c in reversed(_planned_children(n)))
         for n, name, undo in order:
             nid = self._ids[id(n)]
             config, children = self._config(n, nid)
@@ -190,6 +191,12 @@ class _Emitter:
                 return read(nodes.Retry, _args(n, *_RETRY_OPTIONS)), kids(inner)
             case ast.Timeout(node=inner):
                 return read(nodes.Timeout, _args(n, "seconds")), kids(inner)
+            case ast.Map(rows=rows, body=body):
+                raw = _args(n, "concurrency", "on_error", "item")
+                source = map_source(n)
+                if source is not None:
+                    return read(nodes.Map, {**raw, "rows_from": source}), kids(body)
+                return read(nodes.Map, raw), kids(rows, body)
             case ast.Bind() | ast.Compensate():
                 raise AssertionError("wrappers have no plan node of their own")
             case ast.TemplateCall() | ast.Name() | ast.Invalid():
@@ -212,6 +219,14 @@ class _Emitter:
             else:
                 out[name] = ast.literal_value(v)
         return out
+
+
+def _planned_children(n: ast.Expr) -> tuple[ast.Expr, ...]:
+    """The children of ``n`` that have plan nodes: all, except the rows of a map written as a
+    reference to a bound result, which are no step of their own."""
+    if isinstance(n, ast.Map) and map_source(n) is not None:
+        return (n.body,)
+    return ast.children(n)
 
 
 # The options of df.retry: its AST fields and its configuration's, by the same names.

@@ -32,11 +32,13 @@ WIDTH = 60
 
 @dataclass(frozen=True, slots=True)
 class NodeMark:
-    """The live state of a node for display: status, duration, loop iteration."""
+    """The live state of a node for display: status, duration, loop iteration (or, in the body
+    of a ``df.map``, the row: ``row``)."""
 
     status: str
     duration_ms: float | None = None
     iteration: int | None = None
+    row: bool = False  # the iteration is a row of a df.map
     note: str | None = None
 
 
@@ -97,6 +99,9 @@ def _essentials(config: nodes.NodeConfig, n_children: int, width: int | None) ->
             return f"{config.TYPE} {workflow}{pinned}" + (
                 f" ({abbreviate(shown, width)})" if shown else ""
             )
+        case nodes.Map(rows_from=source, concurrency=n, on_error=on_error, item=item):
+            over = f" over ${source}" if source is not None else ""
+            return f"MAP{over} as ${item}, {n} at a time, on error {on_error}"
     assert_never(config)
 
 
@@ -120,6 +125,9 @@ def _display_children(plan: Plan, node: PlanNode) -> list[tuple[str, str]]:
         return list(zip(("then: ", "else: "), node.children, strict=False))
     if node.type == "LOOP" and len(node.children) == 2:
         return [("body: ", node.children[0]), ("while: ", node.children[1])]
+    if node.type == "MAP":
+        labels = ("rows: ", "body: ") if len(node.children) == 2 else ("body: ",)
+        return list(zip(labels, node.children, strict=True))
     return [("", c) for c in node.children]
 
 
@@ -154,7 +162,7 @@ def explain_lines(
         m = marks[nid]
         bits = []
         if m.iteration is not None:
-            bits.append(f"iteration {m.iteration}")
+            bits.append(f"{'row' if m.row else 'iteration'} {m.iteration}")
         if m.duration_ms is not None:
             bits.append(_duration(m.duration_ms))
         if m.note:

@@ -17,7 +17,8 @@ that classifies a statement differently does not make a new version of the workf
 
 Formats. Format 2 is this one; format 3 is format 2 with start-time expressions
 (`PlanExpression`), written only for plans that have some; format 4 is format 3 with a
-schedule (`PlanSchedule`), written only for plans that have one. Format 1 (dfc before the typed plan) had the same layout, except
+schedule (`PlanSchedule`), written only for plans that have one; format 5 is format 4 with MAP
+nodes (``df.map``), written only for plans that have one. Format 1 (dfc before the typed plan) had the same layout, except
 that a SQL node's ``config`` also held the analysis (``statements``, ``columns``,
 ``returns_rows``, ``refs``, ``vars``), so its hash covered them. `Plan.from_json` reads both:
 a format-1 plan becomes the format-2 plan the same source compiles to today (its analysis moved
@@ -62,12 +63,17 @@ FORMAT_SCHEDULE = 4
 """The format of a plan with a schedule (`PlanSchedule`): format 3 plus it. A plan without one
 is written as before; an older dfc refuses one with it rather than deploy it and never fire."""
 
+FORMAT_MAP = 5
+"""The format of a plan with a ``df.map`` (a MAP node): format 4 plus that node type. A plan
+without one is written as before; an older dfc refuses one with it (it has no MAP node)."""
+
+
 FORMAT_CHILDREN = 6
-"""The format of a plan with a child workflow node (``df.call``, ``df.spawn``): format 4 plus
+"""The format of a plan with a child workflow node (``df.call``, ``df.spawn``): format 5 plus
 them, written only for plans that have one (a plan's format is the highest its contents need),
 so an older dfc refuses to run a step it does not know."""
 
-READS = (1, FORMAT, FORMAT_EXPRESSIONS, FORMAT_SCHEDULE, FORMAT_CHILDREN)
+READS = (1, FORMAT, FORMAT_EXPRESSIONS, FORMAT_SCHEDULE, FORMAT_MAP, FORMAT_CHILDREN)
 """The plan formats this code reads (older ones are upgraded as they are read)."""
 
 # The keys of a format-1 SQL configuration that were analysis, not behaviour.
@@ -307,10 +313,14 @@ class Plan:
 
     @property
     def format(self) -> int:
-        """The plan format: a plan in memory is always of the current one (with a schedule,
-        `FORMAT_SCHEDULE`; with expressions, `FORMAT_EXPRESSIONS`)."""
+        """The plan format: a plan in memory is always of the current one (with a child workflow
+        node, `FORMAT_CHILDREN`; with a map node, `FORMAT_MAP`; with a schedule,
+        `FORMAT_SCHEDULE`; with expressions, `FORMAT_EXPRESSIONS`): the highest its contents
+        need."""
         if any(isinstance(n.config, Call) for n in self.nodes.values()):
             return FORMAT_CHILDREN
+        if any(n.type == "MAP" for n in self.nodes.values()):
+            return FORMAT_MAP
         if self.schedule is not None:
             return FORMAT_SCHEDULE
         return FORMAT_EXPRESSIONS if self.expressions else FORMAT

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, Final, Literal, TypeVar, get_args
 
+from dfc.fanout import DEFAULT_CONCURRENCY, DEFAULT_ITEM, DEFAULT_ON_ERROR, ON_ERROR
 from dfc.json_types import JSON
 from dfc.params import TRUE_WORDS
 
@@ -45,6 +46,7 @@ NodeType = Literal[
     "TIMEOUT",
     "CALL",
     "SPAWN",
+    "MAP",
 ]
 """The ``type`` of a node in plan JSON. IF is two kinds (`If`, `IfRows`), told apart by
 ``config.test``."""
@@ -105,6 +107,13 @@ def _http_timeout(v: JSON) -> int:
 
 def _parts(v: JSON) -> str:
     return _text(v) or NO_PARTS
+
+
+def _on_error(v: JSON) -> str:
+    text = _text(v)
+    if text not in ON_ERROR:
+        raise ValueError(f"on_error {text!r} is not one of {', '.join(ON_ERROR)}")
+    return text
 
 
 _BY_TYPE: Mapping[str, Callable[[JSON], Any]] = {
@@ -304,6 +313,19 @@ class Spawn(Call):
     TYPE: ClassVar[NodeType] = "SPAWN"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Map(_Config):
+    """``df.map``: children [rows, body], or [body] when the rows are those of the result bound
+    to ``rows_from``; runs body once per row, at most ``concurrency`` rows at a time, with the
+    row bound to ``item``; ``on_error`` is ``fail`` or ``collect`` (`dfc.fanout`)."""
+
+    TYPE: ClassVar[NodeType] = "MAP"
+    rows_from: str | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
+    on_error: str = field(default=DEFAULT_ON_ERROR, metadata=_as(_on_error))
+    item: str = DEFAULT_ITEM
+
+
 NodeConfig = (
     Sql
     | Then
@@ -322,6 +344,7 @@ NodeConfig = (
     | Timeout
     | Call
     | Spawn
+    | Map
 )
 """The configuration of any node; its class is the node's kind."""
 

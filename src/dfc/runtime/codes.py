@@ -182,3 +182,25 @@ The instance a `df.call` step started was cancelled before it ended (by `dfc can
 parent cancels the children it waits for; this error is for a child cancelled on its own.
 """,
 )
+
+MAP_ROWS = code(
+    "DFC650",
+    "df.map over a result without rows",
+    Severity.ERROR,
+    """
+`df.map` runs its body once per row of a SQL result (`{"rows": [...]}`). The result its rows
+come from had no `rows` array (an HTTP envelope, a signal, a join array, ...), or the result
+named by `'$name.*'` was not bound when the map started. Give the map a query, or a result
+bound by a SQL step.
+""",
+)
+
+MAP_BREAK = code(
+    "DFC651",
+    "df.break inside the body of df.map",
+    Severity.ERROR,
+    """
+A row of `df.map` reached a `df.break` that would leave a loop around the map. A break
+cannot leave a row (`dfc check` reports it as DFC401); this fails the row instead.
+""",
+)

@@ -18,7 +18,7 @@ fronts, so a loop, whose every iteration has a key prefix of its own, does not g
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from operator import is_
 
 from dfc.runtime.prepared import Chain
@@ -68,14 +68,61 @@ class Front:
         del self.recs[n:], self.scopes[n:], self.seqs[n:]
 
 
-class Memo:
-    """The fronts of one instance's chains, by (chain id, key prefix); at most `limit`."""
+class Summaries:
+    """One ``df.map`` under one key: the keys of its block summaries, and the leading run of
+    them that exist (`dfc.runtime.fanout`), with the rows and failed rows they hold so far.
 
-    __slots__ = ("_fronts", "limit")
+    As a `Front` does for a chain, `resume` checks by identity that the remembered summaries
+    are still the records given, and extends the run with the summaries written since.
+    """
+
+    __slots__ = ("done", "failed", "keys", "recs")
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self.keys = keys
+        self.recs: list[NodeRecord] = []
+        self.done: list[int] = []  # rows held by summaries 0..i
+        self.failed: list[int] = []  # failed rows among them
+
+    def resume(self, records: Mapping[str, NodeRecord], rows_in: Callable[[int], int]) -> int:
+        """How many leading blocks have summaries among `records`; `rows_in(b)` is the number
+        of rows of block b."""
+        recs = self.recs
+        same = list(map(is_, map(records.get, self.keys[: len(recs)]), recs))
+        valid = same.index(False) if False in same else len(recs)
+        del recs[valid:], self.done[valid:], self.failed[valid:]
+        keys = self.keys
+        while len(recs) < len(keys):
+            rec = records.get(keys[len(recs)])
+            if rec is None:
+                break
+            before = len(recs)
+            self.done.append((self.done[-1] if before else 0) + rows_in(before))
+            failed = rec.detail.get("failed", 0)
+            self.failed.append((self.failed[-1] if before else 0) + int(failed))
+            recs.append(rec)
+        return len(recs)
+
+
+class Memo:
+    """The fronts of one instance's chains, by (chain id, key prefix); at most `limit`. The same
+    for the block summaries of its maps, by map key."""
+
+    __slots__ = ("_fronts", "_maps", "limit")
 
     def __init__(self, limit: int = 64) -> None:
         self.limit = limit
         self._fronts: dict[tuple[str, str], Front] = {}
+        self._maps: dict[str, Summaries] = {}
+
+    def summaries(self, map_key: str, keys: Callable[[], tuple[str, ...]]) -> Summaries:
+        """The summaries of the map at `map_key` (made with `keys()` the first time)."""
+        found = self._maps.get(map_key)
+        if found is None:
+            if len(self._maps) >= self.limit:  # the oldest first: maps of past iterations
+                del self._maps[next(iter(self._maps))]
+            found = self._maps[map_key] = Summaries(keys())
+        return found
 
     def front(self, chain_id: str, prefix: str, chain: Chain) -> Front:
         """The front of chain `chain_id` walked under `prefix` (a fresh one the first time)."""

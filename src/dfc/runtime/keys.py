@@ -10,6 +10,10 @@ outermost first, each segment ending in ``/``::
 The undo subtree of a completed step (compensation, SPEC §5.8) runs under the step's key plus
 ``~/``: ``n2#3/n5~/n9`` is node n9 of the undo of n5 as it completed in iteration 3 of n2.
 
+The rows of a ``df.map`` run like iterations, numbered from 1 in row order: ``n4#17/n6`` is
+node n6 of row 17 of map n4. A map's summary records hold the results of a block of its rows
+(`dfc.runtime.fanout`), keyed by the map's key and the block's number from 0: ``n4[0]``.
+
 Composite nodes that keep a record of their own (race decisions, join failures, retry
 counters, timeout deadlines) use their own key the same way (``n2#3/n9`` is retry n9's counter
 in iteration 3 of n2). Node ids never contain ``/``, ``#``, ``@`` or ``~``.
@@ -28,6 +32,16 @@ def iteration_prefix(prefix: str, loop_id: str, iteration: int) -> str:
 def attempt_prefix(prefix: str, retry_id: str, attempt: int) -> str:
     """The prefix of the keys of attempt `attempt` (from 1) of retry `retry_id`."""
     return f"{prefix}{retry_id}@{attempt}/"
+
+
+def row_prefix(prefix: str, map_id: str, row: int) -> str:
+    """The prefix of the keys of row `row` (from 1) of map `map_id`: an iteration's."""
+    return iteration_prefix(prefix, map_id, row)
+
+
+def summary_key(map_key: str, block: int) -> str:
+    """The key of the record summarising block `block` (from 0) of the rows of a map."""
+    return f"{map_key}[{block}]"
 
 
 def node_id(key: str) -> str:

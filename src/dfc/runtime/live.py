@@ -14,7 +14,7 @@ from datetime import datetime
 from dfc.plan.explain import NodeMark
 from dfc.plan.model import Plan
 from dfc.runtime.keys import node_id
-from dfc.runtime.state import NodeRecord
+from dfc.runtime.state import MapProgress, NodeRecord
 
 _NUMBERS = re.compile(r"[#@](\d+)/")
 _ITERATION = re.compile(r"#(\d+)/")
@@ -33,13 +33,15 @@ def marks(
     plan: Plan | None = None,
     now: datetime | None = None,
     children: Mapping[str, str] | None = None,
+    maps: Mapping[str, MapProgress] | None = None,
 ) -> dict[str, NodeMark]:
     """One mark per plan node id, from the latest key that has a status.
 
     With ``timings`` and ``plan``, a composite node's record (a race's decision, a join's
     failure) is timed from the first start inside it, not from when its record was written.
     A timer due on another day than ``now`` shows its date. ``children`` maps the keys of
-    ``df.call``/``df.spawn`` steps to their child's status, shown as a link.
+    ``df.call``/``df.spawn`` steps to their child's status, shown as a link. A ``df.map`` notes its
+    progress (``maps``, from the evaluation) rather than one mark per row.
     """
     walls = _wall_times(plan, timings) if plan is not None and timings else {}
     latest: dict[str, str] = {}
@@ -50,7 +52,8 @@ def marks(
             latest[nid] = key
     out: dict[str, NodeMark] = {}
     for nid, key in latest.items():
-        iterations = _ITERATION.findall(key)
+        found = list(_ITERATION.finditer(key))
+        last = found[-1] if found else None  # the innermost loop's (or map's) segment
         duration = None
         if key in walls:
             duration = walls[key]
@@ -63,8 +66,11 @@ def marks(
         out[nid] = NodeMark(
             status=statuses[key],
             duration_ms=duration,
-            iteration=int(iterations[-1]) if iterations else None,
-            note=_note(records.get(key) if records else None, statuses[key], now, children),
+            iteration=int(last.group(1)) if last else None,
+            row=last is not None and maps is not None and key[: last.start()] in maps,
+            note=maps[key].describe()
+            if maps and key in maps
+            else _note(records.get(key) if records else None, statuses[key], now, children),
         )
     return out
 

@@ -23,6 +23,10 @@ RETRY           ``waiting`` after attempt k failed: ``attempt`` = k + 1, ``wake_
                 detail) when a later attempt succeeds; ``failed`` when the last attempt failed
 TIMEOUT         ``running`` with ``wake_at`` = the deadline when first reached; ``completed`` when
                 the subtree finished in time; ``failed`` when the deadline passed first
+MAP             ``completed`` with the results once every row finished; ``decided`` with the
+                error when a row fails (``on_error => 'fail'``); summary records of finished
+                blocks of rows (key ``n4[0]``), whose rows' records are pruned; see
+                `dfc.runtime.fanout`
 =============== ===================================================================================
 
 Loops, sequences, ifs and breaks keep no records: a loop's current iteration is the newest
@@ -55,6 +59,7 @@ from dfc.plan.model import Plan, PlanNode
 from dfc.runtime import codes
 from dfc.runtime.composites import Composites
 from dfc.runtime.errors import node_error
+from dfc.runtime.fanout import Fanout
 from dfc.runtime.frontier import Memo
 from dfc.runtime.outcome import (
     BROKEN,
@@ -127,10 +132,10 @@ def evaluate(
     return run.evaluate()
 
 
-class _Run(Composites):
+class _Run(Composites, Fanout):
     """One evaluation: the driver, the walk's dispatch on node types, and the leaves (the
-    composite nodes are in `dfc.runtime.composites`, the shared bookkeeping in
-    `dfc.runtime.replay`)."""
+    composite nodes are in `dfc.runtime.composites`, ``df.map`` in `dfc.runtime.fanout`, the
+    shared bookkeeping in `dfc.runtime.replay`)."""
 
     # -- driver -------------------------------------------------------------------------------
 
@@ -179,6 +184,7 @@ class _Run(Composites):
             waiting_for_signal=signal_wait,
             statuses=statuses,
             iterations=self.iterations,
+            maps=self.maps,
         )
 
     # -- the walk -----------------------------------------------------------------------------
@@ -218,6 +224,8 @@ class _Run(Composites):
                 out = self._retry(node, config, key, prefix, scope, deadline)
             case nodes.Timeout():
                 out = self._timeout(node, config, key, prefix, scope, deadline)
+            case nodes.Map():
+                out = self._map(node, config, key, prefix, scope, deadline)
             case _:
                 assert_never(config)
         self.st_vals[slot] = STATUS[out.state]

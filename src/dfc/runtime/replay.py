@@ -22,6 +22,7 @@ from dfc.runtime.prepared import Prepared
 from dfc.runtime.scope import Scope
 from dfc.runtime.state import (
     Cancel,
+    MapProgress,
     NodeRecord,
     Prune,
     RunHttp,
@@ -69,6 +70,7 @@ class Replay:
         self.st_vals: list[str] = []
         self.revoked: set[str] = set()
         self.iterations: dict[str, int] = {}
+        self.maps: dict[str, MapProgress] = {}
         self._loops: dict[str, dict[int, list[str]]] | None = None
         # (seq, walk order, key, undo root, bindings) of every completed node with an undo
         self.undos: list[tuple[float, int, str, str, Scope]] = []

@@ -660,6 +660,8 @@ class Builder:
                     wait=sig.name == "call",
                     span=sp,
                 )
+            case "map":
+                node = ast.Map(**v, span=sp)  # the parameters are named as the fields
             case "start":
                 raise AssertionError("df.start is unwrapped by the workflow statement")
             case _:

@@ -34,6 +34,7 @@ Function = Literal[
     "with_undo",
     "call",
     "spawn",
+    "map",
 ]
 """The names of the built-in node functions (the keys of `SIGNATURES`)."""
 
@@ -148,6 +149,14 @@ SIGNATURES: dict[str, Signature] = {
         _sig("with_undo", ParamSpec("node", "node"), ParamSpec("undo", "node")),
         _sig("call", *_CALLEE, keywords=True),
         _sig("spawn", *_CALLEE, keywords=True),
+        _sig(
+            "map",
+            ParamSpec("rows", "node"),
+            ParamSpec("body", "node"),
+            ParamSpec("concurrency", "int", required=False),
+            ParamSpec("on_error", "text", required=False),
+            ParamSpec("item", "text", required=False),
+        ),
     )
 }
 

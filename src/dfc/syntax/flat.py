@@ -63,6 +63,8 @@ def is_operator(e: ast.Expr) -> bool:
             return s == "operator"
         case ast.Leaf() | ast.Retry() | ast.Timeout() | ast.IfRows() | ast.TemplateCall():
             return False
+        case ast.Map():
+            return False
     assert_never(e)
 
 

@@ -499,7 +499,7 @@ def graph_text(body: ast.Expr) -> str:
     right_node, condition_node, extra_nodes, query, result_name``), no spaces, the newer
     envelope; ``?>`` without ``!>`` as pg_durable's ``_partial_if`` object.
 
-    Raises ValueError for what a graph cannot express: df.retry, df.timeout, compensation,
+    Raises ValueError for what a graph cannot express: df.retry, df.timeout, df.map, compensation,
     templates, a race of more than two branches, a literal that is not text where a graph
     holds text.
     """
@@ -599,6 +599,8 @@ def _node_text(n: ast.Expr, k: list[str]) -> str:
             return typed(kind, ("query", query(config)))
         case ast.Retry() | ast.Timeout() | ast.Compensate() | ast.TemplateCall() | ast.Call():
             raise ValueError(f"a graph cannot express {type(n).__name__}")
+        case ast.Map():
+            raise ValueError("a graph cannot express df.map")
         case ast.Name() | ast.Invalid():
             raise ValueError(f"{type(n).__name__} has no place in a graph")
     assert_never(n)

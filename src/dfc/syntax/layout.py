@@ -149,6 +149,11 @@ def form(node: ast.Expr) -> Form:
             return Call("df.retry", [(None, n), *((k, v) for k, v in opts if v is not None)])
         case ast.Timeout(node=n, seconds=s):
             return Call("df.timeout", [(None, n), (None, s)])
+        case ast.Map(rows=r, body=b):
+            opts = [(k, getattr(node, k)) for k in ("concurrency", "on_error", "item")]
+            return Call(
+                "df.map", [(None, r), (None, b), *((k, v) for k, v in opts if v is not None)]
+            )
         case ast.TemplateCall(name=name, args=targs):
             return Call(name, [(a.name, a.value) for a in targs], template=True)
     assert_never(node)

@@ -101,6 +101,8 @@ def describe(raw: ast.Expr | ast.Lit | ast.SqlExpr | StartCall) -> str:
             return "df.retry(...)"
         case ast.Timeout():
             return "df.timeout(...)"
+        case ast.Map():
+            return "df.map(...)"
     assert_never(raw)
 
 

@@ -32,6 +32,7 @@ EXAMPLES: list[nodes.NodeConfig] = [
     nodes.Timeout(seconds=10),
     nodes.Call(workflow="charge", version=2, args={"amount": "$order.total", "n": 3}),
     nodes.Spawn(workflow="notify"),
+    nodes.Map(rows_from="orders", concurrency=3, on_error="collect", item="order"),
 ]
 
 
@@ -156,3 +157,8 @@ def test_reading_is_idempotent_so_a_stored_plan_keeps_its_hash(
     again = PlanNode.from_json("n1", json.loads(json.dumps(node.to_json())))
     assert again == node
     assert again.to_json() == node.to_json()
+
+
+def test_map_refuses_an_unknown_error_policy() -> None:
+    with pytest.raises(ValueError, match="on_error 'ignore' is not one of fail, collect"):
+        read(nodes.Map, {"on_error": "ignore"})

@@ -165,6 +165,15 @@ def extend(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
         st.builds(lambda n, s: ast.Timeout(node=n, seconds=s, span=SP), children, int_lit),
         st.builds(lambda p: ast.Compensate(node=p[0], undo=p[1], span=SP), two),
         st.builds(
+            lambda p, c, e, i: ast.Map(
+                rows=p[0], body=p[1], concurrency=c, on_error=e, item=i, span=SP
+            ),
+            two,
+            opt_int,
+            opt_text,
+            st.one_of(st.none(), rnames),
+        ),
+        st.builds(
             lambda fname, pos, kw: ast.TemplateCall(
                 name=fname,
                 args=tuple(
