@@ -44,6 +44,7 @@ LAZY_COMMANDS = {
     "retry": "dfc.cli.cmd_rewind",
     "fork": "dfc.cli.cmd_rewind",
     "upgrade": "dfc.cli.cmd_rewind",
+    "ui": "dfc.cli.cmd_ui",
 }
 
 
