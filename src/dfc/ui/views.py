@@ -36,9 +36,9 @@ class Preview:
     size: int
 
 
-def preview(value: Any, limit: int = PREVIEW_CHARS) -> Preview:
-    """The value's JSON text, cut to ``limit`` characters."""
-    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+def preview(value: Any, limit: int = PREVIEW_CHARS, indent: int | None = 2) -> Preview:
+    """The value's JSON text (on one line with ``indent`` None), cut to ``limit`` characters."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False, default=str)
     if len(text) <= limit:
         return Preview(text, False, len(text))
     return Preview(text[:limit] + "…", True, len(text))
