@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import unquote_plus
+
 import pytest
 from starlette.testclient import TestClient
 from ui_support import run_to_end
@@ -155,7 +157,7 @@ def test_signal_and_retry_actions(web: TestClient, ui_db: str) -> None:
         bad = web.post(
             f"/instances/{iid}/signal", data={"csrf": token, "name": "approval", "payload": "{oops"}
         )
-        assert "payload is not JSON" in bad.headers["location"].replace("+", " ")
+        assert "payload is not JSON" in unquote_plus(bad.headers["location"])
         ok = web.post(
             f"/instances/{iid}/signal",
             data={"csrf": token, "name": "approval", "payload": '{"approved": true}'},

@@ -77,14 +77,18 @@ def create_app(url: str, *, pool_size: int = 4) -> Starlette:
                     data = build(request, conn)
             except DfcError as e:
                 return _error_page(page, request, e)
+            except psycopg.errors.InsufficientPrivilege as e:
+                return _error_page(page, request, _refused(e))
             return page(request, template, {"data": data})
 
         def api(request: Request) -> Response:
             try:
                 with db() as conn:
                     data = build(request, conn)
+            except psycopg.errors.InsufficientPrivilege as e:
+                return _error_json(_refused(e))
             except DfcError as e:
-                return JSONResponse({"error": e.message, "hint": e.hint}, status_code=_status(e))
+                return _error_json(e)
             return _json(data)
 
         return html, api
@@ -104,7 +108,7 @@ def create_app(url: str, *, pool_size: int = 4) -> Starlette:
             "next_query": None
             if next_cursor is None
             else urlencode(query | {"after": _cursor_text(next_cursor)}),
-            "workflows": [w["name"] for w in views.workflows(conn)],
+            "workflows": queries.workflow_names(conn),
         }
 
     def instance_data(request: Request, conn: Conn) -> dict[str, Any]:
@@ -180,6 +184,8 @@ def create_app(url: str, *, pool_size: int = 4) -> Starlette:
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
             try:
                 message = await _in_thread(lambda: _act(iid, run, fields))
+            except psycopg.errors.InsufficientPrivilege as e:
+                message = f"error: {_refused(e).message}"
             except DfcError as e:
                 message = f"error: {e.message}" + (f" ({e.hint})" if e.hint else "")
             return RedirectResponse(
@@ -261,8 +267,24 @@ class _NotFound(DfcError):
     """What a page asks for does not exist (HTTP 404)."""
 
 
+class _Refused(DfcError):
+    """The connection's role may not read what a page needs (HTTP 403)."""
+
+
+def _refused(error: psycopg.Error) -> _Refused:
+    return _Refused(
+        f"the database refused this page to the dashboard's role: {error.diag.message_primary}",
+        hint="an ordinary role sees its instances in the list; this page needs read access "
+        "to schema dfc (connect `dfc ui --db` as the schema's owner or a superuser)",
+    )
+
+
 def _status(e: DfcError) -> int:
-    return 404 if isinstance(e, _NotFound) else 400
+    return 404 if isinstance(e, _NotFound) else 403 if isinstance(e, _Refused) else 400
+
+
+def _error_json(e: DfcError) -> Response:
+    return JSONResponse({"error": e.message, "hint": e.hint}, status_code=_status(e))
 
 
 def _error_page(page: Callable[..., Response], request: Request, e: DfcError) -> Response:

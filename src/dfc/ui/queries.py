@@ -115,6 +115,16 @@ def status_counts(conn: Conn, f: Filters) -> dict[str, int]:
     return {s: found.get(s, 0) for s in STATUSES}
 
 
+_WORKFLOW_NAMES = """
+SELECT DISTINCT workflow FROM df._instances WHERE workflow IS NOT NULL ORDER BY 1 LIMIT 1000
+"""
+
+
+def workflow_names(conn: Conn) -> list[str]:
+    """The workflows the role has instances of (what the list can be filtered by)."""
+    return [str(r[0]) for r in conn.execute(_WORKFLOW_NAMES).fetchall()]
+
+
 _VISIBLE = "SELECT 1 FROM df._instances WHERE id = %s"
 
 
