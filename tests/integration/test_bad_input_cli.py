@@ -75,6 +75,7 @@ ROLES: dict[tuple[str, ...], dict[str, str]] = {
     ("retry",): {"instance_id": "instance", "db": "db"},
     ("fork",): {"instance_id": "instance", "step": "step", "version": "version", "db": "db"},
     ("upgrade",): {"name": "workflow", "ids": "instance", "to": "version", "db": "db"},
+    ("ui",): {"db": "db", "host": "free"},
     ("db", "start"): {},
     ("db", "stop"): {},
     ("db", "status"): {"db_url": "db"},
@@ -84,7 +85,7 @@ ROLES: dict[tuple[str, ...], dict[str, str]] = {
 
 # Commands that run until stopped when given good input: their cases run as processes with a
 # time limit, so a case that wrongly succeeds fails instead of hanging the suite.
-LONG_RUNNING = {("worker",)}
+LONG_RUNNING = {("worker",), ("ui",)}
 
 
 def commands(

@@ -171,3 +171,21 @@ def test_signal_and_retry_actions(web: TestClient, ui_db: str) -> None:
         r = web.post(f"/instances/{failed}/retry", data={"csrf": token})
         assert r.status_code == 303 and "retrying" in r.headers["location"]
         assert client.status(failed).status in ("pending", "running")
+
+
+def test_dfc_ui_says_in_one_sentence_when_it_cannot_listen(ui_db: str) -> None:
+    import socket
+
+    from click.testing import CliRunner
+
+    from dfc.cli.main import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        result = CliRunner().invoke(main, ["--no-color", "ui", "--db", ui_db, "--port", port])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"error: cannot listen on 127.0.0.1:{port}: "), result.output
+    result = CliRunner().invoke(main, ["ui", "--db", ui_db, "--host", "no-such-host.invalid"])
+    assert result.exit_code == 1 and "cannot listen on no-such-host.invalid:8471" in result.output

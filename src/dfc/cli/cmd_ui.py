@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import click
 
 from dfc.cli.options import DB
@@ -34,8 +36,40 @@ def ui_cmd(db: str | None, port: int, host: str) -> None:
 
     url = resolve_url(db)
     open_database(url).close()  # bring the schema up to date before serving
-    click.echo(f"dfc ui on http://{host}:{port} over {mask_url(url)} (Ctrl-C stops)", err=True)
-    uvicorn.run(create_app(url), host=host, port=port, log_level="warning")
+    sock = _listen(host, port)
+    click.echo(
+        f"dfc ui on http://{_address(host, sock.getsockname()[1])} over {mask_url(url)} "
+        "(Ctrl-C stops)",
+        err=True,
+    )
+    config = uvicorn.Config(create_app(url), log_level="warning")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port, or a `DfcError` saying why not (bound here rather than
+    by uvicorn, whose failure is a log line and an exit, not one sentence)."""
+    sock: socket.socket | None = None
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as e:
+        if sock is not None:
+            sock.close()
+        raise DfcError(
+            f"cannot listen on {_address(host, port)}: {e.strerror or e}",
+            hint="choose another --port (or --host), or stop what uses it",
+        ) from e
+    return sock
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 COMMANDS = [ui_cmd]
