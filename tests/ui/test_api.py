@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import socket
 from urllib.parse import unquote_plus
 
 import pytest
+from click.testing import CliRunner
 from starlette.testclient import TestClient
 from ui_support import run_to_end
 
+from dfc.cli.main import main
 from dfc.client import connect
+from dfc.ui import views
+from dfc.ui.app import create_app
 
 pytestmark = [pytest.mark.db, pytest.mark.timeout(120)]
 
@@ -174,12 +179,6 @@ def test_signal_and_retry_actions(web: TestClient, ui_db: str) -> None:
 
 
 def test_dfc_ui_says_in_one_sentence_when_it_cannot_listen(ui_db: str) -> None:
-    import socket
-
-    from click.testing import CliRunner
-
-    from dfc.cli.main import main
-
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
@@ -189,3 +188,15 @@ def test_dfc_ui_says_in_one_sentence_when_it_cannot_listen(ui_db: str) -> None:
     assert result.output.startswith(f"error: cannot listen on 127.0.0.1:{port}: "), result.output
     result = CliRunner().invoke(main, ["ui", "--db", ui_db, "--host", "no-such-host.invalid"])
     assert result.exit_code == 1 and "cannot listen on no-such-host.invalid:8471" in result.output
+
+
+def test_a_big_tree_shows_its_first_nodes_and_links_to_all(
+    ui_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views, "TREE_ROWS", 2)
+    with connect(ui_db) as client:
+        iid = client.start("greet")
+    with TestClient(create_app(ui_db)) as web:
+        page = web.get(f"/instances/{iid}").text
+        assert page.count("<tr data-node=") == 2 and "The first 2 of 3 nodes" in page
+        assert len(web.get(f"/api/instances/{iid}").json()["nodes"]) == 3

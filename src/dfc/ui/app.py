@@ -52,6 +52,7 @@ def create_app(url: str, *, pool_size: int = 4) -> Starlette:
     templates.env.filters["preview"] = views.preview
     templates.env.filters["seconds"] = _seconds
     templates.env.globals["statuses"] = queries.STATUSES
+    templates.env.globals["tree_rows"] = views.TREE_ROWS
 
     @contextmanager
     def db() -> Iterator[Conn]:

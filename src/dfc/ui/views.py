@@ -26,6 +26,10 @@ Conn = psycopg.Connection[Any]
 PREVIEW_CHARS = 2000
 """How much of a long value a page shows before the link to the whole value."""
 
+TREE_ROWS = 2000
+"""How many nodes of a tree a page shows (the JSON has them all): a page that refreshes every
+second stays light for a 10,000-node plan."""
+
 
 @dataclass(frozen=True, slots=True)
 class Preview:
