@@ -134,6 +134,8 @@ def test_unknown_things_are_404_with_a_sentence(web: TestClient) -> None:
     assert r.status_code == 404 and "no instance 0badf00d" in r.json()["error"]
     assert web.get("/instances/0badf00d").status_code == 404
     assert web.get("/api/workflows/nope").status_code == 404
+    assert web.get("/api/workflows/greet/99").status_code == 404
+    assert web.get("/workflows/greet/diff", params={"from": 1, "to": 99}).status_code == 404
     bad = web.get("/api/instances", params={"status": "bogus"})
     assert bad.status_code == 400 and "unknown status" in bad.json()["error"]
 

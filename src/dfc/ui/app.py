@@ -130,12 +130,14 @@ def create_app(url: str, *, pool_size: int = 4) -> Starlette:
 
     def plan_data(request: Request, conn: Conn) -> dict[str, Any]:
         name, version = request.path_params["name"], request.path_params["version"]
+        _deployed(conn, name, version)
         return views.plan_view(conn, name, version)
 
     def diff_data(request: Request, conn: Conn) -> dict[str, Any]:
         name = request.path_params["name"]
         old = _int_param(request, "from")
         new = _int_param(request, "to")
+        _deployed(conn, name, old, new)
         return views.diff_view(conn, name, old, new)
 
     def health_data(request: Request, conn: Conn) -> dict[str, Any]:
@@ -278,6 +280,19 @@ def _refused(error: psycopg.Error) -> _Refused:
         hint="an ordinary role sees its instances in the list; this page needs read access "
         "to schema dfc (connect `dfc ui --db` as the schema's owner or a superuser)",
     )
+
+
+def _deployed(conn: Conn, name: str, *wanted: int) -> None:
+    """Raise `_NotFound` unless every wanted version of ``name`` is deployed."""
+    have = {v["version"] for v in views.versions(conn, name)}
+    missing = [v for v in wanted if v not in have]
+    if not have:
+        raise _NotFound(f"no workflow named {name} is deployed")
+    if missing:
+        raise _NotFound(
+            f"workflow {name} has no version {missing[0]}",
+            hint="its versions: " + ", ".join(f"v{v}" for v in sorted(have)),
+        )
 
 
 def _status(e: DfcError) -> int:
