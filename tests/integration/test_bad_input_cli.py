@@ -77,6 +77,7 @@ ROLES: dict[tuple[str, ...], dict[str, str]] = {
     ("fork",): {"instance_id": "instance", "step": "step", "version": "version", "db": "db"},
     ("upgrade",): {"name": "workflow", "ids": "instance", "to": "version", "db": "db"},
     ("lsp",): {},
+    ("ui",): {"db": "db", "host": "free"},
     ("db", "start"): {},
     ("db", "stop"): {},
     ("db", "status"): {"db_url": "db"},
@@ -86,7 +87,7 @@ ROLES: dict[tuple[str, ...], dict[str, str]] = {
 
 # Commands that run until stopped when given good input: their cases run as processes with a
 # time limit, so a case that wrongly succeeds fails instead of hanging the suite.
-LONG_RUNNING = {("worker",), ("lsp",)}
+LONG_RUNNING = {("worker",), ("lsp",), ("ui",)}
 
 
 def commands(

@@ -2,12 +2,14 @@
 vscode-textmate and vscode-oniguruma (editors/vscode/test/grammar.test.js asserts the scopes),
 and the extension folder packaged with ``vsce package``.
 
-Both need Node and the extension's npm packages (``npm ci`` in editors/vscode, which
-``.ci/run`` does); without Node they are skipped, without the packages they fail and say so.
+Both need Node and the extension's npm packages: the first test that needs them runs ``npm ci``
+in editors/vscode when they are missing (from the committed lock file, so the README's test
+command needs no step of its own); without Node the tests are skipped.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import subprocess
@@ -22,10 +24,31 @@ NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None, reason="Node is not installed")
 
 
+def _npm_ci() -> None:
+    """Install the extension's npm packages once (a lock keeps parallel test workers from
+    installing them at the same time)."""
+    with open(EXTENSION / ".npm-ci.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (EXTENSION / "node_modules" / ".package-lock.json").is_file():
+            return
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail("npm is missing: install Node with npm, or run `npm ci` in editors/vscode")
+        result = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=EXTENSION,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=600,
+            check=False,
+        )
+        assert result.returncode == 0, f"npm ci in editors/vscode failed:\n{result.stderr}"
+
+
 def _node(*args: str) -> subprocess.CompletedProcess[str]:
     assert NODE is not None
-    if not (EXTENSION / "node_modules").is_dir():
-        pytest.fail("the extension's npm packages are missing: run `npm ci` in editors/vscode")
+    _npm_ci()
     return subprocess.run(
         [NODE, *args],
         cwd=EXTENSION,

@@ -46,6 +46,7 @@ LAZY_COMMANDS = {
     "fork": "dfc.cli.cmd_rewind",
     "upgrade": "dfc.cli.cmd_rewind",
     "lsp": "dfc.cli.cmd_lsp",
+    "ui": "dfc.cli.cmd_ui",
 }
 
 
