@@ -11,8 +11,7 @@ import click
 from dfc.cli.cmd_source import _report
 from dfc.cli.options import DB, GRAMMAR, JSON_OUT
 from dfc.compiler import Compilation, Grammar, compile_path
-from dfc.plan.explain import explain_lines, heading_lines
-from dfc.plan.model import Plan
+from dfc.plan.explain import diff_lines
 from dfc.store.db import open_database
 from dfc.store.registry import deploy, load_plan, versions
 
@@ -100,7 +99,7 @@ def diff_cmd(name: str, v1: int, v2: int, compat: bool, db: str | None, as_json:
     with open_database(db) as conn:
         _, p1 = load_plan(conn, name, v1)
         _, p2 = load_plan(conn, name, v2)
-    a, b = _diffable(p1), _diffable(p2)
+    a, b = diff_lines(p1), diff_lines(p2)
     lines = list(
         difflib.unified_diff(a, b, fromfile=f"{name} v{v1}", tofile=f"{name} v{v2}", lineterm="")
     )
@@ -125,16 +124,6 @@ def diff_cmd(name: str, v1: int, v2: int, compat: bool, db: str | None, as_json:
         return
     for line in lines:
         click.echo(line)
-
-
-def _diffable(plan: Plan) -> list[str]:
-    """Declared parameters and the explain tree with every step's text in full."""
-    lines = explain_lines(plan, width=None)
-    params = [
-        f"param {p.name} {p.type}" + (f" = {p.default!r}" if p.has_default else "")
-        for p in plan.params
-    ]
-    return params + heading_lines(plan) + lines
 
 
 COMMANDS = [deploy_cmd, versions_cmd, diff_cmd]

@@ -136,6 +136,16 @@ def heading_lines(plan: Plan) -> list[str]:
     return [] if plan.schedule is None else [f"schedule {plan.schedule.describe()}"]
 
 
+def diff_lines(plan: Plan) -> list[str]:
+    """The lines `dfc diff` and the dashboard compare: declared parameters, the heading (the
+    schedule) and the explain tree with every step's text in full."""
+    params = [
+        f"param {p.name} {p.type}" + (f" = {p.default!r}" if p.has_default else "")
+        for p in plan.params
+    ]
+    return params + heading_lines(plan) + explain_lines(plan, width=None)
+
+
 def explain_lines(
     plan: Plan,
     marks: Mapping[str, NodeMark] | None = None,
@@ -200,7 +210,7 @@ def _duration(ms: float) -> str:
 # -- graphs -------------------------------------------------------------------------------------
 
 
-def _visible(plan: Plan) -> list[tuple[PlanNode, list[tuple[str, str]]]]:
+def tree_rows(plan: Plan) -> list[tuple[PlanNode, list[tuple[str, str]]]]:
     """Nodes as the explain tree shows them (THEN chains flattened), each with labelled edges."""
     out: list[tuple[PlanNode, list[tuple[str, str]]]] = []
     stack = [plan.root]
@@ -220,7 +230,7 @@ def _visible(plan: Plan) -> list[tuple[PlanNode, list[tuple[str, str]]]]:
 
 def mermaid(plan: Plan) -> str:
     """The plan as a Mermaid flowchart (tree edges, labelled by role)."""
-    visible = _visible(plan)
+    visible = tree_rows(plan)
     out = ["flowchart TD"]
     out += [f'    {node.id}["{_escape_mermaid(describe(node, 40))}"]' for node, _ in visible]
     for node, edges in visible:
@@ -232,7 +242,7 @@ def mermaid(plan: Plan) -> str:
 
 def dot(plan: Plan) -> str:
     """The plan as a Graphviz DOT digraph."""
-    visible = _visible(plan)
+    visible = tree_rows(plan)
     out = [f"digraph {_dot_string(plan.name)} {{", "    node [shape=box, fontname=monospace];"]
     out += [f"    {node.id} [label={_dot_string(describe(node, 40))}];" for node, _ in visible]
     for node, edges in visible:

@@ -14,7 +14,7 @@ import psycopg
 
 from dfc.client import Client
 from dfc.compiler import graph_compiler
-from dfc.plan.explain import _visible, explain_lines, heading_lines
+from dfc.plan.explain import diff_lines, explain_lines, tree_rows
 from dfc.plan.model import Plan
 from dfc.runtime import instances, machine
 from dfc.runtime.keys import node_id
@@ -68,7 +68,7 @@ def plan_view(conn: Conn, name: str, version: int) -> dict[str, Any]:
         "name": name,
         "version": version,
         "hash": plan.hash,
-        "lines": _diffable(plan),
+        "lines": diff_lines(plan),
         "source": plan.source,
     }
 
@@ -79,8 +79,8 @@ def diff_view(conn: Conn, name: str, old: int, new: int) -> dict[str, Any]:
     _, p2 = registry.load_plan(conn, name, new)
     lines = list(
         difflib.unified_diff(
-            _diffable(p1),
-            _diffable(p2),
+            diff_lines(p1),
+            diff_lines(p2),
             fromfile=f"{name} v{old}",
             tofile=f"{name} v{new}",
             lineterm="",
@@ -95,15 +95,6 @@ def diff_view(conn: Conn, name: str, old: int, new: int) -> dict[str, Any]:
         "to_hash": p2.hash,
         "diff": lines,
     }
-
-
-def _diffable(plan: Plan) -> list[str]:
-    # The lines `dfc diff` compares (cli/cmd_registry.py): parameters, schedule, full tree.
-    params = [
-        f"param {p.name} {p.type}" + (f" = {p.default!r}" if p.has_default else "")
-        for p in plan.params
-    ]
-    return params + heading_lines(plan) + explain_lines(plan, width=None)
 
 
 # -- an instance --------------------------------------------------------------------------------
@@ -125,7 +116,7 @@ def instance_view(conn: Conn, instance_id: str) -> dict[str, Any]:
     )
     node_marks = marks(ev.statuses, snap.records, timings=snap.timings)
     lines = explain_lines(snap.plan, node_marks)
-    ids = [node.id for node, _ in _visible(snap.plan)]
+    ids = [node.id for node, _ in tree_rows(snap.plan)]
     assert len(ids) == len(lines), "the explain tree shows each visible node on one line"
     latest = {node_id(key): rec for key, rec in snap.records.items()}
     nodes = []
