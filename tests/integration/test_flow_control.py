@@ -211,3 +211,62 @@ def test_a_start_at_repeatable_read_never_sees_a_stale_slot(
         with pytest.raises(psycopg.errors.SerializationFailure):
             instances.start(other, "rr")
         other.execute("ROLLBACK")
+
+
+# -- rate limits ---------------------------------------------------------------------------------
+
+RATED = "df.start('SELECT 1', 'rated', rate_limit => '4/second')\n"
+RATED_SERIAL = "df.start('SELECT pg_sleep(0.3)', 'rated_serial', max_concurrent => 1, rate_limit => '1/minute')\n"
+
+
+def _deploy(client: Client, tmp_path: Path, name: str, text: str) -> None:
+    (tmp_path / f"{name}.df").write_text(text)
+    client.deploy(tmp_path / f"{name}.df")
+
+
+def _slots(conn: psycopg.Connection[Any], ids: list[str]) -> list[float]:
+    """Each instance's due time, in seconds after the first one's (None while gated)."""
+    rows = dict(
+        conn.execute(
+            "SELECT instance_id, extract(epoch FROM run_at)::float8 FROM dfc.queue"
+            " WHERE instance_id = ANY(%s)",
+            (ids,),
+        ).fetchall()
+    )
+    first = rows[ids[0]]
+    return [round(rows[i] - first, 3) if rows[i] is not None else None for i in ids]
+
+
+def test_a_rate_limit_spaces_the_starts(db_url: str, client: Client, tmp_path: Path) -> None:
+    _deploy(client, tmp_path, "rated", RATED)
+    ids = [client.start("rated") for _ in range(5)]
+    # 4 a second: one start every 0.25 s, however fast they were asked for.
+    assert _slots(client.conn, ids) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    with two_workers(db_url):
+        wait_all(client, ids, timeout=60)
+    first_runs = [client.status(i).started_at for i in ids]
+    assert all(b >= a for a, b in pairwise(first_runs)), first_runs  # type: ignore[operator]
+    # A version without the limit lifts it.
+    _deploy(client, tmp_path, "rated", "df.start('SELECT 2', 'rated')\n")
+    more = [client.start("rated") for _ in range(3)]
+    assert all(slot < 0.2 for slot in _slots(client.conn, more))  # due as they start
+
+
+def test_an_admitted_instance_runs_at_its_rate_slot(client: Client, tmp_path: Path) -> None:
+    _deploy(client, tmp_path, "rated_serial", RATED_SERIAL)
+    first, second = client.start("rated_serial"), client.start("rated_serial")
+    assert queue(client.conn, second) == (False, True)  # waits for its turn
+    client.cancel(first)  # its slot goes to the second, whose rate slot is a minute on
+    assert _slots(client.conn, [second]) == [0.0]
+    gap = client.conn.execute(
+        "SELECT extract(epoch FROM run_at - now()) FROM dfc.queue WHERE instance_id = %s",
+        (second,),
+    ).fetchone()
+    assert gap is not None and 55 < float(gap[0]) <= 60
+
+
+def test_a_rate_limit_is_checked(tmp_path: Path) -> None:
+    (tmp_path / "bad.df").write_text("df.start('SELECT 1', 'bad', rate_limit => '10 per minute')\n")
+    result = CliRunner().invoke(main, ["check", str(tmp_path / "bad.df")])
+    assert result.exit_code == 1
+    assert "DFC139" in result.output and "N/second, N/minute" in result.output

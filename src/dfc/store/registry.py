@@ -17,6 +17,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
+from dfc import rates
 from dfc.diagnostics import DfcError
 from dfc.json_types import canonical
 from dfc.plan.model import FORMAT, Plan, PlanFormatError
@@ -103,13 +104,32 @@ def deploy_txn(
         version, _, was_dev = row
         if was_dev and not dev:
             conn.execute(_PROMOTE, (plan.name, version))
-            schedules.follow_deploy_txn(conn, plan, version)
+            _follow_deploy(conn, plan, version)
         return DeployResult(plan.name, version, digest, created=False)
     version = 1 if row is None else row[0] + 1
     conn.execute(_INSERT, (plan.name, version, digest, _stored_json(plan), plan.source, dev))
-    if not dev:  # `dfc run` tries a workflow out: it starts no schedule
-        schedules.follow_deploy_txn(conn, plan, version)
+    if not dev:  # `dfc run` tries a workflow out: it starts no schedule, sets no rate
+        _follow_deploy(conn, plan, version)
     return DeployResult(plan.name, version, digest, created=True)
+
+
+_SET_RATE = """
+INSERT INTO dfc.flow_rates (workflow, spacing) VALUES (%s, make_interval(secs => %s))
+ON CONFLICT (workflow) DO UPDATE SET spacing = excluded.spacing
+"""
+_DROP_RATE = "DELETE FROM dfc.flow_rates WHERE workflow = %s"
+
+
+def _follow_deploy(conn: Conn, plan: Plan, version: int) -> None:
+    """Make the schedule and the rate limit of ``plan``, deployed as ``version`` (the latest),
+    the ones in force for its workflow (a plan without a rate limit removes it)."""
+    schedules.follow_deploy_txn(conn, plan, version)
+    limit = plan.options.get("rate_limit")
+    spacing = rates.spacing(limit) if isinstance(limit, str) else None
+    if spacing is None:
+        conn.execute(_DROP_RATE, (plan.name,))
+    else:
+        conn.execute(_SET_RATE, (plan.name, spacing))
 
 
 def deploy(conn: Conn, plan: Plan, *, dev: bool = False, any_version: bool = False) -> DeployResult:

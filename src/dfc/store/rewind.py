@@ -16,8 +16,6 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from dfc.store.queue import CHANNEL
-
 Conn = psycopg.Connection[Any]
 
 _LOCK = "SELECT 1 FROM dfc.instances WHERE id = %s FOR UPDATE"
@@ -54,17 +52,9 @@ UPDATE dfc.instances
        finished_at = NULL, updated_at = now()
  WHERE id = %s AND status = 'failed'
 """
-# Queued as a start queues it (migration 0009's dfc.start_instance): due at once when its slots
-# under its workflow's limits are free, else waiting for them, and poked so that the claim loads
-# its records.
-_REQUEUE = """
-INSERT INTO dfc.queue (instance_id, run_at, pokes, flow, flow_max, flow_key, gated_at)
-VALUES (%(id)s, CASE WHEN %(free)s THEN now() END, 1, %(flow)s, %(max)s, %(key)s,
-        CASE WHEN NOT %(free)s THEN clock_timestamp() END)
-"""
-_FLOW_LOCK = "SELECT dfc.flow_lock(%s)"
-_FLOW_TAKE = "SELECT dfc.flow_take(%s, %s, %s, %s)"
-_NOTIFY = f"SELECT pg_notify('{CHANNEL}', %s)"
+# Queued as a start queues it (`dfc.flow_enqueue`, migration 0014): under its workflow's limits
+# and rate, and poked so that the claim loads its records.
+_REQUEUE = "SELECT dfc.flow_enqueue(%s, %s, %s, 1)"
 
 
 def retry_txn(
@@ -85,19 +75,9 @@ def retry_txn(
     conn.execute(_FORGET, (instance_id, list(forget)))
     if conn.execute(_REOPEN, (instance_id,)).rowcount != 1:
         raise AssertionError(f"instance {instance_id} is not failed: lock it and look first")
-    workflow, flow_key, flow_max = flow if flow is not None else (None, None, None)
-    free = True
-    if workflow is not None:
-        conn.execute(_FLOW_LOCK, (workflow,))
-        row = conn.execute(_FLOW_TAKE, (workflow, instance_id, flow_key, flow_max)).fetchone()
-        free = row is not None and bool(row[0])
-    conn.execute(
-        _REQUEUE,
-        {"id": instance_id, "free": free, "flow": workflow, "max": flow_max, "key": flow_key},
-    )
+    _, flow_key, flow_max = flow if flow is not None else (None, None, None)
+    conn.execute(_REQUEUE, (instance_id, flow_max, flow_key))
     _event(conn, instance_id, "retried", detail, node_id, key)
-    if free:
-        conn.execute(_NOTIFY, (instance_id,))
 
 
 # -- fork ---------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Any, assert_never, get_args
 from lark import Token, Tree
 from lark.tree import Meta
 
-from dfc import ast, scheduling
+from dfc import ast, rates, scheduling
 from dfc.diagnostics import Diagnostic, Label, Severity
 from dfc.source import Span
 from dfc.syntax import codes
@@ -716,7 +716,7 @@ class Builder:
         body = self.as_node(bound["fut"], "the workflow (first argument of df.start)", raw.span)
         label: ast.Str | None = None
         options: list[ast.Option] = []
-        for key in ("label", "database", "transaction_mode", "max_concurrent"):
+        for key in ("label", "database", "transaction_mode", "max_concurrent", "rate_limit"):
             if key not in bound:
                 continue
             value = bound[key]
@@ -746,6 +746,15 @@ class Builder:
                     codes.BAD_START,
                     "the max_concurrent of df.start must be a whole number of at least 1, "
                     f"found {value.span.text}",
+                    value.span,
+                )
+                continue
+            if key == "rate_limit" and not (
+                isinstance(value, ast.Str) and rates.spacing(value.value) is not None
+            ):
+                self.error(
+                    codes.BAD_START,
+                    f"the rate_limit of df.start must be {rates.FORM}, found {value.span.text}",
                     value.span,
                 )
                 continue

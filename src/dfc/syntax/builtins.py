@@ -168,6 +168,7 @@ START = _sig(
     ParamSpec("database", "text", required=False),
     ParamSpec("transaction_mode", "text", required=False),
     ParamSpec("max_concurrent", "int", required=False),
+    ParamSpec("rate_limit", "text", required=False),
 )
 
 # pg_durable's SQL API: real functions, but not workflow steps.

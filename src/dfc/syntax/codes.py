@@ -358,8 +358,9 @@ BAD_START = code(
     "invalid df.start arguments",
     E,
     """df.start(expr [, label] [, database => ..., transaction_mode => ..., max_concurrent =>
-    ...]) takes the workflow, an optional label string and literal options; max_concurrent is
-    a whole number of at least 1.""",
+    ..., rate_limit => ...]) takes the workflow, an optional label string and literal options;
+    max_concurrent is a whole number of at least 1, rate_limit a text like '10/minute' (N per
+    second, minute, hour or day).""",
     bad="df.start('SELECT 1', 42)",
     good="df.start('SELECT 1', 'job')",
 )
