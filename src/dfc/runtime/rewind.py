@@ -233,12 +233,11 @@ def retry(conn: Conn, instance_id: str) -> Retried:
     )
 
 
-def _flow(info: InstanceInfo, plan: Plan) -> tuple[str, str | None, int | None] | None:
-    """The workflow, concurrency key and max_concurrent an instance runs under, if any."""
-    limit = max_concurrent(plan)
-    if info.workflow is None or (info.concurrency_key is None and limit is None):
-        return None
-    return info.workflow, info.concurrency_key, limit
+def _flow(info: InstanceInfo, plan: Plan) -> tuple[str | None, int | None]:
+    """The concurrency key and max_concurrent an instance runs under (None, None: none)."""
+    if info.workflow is None:
+        return None, None
+    return info.concurrency_key, max_concurrent(plan)
 
 
 def _message(error: Any) -> str | None:

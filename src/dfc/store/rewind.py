@@ -65,17 +65,17 @@ def retry_txn(
     node_id: str | None,
     key: str | None,
     detail: Mapping[str, Any],
-    flow: tuple[str, str | None, int | None] | None = None,
+    flow: tuple[str | None, int | None] = (None, None),
 ) -> None:
     """Forget the records ``forget`` of a failed instance (locked with `lock_txn`), make it
     pending and queue it, and record a ``retried`` event about the step ``node_id`` at ``key``
-    with ``detail`` (and who retried it). ``flow``: its workflow, concurrency key and
-    max_concurrent when it runs under flow control; it then waits for its slots (its failure
-    gave them back) like a start."""
+    with ``detail`` (and who retried it). ``flow``: its concurrency key and max_concurrent
+    when it runs under flow control; it then waits for its slots (its failure gave them back)
+    and its rate-limit slot like a start."""
     conn.execute(_FORGET, (instance_id, list(forget)))
     if conn.execute(_REOPEN, (instance_id,)).rowcount != 1:
         raise AssertionError(f"instance {instance_id} is not failed: lock it and look first")
-    _, flow_key, flow_max = flow if flow is not None else (None, None, None)
+    flow_key, flow_max = flow
     conn.execute(_REQUEUE, (instance_id, flow_max, flow_key))
     _event(conn, instance_id, "retried", detail, node_id, key)
 
